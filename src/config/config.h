@@ -1,0 +1,218 @@
+/* config.h - the typed configuration a set of YAML resource files turns into.
+ *
+ * The loader (config.c, yaml.c) reads Kubernetes-shaped documents
+ * (apiVersion/kind/metadata/spec), validates them and fills these plain
+ * structs. Nothing here knows about sockets or the event loop: the proxy
+ * builds its runtime objects (router, clusters, listeners) from a
+ * `struct config` and keeps the config alive as long as any worker uses it.
+ *
+ * All strings and arrays are owned by the config and freed by config_free().
+ * Every object carries the file and line it came from so later stages (route
+ * compilation, for example) can report errors as file:line: reason. */
+#ifndef STRAND_CONFIG_H
+#define STRAND_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum cfg_proto { CFG_PROTO_TCP = 0, CFG_PROTO_HTTP = 1 };
+
+enum cfg_lb { CFG_LB_ROUND_ROBIN = 0, CFG_LB_LEAST_REQUEST = 1, CFG_LB_HASH = 2 };
+
+enum cfg_match_op {
+    CFG_MATCH_EXACT = 0,
+    CFG_MATCH_PREFIX,
+    CFG_MATCH_SUFFIX,
+    CFG_MATCH_REGEX,
+    CFG_MATCH_PRESENT,
+    CFG_MATCH_ABSENT,
+    CFG_MATCH_IN,
+};
+
+/* Retry triggers, a bit set in cfg_retry.on. */
+#define CFG_RETRY_CONNECT_FAILURE 0x1u
+#define CFG_RETRY_5XX 0x2u
+#define CFG_RETRY_RESET 0x4u
+#define CFG_RETRY_GATEWAY_ERROR 0x8u /* 502, 503, 504 only */
+
+struct cfg_where {
+    const char *file; /* points into config->files[], not separately owned */
+    int line;
+};
+
+/* One condition of a match: all conditions of a rule must hold. */
+struct cfg_cond {
+    char *attr;            /* attribute name, e.g. "path", "header.x-user" */
+    enum cfg_match_op op;
+    char *value;           /* exact/prefix/suffix/regex operand, else NULL */
+    char **values;         /* operands of `in` */
+    size_t nvalues;
+    bool invert;           /* the condition holds when the test fails */
+    bool ignore_case;      /* exact/prefix/suffix/in compare ASCII case-insensitively */
+    struct cfg_where where;
+};
+
+struct cfg_header {
+    char *name;  /* lower-cased on load */
+    char *value;
+};
+
+struct cfg_header_ops {
+    struct cfg_header *set;    /* replace or add */
+    size_t nset;
+    struct cfg_header *add;    /* append, keeping existing */
+    size_t nadd;
+    char **remove;             /* lower-cased names */
+    size_t nremove;
+};
+
+struct cfg_backend {
+    char *cluster;     /* name of a cfg_cluster; validated on load */
+    uint32_t weight;   /* default 1; 0 means never picked */
+};
+
+struct cfg_retry {
+    uint32_t attempts;           /* extra attempts after the first; 0 = no retry */
+    uint32_t on;                 /* CFG_RETRY_* bits */
+    uint64_t per_try_timeout_ms; /* 0 = use the rule timeout */
+    /* Retry budget: retries in flight may be at most budget_percent of active
+     * requests (of the cluster), but min_retry_concurrency are always allowed. */
+    uint32_t budget_percent;        /* default 20 */
+    uint32_t min_retry_concurrency; /* default 3 */
+};
+
+struct cfg_direct {
+    int status;  /* 0 = no direct response */
+    char *body;  /* may be NULL */
+    char *content_type; /* default text/plain */
+};
+
+struct cfg_rule {
+    char *name;                  /* optional, default "<route>/<index>" */
+    struct cfg_cond *conds;
+    size_t nconds;
+    struct cfg_backend *backends;
+    size_t nbackends;
+    uint64_t timeout_ms;         /* 0 = listener's request timeout */
+    struct cfg_retry retry;
+    struct cfg_header_ops request_headers;
+    struct cfg_header_ops response_headers;
+    char *rewrite_prefix;        /* replace the matched `path` prefix with this */
+    struct cfg_direct direct;
+    char *hash_attr;             /* overrides cluster hash attribute for this rule, or NULL */
+    struct cfg_where where;
+};
+
+struct cfg_route {
+    char *name;
+    char **listeners;            /* listener names it attaches to (spec.parents) */
+    size_t nlisteners;
+    char **hostnames;            /* optional; sugar for an `authority` condition */
+    size_t nhostnames;
+    struct cfg_rule *rules;
+    size_t nrules;
+    struct cfg_where where;
+};
+
+struct cfg_endpoint {
+    char *address;               /* as written, "host:port" */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    uint32_t weight;             /* default 1 */
+};
+
+struct cfg_outlier {
+    uint32_t consecutive_5xx;          /* 0 disables; default 5 */
+    uint32_t consecutive_failures;     /* connect failures/resets; default 5 */
+    uint64_t base_ejection_ms;         /* default 30000; doubles each re-ejection */
+    uint32_t max_ejection_percent;     /* default 50 */
+};
+
+struct cfg_cluster {
+    char *name;
+    struct cfg_endpoint *endpoints;
+    size_t nendpoints;
+    enum cfg_lb lb;
+    char *hash_attr;                   /* for CFG_LB_HASH, e.g. "header.x-user" */
+    uint32_t max_connections;          /* default 1024 */
+    uint32_t max_pending;              /* requests waiting for a connection; default 1024 */
+    uint32_t max_requests;             /* active requests; default 4096 */
+    uint64_t connect_timeout_ms;       /* default 2000 */
+    uint64_t idle_timeout_ms;          /* pooled upstream connection; default 60000 */
+    struct cfg_outlier outlier;
+    struct cfg_where where;
+};
+
+struct cfg_listener {
+    char *name;
+    char *address;                     /* as written */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    enum cfg_proto proto;
+    uint64_t idle_timeout_ms;          /* default 300000 (tcp: 3600000) */
+    uint64_t request_timeout_ms;       /* default 15000; http only */
+    uint64_t header_timeout_ms;        /* time to receive request headers; default 10000 */
+    uint32_t max_header_bytes;         /* default 65536 -> 431 when exceeded */
+    uint32_t max_headers;              /* default 100 -> 431 when exceeded */
+    bool xff;                          /* append x-forwarded-for/forwarded; default true */
+    bool via;                          /* add via; default true */
+    bool request_id;                   /* add x-request-id when absent; default true */
+    struct cfg_where where;
+};
+
+struct cfg_access_log {
+    char *path;                        /* NULL = off; "stdout" or a file path */
+};
+
+struct config {
+    uint32_t workers;                  /* 0 on load means "number of cores" */
+    char *admin_address;               /* default "127.0.0.1:9901"; NULL if disabled */
+    struct sockaddr_storage admin_addr;
+    socklen_t admin_addrlen;
+    uint64_t drain_timeout_ms;         /* graceful shutdown/reload; default 15000 */
+    uint32_t buffer_bytes;             /* per connection per direction; default 32768 */
+    struct cfg_access_log access_log;
+
+    struct cfg_listener *listeners;
+    size_t nlisteners;
+    struct cfg_cluster *clusters;
+    size_t nclusters;
+    struct cfg_route *routes;
+    size_t nroutes;
+
+    char **files;                      /* names of the files loaded */
+    size_t nfiles;
+};
+
+/* Load and validate every file in paths (each may hold several YAML
+ * documents). On success returns 0 and *out owns a new config (caller frees
+ * with config_free). On failure returns -1, *out is untouched and err holds
+ * "file:line: reason" (NUL-terminated, truncated to errlen). */
+int config_load_files(const char *const *paths, size_t npaths, struct config **out,
+                      char *err, size_t errlen);
+
+/* Same as config_load_files for one in-memory buffer; `name` is used as the
+ * file name in errors. Used by tests and the fuzzer. */
+int config_load_buffer(const char *name, const char *data, size_t len, struct config **out,
+                       char *err, size_t errlen);
+
+/* Frees everything the config owns. NULL is allowed. */
+void config_free(struct config *cfg);
+
+/* The config as JSON (for the admin /config endpoint); caller frees. */
+char *config_to_json(const struct config *cfg);
+
+/* Lookups by name; return a pointer into cfg or NULL. */
+const struct cfg_cluster *config_cluster(const struct config *cfg, const char *name);
+const struct cfg_listener *config_listener(const struct config *cfg, const char *name);
+
+/* Parse "host:port" or "[v6]:port" into a sockaddr (numeric hosts and
+ * "localhost" only: a proxy's config must not block on DNS). 0 or -1. */
+int config_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+
+/* Parse a duration like "250ms", "5s", "2m", "1h" into milliseconds. 0 or -1. */
+int config_parse_duration(const char *s, uint64_t *ms);
+
+#endif

@@ -1,0 +1,167 @@
+/* config_internal.h - shared by the loader's files only (never include it
+ * from outside src/config/).
+ *
+ * A load runs with one `struct cload`: the config being filled, the current
+ * file name and the caller's error buffer. Every helper returns 0 or -1;
+ * the first failure writes "file:line: reason" and everything above it just
+ * unwinds, so err always holds the first problem found. */
+#ifndef STRAND_CONFIG_INTERNAL_H
+#define STRAND_CONFIG_INTERNAL_H
+
+#include "config/config.h"
+#include "config/yaml.h"
+
+#include <stdarg.h>
+
+/* Limits a hostile or mistaken file cannot exceed. */
+#define CFG_MAX_FILE_BYTES (16u * 1024 * 1024)
+#define CFG_MAX_NODES 1000000u
+#define CFG_MAX_NAME 253
+#define CFG_MAX_DURATION_MS (30ull * 24 * 3600 * 1000) /* 30 days */
+#define CFG_MAX_WEIGHT 1000000u
+#define CFG_MAX_BODY (1u * 1024 * 1024)
+
+struct cload {
+    struct config *cfg;
+    const char *file; /* the file being read; points into cfg->files */
+    char *err;
+    size_t errlen;
+    struct cfg_where proxy_where; /* the Proxy document, once seen */
+    size_t cap_listeners, cap_clusters, cap_routes;
+};
+
+/* Makes room for element n of an array of n elements (capacity *cap) and
+ * zeroes it. Returns the possibly moved array, which the caller stores
+ * (and which still owns everything), or NULL with arr untouched. */
+void *cfg_grow(void *arr, size_t n, size_t *cap, size_t elem);
+
+/* Formats "file:line: reason" into cl->err (control characters in the
+ * reason become '?'); always returns -1. Borrows cl. */
+int cl_fail(struct cload *cl, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Checks n is a mapping whose keys all appear in `allowed` (NULL-ended);
+ * `what` names it in errors ("Listener spec"). Borrows everything. */
+int cl_map(struct cload *cl, const struct ynode *n, const char *what,
+           const char *const *allowed);
+
+/* Checks n is a sequence; with nonempty, also that it has an item. Borrows. */
+int cl_seq(struct cload *cl, const struct ynode *n, const char *what, bool nonempty);
+
+/* Returns map[key] or fails with "<what>: missing required key" at the
+ * map's line (NULL). Borrowed result. */
+const struct ynode *cl_need(struct cload *cl, const struct ynode *map, const char *key,
+                            const char *what);
+
+/* A non-null, non-empty scalar; borrowed text via *out. */
+int cl_scalar(struct cload *cl, const struct ynode *n, const char *what, const char **out);
+
+/* A non-null scalar that may be empty ("" is a valid header value or body);
+ * *out is a new copy the caller owns (on success only). */
+int cl_strdup(struct cload *cl, const struct ynode *n, const char *what, char **out);
+
+/* A plain decimal integer in [min, max]. Borrows n. */
+int cl_u32(struct cload *cl, const struct ynode *n, const char *what, uint32_t min,
+           uint32_t max, uint32_t *out);
+
+/* Plain true/false (any case). Borrows n. */
+int cl_bool(struct cload *cl, const struct ynode *n, const char *what, bool *out);
+
+/* A duration ("5s") in [min, max] milliseconds. Borrows n. */
+int cl_duration(struct cload *cl, const struct ynode *n, const char *what, uint64_t min,
+                uint64_t max, uint64_t *out);
+
+/* Resource names: [a-z0-9]([-a-z0-9.]*[a-z0-9])?, at most CFG_MAX_NAME. */
+int cl_name(struct cload *cl, const struct ynode *n, const char *what, char **out);
+
+/* Address parse with a reason on failure; *why is static. Borrows s. */
+int cfg_addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len,
+                   const char **why);
+
+/* True when a and b name the same socket, or one is the wildcard address of
+ * the other's family and port (the second bind would fail). Borrows both. */
+bool cfg_addr_conflict(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
+/* HTTP token check (RFC 9110 tchar). Borrows s. */
+bool cfg_is_token(const char *s);
+
+/* Header value check: no control characters but HTAB. Borrows s. */
+bool cfg_is_header_value(const char *s);
+
+/* ASCII lower-casing in place. Borrows s. */
+void cfg_lower(char *s);
+
+/* Header name from n: a token, lower-cased, newly allocated into *out. */
+int cl_header_name(struct cload *cl, const struct ynode *n, const char *what, char **out);
+
+/* Attribute names (path, header.x, ...): checks n against the attributes an
+ * http (tcp == false) or tcp listener offers and returns the normalised
+ * (header names lower-cased) copy in *out, owned by the caller. */
+int cl_attribute(struct cload *cl, const struct ynode *n, const char *what, bool tcp,
+                 char **out);
+
+/* True for the attributes tcp listeners offer too. Borrows attr. */
+bool cfg_attr_tcp(const char *attr);
+
+/* Per-kind parsers (config_resources.c, config_route.c, config_httproute.c).
+ * Each borrows the nodes; the objects they add are owned by cl->cfg. `line`
+ * is the document's line, `name` its validated metadata.name node. */
+int cfg_load_proxy(struct cload *cl, int line, const struct ynode *spec);
+int cfg_load_listener(struct cload *cl, int line, const struct ynode *name,
+                      const struct ynode *spec);
+int cfg_load_cluster(struct cload *cl, int line, const struct ynode *name,
+                     const struct ynode *spec);
+int cfg_load_route(struct cload *cl, int line, const struct ynode *name,
+                   const struct ynode *spec);
+int cfg_load_httproute(struct cload *cl, int line, const struct ynode *name,
+                       const struct ynode *spec);
+
+/* Route helpers shared by Route and HTTPRoute (config_route.c). */
+
+/* Appends a zeroed route named by a copy of `name` (which must be unique
+ * among routes, else an error at line). The route is owned by cl->cfg. */
+struct cfg_route *cfg_route_new(struct cload *cl, int line, const char *name);
+
+/* Fills route->listeners from a sequence of listener-name nodes; `names`
+ * lists the nodes (borrowed), `tcp` reports whether they are tcp listeners. */
+int cfg_route_parents(struct cload *cl, struct cfg_route *r, const struct ynode *const *names,
+                      size_t n, bool *tcp);
+
+/* Parses a hostnames sequence into route->hostnames. Borrows node. */
+int cfg_route_hostnames(struct cload *cl, struct cfg_route *r, const struct ynode *node,
+                        bool tcp);
+
+/* Rule defaults (retry budget, names); rule owned by its route. */
+int cfg_rule_init(struct cload *cl, struct cfg_route *r, struct cfg_rule *rule, size_t index,
+                  int line);
+
+/* Adds a condition to rule; attr and value are taken over (and freed on
+ * failure too). */
+int cfg_rule_add_cond(struct cload *cl, struct cfg_rule *rule, int line, char *attr,
+                      enum cfg_match_op op, char *value);
+
+/* Validates and adds a header op; name/value are taken over (freed on
+ * failure too). kind: 's'et, 'a'dd or 'r'emove (value NULL). */
+int cfg_header_op(struct cload *cl, struct cfg_header_ops *ops, int line, char kind, char *name,
+                  char *value);
+
+/* Validates a regular expression by compiling it with PCRE2. Borrows. */
+int cfg_check_regex(struct cload *cl, int line, const char *attr, const char *re);
+
+/* Checks backend `cluster` exists and appends it with weight; the name is
+ * borrowed. */
+int cfg_rule_add_backend(struct cload *cl, struct cfg_rule *rule, int line, const char *cluster,
+                         uint32_t weight, bool tcp);
+
+/* Validates a rewrite prefix and stores a copy. Borrows s. */
+int cfg_rule_rewrite(struct cload *cl, struct cfg_rule *rule, int line, const char *s);
+
+/* Checks that apply once a rule (r->rules[index]) is complete: a unique
+ * name, backends xor directResponse, weights, rewrite. Borrows everything. */
+int cfg_rule_finish(struct cload *cl, const struct cfg_route *r, struct cfg_rule *rule,
+                    size_t index, bool tcp);
+
+/* Frees what a rule owns (not the rule). Takes ownership of its members. */
+void cfg_rule_free(struct cfg_rule *rule);
+
+#endif

@@ -1,0 +1,329 @@
+/* config_util.c - typed accessors over YAML nodes and the small syntax
+ * checks (names, tokens, attributes) every resource kind shares.
+ *
+ * Each accessor knows the one type it wants and says what it got instead,
+ * at the node's own line: "file:12: weight: expected an integer, got a
+ * mapping". Typing is strict on purpose: YAML 1.1 reads `on`, `010` and
+ * `1e3` in surprising ways, so we accept only unambiguous spellings. */
+#include "config/config_internal.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void *cfg_grow(void *arr, size_t n, size_t *cap, size_t elem)
+{
+    if (n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 4;
+        void *na = realloc(arr, ncap * elem);
+        if (na == NULL)
+            return NULL;
+        arr = na;
+        *cap = ncap;
+    }
+    memset((char *)arr + n * elem, 0, elem);
+    return arr;
+}
+
+int cl_fail(struct cload *cl, int line, const char *fmt, ...)
+{
+    char reason[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    /* User text is echoed in reasons; keep the message one printable line. */
+    for (char *p = reason; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    if (cl->errlen > 0)
+        snprintf(cl->err, cl->errlen, "%s:%d: %s", cl->file, line, reason);
+    return -1;
+}
+
+/* Writes "a, b, c" of a NULL-ended list into buf (truncated). Borrows. */
+static void join_keys(char *buf, size_t len, const char *const *keys)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; keys[i] != NULL && off < len; i++) {
+        int w = snprintf(buf + off, len - off, "%s%s", i ? ", " : "", keys[i]);
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+int cl_map(struct cload *cl, const struct ynode *n, const char *what,
+           const char *const *allowed)
+{
+    if (n == NULL || n->kind != YNODE_MAP)
+        return cl_fail(cl, n ? n->line : 0, "%s: expected a mapping, got %s", what,
+                       ytree_describe(n));
+    for (size_t i = 0; i < n->n; i++) {
+        const struct ynode *k = n->items[2 * i];
+        size_t j = 0;
+        while (allowed[j] != NULL && strcmp(allowed[j], k->str) != 0)
+            j++;
+        if (allowed[j] == NULL) {
+            char list[400];
+            join_keys(list, sizeof(list), allowed);
+            return cl_fail(cl, k->line, "unknown key '%s' in %s (allowed: %s)", k->str, what,
+                           list);
+        }
+    }
+    return 0;
+}
+
+int cl_seq(struct cload *cl, const struct ynode *n, const char *what, bool nonempty)
+{
+    if (n == NULL || n->kind != YNODE_SEQ)
+        return cl_fail(cl, n ? n->line : 0, "%s: expected a sequence, got %s", what,
+                       ytree_describe(n));
+    if (nonempty && n->n == 0)
+        return cl_fail(cl, n->line, "%s: must not be empty", what);
+    return 0;
+}
+
+/* Borrowed result; NULL after an error. */
+const struct ynode *cl_need(struct cload *cl, const struct ynode *map, const char *key,
+                            const char *what)
+{
+    const struct ynode *v = ytree_get(map, key);
+    if (v == NULL)
+        cl_fail(cl, map->line, "%s: missing required key '%s'", what, key);
+    return v;
+}
+
+/* Shared scalar check; *out borrows n's text. */
+static int scalar_text(struct cload *cl, const struct ynode *n, const char *what, bool empty_ok,
+                       const char **out)
+{
+    if (n->kind != YNODE_SCALAR || ytree_is_null(n))
+        return cl_fail(cl, n->line, "%s: expected a string, got %s", what, ytree_describe(n));
+    if (!empty_ok && n->len == 0)
+        return cl_fail(cl, n->line, "%s: must not be empty", what);
+    *out = n->str;
+    return 0;
+}
+
+int cl_scalar(struct cload *cl, const struct ynode *n, const char *what, const char **out)
+{
+    return scalar_text(cl, n, what, false, out);
+}
+
+int cl_strdup(struct cload *cl, const struct ynode *n, const char *what, char **out)
+{
+    const char *s;
+    if (scalar_text(cl, n, what, true, &s) != 0)
+        return -1;
+    if ((*out = strdup(s)) == NULL)
+        return cl_fail(cl, n->line, "out of memory");
+    return 0;
+}
+
+int cl_u32(struct cload *cl, const struct ynode *n, const char *what, uint32_t min,
+           uint32_t max, uint32_t *out)
+{
+    if (n->kind != YNODE_SCALAR || ytree_is_null(n))
+        return cl_fail(cl, n->line, "%s: expected an integer, got %s", what, ytree_describe(n));
+    if (!n->plain)
+        return cl_fail(cl, n->line, "%s: expected an integer, got a quoted string", what);
+    const char *s = n->str;
+    bool neg = *s == '-';
+    if (neg)
+        s++;
+    if (*s == '\0' || strspn(s, "0123456789") != strlen(s))
+        return cl_fail(cl, n->line, "%s: expected an integer, got '%s'", what, n->str);
+    if (s[0] == '0' && s[1] != '\0')
+        return cl_fail(cl, n->line, "%s: '%s' has a leading zero (YAML may read it as octal)",
+                       what, n->str);
+    uint64_t v = 0;
+    for (; *s; s++) {
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > UINT32_MAX)
+            break;
+    }
+    if (neg || v < min || v > max)
+        return cl_fail(cl, n->line, "%s: %s is out of range (%u..%u)", what, n->str,
+                       (unsigned)min, (unsigned)max);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int cl_bool(struct cload *cl, const struct ynode *n, const char *what, bool *out)
+{
+    static const char *const t[] = {"true", "True", "TRUE", NULL};
+    static const char *const f[] = {"false", "False", "FALSE", NULL};
+    if (n->kind == YNODE_SCALAR && n->plain) {
+        for (int i = 0; t[i]; i++)
+            if (strcmp(n->str, t[i]) == 0)
+                return *out = true, 0;
+        for (int i = 0; f[i]; i++)
+            if (strcmp(n->str, f[i]) == 0)
+                return *out = false, 0;
+    }
+    if (n->kind != YNODE_SCALAR || ytree_is_null(n))
+        return cl_fail(cl, n->line, "%s: expected true or false, got %s", what,
+                       ytree_describe(n));
+    return cl_fail(cl, n->line, "%s: expected true or false, got '%s'", what, n->str);
+}
+
+/* Renders ms in the largest whole unit; buf is the caller's. */
+static const char *fmt_ms(char *buf, size_t len, uint64_t ms)
+{
+    if (ms != 0 && ms % 3600000 == 0)
+        snprintf(buf, len, "%lluh", (unsigned long long)(ms / 3600000));
+    else if (ms != 0 && ms % 60000 == 0)
+        snprintf(buf, len, "%llum", (unsigned long long)(ms / 60000));
+    else if (ms != 0 && ms % 1000 == 0)
+        snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
+    else
+        snprintf(buf, len, "%llums", (unsigned long long)ms);
+    return buf;
+}
+
+int cl_duration(struct cload *cl, const struct ynode *n, const char *what, uint64_t min,
+                uint64_t max, uint64_t *out)
+{
+    const char *s;
+    if (cl_scalar(cl, n, what, &s) != 0)
+        return -1;
+    if (strspn(s, "0123456789") == strlen(s))
+        return cl_fail(cl, n->line, "%s: '%s' has no unit: write 5s or 5000ms", what, s);
+    uint64_t ms;
+    if (config_parse_duration(s, &ms) != 0)
+        return cl_fail(cl, n->line, "%s: bad duration '%s' (use e.g. 250ms, 5s, 1.5s, 2m, 1h)",
+                       what, s);
+    if (ms < min || ms > max) {
+        char a[32], b[32];
+        return cl_fail(cl, n->line, "%s: %s is out of range (%s..%s)", what, s,
+                       fmt_ms(a, sizeof(a), min), fmt_ms(b, sizeof(b), max));
+    }
+    *out = ms;
+    return 0;
+}
+
+/* The name rule: DNS-subdomain-like, as Kubernetes names are. Borrows s. */
+static bool valid_name(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > CFG_MAX_NAME)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && ((c != '-' && c != '.') || i == 0 || i == len - 1))
+            return false;
+    }
+    return true;
+}
+
+int cl_name(struct cload *cl, const struct ynode *n, const char *what, char **out)
+{
+    const char *s;
+    if (cl_scalar(cl, n, what, &s) != 0)
+        return -1;
+    if (!valid_name(s))
+        return cl_fail(cl, n->line,
+                       "%s: invalid name '%.80s': use lower-case letters, digits, '-' and "
+                       "'.', starting and ending with a letter or digit, at most %d characters",
+                       what, s, CFG_MAX_NAME);
+    if ((*out = strdup(s)) == NULL)
+        return cl_fail(cl, n->line, "out of memory");
+    return 0;
+}
+
+bool cfg_is_token(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (!isalnum(c) && strchr("!#$%&'*+-.^_`|~", c) == NULL)
+            return false;
+    }
+    return true;
+}
+
+bool cfg_is_header_value(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+void cfg_lower(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+}
+
+int cl_header_name(struct cload *cl, const struct ynode *n, const char *what, char **out)
+{
+    const char *s;
+    if (cl_scalar(cl, n, what, &s) != 0)
+        return -1;
+    if (!cfg_is_token(s))
+        return cl_fail(cl, n->line, "%s: invalid header name '%.80s'", what, s);
+    if ((*out = strdup(s)) == NULL)
+        return cl_fail(cl, n->line, "out of memory");
+    cfg_lower(*out);
+    return 0;
+}
+
+static const char *const tcp_attrs[] = {"source.address", "destination.port", "protocol", NULL};
+static const char *const http_attrs[] = {"method", "path", "authority", "scheme", NULL};
+
+bool cfg_attr_tcp(const char *attr)
+{
+    for (int i = 0; tcp_attrs[i]; i++)
+        if (strcmp(attr, tcp_attrs[i]) == 0)
+            return true;
+    return false;
+}
+
+int cl_attribute(struct cload *cl, const struct ynode *n, const char *what, bool tcp,
+                 char **out)
+{
+    const char *s;
+    if (cl_scalar(cl, n, what, &s) != 0)
+        return -1;
+    bool ok = false, http_only = false;
+    for (int i = 0; tcp_attrs[i]; i++)
+        ok |= strcmp(s, tcp_attrs[i]) == 0;
+    for (int i = 0; !ok && http_attrs[i]; i++)
+        ok = http_only = strcmp(s, http_attrs[i]) == 0;
+    if (!ok && strncmp(s, "header.", 7) == 0) {
+        if (!cfg_is_token(s + 7))
+            return cl_fail(cl, n->line, "%s: invalid header name in '%.80s'", what, s);
+        ok = http_only = true;
+    }
+    if (!ok && strncmp(s, "query.", 6) == 0) {
+        const char *q = s + 6;
+        if (*q == '\0' || strpbrk(q, " &=#") != NULL || !cfg_is_header_value(q))
+            return cl_fail(cl, n->line, "%s: invalid query parameter name in '%.80s'", what, s);
+        ok = http_only = true;
+    }
+    if (!ok)
+        return cl_fail(cl, n->line,
+                       "%s: unknown attribute '%.80s' (use method, path, authority, scheme, "
+                       "header.<name>, query.<name>, source.address, destination.port or "
+                       "protocol)",
+                       what, s);
+    if (tcp && http_only)
+        return cl_fail(cl, n->line,
+                       "%s: attribute '%.80s' is not available on tcp listeners (use "
+                       "source.address, destination.port or protocol)",
+                       what, s);
+    if ((*out = strdup(s)) == NULL)
+        return cl_fail(cl, n->line, "out of memory");
+    if (strncmp(*out, "header.", 7) == 0)
+        cfg_lower(*out + 7);
+    return 0;
+}

@@ -1,0 +1,218 @@
+/* gen.c - builds a generation: routers per listener and the metric series
+ * every request will touch, so the request path only adds to known ids. */
+#include "proxy/gen.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <time.h>
+
+#include "core/net.h"
+#include "proxy/accesslog.h"
+#include "proxy/metrics.h"
+#include "router/router.h"
+
+const char *const outcome_names[OUTCOME_N] = {
+    "ok", "client_error", "server_error", "timeout", "unavailable", "reset",
+};
+
+const int outcome_alog[OUTCOME_N] = {
+    ALOG_OK, ALOG_CLIENT_ERROR, ALOG_SERVER_ERROR, ALOG_TIMEOUT, ALOG_UNAVAILABLE, ALOG_SERVER_ERROR,
+};
+
+uint64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+#define H_REQS "Requests handled, by listener, route, cluster and status class."
+#define H_DUR "Request latency from first byte received to last byte sent."
+#define H_TCP "TCP connections proxied, by listener, route and cluster."
+
+static void esc(char *out, size_t outlen, const char *in)
+{
+    metrics_label_escape(out, outlen, in ? in : "");
+}
+
+static void stats_init(struct gen_stats *s, const char *listener, const char *route,
+                       const char *cluster, int tcp)
+{
+    char l[256], r[512], c[256], labels[1200];
+    esc(l, sizeof(l), listener);
+    esc(r, sizeof(r), route);
+    esc(c, sizeof(c), cluster);
+    memset(s, 0, sizeof(*s));
+    if (tcp) {
+        snprintf(labels, sizeof(labels), "listener=\"%s\",route=\"%s\",cluster=\"%s\"", l, r, c);
+        s->tcp_conns = metrics_counter("strand_tcp_connections_total", H_TCP, labels);
+        return;
+    }
+    for (int k = 1; k <= 5; k++) {
+        snprintf(labels, sizeof(labels),
+                 "listener=\"%s\",route=\"%s\",cluster=\"%s\",code=\"%dxx\"", l, r, c, k);
+        s->code[k] = metrics_counter("strand_http_requests_total", H_REQS, labels);
+    }
+    snprintf(labels, sizeof(labels), "listener=\"%s\",route=\"%s\",cluster=\"%s\"", l, r, c);
+    s->duration = metrics_histogram("strand_http_request_duration_seconds", H_DUR, labels);
+}
+
+static void listener_metrics(struct gen_listener *gl)
+{
+    char l[256], labels[300];
+    esc(l, sizeof(l), gl->cfg->name);
+    snprintf(labels, sizeof(labels), "listener=\"%s\"", l);
+    gl->m_conn_active = metrics_gauge("strand_downstream_connections_active",
+                                      "Open client connections.", labels);
+    gl->m_conn_total = metrics_counter("strand_downstream_connections_total",
+                                       "Client connections accepted.", labels);
+    gl->m_bytes_in = metrics_counter("strand_downstream_bytes_received_total",
+                                     "Bytes received from clients.", labels);
+    gl->m_bytes_out = metrics_counter("strand_downstream_bytes_sent_total",
+                                      "Bytes sent to clients.", labels);
+}
+
+static int cluster_metrics(struct gen_cluster *gc)
+{
+    char c[256], e[256], labels[700];
+    esc(c, sizeof(c), gc->cfg->name);
+    snprintf(labels, sizeof(labels), "cluster=\"%s\"", c);
+    gc->m_conn_active = metrics_gauge("strand_upstream_connections_active",
+                                      "Open connections to upstream endpoints.", labels);
+    gc->m_retries = metrics_counter("strand_upstream_retries_total", "Retries attempted.", labels);
+    gc->m_ejections = metrics_counter("strand_upstream_ejections_total",
+                                      "Endpoints ejected by outlier detection.", labels);
+    gc->m_overflow = metrics_counter("strand_upstream_overflow_total",
+                                     "Requests refused by a cluster limit.", labels);
+    gc->m_endpoint = calloc(gc->cfg->nendpoints * OUTCOME_N, sizeof(uint32_t));
+    if (!gc->m_endpoint)
+        return -1;
+    for (size_t i = 0; i < gc->cfg->nendpoints; i++) {
+        esc(e, sizeof(e), gc->cfg->endpoints[i].address);
+        for (int o = 0; o < OUTCOME_N; o++) {
+            snprintf(labels, sizeof(labels), "cluster=\"%s\",endpoint=\"%s\",outcome=\"%s\"", c,
+                     e, outcome_names[o]);
+            gc->m_endpoint[i * OUTCOME_N + o] = metrics_counter(
+                "strand_upstream_requests_total", "Attempts sent to upstream endpoints.", labels);
+        }
+    }
+    return 0;
+}
+
+static int listener_build(struct gen *g, struct gen_listener *gl, char *err, size_t errlen)
+{
+    const struct cfg_listener *lc = gl->cfg;
+    int tcp = lc->proto == CFG_PROTO_TCP;
+    gl->fds = malloc(g->nworkers * sizeof(int));
+    if (!gl->fds)
+        goto oom;
+    for (unsigned i = 0; i < g->nworkers; i++)
+        gl->fds[i] = -1;
+    gl->router = router_build(g->cfg, lc->name, err, errlen);
+    if (!gl->router)
+        return -1;
+    listener_metrics(gl);
+    stats_init(&gl->noroute, lc->name, "", "", tcp);
+    gl->nrules = router_nrules(gl->router);
+    gl->rules = calloc(gl->nrules ? gl->nrules : 1, sizeof(*gl->rules));
+    if (!gl->rules)
+        goto oom;
+    for (size_t i = 0; i < gl->nrules; i++) {
+        const struct route_rule *rr = router_rule(gl->router, i);
+        const struct cfg_rule *cr = route_rule_cfg(rr);
+        const char *rname = route_rule_name(rr);
+        struct gen_rule *gr = &gl->rules[i];
+        stats_init(&gr->direct, lc->name, rname, "", tcp);
+        gr->backends = calloc(cr->nbackends ? cr->nbackends : 1, sizeof(*gr->backends));
+        if (!gr->backends)
+            goto oom;
+        for (size_t b = 0; b < cr->nbackends; b++)
+            stats_init(&gr->backends[b], lc->name, rname, cr->backends[b].cluster, tcp);
+    }
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory building listener %s", lc->name);
+    return -1;
+}
+
+static void gen_free(struct gen *g)
+{
+    for (size_t i = 0; i < g->nlisteners; i++) {
+        struct gen_listener *gl = &g->listeners[i];
+        if (gl->rules)
+            for (size_t r = 0; r < gl->nrules; r++)
+                free(gl->rules[r].backends);
+        free(gl->rules);
+        router_free(gl->router);
+        free(gl->fds);
+    }
+    for (size_t i = 0; i < g->nclusters; i++)
+        free(g->clusters[i].m_endpoint);
+    free(g->listeners);
+    free(g->clusters);
+    config_free(g->cfg);
+    free(g);
+}
+
+/* Takes ownership of cfg on success only; returns a generation with one ref. */
+struct gen *gen_build(struct config *cfg, unsigned nworkers, uint64_t id, char *err, size_t errlen)
+{
+    struct gen *g = calloc(1, sizeof(*g));
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    atomic_init(&g->refs, 1);
+    g->id = id;
+    g->cfg = cfg;
+    g->nworkers = nworkers;
+    g->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*g->listeners));
+    g->clusters = calloc(cfg->nclusters ? cfg->nclusters : 1, sizeof(*g->clusters));
+    if (!g->listeners || !g->clusters) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    g->nclusters = cfg->nclusters;
+    for (size_t i = 0; i < cfg->nclusters; i++) {
+        g->clusters[i].cfg = &cfg->clusters[i];
+        if (cluster_metrics(&g->clusters[i]) < 0) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
+    g->nlisteners = cfg->nlisteners;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        g->listeners[i].cfg = &cfg->listeners[i];
+        if (listener_build(g, &g->listeners[i], err, errlen) < 0)
+            goto fail;
+    }
+    return g;
+fail:
+    g->cfg = NULL; /* stays the caller's */
+    gen_free(g);
+    return NULL;
+}
+
+/* Returns g with one more reference. */
+struct gen *gen_ref(struct gen *g)
+{
+    atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+    return g;
+}
+
+/* Drops the caller's reference to g. */
+void gen_unref(struct gen *g)
+{
+    if (g && atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
+        gen_free(g);
+}
+
+int gen_cluster_index(const struct gen *g, const char *name)
+{
+    for (size_t i = 0; i < g->nclusters; i++)
+        if (strcmp(g->clusters[i].cfg->name, name) == 0)
+            return (int)i;
+    return -1;
+}

@@ -1,0 +1,82 @@
+/* gen.h - a configuration generation: everything built once from a config
+ * and shared read-only by every worker (routers, metric series ids, listening
+ * sockets). A reload builds a new generation and hands it to the workers;
+ * the old one lives until the last connection that uses it has finished. */
+#ifndef STRAND_GEN_H
+#define STRAND_GEN_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+struct router;
+
+/* Series ids of one (listener, rule, backend) combination. */
+struct gen_stats {
+    uint32_t code[6];       /* strand_http_requests_total by status class 1xx..5xx; [0] unused */
+    uint32_t duration;      /* strand_http_request_duration_seconds */
+    uint32_t tcp_conns;     /* strand_tcp_connections_total */
+};
+
+struct gen_rule {
+    struct gen_stats *backends; /* one per cfg_rule backend */
+    struct gen_stats direct;    /* direct responses and local refusals */
+};
+
+struct gen_listener {
+    const struct cfg_listener *cfg;
+    struct router *router;
+    struct gen_rule *rules;     /* indexed by route_rule_index() */
+    size_t nrules;
+    struct gen_stats noroute;   /* requests that matched no rule */
+    int *fds;                   /* listening socket per worker (owned by the server) */
+    uint32_t m_conn_active, m_conn_total, m_bytes_in, m_bytes_out;
+};
+
+struct gen_cluster {
+    const struct cfg_cluster *cfg;
+    uint32_t m_conn_active, m_retries, m_ejections, m_overflow;
+    uint32_t *m_endpoint;       /* per endpoint, 6 outcomes: see enum outcome */
+};
+
+enum outcome {
+    OUTCOME_OK = 0,
+    OUTCOME_CLIENT_ERROR,
+    OUTCOME_SERVER_ERROR,
+    OUTCOME_TIMEOUT,
+    OUTCOME_UNAVAILABLE,
+    OUTCOME_RESET,
+    OUTCOME_N
+};
+extern const char *const outcome_names[OUTCOME_N];
+/* The access log's outcome for each (enum alog_outcome values). */
+extern const int outcome_alog[OUTCOME_N];
+/* Wall-clock milliseconds since the epoch, for log records. */
+uint64_t unix_ms(void);
+
+struct gen {
+    atomic_int refs;
+    uint64_t id;
+    struct config *cfg;
+    unsigned nworkers;
+    struct gen_listener *listeners;
+    size_t nlisteners;
+    struct gen_cluster *clusters;   /* same order as cfg->clusters */
+    size_t nclusters;
+};
+
+/* Builds a generation from cfg, taking ownership of cfg on success (on
+ * failure cfg stays the caller's). Listening sockets are not opened here
+ * (gen_listener.fds is allocated and filled with -1). NULL + err on error. */
+struct gen *gen_build(struct config *cfg, unsigned nworkers, uint64_t id, char *err, size_t errlen);
+/* Adds a reference; returns g. */
+struct gen *gen_ref(struct gen *g);
+/* Drops a reference; the last one frees the generation and its config (not
+ * the listening sockets, which the server owns). Safe from any thread. */
+void gen_unref(struct gen *g);
+/* Index of the cluster named `name` in g->clusters, or -1. */
+int gen_cluster_index(const struct gen *g, const char *name);
+
+#endif

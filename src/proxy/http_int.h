@@ -1,0 +1,139 @@
+/* http_int.h - types shared by the HTTP/1.1 proxy files (http.c: the
+ * connection and request state machines, http_head.c: head rewriting,
+ * http_attr.c: attributes). Not used outside src/proxy/http*.c. */
+#ifndef STRAND_HTTP_INT_H
+#define STRAND_HTTP_INT_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/loop.h"
+#include "proto/http1/h1.h"
+#include "proxy/gen.h"
+#include "proxy/worker.h"
+#include "router/attr.h"
+
+struct uconn;
+struct route_rule;
+
+#define HTTP_MAX_HEADERS_CAP 256
+
+/* Downstream connection states. */
+enum hc_state {
+    HC_HEAD,     /* waiting for (the rest of) a request head */
+    HC_REQ,      /* a request is in flight */
+    HC_CLOSING,  /* flushing the last bytes, then close */
+};
+
+struct hconn {
+    struct loop_io io;
+    struct loop_timer timer;
+    struct worker *w;
+    struct wgen *wg;
+    struct gen_listener *gl;
+    struct wlink link;
+    enum hc_state state;
+    struct buf in;          /* bytes from the client */
+    struct buf out;         /* heads and local responses to the client */
+    struct hreq *req;
+    unsigned read_eof : 1;  /* the client shut down its side */
+    unsigned closed : 1;
+    uint32_t nrequests;
+    char peer_ip[INET6_ADDRSTRLEN];
+    int local_port;
+};
+
+/* Request states, from the head being complete to the response written. */
+enum hreq_state {
+    HR_CONNECTING,   /* waiting for an upstream connection (or a slot) */
+    HR_EXCHANGE,     /* sending the request, receiving the response */
+    HR_LOCAL,        /* a local response is being written */
+};
+
+/* Body framing tracker, for requests and responses alike. */
+struct hbody {
+    enum h1_body_kind kind;
+    uint64_t left;          /* H1_BODY_LENGTH: bytes still to come */
+    struct h1_chunked ch;   /* H1_BODY_CHUNKED: framing scanner */
+    uint32_t scanned;       /* chunked: bytes at the front known to be body */
+    int done;
+};
+
+struct hreq {
+    struct hconn *hc;
+    enum hreq_state state;
+    uint64_t t_start_us;        /* head complete */
+    uint64_t deadline_ms;       /* response head expected by then */
+    struct loop_timer timer;    /* per-try / request timeout */
+
+    /* What the route decided. */
+    const struct route_rule *rr;
+    int backend;
+    struct gen_stats *stats;
+    struct wcluster *wc;
+    int ep;                     /* endpoint of the current attempt, -1 none */
+    uint64_t tried;             /* endpoints tried (bit mask) */
+    uint32_t attempts;          /* attempts made so far */
+    int retrying;               /* counted in wc->retries_active */
+    int fresh_retry_used;       /* the keep-alive race retry */
+    uint64_t t_attempt_us;
+    uint64_t hash;              /* consistent-hash key, when have_hash */
+    int have_hash;
+
+    /* The request as sent upstream. */
+    char *head_out;
+    uint32_t head_len, head_sent;
+    struct hbody body;          /* request body */
+    int replay;                 /* the whole body sits in hc->in from offset 0 */
+    uint32_t body_off;          /* replay: bytes of hc->in already sent */
+    uint64_t body_bytes;        /* request body bytes sent (all attempts: last) */
+    int head_only;              /* HEAD request */
+    int upgrade;                /* websocket upgrade asked for */
+    int client_keepalive;
+    int http10;
+
+    struct uconn *uc;
+    int resp_head_done;
+    int resp_status;
+    int close_after;            /* close the client connection when done */
+    struct hbody resp;
+    uint64_t resp_bytes;        /* bytes written to the client */
+    int resp_until_close;
+    int upstream_close;         /* the upstream connection cannot be reused */
+    struct wlink pending_link;  /* in wc->pending while waiting for a slot */
+    int pending;
+
+    /* Kept for the access log (copies: the client buffer moves on). */
+    char method[16];
+    char *path;                 /* target as received */
+    char *authority;
+    char *user_agent;
+    char request_id[40];
+    const char *error;          /* why a local response was sent */
+    int outcome;
+};
+
+/* http_head.c */
+/* Builds the upstream request head in a new malloc'd buffer (the caller owns
+ * *out). Returns its length, or -1 when it would exceed limit. */
+int http_build_request_head(struct hreq *r, const struct h1_request *req, char **out,
+                            size_t limit);
+/* Appends the rewritten response head to r->hc->out. 0, or -1 when it does
+ * not fit. */
+int http_build_response_head(struct hreq *r, const struct h1_response *resp);
+/* Appends a complete local response to hc->out. 0 or -1. */
+int http_local_response(struct hconn *hc, int status, const char *ctype, const char *body,
+                        size_t bodylen, int close, const struct cfg_header_ops *ops);
+/* Writes a version 4 UUID (36 chars + NUL) from w's generator. */
+void http_request_id(struct worker *w, char out[40]);
+
+/* http_attr.c */
+/* Attribute source over a parsed request; ctx is borrowed. */
+struct http_attr_ctx {
+    const struct h1_request *req;
+    const struct hconn *hc;
+};
+int http_attr_get(void *ctx, const struct attr_key *key, attr_val *out, int max);
+
+#endif

@@ -1,0 +1,31 @@
+/* proto.h - the table of downstream protocol handlers.
+ *
+ * A listener's `protocol` selects an entry; the worker hands each accepted
+ * socket to it and knows nothing else of the protocol. Adding a protocol
+ * means adding an entry here (see docs/architecture.md). */
+#ifndef STRAND_PROTO_H
+#define STRAND_PROTO_H
+
+#include <sys/socket.h>
+
+#include "config/config.h"
+
+struct worker;
+struct gen_listener;
+
+struct proto_handler {
+    const char *name;
+    /* Takes ownership of fd (non-blocking, accepted on gl). */
+    void (*accept)(struct worker *w, struct gen_listener *gl, int fd,
+                   const struct sockaddr_storage *peer);
+    /* The worker starts draining: close idle connections, finish the rest. */
+    void (*drain)(struct worker *w);
+};
+
+/* Returns the handler for proto, or NULL. */
+const struct proto_handler *proto_handler(enum cfg_proto proto);
+
+extern const struct proto_handler http_handler;
+extern const struct proto_handler tcp_handler;
+
+#endif

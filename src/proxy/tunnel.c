@@ -1,0 +1,187 @@
+/* tunnel.c - bidirectional copy with half-close and back-pressure. */
+#include "proxy/tunnel.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/loop.h"
+#include "proxy/gen.h"
+#include "proxy/metrics.h"
+#include "proxy/upstream.h"
+#include "proxy/worker.h"
+
+struct tunnel {
+    struct loop_io cio;           /* client side; the upstream side is uc->io */
+    struct loop_timer timer;
+    struct worker *w;
+    struct gen_listener *gl;
+    struct wgen *wg;
+    struct uconn *uc;
+    struct buf down;              /* upstream -> client */
+    struct buf up;                /* client -> upstream */
+    unsigned c_eof, u_eof;               /* read side finished */
+    unsigned c_shut : 1, u_shut : 1;     /* we shut down writing to it */
+    unsigned closed : 1;
+    uint64_t idle_ms;
+    uint64_t t_start_us;
+    struct tunnel_stats st;
+    tunnel_done_fn done;
+    void *done_ud;
+};
+
+static const struct uconn_ops tunnel_uc_ops;
+
+static void t_free(void *p)
+{
+    struct tunnel *t = p;
+    buf_free(&t->up);
+    buf_free(&t->down);
+    free(t);
+}
+
+static void t_close(struct tunnel *t, int reason)
+{
+    if (t->closed)
+        return;
+    t->closed = 1;
+    struct worker *w = t->w;
+    loop_timer_cancel(w->loop, &t->timer);
+    loop_io_del(w->loop, &t->cio);
+    close(t->cio.fd);
+    if (t->uc)
+        uconn_close(t->uc);
+    t->st.reason = reason;
+    t->st.duration_us = loop_now_us() - t->t_start_us;
+    if (t->done)
+        t->done(t->done_ud, &t->st);
+    metrics_gauge_add(w->shard, t->gl->m_conn_active, -1);
+    wgen_release(t->wg);
+    worker_conn_closed(w);
+    loop_defer_free(w->loop, t_free, t);
+}
+
+/* Moves bytes src -> buffer -> dst; returns 0 or an errno. */
+static int pump(struct buf *b, int src, int dst, unsigned *src_eof, uint64_t *count)
+{
+    for (;;) {
+        if (buf_len(b) > 0) {
+            ssize_t n = buf_write_fd(b, dst);
+            if (n < 0)
+                return errno == EAGAIN ? 0 : errno;
+            *count += (uint64_t)n;
+            if (buf_len(b) > 0)
+                return 0; /* partial write: the destination is full */
+        }
+        if (*src_eof)
+            return 0;
+        ssize_t n = buf_read_fd(b, src);
+        if (n == 0) {
+            *src_eof = 1;
+            return 0;
+        }
+        if (n == -2)
+            return 0;
+        if (n < 0)
+            return errno == EAGAIN ? 0 : errno;
+    }
+}
+
+static void t_run(struct tunnel *t)
+{
+    int ufd = t->uc->io.fd, cfd = t->cio.fd;
+    uint64_t up0 = t->st.bytes_up, down0 = t->st.bytes_down;
+    int err = pump(&t->up, cfd, ufd, &t->c_eof, &t->st.bytes_up);
+    if (!err)
+        err = pump(&t->down, ufd, cfd, &t->u_eof, &t->st.bytes_down);
+    if (err) {
+        t_close(t, err);
+        return;
+    }
+    uint64_t moved = t->st.bytes_up - up0 + t->st.bytes_down - down0;
+    if (t->st.bytes_up != up0)
+        metrics_add(t->w->shard, t->gl->m_bytes_in, t->st.bytes_up - up0);
+    if (t->st.bytes_down != down0)
+        metrics_add(t->w->shard, t->gl->m_bytes_out, t->st.bytes_down - down0);
+    /* Pass end-of-stream on once everything before it is delivered. */
+    if (t->c_eof && buf_len(&t->up) == 0 && !t->u_shut) {
+        shutdown(ufd, SHUT_WR);
+        t->u_shut = 1;
+    }
+    if (t->u_eof && buf_len(&t->down) == 0 && !t->c_shut) {
+        shutdown(cfd, SHUT_WR);
+        t->c_shut = 1;
+    }
+    if (t->u_shut && t->c_shut) {
+        t_close(t, 0);
+        return;
+    }
+    unsigned cm = 0, um = 0;
+    if (buf_len(&t->up) > 0)
+        um |= LOOP_WRITE;
+    else if (!t->c_eof)
+        cm |= LOOP_READ;
+    if (buf_len(&t->down) > 0)
+        cm |= LOOP_WRITE;
+    else if (!t->u_eof)
+        um |= LOOP_READ;
+    loop_io_set(t->w->loop, &t->cio, cm);
+    uconn_want(t->uc, um);
+    if (moved)
+        loop_timer_arm(t->w->loop, &t->timer, loop_now(t->w->loop) + t->idle_ms);
+}
+
+static void t_client_io(struct loop *l, struct loop_io *io, unsigned events) { t_run(io->ud); }
+
+static void t_uc_io(void *owner, struct uconn *uc, unsigned events) { t_run(owner); }
+
+static void t_uc_connected(void *owner, struct uconn *uc, int err) {}
+
+static const struct uconn_ops tunnel_uc_ops = {t_uc_connected, t_uc_io};
+
+static void t_timeout(struct loop *l, struct loop_timer *tm) { t_close(tm->ud, ETIMEDOUT); }
+
+/* Takes ownership of cfd, uc, *to_client and *to_upstream (left empty). */
+struct tunnel *tunnel_new(struct worker *w, struct gen_listener *gl, int cfd, struct buf *to_client,
+                          struct buf *to_upstream, struct uconn *uc, uint64_t idle_ms,
+                          tunnel_done_fn done, void *done_ud)
+{
+    struct tunnel *t = calloc(1, sizeof(*t));
+    if (!t) {
+        close(cfd);
+        uconn_close(uc);
+        buf_free(to_client);
+        buf_free(to_upstream);
+        return NULL;
+    }
+    t->w = w;
+    t->gl = gl;
+    t->wg = worker_wgen(w);
+    wgen_hold(t->wg);
+    t->uc = uc;
+    uc->ops = &tunnel_uc_ops;
+    uc->owner = t;
+    t->down = *to_client;
+    t->up = *to_upstream;
+    *to_client = (struct buf){0};
+    *to_upstream = (struct buf){0};
+    t->idle_ms = idle_ms;
+    t->done = done;
+    t->done_ud = done_ud;
+    t->t_start_us = loop_now_us();
+    t->cio.fd = cfd;
+    t->cio.cb = t_client_io;
+    t->cio.ud = t;
+    t->timer.cb = t_timeout;
+    t->timer.ud = t;
+    worker_conn_opened(w);
+    metrics_gauge_add(w->shard, gl->m_conn_active, 1);
+    if (loop_io_add(w->loop, &t->cio, 0) < 0) {
+        t_close(t, errno);
+        return NULL;
+    }
+    loop_timer_arm(w->loop, &t->timer, loop_now(w->loop) + idle_ms);
+    t_run(t);
+    return t;
+}

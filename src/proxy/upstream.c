@@ -1,0 +1,171 @@
+/* upstream.c - upstream connections and per-endpoint keep-alive pools. */
+#include "proxy/upstream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/net.h"
+#include "proxy/metrics.h"
+
+void (*uconn_slot_freed)(struct wcluster *wc);
+
+#define UCONN_OF_IDLE(l) ((struct uconn *)((char *)(l) - offsetof(struct uconn, idle_link)))
+
+static struct loop *uc_loop(struct uconn *uc) { return uc->wc->wg->w->loop; }
+
+static void uc_free(void *p)
+{
+    struct uconn *uc = p;
+    buf_free(&uc->in);
+    free(uc);
+}
+
+void uconn_close(struct uconn *uc)
+{
+    struct wcluster *wc = uc->wc;
+    struct worker *w = wc->wg->w;
+    loop_timer_cancel(w->loop, &uc->timer);
+    loop_io_del(w->loop, &uc->io);
+    close(uc->io.fd);
+    uc->io.fd = -1;
+    if (uc->state == UC_IDLE)
+        wlist_del(&uc->idle_link);
+    wc->conns--;
+    metrics_gauge_add(w->shard, wc->gc->m_conn_active, -1);
+    loop_defer_free(w->loop, uc_free, uc);
+    struct wgen *wg = wc->wg;
+    if (uconn_slot_freed)
+        uconn_slot_freed(wc);
+    wgen_release(wg);
+}
+
+static void uc_timeout(struct loop *l, struct loop_timer *t)
+{
+    struct uconn *uc = t->ud;
+    if (uc->state == UC_CONNECTING) {
+        const struct uconn_ops *ops = uc->ops;
+        void *owner = uc->owner;
+        uconn_close(uc);
+        ops->connected(owner, uc, ETIMEDOUT);
+        return;
+    }
+    uconn_close(uc); /* idle in the pool for too long */
+}
+
+static void uc_event(struct loop *l, struct loop_io *io, unsigned events)
+{
+    struct uconn *uc = io->ud;
+    switch (uc->state) {
+    case UC_CONNECTING: {
+        int err = net_connect_error(io->fd);
+        const struct uconn_ops *ops = uc->ops;
+        void *owner = uc->owner;
+        if (err) {
+            uconn_close(uc);
+            ops->connected(owner, uc, err);
+            return;
+        }
+        loop_timer_cancel(l, &uc->timer);
+        uc->state = UC_ACTIVE;
+        loop_io_set(l, io, 0);
+        ops->connected(owner, uc, 0);
+        return;
+    }
+    case UC_ACTIVE:
+        uc->ops->io(uc->owner, uc, events);
+        return;
+    case UC_IDLE:
+        /* A pooled connection has nothing to say: EOF, an error or stray
+         * bytes all mean it cannot carry another request. */
+        uconn_close(uc);
+        return;
+    }
+}
+
+int uconn_can_open(const struct wcluster *wc) { return wc->conns < wc->max_conns; }
+
+int uconn_has_idle(const struct wcluster *wc, int ep) { return !wlist_empty(&wc->idle[ep]); }
+
+/* owner is not owned; the returned uconn is the owner's until released. */
+struct uconn *uconn_get(struct wcluster *wc, int ep, const struct uconn_ops *ops, void *owner,
+                        int *ready)
+{
+    struct worker *w = wc->wg->w;
+    if (!wlist_empty(&wc->idle[ep])) {
+        /* Most recently used first: it is the least likely to have been
+         * closed by the server's own keep-alive timeout. */
+        struct uconn *uc = UCONN_OF_IDLE(wc->idle[ep].next);
+        wlist_del(&uc->idle_link);
+        loop_timer_cancel(w->loop, &uc->timer);
+        uc->state = UC_ACTIVE;
+        uc->reused = 1;
+        uc->ops = ops;
+        uc->owner = owner;
+        loop_io_set(w->loop, &uc->io, 0);
+        *ready = 1;
+        return uc;
+    }
+    const struct cfg_endpoint *e = &wc->gc->cfg->endpoints[ep];
+    int fd = net_connect((const struct sockaddr *)&e->addr, e->addrlen);
+    if (fd < 0)
+        return NULL;
+    struct uconn *uc = calloc(1, sizeof(*uc));
+    if (!uc) {
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
+    uc->io.fd = fd;
+    uc->io.cb = uc_event;
+    uc->io.ud = uc;
+    uc->timer.cb = uc_timeout;
+    uc->timer.ud = uc;
+    uc->wc = wc;
+    uc->ep = ep;
+    uc->state = UC_CONNECTING;
+    uc->ops = ops;
+    uc->owner = owner;
+    wlist_init(&uc->idle_link);
+    if (loop_io_add(w->loop, &uc->io, LOOP_WRITE) < 0) {
+        int e2 = errno;
+        close(fd);
+        free(uc);
+        errno = e2;
+        return NULL;
+    }
+    wc->conns++;
+    wgen_hold(wc->wg);
+    metrics_gauge_add(w->shard, wc->gc->m_conn_active, 1);
+    loop_timer_arm(w->loop, &uc->timer, loop_now(w->loop) + wc->gc->cfg->connect_timeout_ms);
+    *ready = 0;
+    return uc;
+}
+
+void uconn_want(struct uconn *uc, unsigned mask) { loop_io_set(uc_loop(uc), &uc->io, mask); }
+
+void uconn_release(struct uconn *uc, int reusable)
+{
+    struct wcluster *wc = uc->wc;
+    struct worker *w = wc->wg->w;
+    if (!reusable || buf_len(&uc->in) > 0 || w->draining || wc->wg != w->cur) {
+        uconn_close(uc);
+        return;
+    }
+    buf_shrink(&uc->in);
+    uc->state = UC_IDLE;
+    uc->ops = NULL;
+    uc->owner = NULL;
+    wlist_add(&wc->idle[uc->ep], &uc->idle_link);
+    loop_io_set(w->loop, &uc->io, LOOP_READ);
+    loop_timer_arm(w->loop, &uc->timer, loop_now(w->loop) + wc->gc->cfg->idle_timeout_ms);
+    if (uconn_slot_freed)
+        uconn_slot_freed(wc);
+}
+
+void uconn_close_idle(struct wcluster *wc)
+{
+    for (size_t i = 0; i < wc->gc->cfg->nendpoints; i++)
+        while (!wlist_empty(&wc->idle[i]))
+            uconn_close(UCONN_OF_IDLE(wc->idle[i].next));
+}

@@ -1,0 +1,337 @@
+/* worker.c - worker threads: adopt generations, accept connections, drain.
+ *
+ * Adopting a generation: register the new generation's listening sockets
+ * (the server opened them; unchanged addresses keep their sockets), build
+ * this worker's cluster state, and keep the previous view alive until the
+ * last connection using it ends. */
+#include "proxy/worker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "proxy/accesslog.h"
+#include "proxy/lb.h"
+#include "proxy/metrics.h"
+#include "proxy/proto.h"
+#include "proxy/upstream.h"
+
+#define WORKER_TICK_MS 100
+
+const struct proto_handler *proto_handler(enum cfg_proto proto)
+{
+    switch (proto) {
+    case CFG_PROTO_HTTP:
+        return &http_handler;
+    case CFG_PROTO_TCP:
+        return &tcp_handler;
+    }
+    return NULL;
+}
+
+uint64_t worker_rand(struct worker *w)
+{
+    /* xorshift64*: fast, and good enough for load balancing and ids. */
+    uint64_t x = w->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+void worker_conn_opened(struct worker *w) { w->nconns++; }
+void worker_conn_closed(struct worker *w) { w->nconns--; }
+
+void wgen_hold(struct wgen *wg) { wg->users++; }
+
+static void wgen_free(struct wgen *wg)
+{
+    for (size_t i = 0; i < wg->gen->nclusters; i++) {
+        lb_free(wg->clusters[i].lb);
+        free(wg->clusters[i].idle);
+    }
+    free(wg->clusters);
+    gen_unref(wg->gen);
+    free(wg);
+}
+
+void wgen_release(struct wgen *wg)
+{
+    if (--wg->users == 0 && wg != wg->w->cur)
+        wgen_free(wg);
+}
+
+/* Returns this worker's view of g (holding a reference on g), or NULL. */
+static struct wgen *wgen_new(struct worker *w, struct gen *g)
+{
+    struct wgen *wg = calloc(1, sizeof(*wg));
+    if (!wg)
+        return NULL;
+    wg->w = w;
+    wg->gen = gen_ref(g);
+    wg->clusters = calloc(g->nclusters ? g->nclusters : 1, sizeof(*wg->clusters));
+    if (!wg->clusters)
+        goto fail;
+    for (size_t i = 0; i < g->nclusters; i++) {
+        struct wcluster *wc = &wg->clusters[i];
+        const struct cfg_cluster *cc = g->clusters[i].cfg;
+        wc->gc = &g->clusters[i];
+        wc->wg = wg;
+        wc->lb = lb_new(cc, ((uint64_t)w->id << 32) ^ g->id ^ (uint64_t)i * 0x9E3779B97F4A7C15ull);
+        wc->idle = calloc(cc->nendpoints, sizeof(*wc->idle));
+        if (!wc->lb || !wc->idle)
+            goto fail;
+        for (size_t e = 0; e < cc->nendpoints; e++)
+            wlist_init(&wc->idle[e]);
+        wlist_init(&wc->pending);
+        /* Limits are per cluster; each worker enforces its share so no
+         * lock is needed. */
+        unsigned n = g->nworkers ? g->nworkers : 1;
+        wc->max_conns = (cc->max_connections + n - 1) / n;
+        wc->max_pending = (cc->max_pending + n - 1) / n;
+        wc->max_active = (cc->max_requests + n - 1) / n;
+    }
+    return wg;
+fail:
+    if (wg->clusters)
+        for (size_t i = 0; i < g->nclusters; i++) {
+            lb_free(wg->clusters[i].lb);
+            free(wg->clusters[i].idle);
+        }
+    free(wg->clusters);
+    gen_unref(g);
+    free(wg);
+    return NULL;
+}
+
+static void on_accept(struct loop *l, struct loop_io *io, unsigned events)
+{
+    struct wlistener *wl = io->ud;
+    struct worker *w = wl->w;
+    const struct proto_handler *ph = proto_handler(wl->gl->cfg->proto);
+    /* Bounded so one busy listener cannot starve the rest of the loop. */
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage peer;
+        socklen_t pl = sizeof(peer);
+        int fd = accept4(io->fd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                log_warn("worker %u: accept on %s: %s", w->id, wl->gl->cfg->address,
+                         strerror(errno));
+            return;
+        }
+        ph->accept(w, wl->gl, fd, &peer);
+    }
+}
+
+static void listeners_unregister(struct worker *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++)
+        loop_io_del(w->loop, &w->listeners[i].io);
+    free(w->listeners);
+    w->listeners = NULL;
+    w->nlisteners = 0;
+}
+
+static void listeners_register(struct worker *w, struct gen *g)
+{
+    w->listeners = calloc(g->nlisteners ? g->nlisteners : 1, sizeof(*w->listeners));
+    if (!w->listeners)
+        return;
+    for (size_t i = 0; i < g->nlisteners; i++) {
+        struct wlistener *wl = &w->listeners[w->nlisteners];
+        wl->w = w;
+        wl->gl = &g->listeners[i];
+        wl->io.fd = g->listeners[i].fds[w->id];
+        wl->io.cb = on_accept;
+        wl->io.ud = wl;
+        if (wl->io.fd < 0 || loop_io_add(w->loop, &wl->io, LOOP_READ) < 0) {
+            log_error("worker %u: cannot watch listener %s", w->id, wl->gl->cfg->address);
+            continue;
+        }
+        w->nlisteners++;
+    }
+}
+
+static void adopt(struct worker *w, struct gen *g)
+{
+    struct wgen *wg = wgen_new(w, g);
+    gen_unref(g); /* the server's hand-over reference; wg holds its own */
+    if (!wg) {
+        log_error("worker %u: out of memory adopting configuration %llu", w->id,
+                  (unsigned long long)g->id);
+        return;
+    }
+    if (!w->alog_path || !g->cfg->access_log.path ||
+        strcmp(w->alog_path, g->cfg->access_log.path) != 0) {
+        if (w->alog) {
+            alog_flush(w->alog);
+            alog_close(w->alog);
+            w->alog = NULL;
+        }
+        free(w->alog_path);
+        w->alog_path = NULL;
+        if (g->cfg->access_log.path) {
+            w->alog = alog_open(g->cfg->access_log.path);
+            if (!w->alog)
+                log_error("access log %s: %s", g->cfg->access_log.path, strerror(errno));
+            w->alog_path = strdup(g->cfg->access_log.path);
+        }
+    }
+    listeners_unregister(w);
+    struct wgen *old = w->cur;
+    wg->users++; /* being current is a use */
+    w->cur = wg;
+    listeners_register(w, g);
+    atomic_store(&w->gen_seen, g->id);
+    if (old) {
+        for (size_t i = 0; i < old->gen->nclusters; i++)
+            uconn_close_idle(&old->clusters[i]);
+        wgen_release(old);
+    }
+}
+
+static void start_drain(struct worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = 1;
+    listeners_unregister(w);
+    http_handler.drain(w);
+    tcp_handler.drain(w);
+    if (w->cur)
+        for (size_t i = 0; i < w->cur->gen->nclusters; i++)
+            uconn_close_idle(&w->cur->clusters[i]);
+}
+
+static void on_async(struct loop *l, void *ud)
+{
+    struct worker *w = ud;
+    struct gen *g = atomic_exchange(&w->next_gen, NULL);
+    if (g && !w->draining)
+        adopt(w, g);
+    else if (g)
+        gen_unref(g);
+    if (atomic_load(&w->stop_req) && !w->draining) {
+        w->drain_deadline = loop_now(l) + atomic_load(&w->drain_ms);
+        start_drain(w);
+    }
+}
+
+static void on_tick(struct loop *l, struct loop_timer *t)
+{
+    struct worker *w = t->ud;
+    if (w->alog)
+        alog_flush(w->alog);
+    if (w->draining) {
+        /* Idle keep-alive connections may have become idle since. */
+        http_handler.drain(w);
+        if (w->nconns == 0 || loop_now(l) >= w->drain_deadline) {
+            loop_stop(l);
+            return;
+        }
+    }
+    loop_timer_arm(l, t, loop_now(l) + WORKER_TICK_MS);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    loop_update_time(w->loop);
+    w->tick.cb = on_tick;
+    w->tick.ud = w;
+    loop_timer_arm(w->loop, &w->tick, loop_now(w->loop) + WORKER_TICK_MS);
+    loop_run(w->loop);
+    if (w->alog)
+        alog_flush(w->alog);
+    atomic_store(&w->exited, 1);
+    return NULL;
+}
+
+/* Returns a worker owned by the caller. */
+struct worker *worker_new(unsigned id)
+{
+    struct worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->id = id;
+    w->loop = loop_new();
+    w->shard = metrics_shard_new();
+    if (!w->loop || !w->shard || loop_async_init(w->loop, on_async, w) < 0) {
+        loop_free(w->loop);
+        free(w);
+        return NULL;
+    }
+    wlist_init(&w->hconns);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    w->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)(id + 1) << 40) ^
+             (uint64_t)(uintptr_t)w;
+    if (!w->rng)
+        w->rng = 1;
+    return w;
+}
+
+static void *worker_boot(void *arg)
+{
+    struct worker *w = arg;
+    struct gen *g = atomic_exchange(&w->next_gen, NULL);
+    buf_set_block_size(g->cfg->buffer_bytes);
+    adopt(w, g);
+    return worker_main(w);
+}
+
+/* g: the worker takes one reference. */
+int worker_start(struct worker *w, struct gen *g)
+{
+    atomic_store(&w->next_gen, gen_ref(g));
+    if (pthread_create(&w->thread, NULL, worker_boot, w) != 0) {
+        gen_unref(atomic_exchange(&w->next_gen, NULL));
+        return -1;
+    }
+    return 0;
+}
+
+/* g: the worker takes one reference. */
+void worker_set_gen(struct worker *w, struct gen *g)
+{
+    struct gen *old = atomic_exchange(&w->next_gen, gen_ref(g));
+    if (old)
+        gen_unref(old); /* superseded before the worker saw it */
+    loop_async_send(w->loop);
+}
+
+void worker_stop(struct worker *w, uint64_t drain_ms)
+{
+    atomic_store(&w->drain_ms, drain_ms);
+    atomic_store(&w->stop_req, 1);
+    loop_async_send(w->loop);
+}
+
+/* Takes ownership of w. */
+void worker_join_free(struct worker *w)
+{
+    pthread_join(w->thread, NULL);
+    listeners_unregister(w);
+    struct wgen *cur = w->cur;
+    if (cur) {
+        for (size_t i = 0; i < cur->gen->nclusters; i++)
+            uconn_close_idle(&cur->clusters[i]);
+        w->cur = NULL;
+        /* Connections still open past the deadline are abandoned with the
+         * process; their views are not freed one by one. */
+        if (--cur->users == 0)
+            wgen_free(cur);
+    }
+    if (w->alog)
+        alog_close(w->alog);
+    free(w->alog_path);
+    loop_free(w->loop);
+    free(w);
+}

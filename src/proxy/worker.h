@@ -1,0 +1,124 @@
+/* worker.h - a worker thread: one event loop, its share of the listening
+ * sockets, and its own copy of every cluster's state (load balancer,
+ * connection pools, limits), so the request path takes no locks.
+ *
+ * The server thread talks to a worker only through loop_async_send(): a new
+ * generation to adopt, or a request to drain and stop. */
+#ifndef STRAND_WORKER_H
+#define STRAND_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/loop.h"
+#include "proxy/gen.h"
+
+struct lb;
+struct alog;
+struct metrics_shard;
+struct uconn;
+struct hreq;
+
+/* A doubly linked list node, embedded in the objects it links. */
+struct wlink {
+    struct wlink *prev, *next;
+};
+
+static inline void wlist_init(struct wlink *h) { h->prev = h->next = h; }
+static inline int wlist_empty(const struct wlink *h) { return h->next == h; }
+static inline void wlist_add(struct wlink *h, struct wlink *n)
+{
+    n->next = h->next;
+    n->prev = h;
+    h->next->prev = n;
+    h->next = n;
+}
+static inline void wlist_add_tail(struct wlink *h, struct wlink *n) { wlist_add(h->prev, n); }
+static inline void wlist_del(struct wlink *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+
+/* One cluster as seen by one worker for one generation. */
+struct wcluster {
+    struct gen_cluster *gc;
+    struct wgen *wg;
+    struct lb *lb;
+    struct wlink *idle;         /* per endpoint: pooled keep-alive connections */
+    uint32_t conns;             /* open upstream connections */
+    uint32_t active;            /* requests in flight */
+    uint32_t npending;          /* requests waiting for a connection */
+    uint32_t retries_active;
+    uint32_t max_conns, max_pending, max_active; /* this worker's share of the limits */
+    uint32_t ejections_seen;
+    struct wlink pending;       /* struct hreq waiting for a connection slot */
+};
+
+/* One generation as seen by one worker. */
+struct wgen {
+    struct gen *gen;
+    struct worker *w;
+    struct wcluster *clusters;  /* same order as gen->clusters */
+    uint32_t users;             /* connections and requests holding it */
+};
+
+struct wlistener {
+    struct loop_io io;
+    struct worker *w;
+    struct gen_listener *gl;
+};
+
+struct worker {
+    unsigned id;
+    pthread_t thread;
+    struct loop *loop;
+    struct metrics_shard *shard;
+    struct alog *alog;
+    char *alog_path;
+
+    struct wgen *cur;
+    struct wlistener *listeners;
+    size_t nlisteners;
+
+    _Atomic(struct gen *) next_gen; /* handed over by the server */
+    atomic_int stop_req;            /* 1 = drain and stop */
+    atomic_uint_fast64_t drain_ms;  /* how long draining may take */
+    atomic_uint_fast64_t gen_seen;  /* id of the generation in use */
+    atomic_int exited;
+
+    struct wlink hconns;            /* downstream HTTP connections */
+    uint32_t nconns;                /* every downstream connection, any protocol */
+    int draining;
+    uint64_t drain_deadline;
+    uint64_t rng;
+    struct loop_timer tick;         /* access-log flush, drain checks */
+};
+
+/* Creates worker `id` (not started); NULL on failure. Caller owns it. */
+struct worker *worker_new(unsigned id);
+/* Starts the thread with generation g (the worker takes a reference). */
+int worker_start(struct worker *w, struct gen *g);
+/* Hands a new generation to a running worker (it takes a reference). */
+void worker_set_gen(struct worker *w, struct gen *g);
+/* Asks the worker to stop accepting, drain until deadline_ms (monotonic ms)
+ * and exit. */
+void worker_stop(struct worker *w, uint64_t drain_ms);
+/* Joins and frees the worker. */
+void worker_join_free(struct worker *w);
+
+/* Worker-local helpers for the protocol handlers. */
+uint64_t worker_rand(struct worker *w);
+/* A handle on wg for a new user (connection or request). */
+void wgen_hold(struct wgen *wg);
+/* Releases a handle; frees wg when unused and no longer current. */
+void wgen_release(struct wgen *wg);
+/* The worker's current view; NULL before start. */
+static inline struct wgen *worker_wgen(struct worker *w) { return w->cur; }
+/* Book-keeping of downstream connections (for draining). */
+void worker_conn_opened(struct worker *w);
+void worker_conn_closed(struct worker *w);
+
+#endif
