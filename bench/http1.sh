@@ -17,11 +17,14 @@
 #   BENCH_PROXIES ("direct haproxy nginx strand")
 #   BENCH_IDLE_PROXIES ("haproxy nginx strand")   per-connection memory test
 #   BENCH_IDLE_CONNS (1000)    idle connections for that test
-#   BENCH_PORT_BASE (first free of 38080, 38090, ...) backend port;
+#   BENCH_PORT_BASE (first free of 28080, 28090, ...) backend port;
 #                              proxy = +1, Strand admin = +2
 #   STRAND_BIN (build/strand)
 #   BENCH_RESULTS (bench/results/http1-<date>.md)
-#   plus BENCH_PROXY_CPU, BENCH_LOAD_CPU, BENCH_PIN, BENCH_KEEP_TMP (lib.sh)
+#   BENCH_NOISE_PCT (10)       report a "Noise:" line when other processes
+#                              used more than this % of the proxy's CPU
+#   plus BENCH_PROXY_CPU, BENCH_LOAD_CPU, BENCH_PIN, BENCH_NICE,
+#   BENCH_KEEP_TMP (lib.sh)
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -33,12 +36,13 @@ DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-1}
 read -r -a CONNS <<<"${BENCH_CONNS:-32 256}"
 read -r -a PROXIES <<<"${BENCH_PROXIES:-direct haproxy nginx strand}"
-read -r -a IDLE_PROXIES <<<"${BENCH_IDLE_PROXIES:-haproxy nginx strand}"
+read -r -a IDLE_PROXIES <<<"${BENCH_IDLE_PROXIES-haproxy nginx strand}"
 IDLE_N=${BENCH_IDLE_CONNS:-1000}
 PORT_BASE=${BENCH_PORT_BASE:-}
 if [ -z "$PORT_BASE" ]; then
-    # First block of three free ports from 38080 on.
-    for ((PORT_BASE = 38080; PORT_BASE < 38480; PORT_BASE += 10)); do
+    # First block of three free ports from 28080 on (below the ephemeral
+    # port range, so client connections cannot be holding them).
+    for ((PORT_BASE = 28080; PORT_BASE < 28480; PORT_BASE += 10)); do
         bench_port_free "$PORT_BASE" && bench_port_free $((PORT_BASE + 1)) &&
             bench_port_free $((PORT_BASE + 2)) && break
     done
@@ -49,7 +53,7 @@ ADMIN_PORT=$((PORT_BASE + 2))
 STRAND_BIN=${STRAND_BIN:-$BENCH_ROOT/build/strand}
 STAMP=$(date +%Y%m%d-%H%M%S)
 RESULTS=${BENCH_RESULTS:-$BENCH_ROOT/bench/results/http1-$STAMP.md}
-BODY="strand bench: hello from the nginx backend"   # 43 bytes + newline
+BODY="strand bench: hello from the nginx backend"   # 42 bytes + newline
 
 for port in "$BACKEND_PORT" "$PROXY_PORT" "$ADMIN_PORT"; do
     bench_port_free "$port" || bench_die "port $port is in use (set BENCH_PORT_BASE)"
@@ -248,9 +252,12 @@ start_proxy() {
 
 skip_proxy() {
     bench_log "SKIP $1: $SKIP_REASON"
-    if [ -n "$PROXY_LOG" ] && [ -s "$PROXY_LOG" ]; then
-        bench_log "last lines of its output:"; tail -n 15 "$PROXY_LOG" | sed 's/^/    /' >&2
-    fi
+    local f
+    for f in "$PROXY_LOG" "$(dirname "$PROXY_LOG")/error.log"; do
+        if [ -s "$f" ]; then
+            bench_log "last lines of $f:"; tail -n 15 "$f" | sed 's/^/    /' >&2
+        fi
+    done
     [ -n "$PROXY_PID" ] && bench_stop "$PROXY_PID" 3
     PROXY_PID=""
     SKIPPED+=("$1: $SKIP_REASON")
@@ -284,7 +291,19 @@ measure() {   # measure NAME CONNS URL PID|""
     [ -n "$pid" ] && t0=$(bench_cpu_ticks "$pid")
     [ -n "$pid" ] && [ "$BENCH_PIN" = 1 ] && b0=$(bench_cpu_busy_ticks "$BENCH_PROXY_CPU")
     bench_log "$name c=$c: wrk ${DURATION}s"
-    if ! bench_wrk "$url" "$c" "$DURATION" "$out"; then
+    local wrk_ok=1
+    bench_wrk "$url" "$c" "$DURATION" "$out" || wrk_ok=0
+    if [ -n "$pid" ] && ! bench_alive "$pid"; then
+        local st=0 how
+        wait "$pid" 2>/dev/null || st=$?
+        how="exit status $st"
+        [ "$st" -gt 128 ] && how="killed by signal $((st - 128))"
+        bench_log "$name died during the run at $c connections ($how); last lines of its output:"
+        tail -n 20 "$PROXY_LOG" 2>/dev/null | sed 's/^/    /' >&2
+        SKIPPED+=("$name c=$c: the proxy died during the run ($how)")
+        return 1
+    fi
+    if [ "$wrk_ok" = 0 ]; then
         SKIPPED+=("$name c=$c: wrk failed"); return 1
     fi
     [ -n "$pid" ] && t1=$(bench_cpu_ticks "$pid")
@@ -294,7 +313,7 @@ measure() {   # measure NAME CONNS URL PID|""
         local other
         other=$(awk -v b="$((b1 - b0 - (t1 - t0)))" -v hz="$CLK_TCK" -v d="$DURATION" \
             'BEGIN { printf "%.0f", b / hz / d * 100 }')
-        if [ "$other" -gt 5 ]; then
+        if [ "$other" -gt "${BENCH_NOISE_PCT:-10}" ]; then
             NOISE+=("$name c=$c: other processes used ${other}% of CPU $BENCH_PROXY_CPU (the proxy's) during the run")
             bench_log "warning: other processes used ${other}% of the proxy's CPU"
         fi

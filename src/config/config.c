@@ -155,12 +155,71 @@ static int check_admin(struct cload *cl)
         const struct cfg_listener *l = &cfg->listeners[i];
         if (cfg_addr_conflict(&l->addr, &cfg->admin_addr)) {
             cl->file = l->where.file;
-            return cl_fail(cl, l->where.line,
+            return cl_fail(cl, cl->listener_addr_lines[i],
                            "Listener '%s': address %s conflicts with the admin address %s",
                            l->name, l->address, cfg->admin_address);
         }
     }
     return 0;
+}
+
+/* qsort order of the listener index; borrows both elements. */
+static int listener_cmp(const void *a, const void *b)
+{
+    return strcmp((*(const struct cfg_listener *const *)a)->name,
+                  (*(const struct cfg_listener *const *)b)->name);
+}
+
+/* Borrows both elements. */
+static int cluster_cmp(const void *a, const void *b)
+{
+    return strcmp((*(const struct cfg_cluster *const *)a)->name,
+                  (*(const struct cfg_cluster *const *)b)->name);
+}
+
+/* Builds cl's sorted name indexes once every Listener and Cluster is
+ * loaded, so resolving the references of many routes stays O(log n). */
+static int build_indexes(struct cload *cl)
+{
+    const struct config *cfg = cl->cfg;
+    cl->listener_index = calloc(cfg->nlisteners + 1, sizeof(*cl->listener_index));
+    cl->cluster_index = calloc(cfg->nclusters + 1, sizeof(*cl->cluster_index));
+    if (cl->listener_index == NULL || cl->cluster_index == NULL)
+        return cl_fail(cl, 0, "out of memory");
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        cl->listener_index[i] = &cfg->listeners[i];
+    for (size_t i = 0; i < cfg->nclusters; i++)
+        cl->cluster_index[i] = &cfg->clusters[i];
+    qsort(cl->listener_index, cfg->nlisteners, sizeof(*cl->listener_index), listener_cmp);
+    qsort(cl->cluster_index, cfg->nclusters, sizeof(*cl->cluster_index), cluster_cmp);
+    return 0;
+}
+
+/* bsearch orders: the key is the name itself; borrows both. */
+static int listener_key_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, (*(const struct cfg_listener *const *)elem)->name);
+}
+
+static int cluster_key_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, (*(const struct cfg_cluster *const *)elem)->name);
+}
+
+/* Pointer into cl->cfg or NULL; borrows both. */
+const struct cfg_listener *cl_listener(const struct cload *cl, const char *name)
+{
+    const struct cfg_listener *const *hit = bsearch(
+        name, cl->listener_index, cl->cfg->nlisteners, sizeof(*hit), listener_key_cmp);
+    return hit != NULL ? *hit : NULL;
+}
+
+/* Pointer into cl->cfg or NULL; borrows both. */
+const struct cfg_cluster *cl_cluster(const struct cload *cl, const char *name)
+{
+    const struct cfg_cluster *const *hit =
+        bsearch(name, cl->cluster_index, cl->cfg->nclusters, sizeof(*hit), cluster_key_cmp);
+    return hit != NULL ? *hit : NULL;
 }
 
 /* Loads n in-memory sources. names/datas/lens are borrowed; on success *out
@@ -213,7 +272,7 @@ static int load_sources(const char *const *names, const char *const *datas, cons
                 if (load_doc(&cl, streams[i].docs[d].root, pass == 1) != 0)
                     goto out;
         }
-        if (pass == 0 && check_admin(&cl) != 0)
+        if (pass == 0 && (check_admin(&cl) != 0 || build_indexes(&cl) != 0))
             goto out;
     }
     rc = 0;
@@ -221,6 +280,9 @@ out:
     for (size_t i = 0; streams != NULL && i < n; i++)
         ytree_free(&streams[i]);
     free(streams);
+    free(cl.listener_addr_lines);
+    free(cl.listener_index);
+    free(cl.cluster_index);
     if (rc == 0)
         *out = cfg;
     else
@@ -228,6 +290,7 @@ out:
     return rc;
 }
 
+/* Borrows name and data; *out is owned by the caller on success. */
 int config_load_buffer(const char *name, const char *data, size_t len, struct config **out,
                        char *err, size_t errlen)
 {
@@ -236,6 +299,8 @@ int config_load_buffer(const char *name, const char *data, size_t len, struct co
             snprintf(err, errlen, "%s:0: larger than %u bytes", name, CFG_MAX_FILE_BYTES);
         return -1;
     }
+    if (data == NULL)
+        data = ""; /* libyaml asserts on a NULL input */
     return load_sources(&name, &data, &len, 1, out, err, errlen);
 }
 
@@ -300,6 +365,7 @@ static int read_file(const char *path, char **data, size_t *len, char *err, size
     return -1;
 }
 
+/* Borrows paths; *out is owned by the caller on success. */
 int config_load_files(const char *const *paths, size_t npaths, struct config **out, char *err,
                       size_t errlen)
 {
@@ -347,6 +413,7 @@ static void free_header_ops(struct cfg_header_ops *ops)
     free_strv(ops->remove, ops->nremove);
 }
 
+/* Frees what rule owns; the rule itself is its route's. */
 void cfg_rule_free(struct cfg_rule *rule)
 {
     free(rule->name);
@@ -367,6 +434,7 @@ void cfg_rule_free(struct cfg_rule *rule)
     free(rule->hash_attr);
 }
 
+/* Takes ownership of cfg and frees it whole (NULL allowed). */
 void config_free(struct config *cfg)
 {
     if (cfg == NULL)

@@ -81,7 +81,7 @@ static int load_kv_matches(struct cload *cl, struct cfg_rule *rule, const struct
 {
     static const char *const keys[] = {"name", "value", "type", NULL};
     const char *what = header ? "headers" : "queryParams";
-    if (cl_seq(cl, seq, what, false) != 0)
+    if (cl_seq(cl, seq, what, false, GW_MAX_LIST) != 0)
         return -1;
     for (size_t i = 0; i < seq->n; i++) {
         const struct ynode *y = seq->items[i], *nn, *vn;
@@ -182,7 +182,7 @@ static int load_modifier(struct cload *cl, struct cfg_header_ops *ops, const str
         const char *key = k == 0 ? "set" : "add";
         if ((n = ytree_get(y, key)) == NULL)
             continue;
-        if (cl_seq(cl, n, key, false) != 0)
+        if (cl_seq(cl, n, key, false, GW_MAX_LIST) != 0)
             return -1;
         for (size_t i = 0; i < n->n; i++) {
             const struct ynode *h = n->items[i], *hn, *hv;
@@ -200,7 +200,7 @@ static int load_modifier(struct cload *cl, struct cfg_header_ops *ops, const str
         }
     }
     if ((n = ytree_get(y, "remove")) != NULL) {
-        if (cl_seq(cl, n, "remove", false) != 0)
+        if (cl_seq(cl, n, "remove", false, GW_MAX_LIST) != 0)
             return -1;
         for (size_t i = 0; i < n->n; i++) {
             char *name;
@@ -247,7 +247,7 @@ static int load_filters(struct cload *cl, struct cfg_rule *rule, const struct yn
     static const char *const types[] = {"RequestHeaderModifier", "ResponseHeaderModifier",
                                         "URLRewrite"};
     bool seen[3] = {false, false, false};
-    if (cl_seq(cl, seq, "filters", false) != 0)
+    if (cl_seq(cl, seq, "filters", false, GW_MAX_LIST) != 0)
         return -1;
     for (size_t i = 0; i < seq->n; i++) {
         const struct ynode *f = seq->items[i], *t, *body;
@@ -285,7 +285,7 @@ static int load_filters(struct cload *cl, struct cfg_rule *rule, const struct yn
 static int load_backend_refs(struct cload *cl, struct cfg_rule *rule, const struct ynode *seq)
 {
     static const char *const keys[] = {"name", "weight", "port", NULL};
-    if (cl_seq(cl, seq, "backendRefs", true) != 0)
+    if (cl_seq(cl, seq, "backendRefs", true, GW_MAX_LIST) != 0)
         return -1;
     for (size_t i = 0; i < seq->n; i++) {
         const struct ynode *b = seq->items[i], *nn, *n;
@@ -348,9 +348,10 @@ static int load_rule(struct cload *cl, struct cfg_route *r, struct cfg_rule *rul
                         &rule->retry.per_try_timeout_ms))
             return -1;
     }
-    return cfg_rule_finish(cl, r, rule, index, false);
+    return cfg_rule_finish(cl, r, rule, index);
 }
 
+/* Borrows the nodes; the route it adds is owned by cl->cfg. */
 int cfg_load_httproute(struct cload *cl, int line, const struct ynode *name,
                        const struct ynode *spec)
 {
@@ -369,7 +370,7 @@ int cfg_load_httproute(struct cload *cl, int line, const struct ynode *name,
     r->where.line = line;
 
     if ((n = cl_need(cl, spec, "parentRefs", "HTTPRoute spec")) == NULL ||
-        cl_seq(cl, n, "parentRefs", true) != 0)
+        cl_seq(cl, n, "parentRefs", true, GW_MAX_PARENTS) != 0)
         return -1;
     const struct ynode **names = calloc(n->n, sizeof(*names));
     if (names == NULL)
@@ -387,16 +388,19 @@ int cfg_load_httproute(struct cload *cl, int line, const struct ynode *name,
     if (tcp)
         return cl_fail(cl, n->line, "HTTPRoute '%s' needs http listeners; '%s' is tcp", r->name,
                        r->listeners[0]);
-    if ((n = ytree_get(spec, "hostnames")) && cfg_route_hostnames(cl, r, n, false))
+    if ((n = ytree_get(spec, "hostnames")) &&
+        cfg_route_hostnames(cl, r, n, false, GW_MAX_LIST))
         return -1;
 
     if ((rules = cl_need(cl, spec, "rules", "HTTPRoute spec")) == NULL ||
-        cl_seq(cl, rules, "rules", true) != 0)
+        cl_seq(cl, rules, "rules", true, GW_MAX_LIST) != 0)
         return -1;
     size_t total = 0;
     for (size_t i = 0; i < rules->n; i++) {
         const struct ynode *m = ytree_get(rules->items[i], "matches");
-        total += m != NULL && m->kind == YNODE_SEQ && m->n > 0 ? m->n : 1;
+        /* Oversized lists count 1 here and are refused below. */
+        total += m != NULL && m->kind == YNODE_SEQ && m->n > 0 && m->n <= GW_MAX_MATCHES ? m->n
+                                                                                         : 1;
     }
     if ((r->rules = calloc(total, sizeof(*r->rules))) == NULL)
         return cl_fail(cl, rules->line, "out of memory");
@@ -404,7 +408,7 @@ int cfg_load_httproute(struct cload *cl, int line, const struct ynode *name,
         const struct ynode *y = rules->items[i], *m;
         if (cl_map(cl, y, "HTTPRoute rule", rule_keys) != 0)
             return -1;
-        if ((m = ytree_get(y, "matches")) != NULL && cl_seq(cl, m, "matches", false) != 0)
+        if ((m = ytree_get(y, "matches")) != NULL && cl_seq(cl, m, "matches", false, GW_MAX_MATCHES) != 0)
             return -1;
         size_t nm = m != NULL && m->n > 0 ? m->n : 1;
         for (size_t j = 0; j < nm; j++) {

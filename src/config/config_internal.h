@@ -20,6 +20,20 @@
 #define CFG_MAX_DURATION_MS (30ull * 24 * 3600 * 1000) /* 30 days */
 #define CFG_MAX_WEIGHT 1000000u
 #define CFG_MAX_BODY (1u * 1024 * 1024)
+/* Counts. Besides keeping configs sane they keep every check that is
+ * quadratic in a list's length (duplicates) cheap on hostile input. */
+#define CFG_MAX_LISTENERS 1024u
+#define CFG_MAX_CLUSTERS 10000u
+#define CFG_MAX_ROUTES 10000u
+#define CFG_MAX_ENDPOINTS 1000u  /* per cluster */
+#define CFG_MAX_RULES 1000u      /* per route */
+#define CFG_MAX_LIST 100u        /* parents, hostnames, conditions, backends, `in`
+                                  * values, header operations of one kind */
+/* HTTPRoute lists use the Gateway API's own maxima; with them, turning each
+ * match into a rule can multiply a rule's size by at most 64. */
+#define GW_MAX_LIST 16u
+#define GW_MAX_PARENTS 32u
+#define GW_MAX_MATCHES 64u
 
 struct cload {
     struct config *cfg;
@@ -28,6 +42,11 @@ struct cload {
     size_t errlen;
     struct cfg_where proxy_where; /* the Proxy document, once seen */
     size_t cap_listeners, cap_clusters, cap_routes;
+    int *listener_addr_lines; /* line of each listener's address, for errors
+                               * found after all files are read */
+    /* Sorted by name once pass 1 is done: routes look names up in these. */
+    const struct cfg_listener **listener_index;
+    const struct cfg_cluster **cluster_index;
 };
 
 /* Makes room for element n of an array of n elements (capacity *cap) and
@@ -45,11 +64,13 @@ int cl_fail(struct cload *cl, int line, const char *fmt, ...)
 int cl_map(struct cload *cl, const struct ynode *n, const char *what,
            const char *const *allowed);
 
-/* Checks n is a sequence; with nonempty, also that it has an item. Borrows. */
-int cl_seq(struct cload *cl, const struct ynode *n, const char *what, bool nonempty);
+/* Checks n is a sequence of at most max items (and, with nonempty, at least
+ * one). Borrows. */
+int cl_seq(struct cload *cl, const struct ynode *n, const char *what, bool nonempty,
+           size_t max);
 
 /* Returns map[key] or fails with "<what>: missing required key" at the
- * map's line (NULL). Borrowed result. */
+ * line of the key owning map (NULL). Borrowed result. */
 const struct ynode *cl_need(struct cload *cl, const struct ynode *map, const char *key,
                             const char *what);
 
@@ -100,6 +121,11 @@ int cl_header_name(struct cload *cl, const struct ynode *n, const char *what, ch
 int cl_attribute(struct cload *cl, const struct ynode *n, const char *what, bool tcp,
                  char **out);
 
+/* Route-time lookups by name through the pass-1 indexes; the results point
+ * into cl->cfg, NULL when absent. Borrow name. */
+const struct cfg_listener *cl_listener(const struct cload *cl, const char *name);
+const struct cfg_cluster *cl_cluster(const struct cload *cl, const char *name);
+
 /* True for the attributes tcp listeners offer too. Borrows attr. */
 bool cfg_attr_tcp(const char *attr);
 
@@ -127,9 +153,10 @@ struct cfg_route *cfg_route_new(struct cload *cl, int line, const char *name);
 int cfg_route_parents(struct cload *cl, struct cfg_route *r, const struct ynode *const *names,
                       size_t n, bool *tcp);
 
-/* Parses a hostnames sequence into route->hostnames. Borrows node. */
+/* Parses a hostnames sequence (at most max) into route->hostnames. Borrows
+ * node. */
 int cfg_route_hostnames(struct cload *cl, struct cfg_route *r, const struct ynode *node,
-                        bool tcp);
+                        bool tcp, size_t max);
 
 /* Rule defaults (retry budget, names); rule owned by its route. */
 int cfg_rule_init(struct cload *cl, struct cfg_route *r, struct cfg_rule *rule, size_t index,
@@ -159,7 +186,7 @@ int cfg_rule_rewrite(struct cload *cl, struct cfg_rule *rule, int line, const ch
 /* Checks that apply once a rule (r->rules[index]) is complete: a unique
  * name, backends xor directResponse, weights, rewrite. Borrows everything. */
 int cfg_rule_finish(struct cload *cl, const struct cfg_route *r, struct cfg_rule *rule,
-                    size_t index, bool tcp);
+                    size_t index);
 
 /* Frees what a rule owns (not the rule). Takes ownership of its members. */
 void cfg_rule_free(struct cfg_rule *rule);

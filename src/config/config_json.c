@@ -63,6 +63,7 @@ static void jw_open(struct jw *w, char c)
     w->first[w->depth] = true;
 }
 
+/* Closes with '}' or ']'. Borrows w. */
 static void jw_close(struct jw *w, char c)
 {
     w->depth--;
@@ -149,6 +150,7 @@ static void jw_key(struct jw *w, const char *k)
     w->after_key = true;
 }
 
+/* "k": v. Borrows w and k. */
 static void jw_u64(struct jw *w, const char *k, uint64_t v)
 {
     char buf[32];
@@ -158,6 +160,7 @@ static void jw_u64(struct jw *w, const char *k, uint64_t v)
     jw_raw(w, buf, (size_t)n);
 }
 
+/* "k": true|false. Borrows w and k. */
 static void jw_bool(struct jw *w, const char *k, bool v)
 {
     jw_key(w, k);
@@ -211,6 +214,7 @@ static void jw_headers(struct jw *w, const char *k, const struct cfg_header *h, 
     jw_close(w, ']');
 }
 
+/* Borrows all. */
 static void jw_header_ops(struct jw *w, const char *k, const struct cfg_header_ops *ops)
 {
     jw_key(w, k);
@@ -221,6 +225,7 @@ static void jw_header_ops(struct jw *w, const char *k, const struct cfg_header_o
     jw_close(w, '}');
 }
 
+/* Borrows all. */
 static void jw_cond(struct jw *w, const struct cfg_cond *c)
 {
     static const char *const ops[] = {"exact",   "prefix", "suffix", "regex",
@@ -239,6 +244,7 @@ static void jw_cond(struct jw *w, const struct cfg_cond *c)
     jw_close(w, '}');
 }
 
+/* Borrows all. */
 static void jw_rule(struct jw *w, const struct cfg_rule *r)
 {
     static const struct {
@@ -296,6 +302,7 @@ static void jw_rule(struct jw *w, const struct cfg_rule *r)
     jw_close(w, '}');
 }
 
+/* Borrows all. */
 static void jw_listener(struct jw *w, const struct cfg_listener *l)
 {
     jw_open(w, '{');
@@ -314,6 +321,7 @@ static void jw_listener(struct jw *w, const struct cfg_listener *l)
     jw_close(w, '}');
 }
 
+/* Borrows all. */
 static void jw_cluster(struct jw *w, const struct cfg_cluster *c)
 {
     static const char *const lbs[] = {"round_robin", "least_request", "consistent_hash"};

@@ -28,6 +28,7 @@ static int parse_port(const char *s, uint16_t *port)
     return 0;
 }
 
+/* Borrows s; fills ss and len; *why is a static string. */
 int cfg_addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len,
                    const char **why)
 {
@@ -108,6 +109,7 @@ int cfg_addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len,
     return 0;
 }
 
+/* Borrows s; *ss and *len are written only on success. */
 int config_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
     const char *why;
@@ -120,6 +122,7 @@ int config_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *
     return 0;
 }
 
+/* Borrows a and b. */
 bool cfg_addr_conflict(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
     if (a->ss_family != b->ss_family)
@@ -141,6 +144,7 @@ bool cfg_addr_conflict(const struct sockaddr_storage *a, const struct sockaddr_s
     return false;
 }
 
+/* Borrows s; *ms is written only on success. */
 int config_parse_duration(const char *s, uint64_t *ms)
 {
     /* Units in the order they must appear; `ms` before `m` when matching. */

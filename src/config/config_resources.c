@@ -23,6 +23,7 @@ static int load_address(struct cload *cl, const struct ynode *n, const char *wha
     return 0;
 }
 
+/* Borrows spec (NULL allowed); fills the config cl owns. */
 int cfg_load_proxy(struct cload *cl, int line, const struct ynode *spec)
 {
     static const char *const keys[] = {"workers",      "admin",       "accessLog",
@@ -100,6 +101,7 @@ static const struct ynode *http_only_key(const struct ynode *spec)
     return NULL;
 }
 
+/* Borrows the nodes; the listener it adds is owned by cl->cfg. */
 int cfg_load_listener(struct cload *cl, int line, const struct ynode *name,
                       const struct ynode *spec)
 {
@@ -116,6 +118,8 @@ int cfg_load_listener(struct cload *cl, int line, const struct ynode *name,
                        name->str, dup->where.file, dup->where.line);
     if (cl_map(cl, spec, "Listener spec", keys) != 0)
         return -1;
+    if (cfg->nlisteners == CFG_MAX_LISTENERS)
+        return cl_fail(cl, line, "more than %u Listeners", CFG_MAX_LISTENERS);
     struct cfg_listener *arr =
         cfg_grow(cfg->listeners, cfg->nlisteners, &cl->cap_listeners, sizeof(*arr));
     if (arr == NULL)
@@ -151,6 +155,11 @@ int cfg_load_listener(struct cload *cl, int line, const struct ynode *name,
     if ((n = cl_need(cl, spec, "address", "Listener spec")) == NULL ||
         load_address(cl, n, "address", &l->address, &l->addr, &l->addrlen) != 0)
         return -1;
+    int *lines = realloc(cl->listener_addr_lines, cl->cap_listeners * sizeof(*lines));
+    if (lines == NULL)
+        return cl_fail(cl, n->line, "out of memory");
+    cl->listener_addr_lines = lines;
+    lines[cfg->nlisteners - 1] = n->line;
     for (size_t i = 0; i + 1 < cfg->nlisteners; i++) {
         const struct cfg_listener *o = &cfg->listeners[i];
         if (cfg_addr_conflict(&o->addr, &l->addr))
@@ -187,7 +196,7 @@ int cfg_load_listener(struct cload *cl, int line, const struct ynode *name,
 static int load_endpoints(struct cload *cl, struct cfg_cluster *c, const struct ynode *seq)
 {
     static const char *const keys[] = {"address", "weight", NULL};
-    if (cl_seq(cl, seq, "endpoints", true) != 0)
+    if (cl_seq(cl, seq, "endpoints", true, CFG_MAX_ENDPOINTS) != 0)
         return -1;
     if ((c->endpoints = calloc(seq->n, sizeof(*c->endpoints))) == NULL)
         return cl_fail(cl, seq->line, "out of memory");
@@ -212,8 +221,6 @@ static int load_endpoints(struct cload *cl, struct cfg_cluster *c, const struct 
     }
     if (total == 0)
         return cl_fail(cl, seq->line, "endpoints: every weight is 0, nothing can be picked");
-    if (total > UINT32_MAX)
-        return cl_fail(cl, seq->line, "endpoints: total weight exceeds %u", UINT32_MAX);
     return 0;
 }
 
@@ -240,6 +247,7 @@ static int load_outlier(struct cload *cl, struct cfg_outlier *o, const struct yn
     return 0;
 }
 
+/* Borrows the nodes; the cluster it adds is owned by cl->cfg. */
 int cfg_load_cluster(struct cload *cl, int line, const struct ynode *name,
                      const struct ynode *spec)
 {
@@ -257,6 +265,8 @@ int cfg_load_cluster(struct cload *cl, int line, const struct ynode *name,
                        name->str, dup->where.file, dup->where.line);
     if (cl_map(cl, spec, "Cluster spec", keys) != 0)
         return -1;
+    if (cfg->nclusters == CFG_MAX_CLUSTERS)
+        return cl_fail(cl, line, "more than %u Clusters", CFG_MAX_CLUSTERS);
     struct cfg_cluster *arr =
         cfg_grow(cfg->clusters, cfg->nclusters, &cl->cap_clusters, sizeof(*arr));
     if (arr == NULL)

@@ -17,6 +17,10 @@
 struct cfg_route *cfg_route_new(struct cload *cl, int line, const char *name)
 {
     struct config *cfg = cl->cfg;
+    if (cfg->nroutes == CFG_MAX_ROUTES) {
+        cl_fail(cl, line, "more than %u Routes", CFG_MAX_ROUTES);
+        return NULL;
+    }
     for (size_t i = 0; i < cfg->nroutes; i++)
         if (strcmp(cfg->routes[i].name, name) == 0) {
             cl_fail(cl, line, "duplicate Route '%s' (first defined at %s:%d)", name,
@@ -39,6 +43,7 @@ struct cfg_route *cfg_route_new(struct cload *cl, int line, const char *name)
     return r;
 }
 
+/* Borrows names; the copies it stores are owned by r. */
 int cfg_route_parents(struct cload *cl, struct cfg_route *r, const struct ynode *const *names,
                       size_t n, bool *tcp)
 {
@@ -49,7 +54,7 @@ int cfg_route_parents(struct cload *cl, struct cfg_route *r, const struct ynode 
         const char *s;
         if (cl_scalar(cl, names[i], "parent", &s) != 0)
             return -1;
-        const struct cfg_listener *l = config_listener(cl->cfg, s);
+        const struct cfg_listener *l = cl_listener(cl, s);
         if (l == NULL)
             return cl_fail(cl, names[i]->line, "unknown Listener '%.80s'", s);
         for (size_t j = 0; j < r->nlisteners; j++)
@@ -96,10 +101,11 @@ static bool valid_hostname(const char *s)
     return true;
 }
 
+/* Borrows node; the copies it stores are owned by r. */
 int cfg_route_hostnames(struct cload *cl, struct cfg_route *r, const struct ynode *node,
-                        bool tcp)
+                        bool tcp, size_t max)
 {
-    if (cl_seq(cl, node, "hostnames", false) != 0)
+    if (cl_seq(cl, node, "hostnames", false, max) != 0)
         return -1;
     if (tcp)
         return cl_fail(cl, node->line, "hostnames need http listeners, not tcp");
@@ -122,6 +128,7 @@ int cfg_route_hostnames(struct cload *cl, struct cfg_route *r, const struct ynod
     return 0;
 }
 
+/* Borrows r; the default name it stores is owned by rule. */
 int cfg_rule_init(struct cload *cl, struct cfg_route *r, struct cfg_rule *rule, size_t index,
                   int line)
 {
@@ -158,12 +165,14 @@ static struct cfg_cond *add_cond(struct cload *cl, struct cfg_rule *rule, int li
     return c;
 }
 
+/* Takes attr and value; the condition is owned by rule. */
 int cfg_rule_add_cond(struct cload *cl, struct cfg_rule *rule, int line, char *attr,
                       enum cfg_match_op op, char *value)
 {
     return add_cond(cl, rule, line, attr, op, value) != NULL ? 0 : -1;
 }
 
+/* Borrows attr and re; the compiled pattern is freed at once. */
 int cfg_check_regex(struct cload *cl, int line, const char *attr, const char *re)
 {
     int code;
@@ -192,6 +201,7 @@ static bool managed_header(const char *name)
     return false;
 }
 
+/* Takes name and value (freed on failure too); ops owns them after. */
 int cfg_header_op(struct cload *cl, struct cfg_header_ops *ops, int line, char kind, char *name,
                   char *value)
 {
@@ -237,10 +247,11 @@ fail:
     return rc;
 }
 
+/* Borrows cluster; the copy it stores is owned by rule. */
 int cfg_rule_add_backend(struct cload *cl, struct cfg_rule *rule, int line, const char *cluster,
                          uint32_t weight, bool tcp)
 {
-    const struct cfg_cluster *c = config_cluster(cl->cfg, cluster);
+    const struct cfg_cluster *c = cl_cluster(cl, cluster);
     if (c == NULL)
         return cl_fail(cl, line, "unknown Cluster '%.80s'", cluster);
     for (size_t i = 0; i < rule->nbackends; i++)
@@ -269,6 +280,7 @@ int cfg_rule_add_backend(struct cload *cl, struct cfg_rule *rule, int line, cons
     return 0;
 }
 
+/* Borrows s; the copy it stores is owned by rule. */
 int cfg_rule_rewrite(struct cload *cl, struct cfg_rule *rule, int line, const char *s)
 {
     if (s[0] != '/')
@@ -284,8 +296,9 @@ int cfg_rule_rewrite(struct cload *cl, struct cfg_rule *rule, int line, const ch
     return 0;
 }
 
+/* Borrows everything. */
 int cfg_rule_finish(struct cload *cl, const struct cfg_route *r, struct cfg_rule *rule,
-                    size_t index, bool tcp)
+                    size_t index)
 {
     int line = rule->where.line;
     const char *name = rule->name;
@@ -320,9 +333,6 @@ int cfg_rule_finish(struct cload *cl, const struct cfg_route *r, struct cfg_rule
         total += rule->backends[i].weight;
     if (rule->nbackends > 0 && total == 0)
         return cl_fail(cl, line, "rule '%s': every backend weight is 0", name);
-    if (total > UINT32_MAX)
-        return cl_fail(cl, line, "rule '%s': total backend weight exceeds %u", name,
-                       UINT32_MAX);
     if (rule->rewrite_prefix != NULL) {
         bool ok = false;
         for (size_t i = 0; i < rule->nconds; i++) {
@@ -335,7 +345,6 @@ int cfg_rule_finish(struct cload *cl, const struct cfg_route *r, struct cfg_rule
                            "it replaces",
                            name);
     }
-    (void)tcp;
     return 0;
 }
 
@@ -403,7 +412,7 @@ static int load_cond(struct cload *cl, struct cfg_rule *rule, const struct ynode
         break;
     }
     case CFG_MATCH_IN:
-        if (cl_seq(cl, opval, "in", true) != 0)
+        if (cl_seq(cl, opval, "in", true, CFG_MAX_LIST) != 0)
             return -1;
         if ((c->values = calloc(opval->n, sizeof(*c->values))) == NULL)
             return cl_fail(cl, opval->line, "out of memory");
@@ -416,11 +425,8 @@ static int load_cond(struct cload *cl, struct cfg_rule *rule, const struct ynode
         return -1;
     if ((n = ytree_get(y, "ignoreCase")) && cl_bool(cl, n, "ignoreCase", &c->ignore_case))
         return -1;
-    if (c->ignore_case && c->op != CFG_MATCH_EXACT && c->op != CFG_MATCH_PREFIX &&
-        c->op != CFG_MATCH_SUFFIX && c->op != CFG_MATCH_IN)
-        return cl_fail(cl, n->line,
-                       "ignoreCase applies to exact, prefix, suffix and in (for regex write "
-                       "(?i) in the pattern)");
+    if (c->ignore_case && (c->op == CFG_MATCH_PRESENT || c->op == CFG_MATCH_ABSENT))
+        return cl_fail(cl, n->line, "ignoreCase has no effect with %s", opkey->str);
     return 0;
 }
 
@@ -439,6 +445,8 @@ static int load_header_ops(struct cload *cl, struct cfg_header_ops *ops, const s
         if (n->kind != YNODE_MAP)
             return cl_fail(cl, n->line, "%s.%s: expected a mapping of header names to values, "
                            "got %s", what, key, ytree_describe(n));
+        if (n->n > CFG_MAX_LIST)
+            return cl_fail(cl, n->line, "%s.%s: more than %u headers", what, key, CFG_MAX_LIST);
         for (size_t i = 0; i < n->n; i++) {
             const struct ynode *hk = n->items[2 * i], *hv = n->items[2 * i + 1];
             char *name, *value;
@@ -453,7 +461,7 @@ static int load_header_ops(struct cload *cl, struct cfg_header_ops *ops, const s
         }
     }
     if ((n = ytree_get(y, "remove")) != NULL) {
-        if (cl_seq(cl, n, "remove", false) != 0)
+        if (cl_seq(cl, n, "remove", false, CFG_MAX_LIST) != 0)
             return -1;
         for (size_t i = 0; i < n->n; i++) {
             char *name;
@@ -486,7 +494,7 @@ static int load_retries(struct cload *cl, struct cfg_retry *rt, const struct yno
         return -1;
     rt->on = CFG_RETRY_CONNECT_FAILURE;
     if ((n = ytree_get(y, "on")) != NULL) {
-        if (cl_seq(cl, n, "on", true) != 0)
+        if (cl_seq(cl, n, "on", true, CFG_MAX_LIST) != 0)
             return -1;
         rt->on = 0;
         for (size_t i = 0; i < n->n; i++) {
@@ -556,7 +564,7 @@ static int load_direct(struct cload *cl, struct cfg_direct *d, const struct ynod
 static bool uses_hashing(struct cload *cl, const struct cfg_rule *rule)
 {
     for (size_t i = 0; i < rule->nbackends; i++) {
-        const struct cfg_cluster *c = config_cluster(cl->cfg, rule->backends[i].cluster);
+        const struct cfg_cluster *c = cl_cluster(cl, rule->backends[i].cluster);
         if (c != NULL && c->lb == CFG_LB_HASH)
             return true;
     }
@@ -594,7 +602,7 @@ static int load_rule(struct cload *cl, struct cfg_route *r, struct cfg_rule *rul
         rule->name = name;
     }
     if ((n = ytree_get(y, "match")) != NULL) {
-        if (cl_seq(cl, n, "match", false) != 0)
+        if (cl_seq(cl, n, "match", false, CFG_MAX_LIST) != 0)
             return -1;
         for (size_t i = 0; i < n->n; i++)
             if (load_cond(cl, rule, n->items[i], tcp) != 0)
@@ -605,7 +613,7 @@ static int load_rule(struct cload *cl, struct cfg_route *r, struct cfg_rule *rul
         cl_attribute(cl, hash_node, "hashOn", tcp, &rule->hash_attr) != 0)
         return -1;
     if ((n = ytree_get(y, "backends")) != NULL) {
-        if (cl_seq(cl, n, "backends", true) != 0)
+        if (cl_seq(cl, n, "backends", true, CFG_MAX_LIST) != 0)
             return -1;
         for (size_t i = 0; i < n->n; i++) {
             const struct ynode *b = n->items[i], *bc, *bw;
@@ -646,9 +654,10 @@ static int load_rule(struct cload *cl, struct cfg_route *r, struct cfg_rule *rul
     }
     if ((n = ytree_get(y, "directResponse")) && load_direct(cl, &rule->direct, n))
         return -1;
-    return cfg_rule_finish(cl, r, rule, index, tcp);
+    return cfg_rule_finish(cl, r, rule, index);
 }
 
+/* Borrows the nodes; the route it adds is owned by cl->cfg. */
 int cfg_load_route(struct cload *cl, int line, const struct ynode *name,
                    const struct ynode *spec)
 {
@@ -663,13 +672,14 @@ int cfg_load_route(struct cload *cl, int line, const struct ynode *name,
         return -1;
     r->where.line = line;
     if ((n = cl_need(cl, spec, "parents", "Route spec")) == NULL ||
-        cl_seq(cl, n, "parents", true) != 0 ||
+        cl_seq(cl, n, "parents", true, CFG_MAX_LIST) != 0 ||
         cfg_route_parents(cl, r, (const struct ynode *const *)n->items, n->n, &tcp) != 0)
         return -1;
-    if ((n = ytree_get(spec, "hostnames")) && cfg_route_hostnames(cl, r, n, tcp))
+    if ((n = ytree_get(spec, "hostnames")) &&
+        cfg_route_hostnames(cl, r, n, tcp, CFG_MAX_LIST))
         return -1;
     if ((n = cl_need(cl, spec, "rules", "Route spec")) == NULL ||
-        cl_seq(cl, n, "rules", true) != 0)
+        cl_seq(cl, n, "rules", true, CFG_MAX_RULES) != 0)
         return -1;
     if ((r->rules = calloc(n->n, sizeof(*r->rules))) == NULL)
         return cl_fail(cl, n->line, "out of memory");

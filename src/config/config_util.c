@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Takes arr, returns it (maybe moved) or NULL leaving arr as it was. */
 void *cfg_grow(void *arr, size_t n, size_t *cap, size_t elem)
 {
     if (n == *cap) {
@@ -26,6 +27,7 @@ void *cfg_grow(void *arr, size_t n, size_t *cap, size_t elem)
     return arr;
 }
 
+/* Borrows cl and fmt; writes into the caller-owned cl->err. */
 int cl_fail(struct cload *cl, int line, const char *fmt, ...)
 {
     char reason[768];
@@ -55,6 +57,7 @@ static void join_keys(char *buf, size_t len, const char *const *keys)
     }
 }
 
+/* Borrows everything. */
 int cl_map(struct cload *cl, const struct ynode *n, const char *what,
            const char *const *allowed)
 {
@@ -76,13 +79,17 @@ int cl_map(struct cload *cl, const struct ynode *n, const char *what,
     return 0;
 }
 
-int cl_seq(struct cload *cl, const struct ynode *n, const char *what, bool nonempty)
+/* Borrows everything. */
+int cl_seq(struct cload *cl, const struct ynode *n, const char *what, bool nonempty,
+           size_t max)
 {
     if (n == NULL || n->kind != YNODE_SEQ)
         return cl_fail(cl, n ? n->line : 0, "%s: expected a sequence, got %s", what,
                        ytree_describe(n));
     if (nonempty && n->n == 0)
         return cl_fail(cl, n->line, "%s: must not be empty", what);
+    if (n->n > max)
+        return cl_fail(cl, n->line, "%s: more than %zu entries", what, max);
     return 0;
 }
 
@@ -92,7 +99,7 @@ const struct ynode *cl_need(struct cload *cl, const struct ynode *map, const cha
 {
     const struct ynode *v = ytree_get(map, key);
     if (v == NULL)
-        cl_fail(cl, map->line, "%s: missing required key '%s'", what, key);
+        cl_fail(cl, map->key_line, "%s: missing required key '%s'", what, key);
     return v;
 }
 
@@ -108,11 +115,13 @@ static int scalar_text(struct cload *cl, const struct ynode *n, const char *what
     return 0;
 }
 
+/* Borrows n; *out borrows n's text. */
 int cl_scalar(struct cload *cl, const struct ynode *n, const char *what, const char **out)
 {
     return scalar_text(cl, n, what, false, out);
 }
 
+/* Borrows n; *out is a new string the caller owns. */
 int cl_strdup(struct cload *cl, const struct ynode *n, const char *what, char **out)
 {
     const char *s;
@@ -123,6 +132,7 @@ int cl_strdup(struct cload *cl, const struct ynode *n, const char *what, char **
     return 0;
 }
 
+/* Borrows cl and n. */
 int cl_u32(struct cload *cl, const struct ynode *n, const char *what, uint32_t min,
            uint32_t max, uint32_t *out)
 {
@@ -152,6 +162,7 @@ int cl_u32(struct cload *cl, const struct ynode *n, const char *what, uint32_t m
     return 0;
 }
 
+/* Borrows cl and n. */
 int cl_bool(struct cload *cl, const struct ynode *n, const char *what, bool *out)
 {
     static const char *const t[] = {"true", "True", "TRUE", NULL};
@@ -184,6 +195,7 @@ static const char *fmt_ms(char *buf, size_t len, uint64_t ms)
     return buf;
 }
 
+/* Borrows cl and n. */
 int cl_duration(struct cload *cl, const struct ynode *n, const char *what, uint64_t min,
                 uint64_t max, uint64_t *out)
 {
@@ -220,6 +232,7 @@ static bool valid_name(const char *s)
     return true;
 }
 
+/* Borrows n; *out is a new string the caller owns. */
 int cl_name(struct cload *cl, const struct ynode *n, const char *what, char **out)
 {
     const char *s;
@@ -235,6 +248,7 @@ int cl_name(struct cload *cl, const struct ynode *n, const char *what, char **ou
     return 0;
 }
 
+/* Borrows s. */
 bool cfg_is_token(const char *s)
 {
     if (*s == '\0')
@@ -247,6 +261,7 @@ bool cfg_is_token(const char *s)
     return true;
 }
 
+/* Borrows s. */
 bool cfg_is_header_value(const char *s)
 {
     for (; *s; s++) {
@@ -257,6 +272,7 @@ bool cfg_is_header_value(const char *s)
     return true;
 }
 
+/* Borrows s and lower-cases it in place. */
 void cfg_lower(char *s)
 {
     for (; *s; s++)
@@ -264,6 +280,7 @@ void cfg_lower(char *s)
             *s = (char)(*s - 'A' + 'a');
 }
 
+/* Borrows n; *out is a new lower-cased string the caller owns. */
 int cl_header_name(struct cload *cl, const struct ynode *n, const char *what, char **out)
 {
     const char *s;
@@ -280,6 +297,7 @@ int cl_header_name(struct cload *cl, const struct ynode *n, const char *what, ch
 static const char *const tcp_attrs[] = {"source.address", "destination.port", "protocol", NULL};
 static const char *const http_attrs[] = {"method", "path", "authority", "scheme", NULL};
 
+/* Borrows attr. */
 bool cfg_attr_tcp(const char *attr)
 {
     for (int i = 0; tcp_attrs[i]; i++)
@@ -288,6 +306,7 @@ bool cfg_attr_tcp(const char *attr)
     return false;
 }
 
+/* Borrows n; *out is a new normalised string the caller owns. */
 int cl_attribute(struct cload *cl, const struct ynode *n, const char *what, bool tcp,
                  char **out)
 {

@@ -26,6 +26,9 @@ struct ybuild {
     int depth;
 };
 
+static int yb_fail(struct ybuild *b, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Writes "name:line: reason" into b->err; always returns -1. Borrows b. */
 static int yb_fail(struct ybuild *b, int line, const char *fmt, ...)
 {
@@ -163,6 +166,9 @@ static int yb_node(struct ybuild *b, const yaml_event_t *ev)
         return yb_fail(b, line, "out of memory");
     n->kind = kind;
     n->line = line;
+    n->key_line = line;
+    if (parent != NULL && parent->kind == YNODE_MAP && parent->nitems % 2 == 1)
+        n->key_line = parent->items[parent->nitems - 1]->line;
     if (kind == YNODE_SCALAR) {
         size_t len = ev->data.scalar.length;
         const char *v = (const char *)ev->data.scalar.value;
@@ -229,6 +235,7 @@ static int yb_parser_error(struct ybuild *b, const yaml_parser_t *p)
     return yb_fail(b, line, "%s", problem);
 }
 
+/* Borrows name and data; out owns the trees (free with ytree_free). */
 int ytree_parse(const char *name, const char *data, size_t len, size_t *budget,
                 struct ystream *out, char *err, size_t errlen)
 {

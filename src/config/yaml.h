@@ -25,6 +25,9 @@ enum ynode_kind { YNODE_SCALAR = 0, YNODE_SEQ, YNODE_MAP };
 struct ynode {
     enum ynode_kind kind;
     int line;             /* 1-based line of the node's first character */
+    int key_line;         /* line of the key whose value this is, else line:
+                           * "missing key" errors point at `spec:`, not at
+                           * the first key below it */
     bool plain;           /* scalar written without quotes or |, > style */
     char *str;            /* SCALAR: its text, NUL-terminated; else NULL */
     size_t len;           /* SCALAR: strlen(str) */

@@ -30,6 +30,9 @@ static inline int buf_full(const struct buf *b) { return b->data && b->head == 0
 int buf_ensure(struct buf *b);
 /* Bytes that can be appended, after moving the data to the front if needed. */
 uint32_t buf_space(struct buf *b);
+/* Whether a read could add bytes: a released buffer has a whole block of
+ * room waiting. */
+static inline int buf_has_room(struct buf *b) { return !b->data || buf_space(b) > 0; }
 /* Drops n bytes from the front; releases the block when it becomes empty. */
 void buf_consume(struct buf *b, uint32_t n);
 /* Returns the block to the pool if the buffer is empty (idle connections). */

@@ -122,8 +122,19 @@ static int listener_build(struct gen *g, struct gen_listener *gl, char *err, siz
     for (size_t i = 0; i < gl->nrules; i++) {
         const struct route_rule *rr = router_rule(gl->router, i);
         const struct cfg_rule *cr = route_rule_cfg(rr);
-        const char *rname = route_rule_name(rr);
+        const char *rn = route_rule_name(rr);
         struct gen_rule *gr = &gl->rules[i];
+        /* Unnamed rules are already "<route>/<index>"; named ones get the
+         * route in front so the label is unique across routes. */
+        size_t nl = strlen(rn) + strlen(route_rule_route(rr)->name) + 2;
+        gr->name = malloc(nl);
+        if (!gr->name)
+            goto oom;
+        if (strchr(rn, '/'))
+            snprintf(gr->name, nl, "%s", rn);
+        else
+            snprintf(gr->name, nl, "%s/%s", route_rule_route(rr)->name, rn);
+        const char *rname = gr->name;
         stats_init(&gr->direct, lc->name, rname, "", tcp);
         gr->backends = calloc(cr->nbackends ? cr->nbackends : 1, sizeof(*gr->backends));
         if (!gr->backends)
@@ -142,8 +153,10 @@ static void gen_free(struct gen *g)
     for (size_t i = 0; i < g->nlisteners; i++) {
         struct gen_listener *gl = &g->listeners[i];
         if (gl->rules)
-            for (size_t r = 0; r < gl->nrules; r++)
+            for (size_t r = 0; r < gl->nrules; r++) {
                 free(gl->rules[r].backends);
+                free(gl->rules[r].name);
+            }
         free(gl->rules);
         router_free(gl->router);
         free(gl->fds);

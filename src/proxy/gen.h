@@ -21,6 +21,7 @@ struct gen_stats {
 };
 
 struct gen_rule {
+    char *name;                 /* "<route>/<rule>": metrics label and log field */
     struct gen_stats *backends; /* one per cfg_rule backend */
     struct gen_stats direct;    /* direct responses and local refusals */
 };
@@ -37,6 +38,9 @@ struct gen_listener {
 
 struct gen_cluster {
     const struct cfg_cluster *cfg;
+    /* Circuit-breaker counts across all workers: the limits are per
+     * cluster, not per worker. Atomic adds, touched once per request. */
+    atomic_uint conns, pending, active;
     uint32_t m_conn_active, m_retries, m_ejections, m_overflow;
     uint32_t *m_endpoint;       /* per endpoint, 6 outcomes: see enum outcome */
 };

@@ -312,6 +312,8 @@ static void req_free(struct hreq *r)
     free(r);
 }
 
+static void req_free_cb(void *p) { req_free(p); }
+
 static const struct h1_header *find_header(const struct h1_request *req, const char *name)
 {
     for (size_t i = 0; i < req->nheaders; i++)
@@ -358,6 +360,15 @@ static void hc_process_head(struct hconn *hc)
     size_t maxb = lc->max_header_bytes;
     if (maxb > buf_block_size())
         maxb = buf_block_size();
+    /* Only parse once the head looks complete: re-parsing a head that
+     * trickles in byte by byte would cost O(n^2). */
+    if (!h1_head_scan(buf_start(&hc->in), buf_len(&hc->in), &hc->scan_pos) &&
+        buf_len(&hc->in) < maxb && !buf_full(&hc->in)) {
+        if (hc->read_eof)
+            hc_close(hc);
+        return;
+    }
+    hc->scan_pos = 0;
     int rc = h1_parse_request(buf_start(&hc->in), buf_len(&hc->in), &req, maxh, maxb);
     if (rc == H1_INCOMPLETE) {
         if (buf_full(&hc->in) || buf_len(&hc->in) >= maxb)
@@ -524,6 +535,7 @@ static void req_unpend(struct hreq *r)
     if (r->pending) {
         wlist_del(&r->pending_link);
         r->wc->npending--;
+        atomic_fetch_sub_explicit(&r->wc->gc->pending, 1, memory_order_relaxed);
         r->pending = 0;
     }
 }
@@ -538,6 +550,7 @@ static void attempt_end(struct hreq *r, int kind, int outcome)
     uint64_t lat = loop_now_us() - r->t_attempt_us;
     lb_request_end(wc->lb, r->ep, kind, lat, loop_now(w->loop));
     wc->active--;
+    atomic_fetch_sub_explicit(&wc->gc->active, 1, memory_order_relaxed);
     metrics_add(w->shard, wc->gc->m_endpoint[r->ep * OUTCOME_N + outcome], 1);
     uint32_t ej = lb_ejections_total(wc->lb);
     if (ej != wc->ejections_seen) {
@@ -692,7 +705,7 @@ static void req_attempt(struct hreq *r)
         req_local(r, 504, "upstream request timeout", OUTCOME_TIMEOUT);
         return;
     }
-    if (wc->active >= wc->max_active) {
+    if (atomic_load_explicit(&wc->gc->active, memory_order_relaxed) >= wc->gc->cfg->max_requests) {
         overflow(r, "maxRequests");
         return;
     }
@@ -702,12 +715,13 @@ static void req_attempt(struct hreq *r)
         return;
     }
     if (!uconn_has_idle(wc, ep) && !uconn_can_open(wc) && !close_one_idle(wc)) {
-        if (wc->npending >= wc->max_pending) {
+        if (atomic_load_explicit(&wc->gc->pending, memory_order_relaxed) >= wc->gc->cfg->max_pending) {
             overflow(r, "maxConnections and maxPendingRequests");
             return;
         }
         r->pending = 1;
         wc->npending++;
+        atomic_fetch_add_explicit(&wc->gc->pending, 1, memory_order_relaxed);
         wlist_add_tail(&wc->pending, &r->pending_link);
         loop_timer_arm(hc_loop(hc), &r->timer, r->deadline_ms);
         return;
@@ -718,6 +732,7 @@ static void req_attempt(struct hreq *r)
     r->attempts++;
     lb_request_start(wc->lb, ep);
     wc->active++;
+    atomic_fetch_add_explicit(&wc->gc->active, 1, memory_order_relaxed);
     r->t_attempt_us = loop_now_us();
     int ready = 0;
     struct uconn *uc = uconn_get(wc, ep, &req_uconn_ops, r, &ready);
@@ -734,25 +749,37 @@ static void req_attempt(struct hreq *r)
 /* A connection slot freed up in wc: let the oldest waiting request go. */
 static void http_slot_freed(struct wcluster *wc)
 {
-    if (wlist_empty(&wc->pending) || !uconn_can_open(wc))
+    /* Starting a request may free another slot (closing an idle
+     * connection): one request per outermost call is enough. */
+    static __thread int busy;
+    if (busy || wlist_empty(&wc->pending))
         return;
+    int idle = 0;
+    for (size_t i = 0; i < wc->gc->cfg->nendpoints && !idle; i++)
+        idle = uconn_has_idle(wc, (int)i);
+    if (!idle && !uconn_can_open(wc))
+        return;
+    busy = 1;
     struct hreq *r = (struct hreq *)((char *)wc->pending.next - offsetof(struct hreq, pending_link));
+    struct hconn *hc = r->hc; /* r may be gone by the end */
     req_unpend(r);
-    loop_timer_cancel(hc_loop(r->hc), &r->timer);
+    loop_timer_cancel(hc_loop(hc), &r->timer);
     req_attempt(r);
-    hc_kick(r->hc);
+    busy = 0;
+    hc_kick(hc);
 }
 
 static void req_connected(void *owner, struct uconn *uc, int err)
 {
     struct hreq *r = owner;
+    struct hconn *hc = r->hc; /* r may be gone by the end */
     if (err) {
         r->uc = NULL; /* already closed by the pool */
         attempt_failed(r, LB_CONNECT_FAIL, 0);
     } else {
         exchange_start(r);
     }
-    hc_kick(r->hc);
+    hc_kick(hc);
 }
 
 static void req_uc_io(void *owner, struct uconn *uc, unsigned events)
@@ -1021,7 +1048,7 @@ static void req_update(struct hreq *r)
     }
     if (r->state == HR_CONNECTING) {
         /* Nothing to move; only notice a client that goes away. */
-        loop_io_set(l, &hc->io, buf_space(&hc->in) > 0 && !hc->read_eof ? LOOP_READ : 0);
+        loop_io_set(l, &hc->io, buf_has_room(&hc->in) && !hc->read_eof ? LOOP_READ : 0);
         return;
     }
     struct uconn *uc = r->uc;
@@ -1044,7 +1071,7 @@ static void req_update(struct hreq *r)
     }
     if (s == IO_BLOCKED)
         ucmask |= LOOP_WRITE;
-    if (s == IO_IDLE && !hc->read_eof && buf_space(&hc->in) > 0)
+    if (s == IO_IDLE && !hc->read_eof && buf_has_room(&hc->in))
         hcmask |= LOOP_READ;
 
     for (;;) {
@@ -1052,8 +1079,20 @@ static void req_update(struct hreq *r)
             int h = resp_head(r);
             if (h < 0)
                 return;
-            if (h == 0)
+            if (h == 0) {
+                /* Interim responses (100 Continue) must reach the client
+                 * now: it may be waiting for one before sending its body. */
+                if (buf_len(&hc->out) > 0) {
+                    int o = resp_send(r);
+                    if (o >= IO_ERROR) {
+                        hc_close(hc);
+                        return;
+                    }
+                    if (o == IO_BLOCKED)
+                        hcmask |= LOOP_WRITE;
+                }
                 goto need_upstream;
+            }
         }
         int o = resp_send(r);
         if (o >= IO_ERROR) {
@@ -1142,7 +1181,7 @@ static void req_log(struct hreq *r)
     rec.protocol = ALOG_HTTP;
     rec.listener = alog_cstr(hc->gl->cfg->name);
     if (r->rr)
-        rec.route = alog_cstr(route_rule_name(r->rr));
+        rec.route = alog_cstr(hc->gl->rules[route_rule_index(r->rr)].name);
     if (r->wc)
         rec.cluster = alog_cstr(r->wc->gc->cfg->name);
     rec.source = alog_cstr(hc->peer_ip);
@@ -1183,17 +1222,30 @@ static void req_finish(struct hreq *r)
     int close_after = r->close_after || !r->body.done || w->draining;
     hc->req = NULL;
     wgen_release(hc->wg);
-    req_free(r);
+    /* Deferred: callers up the stack may still compare against r. */
+    loop_defer_free(w->loop, req_free_cb, r);
     if (hc->closed)
         return;
     hc->state = close_after ? HC_CLOSING : HC_HEAD;
     hc_arm(hc);
 }
 
-/* After any event: parse pipelined requests and set the interest. */
+/* After any event: flush local answers, parse pipelined requests and set
+ * the interest. Every entry point of this file ends here, so a request that
+ * turned into a local answer deep inside some callback still gets written. */
 static void hc_kick(struct hconn *hc)
 {
-    while (!hc->closed && !hc->req && hc->state == HC_HEAD && buf_len(&hc->in) > 0) {
+    while (!hc->closed) {
+        if (hc->req) {
+            if (hc->req->state != HR_LOCAL)
+                return; /* the exchange keeps its own interest current */
+            req_update(hc->req);
+            if (hc->req)
+                return; /* still writing */
+            continue;
+        }
+        if (hc->state != HC_HEAD || buf_len(&hc->in) == 0)
+            break;
         uint32_t before = buf_len(&hc->in);
         hc_process_head(hc);
         if (!hc->req && buf_len(&hc->in) == before)

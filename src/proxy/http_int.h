@@ -40,6 +40,7 @@ struct hconn {
     unsigned read_eof : 1;  /* the client shut down its side */
     unsigned closed : 1;
     uint32_t nrequests;
+    size_t scan_pos;        /* h1_head_scan cursor over the pending head */
     char peer_ip[INET6_ADDRSTRLEN];
     int local_port;
 };

@@ -468,6 +468,21 @@ int server_run(const char *const *files, size_t nfiles)
     uint64_t drain = s->cur->cfg->drain_timeout_ms;
     for (unsigned i = 0; i < s->nworkers; i++)
         worker_stop(s->workers[i], drain);
+    /* Once no worker watches them, shut the listening sockets so new
+     * connections are refused instead of queueing in a backlog nobody
+     * accepts from. The fds stay open (no reuse races) until the end. */
+    for (int spins = 0; spins < 200; spins++) {
+        unsigned n = 0;
+        for (unsigned i = 0; i < s->nworkers; i++)
+            n += atomic_load(&s->workers[i]->unlistened) || atomic_load(&s->workers[i]->exited);
+        if (n == s->nworkers)
+            break;
+        usleep(5000);
+    }
+    for (struct lsock *l = s->socks; l; l = l->next)
+        for (unsigned i = 0; i < s->nworkers; i++)
+            if (l->fds[i] >= 0)
+                shutdown(l->fds[i], SHUT_RDWR);
     for (unsigned i = 0; i < s->nworkers; i++)
         worker_join_free(s->workers[i]);
     free(s->workers);

@@ -74,7 +74,7 @@ static void sess_log(struct tsess *s, const struct tunnel_stats *st, const char 
     rec.protocol = ALOG_TCP;
     rec.listener = alog_cstr(s->gl->cfg->name);
     if (s->rr)
-        rec.route = alog_cstr(route_rule_name(s->rr));
+        rec.route = alog_cstr(s->gl->rules[route_rule_index(s->rr)].name);
     if (s->wc)
         rec.cluster = alog_cstr(s->wc->gc->cfg->name);
     rec.source = alog_cstr(s->peer_ip);
@@ -143,7 +143,7 @@ static void sess_connect(struct tsess *s)
         sess_end(s, "upstream connect error");
         return;
     }
-    if (wc->conns >= wc->max_conns) {
+    if (!uconn_can_open(wc)) {
         metrics_add(s->w->shard, wc->gc->m_overflow, 1);
         sess_end(s, "upstream overflow: maxConnections");
         return;

@@ -90,12 +90,6 @@ static struct wgen *wgen_new(struct worker *w, struct gen *g)
         for (size_t e = 0; e < cc->nendpoints; e++)
             wlist_init(&wc->idle[e]);
         wlist_init(&wc->pending);
-        /* Limits are per cluster; each worker enforces its share so no
-         * lock is needed. */
-        unsigned n = g->nworkers ? g->nworkers : 1;
-        wc->max_conns = (cc->max_connections + n - 1) / n;
-        wc->max_pending = (cc->max_pending + n - 1) / n;
-        wc->max_active = (cc->max_requests + n - 1) / n;
     }
     return wg;
 fail:
@@ -121,7 +115,8 @@ static void on_accept(struct loop *l, struct loop_io *io, unsigned events)
         socklen_t pl = sizeof(peer);
         int fd = accept4(io->fd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+            /* EINVAL: the server shut the socket down for a drain. */
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED && errno != EINVAL)
                 log_warn("worker %u: accept on %s: %s", w->id, wl->gl->cfg->address,
                          strerror(errno));
             return;
@@ -203,6 +198,7 @@ static void start_drain(struct worker *w)
         return;
     w->draining = 1;
     listeners_unregister(w);
+    atomic_store(&w->unlistened, 1);
     http_handler.drain(w);
     tcp_handler.drain(w);
     if (w->cur)

@@ -52,7 +52,6 @@ struct wcluster {
     uint32_t active;            /* requests in flight */
     uint32_t npending;          /* requests waiting for a connection */
     uint32_t retries_active;
-    uint32_t max_conns, max_pending, max_active; /* this worker's share of the limits */
     uint32_t ejections_seen;
     struct wlink pending;       /* struct hreq waiting for a connection slot */
 };
@@ -88,6 +87,7 @@ struct worker {
     atomic_uint_fast64_t drain_ms;  /* how long draining may take */
     atomic_uint_fast64_t gen_seen;  /* id of the generation in use */
     atomic_int exited;
+    atomic_int unlistened;          /* stopped watching listening sockets */
 
     struct wlink hconns;            /* downstream HTTP connections */
     uint32_t nconns;                /* every downstream connection, any protocol */

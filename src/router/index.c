@@ -77,8 +77,21 @@ struct hent {
     struct rlist rules;
 };
 
+/* Frozen entry: the key bytes and, 4-aligned after them, the rule list
+ * sit together in one blob, so a hit costs two cache lines. */
+struct fent {
+    uint64_t hash;
+    uint32_t tag, len;
+    uint32_t off;     /* key in blob; FREE_SLOT = free */
+    uint32_t n;
+};
+#define FREE_SLOT UINT32_MAX
+#define ALIGN4(x) (((x) + 3u) & ~(size_t)3u)
+
 struct ridx_hash {
-    struct hent *t;
+    struct hent *t;   /* while building */
+    struct fent *f;   /* after ridx_hash_freeze(), same positions */
+    unsigned char *blob;
     size_t cap;       /* power of two */
     size_t n;
 };
@@ -97,16 +110,66 @@ struct ridx_hash *ridx_hash_new(void)
     return h;
 }
 
-void ridx_hash_free(struct ridx_hash *h)
+static void free_entries(struct ridx_hash *h)
 {
-    if (!h)
-        return;
-    for (size_t i = 0; i < h->cap; i++) {
+    for (size_t i = 0; h->t && i < h->cap; i++) {
         free(h->t[i].key);
         free(h->t[i].rules.v);
     }
     free(h->t);
+    h->t = NULL;
+}
+
+void ridx_hash_free(struct ridx_hash *h)
+{
+    if (!h)
+        return;
+    free_entries(h);
+    free(h->f);
+    free(h->blob);
     free(h);
+}
+
+int ridx_hash_freeze(struct ridx_hash *h)
+{
+    if (!h->t)
+        return 0;
+    size_t bytes = 0;
+    for (size_t i = 0; i < h->cap; i++)
+        if (h->t[i].key)
+            bytes += ALIGN4(h->t[i].len) + h->t[i].rules.n * sizeof(uint32_t);
+    if (bytes >= FREE_SLOT)
+        return -1;
+    h->f = malloc(h->cap * sizeof(*h->f));
+    h->blob = malloc(bytes ? bytes : 1);
+    if (!h->f || !h->blob) {
+        free(h->f);
+        free(h->blob);
+        h->f = NULL;
+        h->blob = NULL;
+        return -1;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < h->cap; i++) {
+        const struct hent *e = &h->t[i];
+        struct fent *f = &h->f[i];
+        if (!e->key) {
+            f->off = FREE_SLOT;
+            continue;
+        }
+        f->hash = e->hash;
+        f->tag = e->tag;
+        f->len = e->len;
+        f->off = (uint32_t)off;
+        f->n = e->rules.n;
+        memcpy(h->blob + off, e->key, e->len);
+        off += ALIGN4(e->len);
+        if (e->rules.n)
+            memcpy(h->blob + off, e->rules.v, e->rules.n * sizeof(uint32_t));
+        off += e->rules.n * sizeof(uint32_t);
+    }
+    free_entries(h);
+    return 0;
 }
 
 size_t ridx_hash_size(const struct ridx_hash *h) { return h->n; }
@@ -131,22 +194,26 @@ static int hash_grow(struct ridx_hash *h)
     return 0;
 }
 
-static inline bool key_eq(const struct hent *e, uint64_t hash, uint32_t tag, const char *p,
-                          size_t len, bool fold)
+/* p[0..len) (lower-cased when fold) equals the stored key. */
+static inline bool bytes_eq(const char *key, const char *p, size_t len, bool fold)
 {
-    if (e->hash != hash || e->tag != tag || e->len != len)
-        return false;
     if (!fold)
-        return memcmp(e->key, p, len) == 0;
+        return memcmp(key, p, len) == 0;
     for (size_t i = 0; i < len; i++)
-        if (match_lower[(unsigned char)p[i]] != (unsigned char)e->key[i])
+        if (match_lower[(unsigned char)p[i]] != (unsigned char)key[i])
             return false;
     return true;
 }
 
+static inline bool key_eq(const struct hent *e, uint64_t hash, uint32_t tag, const char *p,
+                          size_t len, bool fold)
+{
+    return e->hash == hash && e->tag == tag && e->len == len && bytes_eq(e->key, p, len, fold);
+}
+
 int ridx_hash_add(struct ridx_hash *h, uint32_t tag, const char *key, size_t len, uint32_t rule)
 {
-    if (len > UINT32_MAX)
+    if (len > UINT32_MAX || !h->t)
         return -1;
     /* keep the load at most 1/2 so probe chains stay short */
     if ((h->n + 1) * 2 > h->cap && hash_grow(h) < 0)
@@ -176,6 +243,17 @@ const uint32_t *ridx_hash_get(const struct ridx_hash *h, uint32_t tag, const cha
                               bool fold, uint32_t *n)
 {
     uint64_t hash = hash_key(tag, p, len, fold);
+    if (h->f) {
+        for (size_t j = hash & (h->cap - 1); h->f[j].off != FREE_SLOT; j = (j + 1) & (h->cap - 1)) {
+            const struct fent *f = &h->f[j];
+            if (f->hash == hash && f->tag == tag && f->len == len &&
+                bytes_eq((const char *)h->blob + f->off, p, len, fold)) {
+                *n = f->n;
+                return f->n ? (const uint32_t *)(h->blob + f->off + ALIGN4(len)) : NULL;
+            }
+        }
+        return NULL;
+    }
     for (size_t j = hash & (h->cap - 1); h->t[j].key; j = (j + 1) & (h->cap - 1)) {
         const struct hent *e = &h->t[j];
         if (key_eq(e, hash, tag, p, len, fold)) {
@@ -190,28 +268,42 @@ const uint32_t *ridx_hash_get(const struct ridx_hash *h, uint32_t tag, const cha
 
 #define NONE UINT32_MAX
 
-/* Build-time node: children as a sorted sibling chain. */
+/* Build-time node: one byte per node, children as a sorted sibling chain. */
 struct bnode {
     uint32_t child, sib;
     unsigned char byte;
     struct rlist rules;
 };
 
-/* Frozen node: a 256-bit child bitmap; child for byte b is at
- * child + (number of set bits below b), so a step costs one popcount. */
+/* Frozen node of the path-compressed tree, one cache line. Nodes exist
+ * only where a key ends or paths branch, so a walk touches a handful of
+ * nodes even for long keys. The edge into a node is its first byte
+ * (first[node], also copied into the parent's kids[]) followed by `len`
+ * label bytes, inline in lab[] when short. A node's children are
+ * contiguous and sorted by first byte; with few children their first bytes
+ * sit in kids[], so a step usually reads just the child's own line. */
+#define KIDS_INLINE 20
+#define LAB_INLINE 24
 struct tnode {
-    uint64_t bm[4];
     uint32_t child;
-    uint16_t pre[4];  /* set bits in bm[0..i) */
-    uint32_t off, n;  /* rule list in pool */
+    uint16_t nchild;
+    uint16_t len;
+    uint32_t off, n;      /* rule list in pool */
+    uint32_t label;       /* label in labels[] when len > LAB_INLINE */
+    unsigned char kids[KIDS_INLINE];
+    unsigned char lab[LAB_INLINE];
 };
+
+_Static_assert(sizeof(struct tnode) == 64, "a trie node is one cache line");
 
 struct ridx_trie {
     bool rev;
-    struct bnode *b;  /* build nodes, freed by freeze */
+    struct bnode *b;      /* build nodes, freed by freeze */
     size_t nb, capb;
-    struct tnode *t;  /* frozen nodes, t[0] is the root */
+    struct tnode *t;      /* frozen nodes, t[0] is the root */
+    unsigned char *first; /* first byte of the edge into each node */
     size_t nt;
+    unsigned char *labels;
     uint32_t *pool;
 };
 
@@ -260,6 +352,8 @@ void ridx_trie_free(struct ridx_trie *t)
         return;
     free_build(t);
     free(t->t);
+    free(t->first);
+    free(t->labels);
     free(t->pool);
     free(t);
 }
@@ -301,38 +395,57 @@ int ridx_trie_freeze(struct ridx_trie *t)
     size_t nrules = 0;
     for (size_t i = 0; i < t->nb; i++)
         nrules += t->b[i].rules.n;
-    /* order[] is the BFS order: a node's children get consecutive slots */
-    uint32_t *order = malloc(t->nb * sizeof(*order));
-    t->t = calloc(t->nb, sizeof(*t->t));
+    /* Breadth first over compressed nodes; queue[i] is the build node
+     * where frozen node i's edge starts. Frozen nodes never outnumber build
+     * nodes, nor label bytes. */
+    uint32_t *queue = malloc(t->nb * sizeof(*queue));
+    t->t = aligned_alloc(64, t->nb * sizeof(*t->t));
+    t->first = malloc(t->nb);
+    t->labels = malloc(t->nb);
     t->pool = malloc((nrules ? nrules : 1) * sizeof(*t->pool));
-    if (!order || !t->t || !t->pool) {
-        free(order);
+    if (!queue || !t->t || !t->first || !t->labels || !t->pool) {
+        free(queue);
         return -1;
     }
-    size_t head = 0, tail = 0, pooled = 0;
-    order[tail++] = 0;
+    size_t head = 0, tail = 0, pooled = 0, nlabels = 0;
+    memset(t->t, 0, t->nb * sizeof(*t->t));
+    queue[tail++] = 0;
     while (head < tail) {
-        uint32_t bi = order[head];
         struct tnode *tn = &t->t[head];
-        head++;
-        const struct bnode *bn = &t->b[bi];
-        tn->child = (uint32_t)tail;
-        for (uint32_t k = bn->child; k != NONE; k = t->b[k].sib) {
-            unsigned char c = t->b[k].byte;
-            tn->bm[c >> 6] |= 1ULL << (c & 63);
-            order[tail++] = k;
+        uint32_t cur = queue[head];
+        t->first[head] = t->b[cur].byte;
+        tn->label = (uint32_t)nlabels;
+        /* absorb the chain of single-child, key-less nodes into the edge
+         * (never at the root, whose edge is empty) */
+        while (head && !t->b[cur].rules.n && t->b[cur].child != NONE &&
+               t->b[t->b[cur].child].sib == NONE) {
+            cur = t->b[cur].child;
+            t->labels[nlabels++] = t->b[cur].byte;
         }
-        tn->pre[0] = 0;
-        for (int w = 1; w < 4; w++)
-            tn->pre[w] = (uint16_t)(tn->pre[w - 1] + __builtin_popcountll(tn->bm[w - 1]));
+        head++;
+        if (nlabels - tn->label > UINT16_MAX) {
+            free(queue);
+            return -1;
+        }
+        tn->len = (uint16_t)(nlabels - tn->label);
+        if (tn->len <= LAB_INLINE)
+            memcpy(tn->lab, t->labels + tn->label, tn->len);
+        tn->child = (uint32_t)tail;
+        for (uint32_t k = t->b[cur].child; k != NONE; k = t->b[k].sib) {
+            if (tail - tn->child < KIDS_INLINE)
+                tn->kids[tail - tn->child] = t->b[k].byte;
+            queue[tail++] = k;
+        }
+        tn->nchild = (uint16_t)(tail - tn->child); /* at most 256 */
+        const struct rlist *rl = &t->b[cur].rules;
         tn->off = (uint32_t)pooled;
-        tn->n = bn->rules.n;
-        if (bn->rules.n)
-            memcpy(t->pool + pooled, bn->rules.v, bn->rules.n * sizeof(uint32_t));
-        pooled += bn->rules.n;
+        tn->n = rl->n;
+        if (rl->n)
+            memcpy(t->pool + pooled, rl->v, rl->n * sizeof(uint32_t));
+        pooled += rl->n;
     }
-    t->nt = t->nb;
-    free(order);
+    t->nt = tail;
+    free(queue);
     free_build(t);
     return 0;
 }
@@ -348,21 +461,58 @@ void ridx_walk_init(struct ridx_walk *w, const struct ridx_trie *t, const char *
     w->fold = fold;
 }
 
+/* Byte i of the value in walk order. */
+static inline unsigned char walk_byte(const struct ridx_walk *w, size_t i)
+{
+    unsigned char c = w->p[w->t->rev ? w->len - 1 - i : i];
+    return w->fold ? match_lower[c] : c;
+}
+
+/* The child of nd whose edge starts with c, or NONE. */
+static inline uint32_t child_of(const struct ridx_trie *t, const struct tnode *nd, unsigned char c)
+{
+    uint32_t lo = 0, hi = nd->nchild;
+    if (hi <= KIDS_INLINE) {
+        for (; lo < hi; lo++)
+            if (nd->kids[lo] == c)
+                return nd->child + lo;
+        return NONE;
+    }
+    const unsigned char *f = t->first + nd->child;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (f[mid] < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < nd->nchild && f[lo] == c ? nd->child + lo : NONE;
+}
+
 const uint32_t *ridx_walk_next(struct ridx_walk *w, uint32_t *n)
 {
     const struct ridx_trie *t = w->t;
     while (w->node != NONE) {
         const struct tnode *nd = &t->t[w->node];
-        /* step to the child first, so the next call resumes there */
+        /* step to the child first, so the next call resumes there; a value
+         * ending inside an edge can't have longer keys as prefixes */
         w->node = NONE;
         if (w->pos < w->len) {
-            unsigned char c = w->p[t->rev ? w->len - 1 - w->pos : w->pos];
-            if (w->fold)
-                c = match_lower[c];
-            uint64_t word = nd->bm[c >> 6], bit = 1ULL << (c & 63);
-            if (word & bit) {
-                w->node = nd->child + nd->pre[c >> 6] + (uint32_t)__builtin_popcountll(word & (bit - 1));
-                w->pos++;
+            uint32_t k = child_of(t, nd, walk_byte(w, w->pos));
+            if (k != NONE) {
+                const struct tnode *kn = &t->t[k];
+                size_t at = w->pos + 1;
+                if (kn->len <= w->len - at) {
+                    const unsigned char *lab =
+                        kn->len <= LAB_INLINE ? kn->lab : t->labels + kn->label;
+                    uint32_t j = 0;
+                    while (j < kn->len && lab[j] == walk_byte(w, at + j))
+                        j++;
+                    if (j == kn->len) {
+                        w->node = k;
+                        w->pos = at + kn->len;
+                    }
+                }
             }
         }
         if (nd->n) {

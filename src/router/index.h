@@ -22,6 +22,9 @@ void ridx_hash_free(struct ridx_hash *h);
 /* Appends rule to the list of (tag, key[0..len)); the key is copied. A
  * repeat of the list's last rule is dropped. 0, or -1 when out of memory. */
 int ridx_hash_add(struct ridx_hash *h, uint32_t tag, const char *key, size_t len, uint32_t rule);
+/* Packs the table for lookups; no adds afterwards. 0, or -1 when out of
+ * memory (the table then stays usable as it was). */
+int ridx_hash_freeze(struct ridx_hash *h);
 /* The list of (tag, p[0..len)), lower-casing p first when fold (keys added
  * for folded lookups must be lower case). Returns a pointer into h and sets
  * *n, or NULL when there is none. */

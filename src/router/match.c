@@ -18,19 +18,28 @@ struct mstr {
     bool wild;
 };
 
-struct match_cond {
-    enum mop op;
-    bool invert;
-    bool fold;              /* operands are lower case; compare folded */
-    struct attr_key key;    /* points into name */
-    char *name;             /* owned, normalized attribute name */
-    struct mstr *ops;       /* owned operands */
-    size_t nops;
-    pcre2_code *re;
-    bool jit;
-    char *lit;              /* literal prefix of an anchored regex, or NULL */
+/* Fields only the build, the index and explanations read. */
+struct match_cold {
+    struct attr_key key;        /* points into name */
+    char *name;                 /* normalized attribute name, in the block */
+    char *lit;                  /* literal prefix of an anchored regex, or NULL */
     size_t litlen;
     const struct cfg_cond *cfg; /* borrowed; NULL for hostnames */
+    char *arena;                /* next free string byte of the block (build only) */
+};
+
+/* One allocation holds the condition, its operands and their strings, so
+ * testing a short exact or prefix reads a single cache line:
+ *   [struct match_cond][ops[nops]][strings][struct match_cold] */
+struct match_cond {
+    unsigned char op;   /* enum mop */
+    bool invert;
+    bool fold;          /* operands are lower case; compare folded */
+    bool jit;
+    uint32_t nops;
+    struct mstr *ops;   /* right after the struct */
+    pcre2_code *re;     /* owned */
+    struct match_cold *c;
 };
 
 const unsigned char match_lower[256] = {
@@ -61,57 +70,55 @@ static void errf(char *err, size_t errlen, struct cfg_where w, const char *fmt, 
     va_end(ap);
 }
 
-/* Copies s (len bytes) into a new NUL-terminated string, lower-cased when
- * fold. Caller owns the result; NULL when out of memory. */
-static char *dup_fold(const char *s, size_t len, bool fold)
-{
-    char *d = malloc(len + 1);
-    if (!d)
-        return NULL;
-    for (size_t i = 0; i < len; i++)
-        d[i] = fold ? (char)match_lower[(unsigned char)s[i]] : s[i];
-    d[len] = 0;
-    return d;
-}
-
 void match_free(struct match_cond *m)
 {
     if (!m)
         return;
-    for (size_t i = 0; i < m->nops; i++)
-        free(m->ops[i].p);
-    free(m->ops);
-    free(m->name);
-    free(m->lit);
     if (m->re)
         pcre2_code_free(m->re);
-    free(m);
+    free(m); /* operands and names live in the same block */
 }
 
-/* Allocates a condition on attribute `name` with room for nops operands.
- * Caller owns it (match_free); NULL with err set on failure. */
-static struct match_cond *cond_new(const char *name, size_t nops, struct cfg_where w, char *err,
-                                   size_t errlen)
+/* Copies s[0..len) into m's arena, NUL-terminated and lower-cased when
+ * fold; the arena was sized by cond_new() for every string of m. */
+static char *cond_str(struct match_cond *m, const char *s, size_t len, bool fold)
 {
-    struct match_cond *m = calloc(1, sizeof(*m));
-    if (!m)
-        goto oom;
+    char *d = m->c->arena;
+    for (size_t i = 0; i < len; i++)
+        d[i] = fold ? (char)match_lower[(unsigned char)s[i]] : s[i];
+    d[len] = 0;
+    m->c->arena += len + 1;
+    return d;
+}
+
+/* Allocates a condition on attribute `name` with room for nops operands
+ * and strbytes bytes of operand strings (NULs included), all in one block
+ * (see struct match_cond). Caller owns it (match_free); NULL with err set
+ * on failure. */
+static struct match_cond *cond_new(const char *name, size_t nops, size_t strbytes,
+                                   struct cfg_where w, char *err, size_t errlen)
+{
     size_t len = name ? strlen(name) : 0;
-    m->name = dup_fold(name ? name : "", len, false);
-    m->ops = calloc(nops ? nops : 1, sizeof(*m->ops));
-    if (!m->name || !m->ops)
-        goto oom;
-    attr_name_normalize(m->name, len);
-    if (attr_key_init(&m->key, m->name, len) < 0) {
+    size_t strings = sizeof(struct match_cond) + nops * sizeof(struct mstr);
+    size_t cold = (strings + strbytes + len + 1 + 7) & ~(size_t)7;
+    struct match_cond *m = calloc(1, cold + sizeof(struct match_cold));
+    if (!m) {
+        errf(err, errlen, w, "out of memory");
+        return NULL;
+    }
+    m->ops = (struct mstr *)(m + 1);
+    m->c = (struct match_cold *)((char *)m + cold);
+    m->c->arena = (char *)m + strings;
+    m->c->name = (char *)m + strings + strbytes; /* after the operands */
+    memcpy(m->c->name, name ? name : "", len);
+    m->c->name[len] = 0;
+    attr_name_normalize(m->c->name, len);
+    if (attr_key_init(&m->c->key, m->c->name, len) < 0) {
         errf(err, errlen, w, "bad attribute name '%s'", name ? name : "");
         match_free(m);
         return NULL;
     }
     return m;
-oom:
-    match_free(m);
-    errf(err, errlen, w, "out of memory");
-    return NULL;
 }
 
 static bool is_alnum(unsigned char c)
@@ -172,22 +179,12 @@ static int compile_regex(struct match_cond *m, const struct cfg_cond *c, char *e
     /* JIT is an optimization: where it is unavailable the interpreter
      * gives the same answers. */
     m->jit = pcre2_jit_compile(m->re, PCRE2_JIT_COMPLETE) == 0;
-    size_t len = strlen(c->value);
-    char *lit = malloc(len + 1);
-    if (!lit) {
-        errf(err, errlen, c->where, "out of memory");
-        return -1;
-    }
-    size_t n = regex_literal(c->value, lit);
-    if (n == 0) {
-        free(lit);
+    /* the arena holds strlen(value) + 1 bytes for the literal */
+    size_t n = regex_literal(c->value, m->c->arena);
+    if (n == 0)
         return 0;
-    }
-    for (size_t i = 0; i < n && m->fold; i++)
-        lit[i] = (char)match_lower[(unsigned char)lit[i]];
-    lit[n] = 0;
-    m->lit = lit;
-    m->litlen = n;
+    m->c->lit = cond_str(m, m->c->arena, n, m->fold);
+    m->c->litlen = n;
     return 0;
 }
 
@@ -204,10 +201,13 @@ struct match_cond *match_compile(const struct cfg_cond *c, char *err, size_t err
         return NULL;
     }
     size_t nops = needs_value && c->op != CFG_MATCH_REGEX ? 1 : c->op == CFG_MATCH_IN ? c->nvalues : 0;
-    struct match_cond *m = cond_new(c->attr, nops, c->where, err, errlen);
+    size_t strbytes = needs_value ? strlen(c->value) + 1 : 0;
+    for (size_t i = 0; c->op == CFG_MATCH_IN && i < c->nvalues; i++)
+        strbytes += (c->values[i] ? strlen(c->values[i]) : 0) + 1;
+    struct match_cond *m = cond_new(c->attr, nops, strbytes, c->where, err, errlen);
     if (!m)
         return NULL;
-    m->cfg = c;
+    m->c->cfg = c;
     m->invert = c->invert;
     m->fold = c->ignore_case;
     switch (c->op) {
@@ -233,18 +233,13 @@ struct match_cond *match_compile(const struct cfg_cond *c, char *err, size_t err
     for (size_t i = 0; i < nops; i++) {
         const char *v = m->op == M_IN ? c->values[i] : c->value;
         if (!v) {
-            errf(err, errlen, c->where, "condition on '%s' has a null value", m->name);
+            errf(err, errlen, c->where, "condition on '%s' has a null value", m->c->name);
             match_free(m);
             return NULL;
         }
         m->ops[i].len = strlen(v);
-        m->ops[i].p = dup_fold(v, m->ops[i].len, m->fold);
-        if (!m->ops[i].p) {
-            errf(err, errlen, c->where, "out of memory");
-            match_free(m);
-            return NULL;
-        }
-        m->nops = i + 1;
+        m->ops[i].p = cond_str(m, v, m->ops[i].len, m->fold);
+        m->nops = (uint32_t)i + 1;
     }
     return m;
 }
@@ -252,7 +247,10 @@ struct match_cond *match_compile(const struct cfg_cond *c, char *err, size_t err
 struct match_cond *match_compile_hosts(char *const *hosts, size_t n, struct cfg_where where,
                                        char *err, size_t errlen)
 {
-    struct match_cond *m = cond_new("authority", n, where, err, errlen);
+    size_t strbytes = 0;
+    for (size_t i = 0; i < n; i++)
+        strbytes += (hosts[i] ? strlen(hosts[i]) : 0) + 1;
+    struct match_cond *m = cond_new("authority", n, strbytes, where, err, errlen);
     if (!m)
         return NULL;
     m->op = M_HOST;
@@ -268,13 +266,8 @@ struct match_cond *match_compile_hosts(char *const *hosts, size_t n, struct cfg_
         }
         m->ops[i].len = strlen(body);
         m->ops[i].wild = wild;
-        m->ops[i].p = dup_fold(body, m->ops[i].len, true);
-        if (!m->ops[i].p) {
-            errf(err, errlen, where, "out of memory");
-            match_free(m);
-            return NULL;
-        }
-        m->nops = i + 1;
+        m->ops[i].p = cond_str(m, body, m->ops[i].len, true);
+        m->nops = (uint32_t)i + 1;
     }
     return m;
 }
@@ -390,13 +383,13 @@ bool match_test(const struct match_cond *m, const attr_val *vals, int n)
 bool match_eval(const struct match_cond *m, const struct attr_src *src)
 {
     attr_val buf[16], *vals = buf;
-    int n = attr_get(src, &m->key, buf, 16);
+    int n = attr_get(src, &m->c->key, buf, 16);
     if (n > 16) {
         /* rare: a long list attribute; refetch everything, or test the
          * first 16 when out of memory */
         attr_val *big = malloc((size_t)n * sizeof(*big));
         if (big) {
-            int n2 = attr_get(src, &m->key, big, n);
+            int n2 = attr_get(src, &m->c->key, big, n);
             vals = big;
             n = n2 < n ? n2 : n;
         } else {
@@ -409,9 +402,9 @@ bool match_eval(const struct match_cond *m, const struct attr_src *src)
     return r;
 }
 
-const struct attr_key *match_key(const struct match_cond *m) { return &m->key; }
+const struct attr_key *match_key(const struct match_cond *m) { return &m->c->key; }
 
-const struct cfg_cond *match_cfg(const struct match_cond *m) { return m->cfg; }
+const struct cfg_cond *match_cfg(const struct match_cond *m) { return m->c->cfg; }
 
 bool match_is_costly(const struct match_cond *m) { return m->op == M_REGEX; }
 
@@ -427,10 +420,17 @@ size_t match_nhints(const struct match_cond *m)
     case M_HOST:
         return m->nops;
     case M_REGEX:
-        return m->lit ? 1 : 0;
+        return m->c->lit ? 1 : 0;
     default:
         return 0;
     }
+}
+
+bool match_hints_imply(const struct match_cond *m)
+{
+    /* a wildcard host hint ".x" also takes the host ".x" itself, which the
+     * condition refuses; a regex prefix is only a necessary condition */
+    return !m->invert && (m->op == M_EXACT || m->op == M_PREFIX || m->op == M_SUFFIX || m->op == M_IN);
 }
 
 struct match_hint match_hint(const struct match_cond *m, size_t i)
@@ -440,8 +440,8 @@ struct match_hint match_hint(const struct match_cond *m, size_t i)
     h.kind = MATCH_HINT_EXACT;
     if (m->op == M_REGEX) {
         h.kind = MATCH_HINT_PREFIX;
-        h.key = m->lit;
-        h.len = m->litlen;
+        h.key = m->c->lit;
+        h.len = m->c->litlen;
         return h;
     }
     h.key = m->ops[i].p;
@@ -479,9 +479,9 @@ int match_describe(const struct match_cond *m, char *out, size_t outlen)
         PUT("]");
         return (int)n;
     }
-    PUT("%s %s%s", m->name, m->invert ? "not " : "", opname[m->op]);
+    PUT("%s %s%s", m->c->name, m->invert ? "not " : "", opname[m->op]);
     if (m->op == M_REGEX)
-        PUT(" \"%s\"", m->cfg && m->cfg->value ? m->cfg->value : "");
+        PUT(" \"%s\"", m->c->cfg && m->c->cfg->value ? m->c->cfg->value : "");
     else if (m->op == M_IN) {
         PUT(" [");
         for (size_t i = 0; i < m->nops; i++)

@@ -86,6 +86,10 @@ struct match_hint {
 size_t match_nhints(const struct match_cond *m);
 /* Hint i (< match_nhints); its key points into m. */
 struct match_hint match_hint(const struct match_cond *m, size_t i);
+/* True when a value satisfying any hint satisfies the condition itself
+ * (exact, prefix, suffix, in): a rule the index found through such a
+ * condition need not test it again. False for regexes and hostnames. */
+bool match_hints_imply(const struct match_cond *m);
 
 /* Length of the host part of an authority: "Example.com:8080" -> 11,
  * "[::1]:80" -> 5; unchanged when there is no port. */

@@ -42,6 +42,14 @@ struct route_rule {
     const struct router *r;
 };
 
+/* What matching reads of a rule, packed apart from the rest so candidate
+ * tests over a large table touch few cache lines. */
+struct rhot {
+    uint32_t cond_off, ncond;
+    uint32_t skip;       /* condition the index already proved, or NO_SKIP */
+};
+#define NO_SKIP UINT32_MAX
+
 /* An attribute whose values the index looks up. */
 struct islot {
     uint32_t slot;
@@ -52,6 +60,7 @@ struct islot {
 struct router {
     struct route_rule *rules;
     size_t nrules;
+    struct rhot *hot;          /* per rule */
     struct rcond *conds;
     size_t nconds;
     struct match_cond **owned; /* every compiled condition, for freeing */
@@ -99,6 +108,7 @@ void router_free(struct router *r)
         free(r->rules[i].cum);
     }
     free(r->rules);
+    free(r->hot);
     free(r->conds);
     for (size_t i = 0; i < r->nowned; i++)
         match_free(r->owned[i]);
@@ -120,6 +130,7 @@ struct builder {
     struct router *r;
     size_t cap_rules, cap_conds, cap_owned, cap_slots, cap_islots, cap_always;
     struct ridx_hash *slot_names; /* attribute name -> [slot] */
+    struct ridx_hash *cond_sigs;  /* condition signature -> [index in owned] */
     char *err;
     size_t errlen;
 };
@@ -155,6 +166,67 @@ static int64_t slot_of(struct builder *b, const struct match_cond *m)
         return -1;
     r->slots[r->nslots] = k;
     return (int64_t)r->nslots++;
+}
+
+/* A byte string equal for conditions that test the same thing, so
+ * repeated conditions (method in [GET, HEAD] on thousands of rules) compile
+ * once and stay in cache. hosts != NULL makes it a hostnames signature.
+ * Caller frees the result; NULL when out of memory. */
+static char *cond_sig(const struct cfg_cond *c, char *const *hosts, size_t nhosts, size_t *len)
+{
+    size_t n = 16 + (c && c->attr ? strlen(c->attr) : 0);
+    const char *const *vals = hosts ? (const char *const *)hosts : NULL;
+    size_t nvals = nhosts;
+    if (!hosts) {
+        vals = c->op == CFG_MATCH_IN ? (const char *const *)c->values : (const char *const *)&c->value;
+        nvals = c->op == CFG_MATCH_IN ? c->nvalues : c->value ? 1 : 0;
+    }
+    for (size_t i = 0; i < nvals; i++)
+        n += 12 + (vals[i] ? strlen(vals[i]) : 0);
+    char *sig = malloc(n);
+    if (!sig)
+        return NULL;
+    size_t o = hosts ? (size_t)snprintf(sig, n, "H")
+                     : (size_t)snprintf(sig, n, "C%d%d%d%s", (int)c->op, c->invert, c->ignore_case,
+                                        c->attr ? c->attr : "");
+    for (size_t i = 0; i < nvals; i++) /* length-prefixed: no separator ambiguity */
+        o += (size_t)snprintf(sig + o, n - o, "%c%zu:%s", 0, vals[i] ? strlen(vals[i]) : 0,
+                              vals[i] ? vals[i] : "");
+    *len = o;
+    return sig;
+}
+
+/* The compiled condition for c (or for hostnames when hosts != NULL),
+ * shared with earlier identical ones; it belongs to the router. NULL with
+ * err set on error. */
+static struct match_cond *intern_cond(struct builder *b, const struct cfg_cond *c,
+                                      char *const *hosts, size_t nhosts, struct cfg_where where)
+{
+    size_t len;
+    char *sig = cond_sig(c, hosts, nhosts, &len);
+    if (!sig) {
+        oom(b);
+        return NULL;
+    }
+    uint32_t n;
+    const uint32_t *v = ridx_hash_get(b->cond_sigs, 0, sig, len, false, &n);
+    if (v) {
+        free(sig);
+        return b->r->owned[v[0]];
+    }
+    struct match_cond *m = hosts ? match_compile_hosts(hosts, nhosts, where, b->err, b->errlen)
+                                 : match_compile(c, b->err, b->errlen);
+    if (!m || own(b, m) < 0) {
+        free(sig);
+        return NULL;
+    }
+    if (ridx_hash_add(b->cond_sigs, 0, sig, len, (uint32_t)(b->r->nowned - 1)) < 0) {
+        free(sig);
+        oom(b);
+        return NULL;
+    }
+    free(sig);
+    return m;
 }
 
 static int add_cond(struct builder *b, const struct match_cond *m)
@@ -214,8 +286,8 @@ static int add_rule(struct builder *b, const struct cfg_route *rt, size_t ri,
         return oom(b);
     int rc = 0;
     for (size_t i = 0; i < cr->nconds && rc == 0; i++) {
-        struct match_cond *m = match_compile(&cr->conds[i], b->err, b->errlen);
-        if (!m || own(b, m) < 0)
+        struct match_cond *m = intern_cond(b, &cr->conds[i], NULL, 0, cr->where);
+        if (!m)
             rc = -1;
         else
             ms[i] = m;
@@ -236,12 +308,9 @@ static int collect_rules(struct builder *b, const struct config *cfg, const char
         if (!has_listener(rt, listener))
             continue;
         struct match_cond *host = NULL;
-        if (rt->nhostnames) {
-            host = match_compile_hosts(rt->hostnames, rt->nhostnames, rt->where, b->err,
-                                       b->errlen);
-            if (!host || own(b, host) < 0)
-                return -1;
-        }
+        if (rt->nhostnames &&
+            !(host = intern_cond(b, NULL, rt->hostnames, rt->nhostnames, rt->where)))
+            return -1;
         for (size_t j = 0; j < rt->nrules; j++)
             if (add_rule(b, rt, j, host) < 0)
                 return -1;
@@ -356,11 +425,20 @@ static int build_index(struct builder *b)
     }
     /* pass 2: file each rule under its best condition, in rule order */
     int rc = 0;
+    r->hot = calloc(r->nrules ? r->nrules : 1, sizeof(*r->hot));
+    if (!r->hot)
+        rc = oom(b);
     for (size_t ri = 0; ri < r->nrules && rc == 0; ri++) {
         const struct route_rule *rr = &r->rules[ri];
         int c = pick_index_cond(r, counts, ri);
+        r->hot[ri].cond_off = rr->cond_off;
+        r->hot[ri].ncond = rr->ncond;
+        r->hot[ri].skip = NO_SKIP;
         if (c >= 0) {
-            rc = file_rule(b, ri, &r->conds[rr->cond_off + (uint32_t)c]);
+            const struct rcond *ic = &r->conds[rr->cond_off + (uint32_t)c];
+            if (match_hints_imply(ic->m))
+                r->hot[ri].skip = (uint32_t)c;
+            rc = file_rule(b, ri, ic);
         } else if (grow(&r->always, r->nalways, &b->cap_always, sizeof(*r->always)) < 0) {
             rc = oom(b);
         } else {
@@ -368,6 +446,8 @@ static int build_index(struct builder *b)
         }
     }
     ridx_hash_free(counts);
+    if (rc == 0 && ridx_hash_freeze(r->exact) < 0)
+        rc = oom(b);
     for (size_t i = 0; i < r->nislots && rc == 0; i++)
         for (int v = 0; v < MATCH_VIEW_COUNT; v++)
             for (int d = 0; d < 2; d++)
@@ -385,7 +465,8 @@ struct router *router_build(const struct config *cfg, const char *listener_name,
     b.errlen = err && errlen ? errlen : sizeof(dummy);
     b.r = calloc(1, sizeof(*b.r));
     b.slot_names = ridx_hash_new();
-    if (!b.r || !b.slot_names) {
+    b.cond_sigs = ridx_hash_new();
+    if (!b.r || !b.slot_names || !b.cond_sigs) {
         oom(&b);
         goto fail;
     }
@@ -394,9 +475,11 @@ struct router *router_build(const struct config *cfg, const char *listener_name,
     for (size_t i = 0; i < b.r->nrules; i++)
         b.r->rules[i].r = b.r;
     ridx_hash_free(b.slot_names);
+    ridx_hash_free(b.cond_sigs);
     return b.r;
 fail:
     ridx_hash_free(b.slot_names);
+    ridx_hash_free(b.cond_sigs);
     router_free(b.r);
     return NULL;
 }
@@ -487,13 +570,17 @@ static void cache_done(struct mcache *c)
             free(c->big[i]);
 }
 
-static bool rule_holds(struct mctx *x, uint32_t id)
+/* Whether all conditions of rule id hold; skip is a condition known to
+ * hold (the one the index found the rule through) or NO_SKIP. */
+static bool rule_holds(struct mctx *x, uint32_t id, uint32_t skip)
 {
     const struct router *r = x->c.r;
-    const struct route_rule *rr = &r->rules[id];
-    const struct rcond *rc = &r->conds[rr->cond_off];
-    for (uint32_t i = 0; i < rr->ncond; i++) {
+    const struct rhot *h = &r->hot[id];
+    const struct rcond *rc = &r->conds[h->cond_off];
+    for (uint32_t i = 0; i < h->ncond; i++) {
         const attr_val *v;
+        if (i == skip)
+            continue;
         int n = cache_get(&x->c, rc[i].slot, MC_TEST, &v);
         if (!match_test(rc[i].m, v, n))
             return false;
@@ -501,13 +588,15 @@ static bool rule_holds(struct mctx *x, uint32_t id)
     return true;
 }
 
-/* Tests a sorted candidate list up to the best rule found so far. */
-static void scan(struct mctx *x, const uint32_t *ids, uint32_t n)
+/* Tests a sorted candidate list up to the best rule found so far;
+ * indexed says the list came from the index (not the always list), so
+ * each rule's indexed condition is known to hold. */
+static void scan(struct mctx *x, const uint32_t *ids, uint32_t n, bool indexed)
 {
     for (uint32_t i = 0; i < n && ids[i] < x->best; i++) {
         if (x->trace && x->trace->n < TRACE_MAX)
             x->trace->id[x->trace->n++] = ids[i];
-        if (rule_holds(x, ids[i])) {
+        if (rule_holds(x, ids[i], indexed ? x->c.r->hot[ids[i]].skip : NO_SKIP)) {
             x->best = ids[i];
             return;
         }
@@ -525,7 +614,7 @@ static void lookup_value(struct mctx *x, const struct islot *s, const attr_val *
             const uint32_t *ids = ridx_hash_get(r->exact, s->slot << 2 | (uint32_t)view, v->p,
                                                 len, fold, &n);
             if (ids)
-                scan(x, ids, n);
+                scan(x, ids, n, true);
         }
         for (int d = 0; d < 2; d++) {
             if (!s->trie[view][d])
@@ -536,7 +625,7 @@ static void lookup_value(struct mctx *x, const struct islot *s, const attr_val *
             ridx_walk_init(&w, s->trie[view][d], v->p, len, fold);
             while ((ids = ridx_walk_next(&w, &n)))
                 if (ids[0] < x->best)
-                    scan(x, ids, n);
+                    scan(x, ids, n, true);
         }
     }
 }
@@ -559,7 +648,7 @@ static const struct route_rule *match(const struct router *r, const struct attr_
         for (int j = 0; j < n; j++)
             lookup_value(&x, s, &v[j]);
     }
-    scan(&x, r->always, (uint32_t)r->nalways);
+    scan(&x, r->always, (uint32_t)r->nalways, false);
     cache_done(&x.c);
     return x.best == UINT32_MAX ? NULL : &r->rules[x.best];
 }

@@ -52,6 +52,8 @@ CASES = [
                         *[b"X-H-%d: v" % i for i in range(200)]), {431}),
 ]
 
+BODY_ERRORS = {"/m/bad-chunk-size"}
+
 PREFACE = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
            + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")   # empty SETTINGS frame
 
@@ -89,20 +91,26 @@ def main():
     if t.failed:
         t.finish()
 
-    with t.section("control: well-formed requests"):
+    with t.section("control: well-formed requests", s):
         r = raw_http(web, req(b"GET /good/1 HTTP/1.1", b"Connection: close"))
         t.check("good HTTP/1.1 request -> 200", r.status == 200, repr(r))
-        r = raw_http(web, b"GET /good/1.0 HTTP/1.0\r\n\r\n")
-        t.check("HTTP/1.0 without Host -> 200 and closed", r.status == 200 and r.closed, repr(r))
+        r = raw_http(web, b"GET /good/1.0 HTTP/1.0\r\nHost: strand.test\r\n\r\n")
+        t.check("HTTP/1.0 request -> 200 and closed (no keep-alive asked)",
+                r.status == 200 and r.closed, repr(r))
 
+    # section(..., s) restarts strand if an earlier case crashed it, so every
+    # case is tested on its own; the crash is reported by the case that
+    # caused it ("still running and serving") and again at the restart.
     for name, data, want in CASES:
-        with t.section(name):
+        with t.section(name, s):
             r = raw_http(web, data, timeout=5)
             t.check("%s -> %s" % (name, "/".join(map(str, sorted(want)))), r.status in want, repr(r))
             t.check("%s: connection closed after the error" % name, r.closed, repr(r))
-            t.check("%s: strand still running" % name, s.alive(), s.describe())
+            ok = raw_http(web, req(b"GET /good/after-%s HTTP/1.1" % name.encode(), b"Connection: close"))
+            t.check("%s: strand still running and serving" % name, s.alive() and ok.status == 200,
+                    "%s; good request got %r" % (s.describe(), ok))
 
-    with t.section("HTTP/2 preface"):
+    with t.section("HTTP/2 preface", s):
         r = raw_http(web, PREFACE, timeout=5)
         t.check("h2 preface: connection closed", r.closed, repr(r))
         if r.data.startswith(b"HTTP/1."):
@@ -112,18 +120,25 @@ def main():
             ok = r.data == b"" or 7 in h2_frame_types(r.data)
             how = "GOAWAY frame" if r.data else "plain close"
         t.check("h2 preface refused cleanly (%s)" % how, ok, repr(r))
-        t.check("strand still running after h2 preface", s.alive(), s.describe())
+        ok = raw_http(web, req(b"GET /good/after-h2 HTTP/1.1", b"Connection: close"))
+        t.check("strand still running and serving after h2 preface", s.alive() and ok.status == 200,
+                "%s; good request got %r" % (s.describe(), ok))
 
-    with t.section("nothing reached the backend"):
+    with t.section("nothing reached the backend", s):
         r = curl("http://127.0.0.1:%d/good/final" % web)
         t.eq("good request after all the bad ones -> 200", r.status, 200)
         wait_for(lambda: any(e.get("uri") == "/good/final" for e in ng.access_entries()), 5)
-        leaked = sorted({e.get("uri") for e in ng.access_entries() if e.get("uri", "").startswith("/m/")})
-        t.check("no rejected request reached nginx", not leaked, "reached the backend: %r" % leaked)
+        # A bad chunk size sits in the body: a streaming proxy may already
+        # have forwarded the (valid) head when it finds it, so that case is
+        # only required to answer 400 and close, not to stay off the backend.
+        leaked = sorted({e.get("uri") for e in ng.access_entries()
+                         if e.get("uri", "").startswith("/m/") and e.get("uri") not in BODY_ERRORS})
+        t.check("no request rejected for its head reached nginx", not leaked,
+                "reached the backend: %r" % leaked)
         leaked_h2 = [e for e in ng.access_entries() if e.get("method") == "PRI"]
         t.check("h2 preface did not reach nginx", not leaked_h2, repr(leaked_h2))
 
-    with t.section("shutdown"):
+    with t.section("shutdown", s):
         t.eq("SIGTERM -> exit 0", s.stop(), 0)
 
     t.finish()

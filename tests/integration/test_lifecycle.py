@@ -25,10 +25,24 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (EchoWebSocketServer, Nginx, RawConn, SlowServer, Suite,  # noqa: E402
                      cluster_doc, connect_refused, curl, curl_collect, curl_start, free_port,
-                     listener_doc, make_tmpdir, proxy_doc, route_doc, start_strand, wait_for)
+                     listener_doc, make_tmpdir, proxy_doc, raw_http, route_doc, start_strand,
+                     wait_for)
 
 MIB = 1 << 20
 DRAIN_S = 10
+
+
+def probe(port):
+    """What a new connection to port gets, for failure messages."""
+    try:
+        r = raw_http(port, b"GET /probe HTTP/1.1\r\nHost: strand.test\r\n\r\n", timeout=1)
+    except OSError as e:
+        return "connect failed: %r" % e
+    if r.data:
+        return "connection accepted and answered %r" % r.data[:80]
+    if r.closed:
+        return "connection accepted, then closed without an answer"
+    return "connection accepted (or queued in the backlog) and left hanging"
 
 
 def ws_request(key):
@@ -58,8 +72,9 @@ def main():
         t.check("backend sent the response head (request in flight)",
                 wait_for(lambda: slow.heads_sent >= 1, 5), "heads_sent=%d" % slow.heads_sent)
         s.proc.send_signal(signal.SIGTERM)
-        t.check("new connections are refused after SIGTERM",
-                wait_for(lambda: connect_refused(web), 5), "port %d still accepting" % web)
+        refused = wait_for(lambda: connect_refused(web), 5)
+        t.check("new connections are refused after SIGTERM", refused,
+                "" if refused else "5 s after SIGTERM: " + probe(web))
         t.check("strand keeps running while the request is in flight", s.alive(), s.describe())
         gate.set()               # let the body go
         r = curl_collect(p, timeout=20)
@@ -97,7 +112,7 @@ def main():
         t.finish()
 
     # ------------------------------------------------------------ websocket
-    with t.section("websocket passthrough"):
+    with t.section("websocket passthrough", s):
         key = base64.b64encode(os.urandom(16))
         want_accept = base64.b64encode(hashlib.sha1(key + EchoWebSocketServer.GUID).digest()).decode()
         c = RawConn(web, timeout=10)
@@ -127,7 +142,7 @@ def main():
             c.close()
 
     # --------------------------------------------------------- slow reader
-    with t.section("slow reader back-pressure"):
+    with t.section("slow reader back-pressure", s):
         for _ in range(3):
             curl("http://127.0.0.1:%d/files/small.bin" % web)
         baseline = s.rss_kib()
@@ -164,7 +179,7 @@ def main():
             c.close()
 
     # ------------------------------------------------- idle connection cost
-    with t.section("memory per idle keep-alive connection"):
+    with t.section("memory per idle keep-alive connection", s):
         req = b"GET /files/small.bin HTTP/1.1\r\nHost: strand.test\r\n\r\n"
         warm = []
         for _ in range(50):                  # warm the allocator and the pool
@@ -203,7 +218,7 @@ def main():
             for c in conns:
                 c.close()
 
-    with t.section("shutdown"):
+    with t.section("shutdown", s):
         t.eq("SIGTERM -> exit 0", s.stop(), 0)
 
     t.finish()

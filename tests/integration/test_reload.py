@@ -64,10 +64,10 @@ def main():
     def direct_body():
         return curl(base + "/direct").body
 
-    with t.section("initial config"):
+    with t.section("initial config", s):
         t.eq("/direct serves gen-0", direct_body(), b"gen-0\n")
 
-    with t.section("reloads under load"):
+    with t.section("reloads under load", s):
         before = s.reload_counts()
         w = wrk_start(base + "/w", duration=3, connections=32, threads=2)
         loaded = wait_for(lambda: nv1.access_count() + nv2.access_count() > 0, 5)
@@ -96,7 +96,7 @@ def main():
         t.check("strand_config_reloads_total{result=ok} grew by 6 (%r -> %r)" % (before, after),
                 before and after and after[0] - before[0] == 6, repr((before, after)))
 
-    with t.section("new weights visible after reload"):
+    with t.section("new weights visible after reload", s):
         s.write(cfg.files(7, w1=0, w2=1))
         r = s.post_reload()
         t.check("POST /reload -> 200", r.status == 200, repr(r))
@@ -104,7 +104,7 @@ def main():
         bodies = collections.Counter(r.body for r in rs)
         t.check("weight v1=0, v2=1: 20 of 20 requests to v2", bodies == {b"v2\n": 20}, repr(bodies))
 
-    with t.section("invalid config by POST /reload"):
+    with t.section("invalid config by POST /reload", s):
         before = s.reload_counts()
         files = cfg.files(99, bogus=True)
         line = line_of(files[1], "bogusKey")
@@ -119,7 +119,7 @@ def main():
         t.check("strand_config_reloads_total{result=error} incremented",
                 before and after and after[1] == before[1] + 1, repr((before, after)))
 
-    with t.section("invalid config by SIGHUP"):
+    with t.section("invalid config by SIGHUP", s):
         before = s.reload_counts()
         res = s.reload_sighup()
         t.eq("SIGHUP with an invalid config -> reload error", res, "error")
@@ -131,7 +131,7 @@ def main():
         t.eq("old weights still in force", collections.Counter(r.body for r in curl_multi(base + "/w/[1-5]")),
              collections.Counter({b"v2\n": 5}))
 
-    with t.section("listener added by reload"):
+    with t.section("listener added by reload", s):
         s.write(cfg.files(8, with_web2=True))
         r = s.post_reload()
         t.check("POST /reload adding listener web2 -> 200", r.status == 200, repr(r))
@@ -141,7 +141,7 @@ def main():
         t.check("web2 serves its route", r.status == 200 and r.body == b"web2\n", repr(r))
         t.eq("web serves gen-8", direct_body(), b"gen-8\n")
 
-    with t.section("listener removed by reload"):
+    with t.section("listener removed by reload", s):
         s.write(cfg.files(9, with_web2=False))
         r = s.post_reload()
         t.check("POST /reload removing listener web2 -> 200", r.status == 200, repr(r))
@@ -149,7 +149,7 @@ def main():
                 wait_for(lambda: connect_refused(cfg.web2), 8), "port %d still accepting" % cfg.web2)
         t.eq("web still serves, gen-9", direct_body(), b"gen-9\n")
 
-    with t.section("shutdown"):
+    with t.section("shutdown", s):
         t.eq("SIGTERM -> exit 0", s.stop(), 0)
 
     t.finish()

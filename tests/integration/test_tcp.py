@@ -109,7 +109,7 @@ def main():
         t.finish()
     conns_on_tcp = 0
 
-    with t.section("echo round trip"):
+    with t.section("echo round trip", s):
         c = connect(tcp)
         conns_on_tcp += 1
         try:
@@ -120,7 +120,7 @@ def main():
         finally:
             c.close()
 
-    with t.section("half-close"):
+    with t.section("half-close", s):
         c = connect(tcp)
         conns_on_tcp += 1
         try:
@@ -131,7 +131,7 @@ def main():
         finally:
             c.close()
 
-    with t.section("20 concurrent 1 MiB streams"):
+    with t.section("20 concurrent 1 MiB streams", s):
         results = [None] * 20
         threads = [threading.Thread(target=stream_1mib, args=(tcp, results, i), daemon=True)
                    for i in range(20)]
@@ -143,7 +143,7 @@ def main():
         bad = [(i, r) for i, r in enumerate(results) if not (r and r[0])]
         t.check("20 x 1 MiB echoed intact (sha256) with 'bye' after half-close", not bad, repr(bad[:5]))
 
-    with t.section("idle timeout"):
+    with t.section("idle timeout", s):
         idle = connect(tcp_idle)
         busy = connect(tcp)
         conns_on_tcp += 1
@@ -161,7 +161,7 @@ def main():
             idle.close()
             busy.close()
 
-    with t.section("upstream refused"):
+    with t.section("upstream refused", s):
         c = connect(tcp_dead)
         try:
             try:
@@ -174,7 +174,7 @@ def main():
             c.close()
         t.check("strand still running", s.alive(), s.describe())
 
-    with t.section("metrics"):
+    with t.section("metrics", s):
         def counted():
             m = s.metrics()
             v = m.get("strand_tcp_connections_total", listener="tcp")
@@ -190,7 +190,7 @@ def main():
                 m.get("strand_tcp_connections_total", listener="tcp-idle", cluster="echo") >= 1,
                 m.describe("strand_tcp_connections_total"))
 
-    with t.section("shutdown"):
+    with t.section("shutdown", s):
         t.eq("SIGTERM -> exit 0", s.stop(), 0)
 
     t.finish()

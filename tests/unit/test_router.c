@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "router/attr.h"
+#include "router/index.h"
 #include "router/match.h"
 #include "router/router.h"
 
@@ -451,6 +452,9 @@ static void test_hosts(void)
     CHECK(match_index(r, &s) == 2);
     set_of(&s, "path", "/v1", NULL);
     CHECK(match_index(r, &s) == 2);
+    /* the wildcard's suffix alone is not a host under it */
+    set_of(&s, "authority", ".example.com", "path", "/v2", NULL);
+    CHECK(match_index(r, &s) == 2);
     router_free(r);
 }
 
@@ -691,7 +695,8 @@ static const char *const regexes[] = {"^/a", "^/a/b$", "^/a/", "^/a+", "^/a?b", 
                                       "^/a\\.b", "^$", "^", "^/b/c", "^/a/b/c+", "^/a*b", "^/ab|^/c"};
 static const char *const auths[] = {"example.com", "Example.COM:8080", "a.example.com",
                                     "b.a.example.com:80", "other.org", "[::1]:80", "[::1]",
-                                    "x.org:443", "example.comx", "A.EXAMPLE.com"};
+                                    "x.org:443", "example.comx", "A.EXAMPLE.com", ".example.com",
+                                    ".org:80"};
 static const char *const hostcfg[] = {"example.com", "*.example.com", "other.org", "[::1]",
                                       "*.org", "A.Example.com"};
 static const char *const methods[] = {"GET", "HEAD", "POST", "get", "PUT"};
@@ -980,6 +985,123 @@ static void test_differential(void)
     CHECK(hits > compared / 4 && hits < compared * 9 / 10 && deep > compared / 10);
 }
 
+/* ---- index structures, directly -------------------------------------------------- */
+
+static bool starts(const char *v, size_t vl, const char *k, size_t kl, bool rev, bool fold)
+{
+    if (kl > vl)
+        return false;
+    const char *p = rev ? v + vl - kl : v;
+    return fold ? strncasecmp(p, k, kl) == 0 : memcmp(p, k, kl) == 0;
+}
+
+/* Tries with long edges (past the inline label), wide fan-out (past the
+ * inline child bytes), suffix mode and folding, against brute force. */
+static void test_trie(void)
+{
+    enum { NK = 600 };
+    static char keys[NK][64];
+    static size_t klen[NK];
+    for (int mode = 0; mode < 4; mode++) {
+        bool rev = mode & 1, fold = mode & 2;
+        struct ridx_trie *t = ridx_trie_new(rev);
+        CHECK(t != NULL);
+        int add_failed = 0;
+        for (int i = 0; i < NK; i++) {
+            /* shared long stems, then a byte from a wide alphabet */
+            int stem = (int)rn(4);
+            size_t n = 0;
+            if (stem == 1)
+                n = (size_t)snprintf(keys[i], 64, "/a-very-long-shared-stem-of-forty-bytes/");
+            else if (stem == 2)
+                n = (size_t)snprintf(keys[i], 64, "/s");
+            for (size_t extra = rn(6); extra > 0 && n < 60; extra--)
+                keys[i][n++] = (char)(fold ? 'a' + rn(26) : 0x21 + rn(90));
+            keys[i][n] = 0;
+            klen[i] = n;
+            if (rev) /* suffix keys: reverse so stems sit at the end */
+                for (size_t a = 0, b = n ? n - 1 : 0; a < b; a++, b--) {
+                    char c = keys[i][a];
+                    keys[i][a] = keys[i][b];
+                    keys[i][b] = c;
+                }
+            add_failed += ridx_trie_add(t, keys[i], n, (uint32_t)i) < 0;
+        }
+        CHECK(add_failed == 0);
+        CHECK(ridx_trie_freeze(t) == 0);
+        int bad = 0;
+        for (int q = 0; q < 3000; q++) {
+            char v[96];
+            size_t vl;
+            if (rn(2)) { /* extend a key */
+                int k = (int)rn(NK);
+                memcpy(v, keys[k], klen[k]);
+                vl = klen[k];
+                if (rev) {
+                    memmove(v + 2, v, vl);
+                    v[0] = 'q';
+                    v[1] = 'Z';
+                    vl += 2;
+                } else if (rn(3) == 0 && vl > 0) {
+                    /* end the value inside the key, whose remaining bytes
+                     * stay in the buffer past the value's end */
+                    vl -= 1 + rn((uint32_t)vl);
+                } else {
+                    for (size_t e = rn(8); e > 0; e--)
+                        v[vl++] = (char)(0x21 + rn(90));
+                }
+            } else {
+                vl = rn(20);
+                for (size_t e = 0; e < vl; e++)
+                    v[e] = (char)(0x21 + rn(90));
+            }
+            if (fold)
+                for (size_t e = 0; e < vl; e++)
+                    if (rn(2) && v[e] >= 'a' && v[e] <= 'z')
+                        v[e] = (char)(v[e] - 32);
+            static bool want[NK], got[NK];
+            memset(want, 0, sizeof(want));
+            memset(got, 0, sizeof(got));
+            for (int k = 0; k < NK; k++)
+                want[k] = starts(v, vl, keys[k], klen[k], rev, fold);
+            struct ridx_walk w;
+            const uint32_t *ids;
+            uint32_t n;
+            ridx_walk_init(&w, t, v, vl, fold);
+            while ((ids = ridx_walk_next(&w, &n)))
+                for (uint32_t j = 0; j < n; j++) {
+                    got[ids[j]] = true;
+                    if (j && ids[j] <= ids[j - 1])
+                        bad++;
+                }
+            bad += memcmp(want, got, sizeof(want)) != 0;
+        }
+        CHECK(bad == 0);
+        ridx_trie_free(t);
+    }
+
+    /* the exact table: growth, tags, folded lookups, lists in order */
+    struct ridx_hash *h = ridx_hash_new();
+    char k[32];
+    for (uint32_t i = 0; i < 5000; i++) {
+        snprintf(k, sizeof(k), "key-%u", i % 1000);
+        ridx_hash_add(h, i % 3, k, strlen(k), i);
+        ridx_hash_add(h, i % 3, k, strlen(k), i); /* repeats are dropped */
+    }
+    CHECK(ridx_hash_size(h) == 3000);
+    CHECK(ridx_hash_freeze(h) == 0);
+    uint32_t n;
+    /* "key-7" came as 7, 1007, 2007, 3007, 4007 with tags 1, 2, 0, 1, 2 */
+    const uint32_t *ids = ridx_hash_get(h, 1, "key-7", 5, false, &n);
+    CHECK(ids && n == 2 && ids[0] == 7 && ids[1] == 3007);
+    ids = ridx_hash_get(h, 0, "key-7", 5, false, &n);
+    CHECK(ids && n == 1 && ids[0] == 2007);
+    CHECK(ridx_hash_get(h, 1, "KEY-7", 5, true, &n) && n == 2);
+    CHECK(!ridx_hash_get(h, 1, "KEY-7", 5, false, &n));
+    CHECK(!ridx_hash_get(h, 1, "key-1000", 8, false, &n));
+    ridx_hash_free(h);
+}
+
 /* ---- threads ------------------------------------------------------------------------ */
 
 #define TMSG 512
@@ -1046,6 +1168,7 @@ int main(void)
     test_errors();
     test_pick();
     tfree_all();
+    test_trie();
     test_differential();
     test_threads();
     tfree_all();

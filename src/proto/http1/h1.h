@@ -86,7 +86,7 @@ struct h1_request {
     struct h1_header *headers; /* in: caller's array, capacity max_headers; not owned */
     size_t nheaders;           /* out: number of headers filled in */
     enum h1_body_kind body;    /* NONE, LENGTH or CHUNKED (never UNTIL_CLOSE) */
-    uint64_t content_length;   /* valid when body == H1_BODY_LENGTH */
+    uint64_t content_length;   /* Content-Length value, 0 when absent */
     h1_str host;               /* Host header value (required in 1.1) */
     h1_str authority;          /* effective authority: the target's for absolute-
                                 * and authority-form, else the Host value */
@@ -104,8 +104,11 @@ struct h1_request {
  * empty line ending the head is in buf, H1_INCOMPLETE when more bytes are
  * needed, or an H1_ERR_* code with req->error set. Feeding a message in
  * pieces yields H1_INCOMPLETE until the same result the whole message gives.
- * Errors are reported as soon as the offending byte is seen, and
- * H1_ERR_TOO_LARGE as soon as len >= max_bytes without a complete head.
+ * Syntax errors are reported as soon as the offending bytes are in, rules
+ * relating several fields once the head is complete, and H1_ERR_TOO_LARGE
+ * as soon as len >= max_bytes without a complete head. req->headers must
+ * have room for max_headers entries (it may be NULL when that is 0); on
+ * success they and every h1_str point into buf[0..head length).
  *
  * Strictness (each is a 400 unless noted):
  *  - every line ends in CRLF: bare LF and bare CR anywhere are errors;
@@ -130,6 +133,7 @@ struct h1_request {
  *  - more than one Connection or Upgrade header; a Connection header naming
  *    Content-Length, Transfer-Encoding or Host (it would make a proxy strip
  *    the framing); CONNECT with a body. */
+/* Borrows buf; fills the caller's *req, whose h1_strs then point into buf. */
 int h1_parse_request(const char *buf, size_t len, struct h1_request *req, size_t max_headers,
                      size_t max_bytes);
 
@@ -140,11 +144,11 @@ struct h1_response {
     struct h1_header *headers; /* in: caller's array, capacity max_headers; not owned */
     size_t nheaders;
     enum h1_body_kind body;
-    uint64_t content_length;
-    unsigned flags;
-    h1_str connection;
-    h1_str upgrade;
-    const char *error;
+    uint64_t content_length; /* Content-Length value, 0 when absent (also for HEAD/304) */
+    unsigned flags;          /* H1_F_* */
+    h1_str connection;       /* Connection header value */
+    h1_str upgrade;          /* Upgrade header value */
+    const char *error;       /* on error: short static reason, else NULL */
 };
 
 /* Parses a response head; same conventions and header rules as
@@ -156,6 +160,7 @@ struct h1_response {
  * in a 1.0 response, is an error. The status line may omit the SP before an
  * empty reason. The caller handles a 2xx answer to CONNECT (a tunnel) and
  * parses again after a 1xx. */
+/* Borrows buf; fills the caller's *resp, whose h1_strs then point into buf. */
 int h1_parse_response(const char *buf, size_t len, struct h1_response *resp, size_t max_headers,
                       size_t max_bytes, int method_head);
 
@@ -164,18 +169,22 @@ int h1_parse_response(const char *buf, size_t len, struct h1_response *resp, siz
  * gate the parser with this: it remembers in *pos (0 for a new head) how
  * far it looked and returns 1 when a CRLF CRLF ends at or after that point,
  * so parse when it returns 1 or when len >= max_bytes. */
+/* Borrows buf; *pos is the caller's cursor. */
 int h1_head_scan(const char *buf, size_t len, size_t *pos);
 
 /* Chunked body framing (RFC 9112 section 7.1), as an incremental state
  * machine that never buffers: zero-initialise to start. Bytes a call does not
- * consume (at most one partial framing line, <= H1_CHUNK_LINE_MAX bytes) must
- * be passed again, followed by new bytes, on the next call; a caller whose
- * buffer is full of unconsumed bytes must fail the message.
+ * consume (at most one partial framing line, < H1_CHUNK_LINE_MAX bytes) must
+ * be passed again, followed by new bytes, on the next call. A line reaching
+ * H1_CHUNK_LINE_MAX is an error, so a caller with that much buffer space
+ * always progresses; one with less must fail the message when its buffer
+ * fills up with unconsumed bytes.
  * Chunk lines: 1..16 hex digits, optional extensions ";name[=token|quoted]"
  * (BWS only around ';' and '='), CRLF; CRLF after each chunk's data; the
  * trailer section is validated (field lines, no obs-fold, no
  * Content-Length/Transfer-Encoding/Host, <= H1_CHUNK_TRAILERS_MAX bytes).
- * Bare LF or CR anywhere is an error. Errors are sticky. */
+ * A bare LF or CR anywhere in the framing is an error. Errors are sticky:
+ * after one, every call fails. */
 #define H1_CHUNK_LINE_MAX 4096
 #define H1_CHUNK_TRAILERS_MAX 16384
 
@@ -190,6 +199,7 @@ struct h1_chunked {
  * be 0). Returns bytes consumed (0 only when no progress is possible:
  * done, or a partial line) or H1_ERR_BAD_REQUEST. Trailers are validated
  * and dropped. Call in a loop until it consumes 0. */
+/* Borrows buf; *c is the caller's state; *data points into buf. */
 int h1_chunked_decode(struct h1_chunked *c, const char *buf, size_t len, const char **data,
                       size_t *data_len);
 
@@ -197,20 +207,22 @@ int h1_chunked_decode(struct h1_chunked *c, const char *buf, size_t len, const c
  * unchanged: returns how many bytes of buf[0..len) are complete framing
  * lines or chunk data (never more than the message's end, so bytes after
  * the last CRLF belong to the next message), or H1_ERR_BAD_REQUEST. */
+/* Borrows buf; *c is the caller's state. */
 int h1_chunked_scan(struct h1_chunked *c, const char *buf, size_t len);
 
-/* 1 once the last chunk and the trailer section have been consumed. */
+/* 1 once the last chunk and the trailer section have been consumed.
+ * Borrows c. */
 int h1_chunked_done(const struct h1_chunked *c);
 
 /* Helpers. */
 
-/* 1 if s equals the NUL-terminated lower-case lit, ASCII case-insensitively.
- * Borrows both. */
+/* 1 if s equals the NUL-terminated lit, ASCII case-insensitively. Borrows both. */
 int h1_str_ieq(h1_str s, const char *lit);
 
 /* 1 if the comma-separated list has an element equal (case-insensitively,
  * OWS-trimmed) to token. Borrows both. */
 int h1_token_list_has(h1_str list, const char *token);
+/* Same with a counted token. Borrows both. */
 int h1_token_list_has_str(h1_str list, h1_str token);
 
 /* 1 for the fields RFC 9110 section 7.6.1 says an intermediary removes:
@@ -219,7 +231,8 @@ int h1_token_list_has_str(h1_str list, h1_str token);
  * the header must travel with it: it is deliberately not included here.
  * Trailer describes the (forwarded) trailer section and is end-to-end.
  * Proxy-Authorization is meant for this hop but is not listed by RFC 9110;
- * Strand does not authenticate proxies, so it is forwarded. */
+ * Strand does not authenticate proxies, so it is forwarded (a chain of
+ * proxies may rely on it). Borrows name. */
 int h1_header_is_hop_by_hop(h1_str name);
 
 /* 1 if a proxy must not forward the field: hop-by-hop, or named in the
@@ -238,7 +251,7 @@ const char *h1_status_reason(int status);
 #define H1_C_VALUE 0x02u  /* field-value: VCHAR, obs-text, SP, HTAB */
 #define H1_C_TARGET 0x04u /* request-target: VCHAR except '#' */
 #define H1_C_HEX 0x08u
-#define H1_C_HOST 0x10u   /* host: unreserved and sub-delims except ',' */
+#define H1_C_HOST 0x10u   /* reg-name: unreserved and sub-delims except ',' */
 #define H1_C_QDTEXT 0x20u /* quoted-string text without '"' and '\\' */
 #define H1_C_OWS 0x40u    /* SP, HTAB */
 extern const uint8_t h1_cclass[256];

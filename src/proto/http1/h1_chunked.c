@@ -27,7 +27,8 @@ enum {
  * Grammar (RFC 9112 7.1.1):
  *   chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )
  *   ext-val   = token / quoted-string
- * so whitespace is only allowed next to ';' and '=', never before CRLF. */
+ * so whitespace is only allowed next to ';' and '=', never before CRLF.
+ * Borrows [p, end). */
 static int chunk_line(const char *p, const char *end, uint64_t *size)
 {
     const char *s = p;
@@ -91,7 +92,8 @@ static int chunk_line(const char *p, const char *end, uint64_t *size)
 }
 
 /* Parses one trailer field line, or the final empty line (returns 2 with
- * p[0] == '\r'). Returns the length, 0 while unfinished, or -1. */
+ * p[0] == '\r'). Returns the length, 0 while unfinished, or -1.
+ * Borrows [p, end). */
 static int trailer_line(const char *p, const char *end)
 {
     const char *s = p;
@@ -193,6 +195,7 @@ bad:
     return H1_ERR_BAD_REQUEST;
 }
 
+/* Borrows buf; *data points into it. */
 int h1_chunked_decode(struct h1_chunked *c, const char *buf, size_t len, const char **data,
                       size_t *data_len)
 {
@@ -201,11 +204,13 @@ int h1_chunked_decode(struct h1_chunked *c, const char *buf, size_t len, const c
     return chunked_run(c, buf, len, 1, data, data_len);
 }
 
+/* Borrows buf and c. */
 int h1_chunked_scan(struct h1_chunked *c, const char *buf, size_t len)
 {
     return chunked_run(c, buf, len, 0, NULL, NULL);
 }
 
+/* Borrows c. */
 int h1_chunked_done(const struct h1_chunked *c)
 {
     return c->state == H1_CS_DONE;

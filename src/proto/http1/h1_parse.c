@@ -6,19 +6,93 @@
  * the whole message gives. Rules that relate several fields (framing, Host,
  * keep-alive) are settled once the empty line ending the head is reached.
  *
- * The hot loops (request-target and field values) test eight bytes at a
- * time with SWAR arithmetic and fall back to the class table only at the
- * byte that stops them; short tokens go through the table directly. */
+ * The hot loops (request-target, field names and values) test 16 bytes at
+ * a time with SSE2 (elsewhere: 8 with portable SWAR arithmetic, 4 table
+ * lookups per test for names) and use the class table only for the last
+ * few bytes; short tokens (method, list elements) go through the table. */
 #include "proto/http1/h1.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
+#define CC(c) (h1_cclass[(uint8_t)(c)])
+
+#ifdef __SSE2__
+/* 16 bytes per step; the mask has a 1 for every acceptable byte, and the
+ * first 0 is exactly where to stop, so no byte is looked at twice.
+ * Borrows [p, end); returns the first byte that cannot be in a field value. */
+static inline const char *scan_value(const char *p, const char *end)
+{
+    const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
+    for (;;) {
+        while (end - p >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+            __m128i ok = _mm_andnot_si128(_mm_cmpeq_epi8(v, del),
+                                          _mm_cmpeq_epi8(_mm_max_epu8(v, sp), v));
+            unsigned m = (unsigned)_mm_movemask_epi8(ok);
+            if (m != 0xffff) {
+                p += __builtin_ctz(~m);
+                goto stop;
+            }
+            p += 16;
+        }
+        while (p < end && (CC(*p) & H1_C_VALUE)) p++;
+        return p;
+    stop:
+        if (*p != '\t') return p;
+        p++; /* HTAB is the one acceptable byte below SP */
+    }
+}
+
+/* Field names are nearly always letters, digits and '-': find the first
+ * other byte 16 at a time; the caller's table loop takes it from there.
+ * Borrows [p, end); returns a pointer into it. */
+static inline const char *scan_name(const char *p, const char *end)
+{
+    const __m128i a = _mm_set1_epi8('a'), z = _mm_set1_epi8(25), zero = _mm_set1_epi8('0');
+    const __m128i nine = _mm_set1_epi8(9), dash = _mm_set1_epi8('-'), low = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* x in [lo, lo + n] <=> (x - lo) mod 256 <= n, unsigned */
+        __m128i l = _mm_sub_epi8(_mm_or_si128(v, low), a);
+        __m128i d = _mm_sub_epi8(v, zero);
+        __m128i ok = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(l, z), l),
+                                  _mm_cmpeq_epi8(_mm_min_epu8(d, nine), d));
+        ok = _mm_or_si128(ok, _mm_cmpeq_epi8(v, dash));
+        unsigned m = (unsigned)_mm_movemask_epi8(ok);
+        if (m != 0xffff) return p + __builtin_ctz(~m);
+        p += 16;
+    }
+    return p;
+}
+
+/* Borrows [p, end); returns the first byte that cannot be in a target. */
+static inline const char *scan_target(const char *p, const char *end)
+{
+    const __m128i lo = _mm_set1_epi8(0x21), hi = _mm_set1_epi8(0x7e), hash = _mm_set1_epi8('#');
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i ok = _mm_and_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, lo), v),
+                                   _mm_cmpeq_epi8(_mm_min_epu8(v, hi), v));
+        ok = _mm_andnot_si128(_mm_cmpeq_epi8(v, hash), ok);
+        unsigned m = (unsigned)_mm_movemask_epi8(ok);
+        if (m != 0xffff) return p + __builtin_ctz(~m);
+        p += 16;
+    }
+    while (p < end && (CC(*p) & H1_C_TARGET)) p++;
+    return p;
+}
+#else
+/* Portable SWAR: eight bytes per step, then the table for the last ones. */
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 /* Non-zero iff some byte of x is < n (n <= 128); exact as an "any" test. */
 #define HASLESS(x, n) (((x) - ONES * (n)) & ~(x) & HIGHS)
 #define HASBYTE(x, b) HASLESS((x) ^ (ONES * (b)), 1)
 
+/* Borrows p (8 readable bytes). */
 static inline uint64_t load8(const char *p)
 {
     uint64_t v;
@@ -26,7 +100,38 @@ static inline uint64_t load8(const char *p)
     return v;
 }
 
-#define CC(c) (h1_cclass[(uint8_t)(c)])
+/* Borrows [p, end); returns the first byte that cannot be in a field value. */
+static inline const char *scan_value(const char *p, const char *end)
+{
+    while (end - p >= 8) {
+        uint64_t x = load8(p);
+        if (HASLESS(x, 0x20) | HASBYTE(x, 0x7f)) break;
+        p += 8;
+    }
+    while (p < end && (CC(*p) & H1_C_VALUE)) p++;
+    return p;
+}
+
+/* Borrows [p, end); returns a pointer into it. */
+static inline const char *scan_name(const char *p, const char *end)
+{
+    /* Four lookups per test: names are short, so loop overhead matters. */
+    while (end - p >= 4 && (CC(p[0]) & CC(p[1]) & CC(p[2]) & CC(p[3]) & H1_C_TCHAR)) p += 4;
+    return p;
+}
+
+/* Borrows [p, end); returns the first byte that cannot be in a target. */
+static inline const char *scan_target(const char *p, const char *end)
+{
+    while (end - p >= 8) {
+        uint64_t x = load8(p);
+        if (HASLESS(x, 0x21) | (x & HIGHS) | HASBYTE(x, 0x7f) | HASBYTE(x, '#')) break;
+        p += 8;
+    }
+    while (p < end && (CC(*p) & H1_C_TARGET)) p++;
+    return p;
+}
+#endif
 
 /* Field state gathered while the header lines go by, shared by requests and
  * responses; the end-of-head checks turn it into framing and flags. */
@@ -47,15 +152,31 @@ struct fstate {
         return (code);                                                                       \
     } while (0)
 
-/* Compares n bytes of p, case-insensitively, with the lower-case lit. */
+/* Compares n bytes of p, case-insensitively, with lit, which holds only
+ * lower-case letters, digits, '-', ':' and '/'. OR-ing 0x20 lower-cases a
+ * letter; the only other bytes it maps onto lit's characters are CTLs
+ * (e.g. CR | 0x20 == '-'), and p has been checked to hold none, so eight
+ * bytes can be compared at once. Borrows both (lit has n readable bytes). */
 static inline int name_is(const char *p, const char *lit, size_t n)
 {
+    const uint64_t low = 0x2020202020202020ull;
+    uint64_t a, b;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&a, p + i, 8);
+            memcpy(&b, lit + i, 8);
+            if ((a | low) != b) return 0;
+        }
+        memcpy(&a, p + n - 8, 8); /* the last eight, maybe overlapping */
+        memcpy(&b, lit + n - 8, 8);
+        return (a | low) == b;
+    }
     for (size_t i = 0; i < n; i++)
-        if (h1_lower[(uint8_t)p[i]] != (uint8_t)lit[i]) return 0;
+        if ((p[i] | 0x20) != lit[i]) return 0;
     return 1;
 }
 
-/* 1 if s is a valid host [":" port]; need_port: port must be present. */
+/* 1 if s is a valid host [":" port]; need_port: port must be present. Borrows s. */
 static int authority_ok(h1_str s, int need_port)
 {
     const char *p = s.p, *end = s.p + s.len;
@@ -69,10 +190,7 @@ static int authority_ok(h1_str s, int need_port)
         if (p == end || p == s.p + 1) return 0;
         p++;
     } else {
-        while (p < end && *p != ':') {
-            if (!(CC(*p) & H1_C_HOST) || *p == '[' || *p == ']') return 0;
-            p++;
-        }
+        while (p < end && (CC(*p) & H1_C_HOST)) p++;
         if (p == s.p) return 0;
     }
     if (p == end) return !need_port;
@@ -90,7 +208,8 @@ static int authority_ok(h1_str s, int need_port)
 /* Steps through a comma-separated list: sets *elem to the OWS-trimmed
  * element starting at p (maybe empty) and returns where the next one
  * starts, or NULL after the last. A trailing comma yields a last, empty
- * element, which is what lets callers see "chunked,". */
+ * element, which is what lets callers see "chunked,".
+ * Borrows [p, end); *elem and the result point into it. */
 static inline const char *next_elem(const char *p, const char *end, h1_str *elem)
 {
     const char *comma = memchr(p, ',', (size_t)(end - p));
@@ -102,6 +221,7 @@ static inline const char *next_elem(const char *p, const char *end, h1_str *elem
     return comma ? comma + 1 : NULL;
 }
 
+/* Borrows both. */
 static inline int bytes_ieq(const char *a, const char *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -109,6 +229,7 @@ static inline int bytes_ieq(const char *a, const char *b, size_t n)
     return 1;
 }
 
+/* Borrows s. */
 static inline int all_tchar(h1_str s)
 {
     for (size_t i = 0; i < s.len; i++)
@@ -116,6 +237,7 @@ static inline int all_tchar(h1_str s)
     return 1;
 }
 
+/* Borrows v; updates *fs. */
 static int field_content_length(struct fstate *fs, h1_str v)
 {
     if (++fs->ncl > 1) FAIL(fs, H1_ERR_BAD_REQUEST, "duplicate Content-Length");
@@ -134,6 +256,7 @@ static int field_content_length(struct fstate *fs, h1_str v)
     return 0;
 }
 
+/* Borrows v; updates *fs. */
 static int field_transfer_encoding(struct fstate *fs, h1_str v)
 {
     const char *p = v.p, *end = v.p + v.len;
@@ -159,6 +282,7 @@ static int field_transfer_encoding(struct fstate *fs, h1_str v)
     return 0;
 }
 
+/* Borrows v; updates *fs, which keeps pointing into it. */
 static int field_connection(struct fstate *fs, h1_str v)
 {
     const char *p = v.p, *end = v.p + v.len;
@@ -199,7 +323,8 @@ framing:
     FAIL(fs, H1_ERR_BAD_REQUEST, "Connection names a framing field");
 }
 
-/* Interprets the fields that matter to framing and routing. */
+/* Interprets the fields that matter to framing and routing.
+ * Borrows name and v; *fs may keep pointers into v. */
 static int on_field(struct fstate *fs, h1_str name, h1_str v)
 {
     const char *n = name.p;
@@ -266,6 +391,7 @@ static int parse_fields(const char **pp, const char *end, struct h1_header *hdrs
 
         /* field-name ":" OWS field-value OWS CRLF */
         const char *name = p;
+        p = scan_name(p, end);
         while (p < end && (CC(*p) & H1_C_TCHAR)) p++;
         if (p == end) goto incomplete;
         if (*p != ':') {
@@ -278,12 +404,7 @@ static int parse_fields(const char **pp, const char *end, struct h1_header *hdrs
         p++;
         while (p < end && (*p == ' ' || *p == '\t')) p++;
         const char *val = p;
-        while (end - p >= 8) {
-            uint64_t x = load8(p);
-            if (HASLESS(x, 0x20) | HASBYTE(x, 0x7f)) break;
-            p += 8;
-        }
-        while (p < end && (CC(*p) & H1_C_VALUE)) p++;
+        p = scan_value(p, end);
         if (p == end) goto incomplete;
         if (*p != '\r') {
             if (*p == '\n') FAIL(fs, H1_ERR_BAD_REQUEST, "bare LF");
@@ -308,7 +429,7 @@ incomplete:
 }
 
 /* Parses "HTTP/" DIGIT "." DIGIT at p. Returns 8 with *major and *minor set,
- * H1_INCOMPLETE, or H1_ERR_BAD_REQUEST. */
+ * H1_INCOMPLETE, or H1_ERR_BAD_REQUEST. Borrows [p, end). */
 static int parse_version(const char *p, const char *end, int *major, int *minor)
 {
     static const char lit[] = "HTTP/";
@@ -328,6 +449,7 @@ static int parse_version(const char *p, const char *end, int *major, int *minor)
     return 8;
 }
 
+/* Borrows m. */
 static enum h1_method method_id(const char *m, size_t n)
 {
     switch (n) {
@@ -354,7 +476,8 @@ static enum h1_method method_id(const char *m, size_t n)
     return H1_M_OTHER;
 }
 
-/* Splits req->target into path/query/authority by its form (RFC 9112 3.2). */
+/* Splits req->target into path/query/authority by its form (RFC 9112 3.2).
+ * Fills *req with pointers into its own target. */
 static int classify_target(struct h1_request *req, struct fstate *fs)
 {
     const char *t = req->target.p, *end = t + req->target.len;
@@ -370,7 +493,8 @@ static int classify_target(struct h1_request *req, struct fstate *fs)
     if (*t == '/') {
         q = memchr(t, '?', (size_t)(end - t));
     } else if (req->target.len == 1 && *t == '*') {
-        if (req->method_id != H1_M_OPTIONS) FAIL(fs, H1_ERR_BAD_REQUEST, "'*' target needs OPTIONS");
+        if (req->method_id != H1_M_OPTIONS)
+            FAIL(fs, H1_ERR_BAD_REQUEST, "'*' target needs OPTIONS");
         fs->flags |= H1_F_ASTERISK_FORM;
         req->path = req->target;
         return 0;
@@ -388,7 +512,7 @@ static int classify_target(struct h1_request *req, struct fstate *fs)
         req->authority = auth;
         fs->flags |= H1_F_ABSOLUTE_FORM;
         t = ae;
-        q = ae < end && *ae == '?' ? ae : memchr(t, '?', (size_t)(end - t));
+        q = memchr(t, '?', (size_t)(end - t));
     }
     if (q) {
         req->path.p = t;
@@ -403,7 +527,7 @@ static int classify_target(struct h1_request *req, struct fstate *fs)
 }
 
 /* Keep-alive per RFC 9112 9.3: 1.1 persists unless "close"; 1.0 only on
- * an explicit "keep-alive". */
+ * an explicit "keep-alive". Borrows fs. */
 static unsigned persistence(const struct fstate *fs, int minor)
 {
     unsigned f = fs->conn_close ? H1_F_CONN_CLOSE : 0;
@@ -411,6 +535,7 @@ static unsigned persistence(const struct fstate *fs, int minor)
     return f;
 }
 
+/* Borrows [buf, end); fills *req and *fs with pointers into it. */
 static int request_head(const char *buf, const char *end, struct h1_request *req,
                         size_t max_headers, size_t max_target, struct fstate *fs)
 {
@@ -438,12 +563,7 @@ static int request_head(const char *buf, const char *end, struct h1_request *req
 
     /* request-target SP */
     const char *t = ++p;
-    while (end - p >= 8) {
-        uint64_t x = load8(p);
-        if (HASLESS(x, 0x21) | (x & HIGHS) | HASBYTE(x, 0x7f) | HASBYTE(x, '#')) break;
-        p += 8;
-    }
-    while (p < end && (CC(*p) & H1_C_TARGET)) p++;
+    p = scan_target(p, end);
     if ((size_t)(p - t) > max_target) FAIL(fs, H1_ERR_URI_TOO_LONG, "request target too long");
     if (p == end) return H1_INCOMPLETE;
     if (*p != ' ') {
@@ -485,8 +605,8 @@ static int request_head(const char *buf, const char *end, struct h1_request *req
         req->body = H1_BODY_CHUNKED;
     } else if (fs->ncl && fs->clen) {
         req->body = H1_BODY_LENGTH;
-        req->content_length = fs->clen;
     }
+    req->content_length = fs->clen;
     /* CONNECT has no content; a body would become tunnel bytes upstream. */
     if (req->method_id == H1_M_CONNECT && req->body != H1_BODY_NONE)
         FAIL(fs, H1_ERR_BAD_REQUEST, "CONNECT with a body");
@@ -514,6 +634,7 @@ static int request_head(const char *buf, const char *end, struct h1_request *req
     return (int)(p - buf);
 }
 
+/* Borrows buf; fills *req with pointers into it. */
 int h1_parse_request(const char *buf, size_t len, struct h1_request *req, size_t max_headers,
                      size_t max_bytes)
 {
@@ -538,6 +659,7 @@ int h1_parse_request(const char *buf, size_t len, struct h1_request *req, size_t
     return r;
 }
 
+/* Borrows [buf, end); fills *resp and *fs with pointers into it. */
 static int response_head(const char *buf, const char *end, struct h1_response *resp,
                          size_t max_headers, int method_head, struct fstate *fs)
 {
@@ -608,6 +730,7 @@ static int response_head(const char *buf, const char *end, struct h1_response *r
     return (int)(p - buf);
 }
 
+/* Borrows buf; fills *resp with pointers into it. */
 int h1_parse_response(const char *buf, size_t len, struct h1_response *resp, size_t max_headers,
                       size_t max_bytes, int method_head)
 {

@@ -19,12 +19,11 @@
 #define IS_VALUE(c) (IS_VCHAR(c) || (c) >= 0x80 || IS_OWS(c))
 #define IS_HEX(c) (IS_DIGIT(c) || ((c) >= 'a' && (c) <= 'f') || ((c) >= 'A' && (c) <= 'F'))
 /* RFC 3986 reg-name minus pct-encoding and ',' (a comma in Host invites list
- * parsing by someone downstream), plus ':' and the IP-literal brackets. */
+ * parsing by someone downstream). */
 #define IS_HOST(c)                                                                           \
     (IS_DIGIT(c) || IS_ALPHA(c) || (c) == '-' || (c) == '.' || (c) == '_' || (c) == '~' ||   \
      (c) == '!' || (c) == '$' || (c) == '&' || (c) == '\'' || (c) == '(' || (c) == ')' ||    \
-     (c) == '*' || (c) == '+' || (c) == ';' || (c) == '=' || (c) == ':' || (c) == '[' ||     \
-     (c) == ']')
+     (c) == '*' || (c) == '+' || (c) == ';' || (c) == '=')
 #define IS_QDTEXT(c) (IS_OWS(c) || (c) == 0x21 || ((c) >= 0x23 && (c) <= 0x5b) ||             \
                       ((c) >= 0x5d && (c) <= 0x7e) || (c) >= 0x80)
 
@@ -43,6 +42,7 @@
 const uint8_t h1_cclass[256] = {R256(CLASS)};
 const uint8_t h1_lower[256] = {R256(LOWER)};
 
+/* Borrows both. */
 int h1_str_ieq(h1_str s, const char *lit)
 {
     size_t i;
@@ -52,6 +52,7 @@ int h1_str_ieq(h1_str s, const char *lit)
     return lit[i] == '\0';
 }
 
+/* Borrows both. */
 static int str_ieq_str(const char *a, const char *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -59,6 +60,7 @@ static int str_ieq_str(const char *a, const char *b, size_t n)
     return 1;
 }
 
+/* Borrows both. */
 int h1_token_list_has_str(h1_str list, h1_str token)
 {
     const char *p = list.p, *end = list.p + list.len;
@@ -75,12 +77,14 @@ int h1_token_list_has_str(h1_str list, h1_str token)
     return 0;
 }
 
+/* Borrows both. */
 int h1_token_list_has(h1_str list, const char *token)
 {
     h1_str t = {token, strlen(token)};
     return h1_token_list_has_str(list, t);
 }
 
+/* Borrows name. */
 int h1_header_is_hop_by_hop(h1_str name)
 {
     switch (name.len) {
@@ -92,11 +96,13 @@ int h1_header_is_hop_by_hop(h1_str name)
     }
 }
 
+/* Borrows both. */
 int h1_header_should_strip(h1_str name, h1_str connection)
 {
     return h1_header_is_hop_by_hop(name) || h1_token_list_has_str(connection, name);
 }
 
+/* Returns a static string. */
 const char *h1_status_reason(int status)
 {
     switch (status) {
@@ -152,6 +158,7 @@ const char *h1_status_reason(int status)
     }
 }
 
+/* Borrows buf; *pos is the caller's cursor. */
 int h1_head_scan(const char *buf, size_t len, size_t *pos)
 {
     /* Only LFs at or after *pos are new; the CR LF CR before each is read

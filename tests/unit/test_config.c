@@ -1,0 +1,1012 @@
+/* test_config.c - unit tests of the configuration loader (src/config/).
+ *
+ * Standalone: prints one line per failure and "N passed, M failed", exits
+ * non-zero on any failure. Run from the repository root (it loads
+ * examples/quickstart.yaml and docs/config.md).
+ *
+ * Error cases mark the line they expect the error on with a `#<` comment in
+ * the YAML itself, so the expected line numbers stay right when a case is
+ * edited. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int npass, nfail;
+
+#define CHECK(cond, ...)                                                                       \
+    do {                                                                                       \
+        if (cond) {                                                                            \
+            npass++;                                                                           \
+        } else {                                                                               \
+            nfail++;                                                                           \
+            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                             \
+            printf(__VA_ARGS__);                                                               \
+            printf("\n");                                                                      \
+        }                                                                                      \
+    } while (0)
+
+#define API "apiVersion: strand.dev/v1alpha1\n"
+/* A listener `web`, a tcp listener `raw` and clusters `be`, `be2`, `hash`
+ * (consistent_hash without hashOn) for the route cases to refer to. */
+#define BASE                                                                                   \
+    API "kind: Listener\nmetadata: {name: web}\nspec: {address: 127.0.0.1:10000}\n---\n" API   \
+        "kind: Listener\nmetadata: {name: raw}\nspec: {address: 127.0.0.1:10001, protocol: "   \
+        "tcp}\n---\n" API "kind: Cluster\nmetadata: {name: be}\nspec:\n  endpoints: "           \
+        "[{address: 127.0.0.1:8080}]\n---\n" API "kind: Cluster\nmetadata: {name: be2}\n"       \
+        "spec:\n  endpoints: [{address: 127.0.0.1:8081}]\n---\n" API                            \
+        "kind: Cluster\nmetadata: {name: hash}\nspec:\n  loadBalancer: consistent_hash\n"       \
+        "  endpoints: [{address: 127.0.0.1:8082}]\n---\n"
+#define ROUTE(parents) API "kind: Route\nmetadata: {name: r}\nspec:\n  parents: " parents "\n  rules:\n"
+#define HROUTE                                                                                 \
+    "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: h}\nspec:\n"  \
+    "  parentRefs: [{name: web}]\n  rules:\n"
+
+/* Loads one buffer named t.yaml; NULL on error (err filled). */
+static struct config *load(const char *yaml, char *err, size_t errlen)
+{
+    struct config *cfg = NULL;
+    if (config_load_buffer("t.yaml", yaml, strlen(yaml), &cfg, err, errlen) != 0)
+        return NULL;
+    return cfg;
+}
+
+/* The 1-based line of the first "#<" marker in yaml, or 0. Borrows. */
+static int marker_line(const char *yaml)
+{
+    const char *m = strstr(yaml, "#<");
+    if (m == NULL)
+        return 0;
+    int line = 1;
+    for (const char *p = yaml; p < m; p++)
+        line += *p == '\n';
+    return line;
+}
+
+/* Expects the load to fail with "t.yaml:<marker line>: ...substr...". */
+static void expect_err_at(int src_line, const char *yaml, const char *substr)
+{
+    char err[1024], want[32];
+    struct config *cfg = load(yaml, err, sizeof(err));
+    int line = marker_line(yaml);
+    snprintf(want, sizeof(want), "t.yaml:%d: ", line);
+    if (cfg != NULL) {
+        nfail++;
+        printf("FAIL %s:%d: loaded, expected error \"%s\"\n", __FILE__, src_line, substr);
+        config_free(cfg);
+        return;
+    }
+    if (line == 0 || strncmp(err, want, strlen(want)) != 0 || strstr(err, substr) == NULL) {
+        nfail++;
+        printf("FAIL %s:%d: got \"%s\", want \"%s...%s\"\n", __FILE__, src_line, err, want,
+               substr);
+        return;
+    }
+    npass++;
+}
+#define EXPECT_ERR(yaml, substr) expect_err_at(__LINE__, yaml, substr)
+
+static void test_quickstart(void)
+{
+    const char *paths[] = {"examples/quickstart.yaml"};
+    char err[512];
+    struct config *cfg = NULL;
+    int rc = config_load_files(paths, 1, &cfg, err, sizeof(err));
+    CHECK(rc == 0, "%s", err);
+    if (rc != 0)
+        return;
+    CHECK(cfg->workers == 1, "%u", cfg->workers);
+    CHECK(cfg->admin_address && strcmp(cfg->admin_address, "127.0.0.1:9901") == 0, "admin");
+    CHECK(cfg->admin_addr.ss_family == AF_INET, "admin family");
+    CHECK(cfg->access_log.path && strcmp(cfg->access_log.path, "stdout") == 0, "log");
+    CHECK(cfg->nlisteners == 1 && strcmp(cfg->listeners[0].name, "web") == 0, "listener");
+    const struct cfg_listener *l = config_listener(cfg, "web");
+    CHECK(l != NULL && l->proto == CFG_PROTO_HTTP, "web http");
+    if (l != NULL) {
+        const struct sockaddr_in *a = (const void *)&l->addr;
+        CHECK(a->sin_family == AF_INET && ntohs(a->sin_port) == 10000 &&
+                  ntohl(a->sin_addr.s_addr) == 0x7f000001,
+              "web address");
+        CHECK(l->addrlen == sizeof(struct sockaddr_in), "addrlen");
+        CHECK(strcmp(l->where.file, "examples/quickstart.yaml") == 0 && l->where.line > 1,
+              "where %s:%d", l->where.file, l->where.line);
+    }
+    const struct cfg_cluster *c = config_cluster(cfg, "backend");
+    CHECK(c != NULL && c->nendpoints == 1, "cluster backend");
+    if (c != NULL) {
+        const struct sockaddr_in *a = (const void *)&c->endpoints[0].addr;
+        CHECK(ntohs(a->sin_port) == 8080 && c->endpoints[0].weight == 1, "endpoint");
+    }
+    CHECK(config_cluster(cfg, "nope") == NULL && config_listener(cfg, "nope") == NULL, "lookup");
+    CHECK(cfg->nroutes == 1, "%zu routes", cfg->nroutes);
+    if (cfg->nroutes == 1) {
+        const struct cfg_route *r = &cfg->routes[0];
+        CHECK(strcmp(r->name, "default") == 0 && r->nlisteners == 1 &&
+                  strcmp(r->listeners[0], "web") == 0,
+              "route");
+        CHECK(r->nrules == 2, "%zu rules", r->nrules);
+        if (r->nrules == 2) {
+            const struct cfg_rule *a = &r->rules[0], *b = &r->rules[1];
+            CHECK(a->nconds == 1 && a->conds[0].op == CFG_MATCH_EXACT &&
+                      strcmp(a->conds[0].attr, "path") == 0 &&
+                      strcmp(a->conds[0].value, "/strand/hello") == 0,
+                  "hello cond");
+            CHECK(a->direct.status == 200 && a->direct.body != NULL &&
+                      strcmp(a->direct.content_type, "text/plain") == 0 && a->nbackends == 0,
+                  "hello direct");
+            CHECK(b->nconds == 1 && b->conds[0].op == CFG_MATCH_PREFIX &&
+                      strcmp(b->conds[0].value, "/") == 0,
+                  "catch-all cond");
+            CHECK(b->nbackends == 1 && strcmp(b->backends[0].cluster, "backend") == 0 &&
+                      b->backends[0].weight == 1 && b->direct.status == 0,
+                  "catch-all backend");
+        }
+    }
+    config_free(cfg);
+}
+
+static void test_defaults(void)
+{
+    char err[512];
+    struct config *cfg = load(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n", err,
+                              sizeof(err));
+    CHECK(cfg != NULL, "%s", err);
+    if (cfg == NULL)
+        return;
+    CHECK(cfg->workers == 0, "workers");
+    CHECK(cfg->admin_address && strcmp(cfg->admin_address, "127.0.0.1:9901") == 0,
+          "admin default");
+    CHECK(cfg->drain_timeout_ms == 15000 && cfg->buffer_bytes == 32768, "proxy defaults");
+    CHECK(cfg->access_log.path == NULL, "no access log");
+    const struct cfg_listener *l = config_listener(cfg, "web");
+    CHECK(l && l->idle_timeout_ms == 300000 && l->request_timeout_ms == 15000 &&
+              l->header_timeout_ms == 10000 && l->max_header_bytes == 65536 &&
+              l->max_headers == 100 && l->xff && l->via && l->request_id,
+          "listener defaults");
+    l = config_listener(cfg, "raw");
+    CHECK(l && l->proto == CFG_PROTO_TCP && l->idle_timeout_ms == 3600000, "tcp defaults");
+    const struct cfg_cluster *c = config_cluster(cfg, "be");
+    CHECK(c && c->lb == CFG_LB_ROUND_ROBIN && c->hash_attr == NULL &&
+              c->max_connections == 1024 && c->max_pending == 1024 && c->max_requests == 4096 &&
+              c->connect_timeout_ms == 2000 && c->idle_timeout_ms == 60000,
+          "cluster defaults");
+    CHECK(c && c->outlier.consecutive_5xx == 5 && c->outlier.consecutive_failures == 5 &&
+              c->outlier.base_ejection_ms == 30000 && c->outlier.max_ejection_percent == 50,
+          "outlier defaults");
+    const struct cfg_rule *r = &cfg->routes[0].rules[0];
+    CHECK(strcmp(r->name, "r/0") == 0, "rule name %s", r->name);
+    CHECK(r->nconds == 0 && r->timeout_ms == 0 && r->retry.attempts == 0 && r->retry.on == 0 &&
+              r->retry.per_try_timeout_ms == 0 && r->retry.budget_percent == 20 &&
+              r->retry.min_retry_concurrency == 3 && r->rewrite_prefix == NULL &&
+              r->hash_attr == NULL && r->direct.status == 0 && r->direct.content_type == NULL,
+          "rule defaults");
+    CHECK(cfg->routes[0].nhostnames == 0, "no hostnames");
+    CHECK(cfg->nfiles == 1 && strcmp(cfg->files[0], "t.yaml") == 0, "files");
+    config_free(cfg);
+
+    /* An empty file, and empty documents, are a valid (empty) config. */
+    cfg = load("# nothing\n", err, sizeof(err));
+    CHECK(cfg != NULL && cfg->nlisteners == 0 && cfg->admin_address != NULL, "%s", err);
+    config_free(cfg);
+    cfg = load("---\n---\n", err, sizeof(err));
+    CHECK(cfg != NULL, "%s", err);
+    config_free(cfg);
+}
+
+static void test_full_ok(void)
+{
+    char err[512];
+    const char *y =
+        API "kind: Proxy\nmetadata: {name: p}\nspec:\n  workers: 4\n  admin: {disabled: true}\n"
+            "  drainTimeout: 1m30s\n  bufferBytes: 1024\n  accessLog: {path: /var/log/a.log}\n"
+            "---\n" BASE API "kind: Cluster\nmetadata: {name: v1}\nspec:\n"
+            "  endpoints:\n  - {address: '[::1]:9000', weight: 3}\n  - {address: localhost:9001}\n"
+            "  loadBalancer: consistent_hash\n  hashOn: header.X-User\n  maxConnections: 7\n"
+            "  maxPendingRequests: 0\n  maxRequests: 9\n  connectTimeout: 250ms\n"
+            "  idleTimeout: 1.5s\n  outlierDetection: {consecutive5xx: 0, consecutiveFailures: 2,"
+            " baseEjectionTime: 10s, maxEjectionPercent: 100}\n"
+            "---\n" ROUTE("[web]") "  - name: api\n    match:\n"
+                 "    - {attribute: path, prefix: /api}\n"
+                 "    - {attribute: header.X-Canary, present: true}\n"
+                 "    - {attribute: method, in: [GET, HEAD]}\n"
+                 "    - {attribute: path, regex: '^/v[0-9]+/', invert: true}\n"
+                 "    - {attribute: header.x-env, exact: Prod, ignoreCase: true}\n"
+                 "    - {attribute: query.Q, absent: true}\n"
+                 "    backends: [{cluster: v1, weight: 90}, {cluster: be, weight: 10}]\n"
+                 "    timeout: 5s\n    retries: {attempts: 2, on: [5xx, reset], perTryTimeout: 1s,"
+                 " budgetPercent: 30, minRetryConcurrency: 1}\n"
+                 "    requestHeaders: {set: {X-A: b}, add: {x-c: ''}, remove: [X-Secret]}\n"
+                 "    responseHeaders: {set: {x-served-by: strand}}\n"
+                 "    rewrite: {pathPrefix: /}\n    hashOn: header.X-Other\n"
+                 "  - match: [{attribute: path, exact: /hello}]\n"
+                 "    directResponse: {status: 404, body: \"no\\n\", contentType: text/html}\n";
+    struct config *cfg = load(y, err, sizeof(err));
+    CHECK(cfg != NULL, "%s", err);
+    if (cfg == NULL)
+        return;
+    CHECK(cfg->workers == 4 && cfg->admin_address == NULL && cfg->admin_addrlen == 0 &&
+              cfg->drain_timeout_ms == 90000 && cfg->buffer_bytes == 1024 &&
+              strcmp(cfg->access_log.path, "/var/log/a.log") == 0,
+          "proxy");
+    const struct cfg_cluster *c = config_cluster(cfg, "v1");
+    CHECK(c && c->nendpoints == 2 && c->endpoints[0].weight == 3 &&
+              c->endpoints[0].addr.ss_family == AF_INET6 &&
+              c->endpoints[0].addrlen == sizeof(struct sockaddr_in6) &&
+              strcmp(c->endpoints[0].address, "[::1]:9000") == 0,
+          "v6 endpoint");
+    CHECK(c && c->lb == CFG_LB_HASH && strcmp(c->hash_attr, "header.x-user") == 0 &&
+              c->max_connections == 7 && c->max_pending == 0 && c->max_requests == 9 &&
+              c->connect_timeout_ms == 250 && c->idle_timeout_ms == 1500,
+          "cluster fields");
+    CHECK(c && c->outlier.consecutive_5xx == 0 && c->outlier.consecutive_failures == 2 &&
+              c->outlier.base_ejection_ms == 10000 && c->outlier.max_ejection_percent == 100,
+          "outlier");
+    const struct cfg_route *rt = &cfg->routes[0];
+    const struct cfg_rule *r = &rt->rules[0];
+    CHECK(r->nconds == 6, "%zu", r->nconds);
+    if (r->nconds == 6) {
+        CHECK(strcmp(r->conds[1].attr, "header.x-canary") == 0 &&
+                  r->conds[1].op == CFG_MATCH_PRESENT,
+              "header attr lower-cased: %s", r->conds[1].attr);
+        CHECK(r->conds[2].op == CFG_MATCH_IN && r->conds[2].nvalues == 2 &&
+                  strcmp(r->conds[2].values[1], "HEAD") == 0,
+              "in");
+        CHECK(r->conds[3].op == CFG_MATCH_REGEX && r->conds[3].invert &&
+                  strcmp(r->conds[3].value, "^/v[0-9]+/") == 0,
+              "regex");
+        CHECK(r->conds[4].ignore_case && strcmp(r->conds[4].value, "Prod") == 0, "ignoreCase");
+        CHECK(strcmp(r->conds[5].attr, "query.Q") == 0 && r->conds[5].op == CFG_MATCH_ABSENT,
+              "query names keep case");
+        CHECK(r->conds[0].where.line > 1 && strcmp(r->conds[0].where.file, "t.yaml") == 0,
+              "cond where");
+    }
+    CHECK(r->nbackends == 2 && r->backends[0].weight == 90 &&
+              strcmp(r->backends[1].cluster, "be") == 0,
+          "backends");
+    CHECK(r->timeout_ms == 5000 && r->retry.attempts == 2 &&
+              r->retry.on == (CFG_RETRY_5XX | CFG_RETRY_RESET) &&
+              r->retry.per_try_timeout_ms == 1000 && r->retry.budget_percent == 30 &&
+              r->retry.min_retry_concurrency == 1,
+          "retries");
+    CHECK(r->request_headers.nset == 1 && strcmp(r->request_headers.set[0].name, "x-a") == 0 &&
+              strcmp(r->request_headers.set[0].value, "b") == 0,
+          "set lower-cased");
+    CHECK(r->request_headers.nadd == 1 && strcmp(r->request_headers.add[0].value, "") == 0,
+          "empty value");
+    CHECK(r->request_headers.nremove == 1 &&
+              strcmp(r->request_headers.remove[0], "x-secret") == 0,
+          "remove lower-cased");
+    CHECK(r->response_headers.nset == 1, "response headers");
+    CHECK(r->rewrite_prefix && strcmp(r->rewrite_prefix, "/") == 0, "rewrite");
+    CHECK(r->hash_attr && strcmp(r->hash_attr, "header.x-other") == 0, "rule hashOn");
+    const struct cfg_rule *d = &rt->rules[1];
+    CHECK(strcmp(d->name, "r/1") == 0 && d->direct.status == 404 &&
+              strcmp(d->direct.body, "no\n") == 0 &&
+              strcmp(d->direct.content_type, "text/html") == 0,
+          "direct");
+    config_free(cfg);
+
+    /* retries with no `on` retry connect failures; a tcp route may too. */
+    cfg = load(BASE ROUTE("[raw]") "  - backends: [{cluster: be}]\n"
+                                   "    retries: {attempts: 1}\n"
+                                   "    match: [{attribute: source.address, prefix: '10.'}]\n",
+               err, sizeof(err));
+    CHECK(cfg != NULL, "%s", err);
+    if (cfg != NULL)
+        CHECK(cfg->routes[0].rules[0].retry.on == CFG_RETRY_CONNECT_FAILURE, "default on");
+    config_free(cfg);
+
+    /* hostnames are lower-cased; wildcards allowed. */
+    cfg = load(BASE API "kind: Route\nmetadata: {name: r}\nspec:\n  parents: [web]\n"
+                        "  hostnames: [Example.COM, '*.example.org']\n"
+                        "  rules: [{backends: [{cluster: be}]}]\n",
+               err, sizeof(err));
+    CHECK(cfg != NULL, "%s", err);
+    if (cfg != NULL)
+        CHECK(cfg->routes[0].nhostnames == 2 &&
+                  strcmp(cfg->routes[0].hostnames[0], "example.com") == 0 &&
+                  strcmp(cfg->routes[0].hostnames[1], "*.example.org") == 0,
+              "hostnames");
+    config_free(cfg);
+}
+
+static void test_errors(void)
+{
+    /* YAML syntax: libyaml's problem text at its line. */
+    EXPECT_ERR("a: [1, 2\nb: 3 #<\n", "did not find expected ',' or ']'");
+    EXPECT_ERR("a:\n  b: 1\n c: 2 #<\n", "did not find expected key");
+    EXPECT_ERR("a: 1\nb: b: c #<\n", "mapping values are not allowed");
+    EXPECT_ERR("a: 1\n\xff #<\n", "invalid leading UTF-8 octet");
+    /* Anchors, aliases, tags, duplicates, depth, NUL. */
+    EXPECT_ERR("a: &x 1 #<\nb: *x\n", "anchors");
+    EXPECT_ERR("a: 1\nb: *x #<\n", "aliases");
+    EXPECT_ERR("a: !!str 1 #<\n", "tags");
+    EXPECT_ERR(API "kind: Proxy\nmetadata: {name: p}\nkind: Proxy #<\n", "duplicate key 'kind'");
+    EXPECT_ERR("a: \"x\\0y\" #<\n", "NUL");
+    {
+        char deep[400] = "";
+        for (int i = 0; i < 70; i++)
+            strcat(deep, "[");
+        strcat(deep, " #<\n");
+        EXPECT_ERR(deep, "nesting deeper than 64");
+    }
+    /* Document headers. */
+    EXPECT_ERR("- a #<\n", "document: expected a mapping, got a sequence");
+    EXPECT_ERR(API "kind: Gateway #<\nmetadata: {name: x}\n", "unknown kind 'Gateway'");
+    EXPECT_ERR("apiVersion: v1 #<\nkind: Listener\n", "apiVersion of Listener must be");
+    EXPECT_ERR("apiVersion: strand.dev/v1alpha1 #<\nkind: Listener\nspec: {}\n",
+               "missing required key 'metadata'");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {labels: {a: b}} #<\n",
+               "metadata: missing required key 'name'");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: Web_1} #<\n", "invalid name 'Web_1'");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: web, namespace: x} #<\n",
+               "unknown key 'namespace' in metadata");
+    EXPECT_ERR("kind: Listener #<\n" API "metadata: {name: web}\n",
+               "Listener 'web': missing required key 'spec'");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: web}\nspec: {address: 127.0.0.1:1}\n"
+                   "status: {} #<\n",
+               "unknown key 'status' in document");
+    /* Proxy. */
+    EXPECT_ERR(API "kind: Proxy\nmetadata: {name: a}\n---\nkind: Proxy #<\n" API
+                   "metadata: {name: b}\n",
+               "only one Proxy is allowed (the first is at t.yaml:1)");
+    EXPECT_ERR(API "kind: Proxy\nmetadata: {name: p}\nspec:\n  workers: 300 #<\n",
+               "workers: 300 is out of range (0..256)");
+    EXPECT_ERR(API "kind: Proxy\nmetadata: {name: p}\nspec:\n  workers: {a: 1} #<\n",
+               "workers: expected an integer, got a mapping");
+    EXPECT_ERR(API "kind: Proxy\nmetadata: {name: p}\nspec:\n  workers: '4' #<\n",
+               "expected an integer, got a quoted string");
+    EXPECT_ERR(API "kind: Proxy\nmetadata: {name: p}\nspec:\n  workers: 1.5 #<\n",
+               "expected an integer, got '1.5'");
+    EXPECT_ERR(API "kind: Proxy\nmetadata: {name: p}\nspec:\n  workers: -1 #<\n",
+               "out of range");
+    EXPECT_ERR(API "kind: Proxy\nmetadata: {name: p}\nspec:\n  bufferBytes: 99999999999 #<\n",
+               "bufferBytes: 99999999999 is out of range (1024..16777216)");
+    EXPECT_ERR(API "kind: Proxy\nmetadata: {name: p}\nspec:\n  drainTimeout: 5 #<\n",
+               "write 5s or 5000ms");
+    EXPECT_ERR(API "kind: Proxy\nmetadata: {name: p}\nspec:\n  drainTimeout: 5 sec #<\n",
+               "bad duration '5 sec'");
+    EXPECT_ERR(API "kind: Proxy\nmetadata: {name: p}\nspec:\n  drainTimeout: 9999h #<\n",
+               "out of range (0ms..720h)");
+    EXPECT_ERR(API "kind: Proxy\nmetadata: {name: p}\nspec:\n  workerz: 1 #<\n",
+               "unknown key 'workerz' in Proxy spec");
+    EXPECT_ERR(API "kind: Proxy\nmetadata: {name: p}\nspec:\n"
+                   "  admin: {disabled: true, address: 127.0.0.1:1} #<\n",
+               "either address or disabled");
+    EXPECT_ERR(API "kind: Proxy\nmetadata: {name: p}\nspec:\n  admin: {disabled: yes} #<\n",
+               "expected true or false, got 'yes'");
+    /* Listener. */
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: web}\nspec:\n  adress: 1.2.3.4:5 #<\n",
+               "unknown key 'adress' in Listener spec (allowed: address, protocol");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: web}\nspec: #<\n  protocol: http\n",
+               "missing required key 'address'");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: web}\nspec:\n  address: localhost #<\n",
+               "bad address 'localhost': missing :port");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: web}\nspec:\n  address: example.com:80 #<\n",
+               "no DNS");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: web}\nspec:\n  address: 1.2.3.4:0 #<\n",
+               "port must be a number from 1 to 65535");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: web}\nspec:\n  address: ::1:80 #<\n",
+               "need brackets");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: web}\nspec:\n  address: [1.2.3.4:80] #<\n",
+               "address: expected a string, got a sequence");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: web}\nspec:\n  address: 127.0.0.1:9901 #<\n"
+                   "---\n" API "kind: Proxy\nmetadata: {name: p}\nspec: {workers: 1}\n",
+               "conflicts with the admin address");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: a}\nspec: {address: 0.0.0.0:80}\n---\n" API
+                   "kind: Listener\nmetadata: {name: b}\nspec: {address: 127.0.0.1:80} #<\n",
+               "conflicts with Listener 'a'");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: a}\nspec: {address: 127.0.0.1:80}\n---\n" API
+                   "kind: Listener\nmetadata: {name: a} #<\nspec: {address: 127.0.0.1:81}\n",
+               "duplicate Listener 'a'");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: a}\nspec:\n  address: 127.0.0.1:80\n"
+                   "  protocol: tcp\n  requestTimeout: 5s #<\n",
+               "'requestTimeout' applies only to http listeners");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: a}\nspec:\n  address: 127.0.0.1:80\n"
+                   "  protocol: udp #<\n",
+               "expected http or tcp");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: a}\nspec:\n  address: 127.0.0.1:80\n"
+                   "  headerTimeout: 0s #<\n",
+               "out of range (1ms..720h)");
+    /* Cluster. */
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: c}\nspec:\n  endpoints: [] #<\n",
+               "endpoints: must not be empty");
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: c}\nspec: #<\n  maxRequests: 1\n",
+               "missing required key 'endpoints'");
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: c}\nspec:\n  endpoints:\n"
+                   "  - {address: 127.0.0.1:1, weight: 1000001} #<\n",
+               "weight: 1000001 is out of range (0..1000000)");
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: c}\nspec:\n  endpoints:\n"
+                   "  - {address: 127.0.0.1:1}\n  - {address: 127.0.0.1:1} #<\n",
+               "duplicate endpoint");
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: c}\nspec:\n"
+                   "  endpoints: [{address: 127.0.0.1:1}]\n  hashOn: header.x #<\n",
+               "hashOn requires loadBalancer: consistent_hash");
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: c}\nspec:\n"
+                   "  endpoints: [{address: 127.0.0.1:1}]\n  loadBalancer: random #<\n",
+               "expected round_robin");
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: c}\nspec:\n"
+                   "  endpoints: [{address: 127.0.0.1:1}]\n"
+                   "  outlierDetection: {maxEjectionPercent: 101} #<\n",
+               "maxEjectionPercent: 101 is out of range (0..100)");
+    /* Route references and rule shape. */
+    EXPECT_ERR(BASE ROUTE("[web, nope] #<") "  - backends: [{cluster: be}]\n",
+               "unknown Listener 'nope'");
+    EXPECT_ERR(BASE ROUTE("[web, raw] #<") "  - backends: [{cluster: be}]\n",
+               "use one Route per protocol");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: nope}] #<\n",
+               "unknown Cluster 'nope'");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - name: x #<\n    match: []\n",
+               "rule 'x' needs backends or directResponse");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}] #<\n"
+                                   "    directResponse: {status: 200}\n",
+               "has both backends and directResponse");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - name: a\n    backends: [{cluster: be}]\n"
+                                   "  - name: a #<\n    backends: [{cluster: be}]\n",
+               "rule name 'a' is used twice");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be, weight: 0}] #<\n",
+               "every backend weight is 0");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: hash}] #<\n",
+               "Cluster 'hash' uses consistent_hash without hashOn");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n    hashOn: path #<\n",
+               "hashOn has no effect");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n    hashOn: '' #<\n",
+               "hashOn: must not be empty");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n    timeout: 1d #<\n",
+               "bad duration '1d'");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    retries: {attempts: 11} #<\n",
+               "attempts: 11 is out of range (0..10)");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    retries: {attempts: 1, on: [5xx, timeout]} #<\n",
+               "unknown trigger 'timeout'");
+    /* Conditions. */
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    match: [{attribute: path, exact: /a, prefix: /b}] #<\n",
+               "condition has two operators ('exact' and 'prefix')");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    match: [{attribute: path}] #<\n",
+               "condition needs one operator");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    match: [{attribute: path, equals: /}] #<\n",
+               "unknown key 'equals' in match condition");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    match: [{attribute: header.x, present: false}] #<\n",
+               "only 'present: true' is allowed");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    match: [{attribute: path, regex: '^/(a'}] #<\n",
+               "bad regex '^/(a' for path at offset 4: missing closing parenthesis");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    match: [{attribute: header.a, absent: true, ignoreCase: true}] #<\n",
+               "ignoreCase has no effect with absent");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    match: [{attribute: cookie.a, exact: b}] #<\n",
+               "unknown attribute 'cookie.a'");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    match: [{attribute: 'header.x y', exact: b}] #<\n",
+               "invalid header name in 'header.x y'");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    match: [{attribute: method, in: []}] #<\n",
+               "in: must not be empty");
+    /* Header operations, rewrite, direct responses. */
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    requestHeaders:\n      set: {'x a': b} #<\n",
+               "invalid header name 'x a'");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    requestHeaders:\n      set: {x-a: \"b\\r\\nc\"} #<\n",
+               "value of header 'x-a' contains a control character");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    requestHeaders:\n      set: {X-A: b, x-a: c} #<\n",
+               "header 'x-a' is listed twice");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    responseHeaders:\n      remove: [Content-Length] #<\n",
+               "header 'content-length' is managed by the proxy");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    match: [{attribute: path, prefix: /a}]\n"
+                                   "    rewrite: {pathPrefix: b} #<\n",
+               "rewrite prefix 'b' must start with '/'");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}] #<\n"
+                                   "    rewrite: {pathPrefix: /b}\n",
+               "rewrite needs a `path` prefix condition");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - directResponse: {status: 700} #<\n",
+               "status: 700 is out of range (200..599)");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - directResponse: {status: 204, body: x} #<\n",
+               "a 204 response has no body");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - directResponse: {body: x} #<\n",
+               "directResponse: missing required key 'status'");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - directResponse: {status: 200} #<\n"
+                                   "    timeout: 5s\n",
+               "timeout has no effect with directResponse");
+    /* tcp routes. */
+    EXPECT_ERR(BASE ROUTE("[raw]") "  - directResponse: {status: 200} #<\n",
+               "'directResponse' needs an http listener");
+    EXPECT_ERR(BASE ROUTE("[raw]") "  - backends: [{cluster: be}]\n"
+                                   "    requestHeaders: {set: {a: b}} #<\n",
+               "'requestHeaders' needs an http listener");
+    EXPECT_ERR(BASE ROUTE("[raw]") "  - backends: [{cluster: be}]\n"
+                                   "    retries:\n      attempts: 1\n      on: [reset, 5xx] #<\n",
+               "'5xx' needs an http listener");
+    EXPECT_ERR(BASE ROUTE("[raw]") "  - backends: [{cluster: be}]\n"
+                                   "    match: [{attribute: path, prefix: /}] #<\n",
+               "attribute 'path' is not available on tcp listeners");
+    EXPECT_ERR(BASE API "kind: Route\nmetadata: {name: r}\nspec:\n  parents: [raw]\n"
+                        "  hostnames: [a.com] #<\n  rules: [{backends: [{cluster: be}]}]\n",
+               "hostnames need http listeners");
+    EXPECT_ERR(BASE API "kind: Route\nmetadata: {name: r}\nspec:\n  parents: [web]\n"
+                        "  hostnames: ['a.com:80'] #<\n  rules: [{backends: [{cluster: be}]}]\n",
+               "invalid hostname 'a.com:80'");
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                   "    match: [{attribute: Header.x, present: true}] #<\n",
+               "unknown attribute 'Header.x'");
+}
+
+static void test_errors2(void)
+{
+    EXPECT_ERR(BASE ROUTE("[web]") "  - backends: [{cluster: be}]\n---\n" API
+                                   "kind: Route\nmetadata: {name: r} #<\nspec:\n"
+                                   "  parents: [web]\n  rules: [{backends: [{cluster: be}]}]\n",
+               "duplicate Route 'r'");
+    /* A name of 254 characters is one too many. */
+    char yaml[1024], name[255];
+    memset(name, 'a', 254);
+    name[254] = '\0';
+    snprintf(yaml, sizeof(yaml), API "kind: Cluster\nmetadata: {name: %s} #<\n", name);
+    EXPECT_ERR(yaml, "at most 253 characters");
+    name[253] = '\0';
+    snprintf(yaml, sizeof(yaml),
+             API "kind: Cluster\nmetadata: {name: %s}\nspec: {endpoints: [{address: "
+                 "127.0.0.1:1}]}\n",
+             name);
+    char err[512];
+    struct config *cfg = load(yaml, err, sizeof(err));
+    CHECK(cfg != NULL, "253-character name: %s", err);
+    config_free(cfg);
+
+    /* The error buffer is always NUL-terminated, even when short. */
+    char small[12];
+    cfg = load("a: *x\n", small, sizeof(small));
+    CHECK(cfg == NULL && strlen(small) == sizeof(small) - 1, "truncated '%s'", small);
+    cfg = load("a: *x\n", NULL, 0);
+    CHECK(cfg == NULL, "NULL err buffer");
+
+    /* Missing file: "path:0: reason". */
+    const char *paths[] = {"/nonexistent/strand.yaml"};
+    CHECK(config_load_files(paths, 1, &cfg, err, sizeof(err)) != 0 &&
+              strncmp(err, "/nonexistent/strand.yaml:0: cannot open", 39) == 0,
+          "%s", err);
+    CHECK(config_load_files(paths, 0, &cfg, err, sizeof(err)) != 0, "no files");
+}
+
+static void test_httproute(void)
+{
+    char err[512];
+    const char *y =
+        BASE "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+             "metadata: {name: h, namespace: default, labels: {app: x}}\nspec:\n"
+             "  parentRefs: [{name: web}]\n  hostnames: [Api.Example.com]\n  rules:\n"
+             "  - matches:\n"
+             "    - path: {type: PathPrefix, value: /api}\n"
+             "      headers: [{name: X-Env, value: prod}, {name: x-v, value: '^v[0-9]$', type: "
+             "RegularExpression}]\n"
+             "      method: GET\n"
+             "    - path: {type: Exact, value: /exact}\n"
+             "      queryParams: [{name: Debug, value: '1'}]\n"
+             "    backendRefs: [{name: be, weight: 3, port: 8080}, {name: be2}]\n"
+             "    filters:\n"
+             "    - type: RequestHeaderModifier\n"
+             "      requestHeaderModifier:\n"
+             "        set: [{name: X-A, value: b}]\n        add: [{name: x-c, value: d}]\n"
+             "        remove: [X-Secret]\n"
+             "    - type: ResponseHeaderModifier\n"
+             "      responseHeaderModifier: {set: [{name: x-served-by, value: strand}]}\n"
+             "    timeouts: {request: 10s, backendRequest: 2s}\n"
+             "  - backendRefs: [{name: be}]\n"
+             "    filters:\n    - type: URLRewrite\n"
+             "      urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}\n"
+             "  - matches: [{path: {type: RegularExpression, value: '^/r/[a-z]+$'}}]\n"
+             "    backendRefs: [{name: be}]\n";
+    struct config *cfg = load(y, err, sizeof(err));
+    CHECK(cfg != NULL, "%s", err);
+    if (cfg == NULL)
+        return;
+    CHECK(cfg->nroutes == 1, "routes");
+    const struct cfg_route *r = &cfg->routes[0];
+    CHECK(strcmp(r->name, "h") == 0 && r->nlisteners == 1 && strcmp(r->listeners[0], "web") == 0,
+          "parents");
+    CHECK(r->nhostnames == 1 && strcmp(r->hostnames[0], "api.example.com") == 0, "hostnames");
+    CHECK(r->nrules == 4, "two matches become two rules: %zu", r->nrules);
+    if (r->nrules != 4) {
+        config_free(cfg);
+        return;
+    }
+    const struct cfg_rule *a = &r->rules[0], *b = &r->rules[1], *c = &r->rules[2],
+                          *d = &r->rules[3];
+    CHECK(a->nconds == 4, "a conds %zu", a->nconds);
+    if (a->nconds == 4) {
+        CHECK(strcmp(a->conds[0].attr, "path") == 0 && a->conds[0].op == CFG_MATCH_PREFIX &&
+                  strcmp(a->conds[0].value, "/api") == 0,
+              "path prefix");
+        CHECK(strcmp(a->conds[1].attr, "header.x-env") == 0 && a->conds[1].op == CFG_MATCH_EXACT,
+              "header exact");
+        CHECK(a->conds[2].op == CFG_MATCH_REGEX && strcmp(a->conds[2].value, "^v[0-9]$") == 0,
+              "header regex");
+        CHECK(strcmp(a->conds[3].attr, "method") == 0 && strcmp(a->conds[3].value, "GET") == 0,
+              "method");
+    }
+    CHECK(b->nconds == 2 && b->conds[0].op == CFG_MATCH_EXACT &&
+              strcmp(b->conds[1].attr, "query.Debug") == 0,
+          "second match");
+    for (int i = 0; i < 2; i++) {
+        const struct cfg_rule *x = i ? b : a;
+        CHECK(x->nbackends == 2 && x->backends[0].weight == 3 && x->backends[1].weight == 1 &&
+                  strcmp(x->backends[1].cluster, "be2") == 0,
+              "backends %d", i);
+        CHECK(x->request_headers.nset == 1 && strcmp(x->request_headers.set[0].name, "x-a") == 0 &&
+                  x->request_headers.nadd == 1 && x->request_headers.nremove == 1 &&
+                  strcmp(x->request_headers.remove[0], "x-secret") == 0,
+              "request header ops %d", i);
+        CHECK(x->response_headers.nset == 1, "response header ops %d", i);
+        CHECK(x->timeout_ms == 10000 && x->retry.per_try_timeout_ms == 2000, "timeouts %d", i);
+    }
+    CHECK(strcmp(a->name, "h/0") == 0 && strcmp(b->name, "h/1") == 0, "names %s %s", a->name,
+          b->name);
+    CHECK(c->nconds == 1 && c->conds[0].op == CFG_MATCH_PREFIX &&
+              strcmp(c->conds[0].value, "/") == 0,
+          "default match is prefix /");
+    CHECK(c->rewrite_prefix && strcmp(c->rewrite_prefix, "/v2") == 0, "URLRewrite");
+    CHECK(d->nconds == 1 && d->conds[0].op == CFG_MATCH_REGEX, "regex path");
+    config_free(cfg);
+
+    EXPECT_ERR(BASE HROUTE "  - backendRefs: [{name: be}]\n"
+                           "    matches: [{path: {type: Exact, value: /}, cookies: []}] #<\n",
+               "unknown key 'cookies' in match");
+    EXPECT_ERR(BASE HROUTE "  - backendRefs: [{name: be}]\n"
+                           "    filters: [{type: RequestRedirect}] #<\n",
+               "filter type 'RequestRedirect' is not supported");
+    EXPECT_ERR(BASE HROUTE "  - backendRefs: [{name: nope}] #<\n", "unknown Cluster 'nope'");
+    EXPECT_ERR(BASE HROUTE "  - backendRefs: [{name: be, kind: Service}] #<\n",
+               "unknown key 'kind' in backendRef");
+    EXPECT_ERR(BASE HROUTE "  - matches: [{path: {type: Exact, value: /a}}] #<\n",
+               "missing required key 'backendRefs'");
+    EXPECT_ERR(BASE HROUTE "  - backendRefs: [{name: be}]\n"
+                           "    matches: [{path: {type: Glob, value: /a}}] #<\n",
+               "type: 'Glob' is not supported");
+    EXPECT_ERR(BASE HROUTE "  - backendRefs: [{name: be}]\n"
+                           "    matches: [{path: {type: Exact, value: /a}}] #<\n"
+                           "    filters:\n    - type: URLRewrite\n"
+                           "      urlRewrite: {path: {type: ReplacePrefixMatch, "
+                           "replacePrefixMatch: /b}}\n",
+               "rewrite needs a `path` prefix condition");
+    EXPECT_ERR(BASE HROUTE "  - backendRefs: [{name: be}]\n"
+                           "    timeouts: {request: 10} #<\n",
+               "has no unit");
+    EXPECT_ERR(BASE "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+                    "metadata: {name: h}\nspec:\n  parentRefs: [{name: raw}] #<\n"
+                    "  rules: [{backendRefs: [{name: be}]}]\n",
+               "needs http listeners");
+    EXPECT_ERR(BASE "apiVersion: gateway.networking.k8s.io/v2 #<\nkind: HTTPRoute\n",
+               "apiVersion of HTTPRoute");
+}
+
+/* A growable string for generated configs. */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+};
+
+/* Appends printf output to b (which owns its buffer). */
+static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Borrows fmt; b owns the grown buffer. */
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (b->len + (size_t)n + 1 > b->cap) {
+        b->cap = (b->len + (size_t)n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+static void test_limits(void)
+{
+    char err[512];
+    struct sbuf b = {0};
+    /* Many objects load, and references resolve through the indexes. */
+    for (int i = 0; i < 3000; i++)
+        sb_printf(&b, API "kind: Cluster\nmetadata: {name: c%d}\n"
+                          "spec: {endpoints: [{address: 127.0.0.1:%d}]}\n---\n",
+                  i, 1000 + i);
+    for (int i = 0; i < 200; i++)
+        sb_printf(&b, API "kind: Listener\nmetadata: {name: l%d}\n"
+                          "spec: {address: 127.0.0.2:%d}\n---\n",
+                  i, 1000 + i);
+    sb_printf(&b, API "kind: Route\nmetadata: {name: r}\nspec:\n  parents: [l7, l199]\n"
+                      "  rules:\n");
+    for (int i = 0; i < 1000; i++)
+        sb_printf(&b, "  - backends: [{cluster: c%d}, {cluster: c%d}]\n", i, 2999 - i);
+    struct config *cfg = load(b.p, err, sizeof(err));
+    CHECK(cfg != NULL && cfg->nclusters == 3000 && cfg->routes[0].nrules == 1000, "%s", err);
+    config_free(cfg);
+    /* One rule too many. */
+    sb_printf(&b, "  - backends: [{cluster: c0}]\n");
+    cfg = load(b.p, err, sizeof(err));
+    CHECK(cfg == NULL && strstr(err, "rules: more than 1000 entries") != NULL, "%s", err);
+    free(b.p);
+
+    /* More than 1024 listeners. */
+    memset(&b, 0, sizeof(b));
+    for (int i = 0; i < 1025; i++)
+        sb_printf(&b, API "kind: Listener\nmetadata: {name: l%d}\n"
+                          "spec: {address: 127.0.0.3:%d}\n---\n",
+                  i, 1000 + i);
+    cfg = load(b.p, err, sizeof(err));
+    CHECK(cfg == NULL && strstr(err, "more than 1024 Listeners") != NULL, "%s", err);
+    free(b.p);
+
+    /* The node budget: a flat list of 1,000,001 scalars. */
+    memset(&b, 0, sizeof(b));
+    sb_printf(&b, "a: [");
+    for (int i = 0; i < 1000001; i++)
+        sb_printf(&b, "0,");
+    sb_printf(&b, "0]\n");
+    cfg = load(b.p, err, sizeof(err));
+    CHECK(cfg == NULL && strstr(err, "too many YAML nodes") != NULL, "%s", err);
+    free(b.p);
+
+    /* HTTPRoute lists use the Gateway API maxima. */
+    memset(&b, 0, sizeof(b));
+    sb_printf(&b, BASE HROUTE "  - backendRefs:\n");
+    for (int i = 0; i < 17; i++)
+        sb_printf(&b, "    - {name: be, weight: %d}\n", i);
+    cfg = load(b.p, err, sizeof(err));
+    CHECK(cfg == NULL && strstr(err, "backendRefs: more than 16 entries") != NULL, "%s", err);
+    free(b.p);
+}
+
+/* Writes text to dir/name and returns the new path (caller frees). */
+static char *write_file(const char *dir, const char *name, const char *text)
+{
+    char *path;
+    if (asprintf(&path, "%s/%s", dir, name) < 0)
+        return NULL;
+    FILE *f = fopen(path, "w");
+    if (f != NULL) {
+        fputs(text, f);
+        fclose(f);
+    }
+    return path;
+}
+
+static void test_multifile(void)
+{
+    char dir[] = "/tmp/strand_cfg_XXXXXX", err[512];
+    if (mkdtemp(dir) == NULL) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    /* The route comes first and refers to objects of later files. */
+    char *a = write_file(dir, "a.yaml",
+                         ROUTE("[web]") "  - backends: [{cluster: be}]\n");
+    char *b = write_file(dir, "b.yaml",
+                         API "kind: Listener\nmetadata: {name: web}\n"
+                             "spec: {address: 127.0.0.1:10000}\n");
+    char *c = write_file(dir, "c.yaml",
+                         "# comment\n" API "kind: Cluster\nmetadata: {name: be}\n"
+                         "spec: {endpoints: [{address: 127.0.0.1:1}]}\n---\n" API
+                         "kind: Proxy\nmetadata: {name: p}\nspec: {workers: 2}\n");
+    char *d = write_file(dir, "d.yaml",
+                         API "kind: Listener\nmetadata: {name: web}\n"
+                             "spec: {address: 127.0.0.1:10002}\n");
+    char *e = write_file(dir, "e.yaml", "# only a comment\n");
+    const char *ok[] = {a, b, c, e};
+    struct config *cfg = NULL;
+    int rc = config_load_files(ok, 4, &cfg, err, sizeof(err));
+    CHECK(rc == 0, "%s", err);
+    if (rc == 0) {
+        CHECK(cfg->nfiles == 4 && strcmp(cfg->files[1], b) == 0, "files");
+        CHECK(cfg->workers == 2, "proxy from c.yaml");
+        CHECK(strcmp(cfg->routes[0].where.file, a) == 0 &&
+                  strcmp(cfg->listeners[0].where.file, b) == 0 &&
+                  strcmp(cfg->clusters[0].where.file, c) == 0 && cfg->clusters[0].where.line == 2,
+              "where");
+        config_free(cfg);
+    }
+    /* A duplicate across files names the second file and the first place. */
+    const char *dup[] = {b, d};
+    rc = config_load_files(dup, 2, &cfg, err, sizeof(err));
+    char want[600];
+    snprintf(want, sizeof(want), "%s:3: duplicate Listener 'web' (first defined at %s:1)", d, b);
+    CHECK(rc != 0 && strcmp(err, want) == 0, "got '%s' want '%s'", err, want);
+    /* A reference to a listener of a file not loaded. */
+    const char *missing[] = {a, c};
+    rc = config_load_files(missing, 2, &cfg, err, sizeof(err));
+    snprintf(want, sizeof(want), "%s:5: unknown Listener 'web'", a);
+    CHECK(rc != 0 && strcmp(err, want) == 0, "got '%s' want '%s'", err, want);
+    char *files[] = {a, b, c, d, e};
+    for (int i = 0; i < 5; i++) {
+        unlink(files[i]);
+        free(files[i]);
+    }
+    rmdir(dir);
+}
+
+static void test_parse_values(void)
+{
+    static const struct {
+        const char *s;
+        int rc;
+        uint64_t ms;
+    } durs[] = {{"250ms", 0, 250},    {"5s", 0, 5000},      {"2m", 0, 120000},
+                {"1h", 0, 3600000},   {"1.5s", 0, 1500},    {"0s", 0, 0},
+                {"1m30s", 0, 90000},  {"1h2m3s4ms", 0, 3723004}, {"0.001s", 0, 1},
+                {"5", -1, 0},         {"", -1, 0},          {"s", -1, 0},
+                {"1.5ms", -1, 0},     {"0.0001s", -1, 0},   {"5 s", -1, 0},
+                {"-5s", -1, 0},       {"5S", -1, 0},        {"1s1m", -1, 0},
+                {"1s1s", -1, 0},      {"1.s", -1, 0},       {".5s", -1, 0},
+                {"999999999999h", 0, 999999999999ull * 3600000}, {"1000000000000h", -1, 0},
+                {"5d", -1, 0}};
+    for (size_t i = 0; i < sizeof(durs) / sizeof(durs[0]); i++) {
+        uint64_t ms = 12345;
+        int rc = config_parse_duration(durs[i].s, &ms);
+        CHECK(rc == durs[i].rc && (rc != 0 || ms == durs[i].ms), "duration '%s': rc %d ms %llu",
+              durs[i].s, rc, (unsigned long long)ms);
+    }
+    CHECK(config_parse_duration(NULL, &(uint64_t){0}) == -1, "NULL duration");
+
+    static const struct {
+        const char *s;
+        int rc, family, port;
+    } addrs[] = {{"127.0.0.1:80", 0, AF_INET, 80},  {"[::1]:80", 0, AF_INET6, 80},
+                 {"localhost:65535", 0, AF_INET, 65535}, {"0.0.0.0:1", 0, AF_INET, 1},
+                 {"[::]:8080", 0, AF_INET6, 8080},  {"127.0.0.1:0", -1, 0, 0},
+                 {"127.0.0.1:65536", -1, 0, 0},      {"127.0.0.1", -1, 0, 0},
+                 {":80", -1, 0, 0},                  {"::1:80", -1, 0, 0},
+                 {"[::1]80", -1, 0, 0},              {"[::1]:", -1, 0, 0},
+                 {"[]:80", -1, 0, 0},                {"example.com:80", -1, 0, 0},
+                 {"127.1:80", -1, 0, 0},             {"127.0.0.1:+80", -1, 0, 0},
+                 {"127.0.0.1:80 ", -1, 0, 0},        {"[1.2.3.4]:80", -1, 0, 0},
+                 {"", -1, 0, 0}};
+    for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = 0;
+        int rc = config_parse_address(addrs[i].s, &ss, &len);
+        CHECK(rc == addrs[i].rc, "address '%s': rc %d", addrs[i].s, rc);
+        if (rc == 0 && addrs[i].rc == 0) {
+            int port = ss.ss_family == AF_INET
+                           ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+                           : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+            CHECK(ss.ss_family == addrs[i].family && port == addrs[i].port &&
+                      len == (ss.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                      : sizeof(struct sockaddr_in6)),
+                  "address '%s' parsed wrong", addrs[i].s);
+        }
+    }
+    struct sockaddr_storage ss;
+    socklen_t len;
+    CHECK(config_parse_address("localhost:1", &ss, &len) == 0 &&
+              ((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_LOOPBACK),
+          "localhost is 127.0.0.1");
+}
+
+/* Runs text through python's json module; true when it parses. */
+static bool json_parses(const char *text)
+{
+    FILE *p = popen("/usr/bin/python3 -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null",
+                    "w");
+    if (p == NULL)
+        return false;
+    fputs(text, p);
+    return pclose(p) == 0;
+}
+
+static void test_json(void)
+{
+    char err[512];
+    const char *paths[] = {"examples/quickstart.yaml"};
+    struct config *cfg = NULL;
+    if (config_load_files(paths, 1, &cfg, err, sizeof(err)) == 0) {
+        char *j = config_to_json(cfg);
+        CHECK(j != NULL && json_parses(j), "quickstart JSON: %s", j ? j : "(null)");
+        CHECK(j && strstr(j, "\"workers\":1") && strstr(j, "\"name\":\"backend\"") &&
+                  strstr(j, "\"exact\":\"/strand/hello\"") &&
+                  strstr(j, "\"source\":\"examples/quickstart.yaml:"),
+              "JSON content");
+        free(j);
+        config_free(cfg);
+    }
+    /* Strings that need escaping: quotes, backslashes, control characters,
+     * non-ASCII. */
+    cfg = load(BASE ROUTE("[web]")
+               "  - directResponse:\n      status: 200\n"
+               "      body: \"q\\\" b\\\\ nl\\n tab\\t bell\\a \\u00e9 \\U0001F600 \\x01\"\n"
+               "  - backends: [{cluster: be}]\n"
+               "    match: [{attribute: header.x, in: ['\"', '\\', \"\\t\"]}]\n"
+               "    requestHeaders: {set: {x-q: 'say \"hi\"'}}\n",
+               err, sizeof(err));
+    CHECK(cfg != NULL, "%s", err);
+    if (cfg != NULL) {
+        char *j = config_to_json(cfg);
+        CHECK(j != NULL && json_parses(j), "escaped JSON: %s", j ? j : "(null)");
+        CHECK(j && strstr(j, "q\\\" b\\\\ nl\\u000a tab\\u0009 bell\\u0007 \xc3\xa9 ") != NULL,
+              "escapes: %s", j ? j : "");
+        free(j);
+        config_free(cfg);
+    }
+    CHECK(config_to_json(NULL) == NULL, "NULL config");
+}
+
+/* The first ```yaml block of docs/config.md must load: the reference
+ * example cannot rot. The caller frees the block. */
+static char *docs_example(void)
+{
+    FILE *f = fopen("docs/config.md", "r");
+    if (f == NULL)
+        return NULL;
+    char *text = NULL;
+    size_t cap = 0;
+    ssize_t n = getdelim(&text, &cap, '\0', f);
+    fclose(f);
+    if (n < 0) {
+        free(text);
+        return NULL;
+    }
+    char *start = strstr(text, "```yaml\n"), *end;
+    if (start == NULL || (end = strstr(start + 8, "```")) == NULL) {
+        free(text);
+        return NULL;
+    }
+    start += 8;
+    memmove(text, start, (size_t)(end - start));
+    text[end - start] = '\0';
+    return text;
+}
+
+static void test_docs_example(void)
+{
+    char err[512];
+    char *y = docs_example();
+    CHECK(y != NULL, "docs/config.md has a ```yaml block");
+    if (y == NULL)
+        return;
+    struct config *cfg = load(y, err, sizeof(err));
+    CHECK(cfg != NULL, "docs example: %s", err);
+    if (cfg != NULL) {
+        char *j = config_to_json(cfg);
+        CHECK(j != NULL && json_parses(j), "docs example JSON");
+        free(j);
+    }
+    config_free(cfg);
+    free(y);
+}
+
+int main(void)
+{
+    test_quickstart();
+    test_defaults();
+    test_full_ok();
+    test_errors();
+    test_errors2();
+    test_httproute();
+    test_multifile();
+    test_limits();
+    test_parse_values();
+    test_json();
+    test_docs_example();
+    printf("%d passed, %d failed\n", npass, nfail);
+    return nfail != 0;
+}
