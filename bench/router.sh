@@ -3,7 +3,8 @@
 # (build/router_bench, built by CMake from bench/router_bench.c) pinned to
 # one CPU, and keep its output in bench/results/router-<date>.txt.
 # ARGS are passed to router_bench. Exits 0 with a note when it is not built.
-#   ROUTER_BENCH (build/router_bench), BENCH_PROXY_CPU (0), BENCH_PIN (1)
+#   ROUTER_BENCH (build/router_bench), BENCH_PROXY_CPU (0), BENCH_PIN (1),
+#   BENCH_NICE (-20 as root)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -19,7 +20,9 @@ fi
 bench_init router
 RESULTS=${BENCH_RESULTS:-$BENCH_ROOT/bench/results/router-$(date +%Y%m%d-%H%M%S).txt}
 mkdir -p "$(dirname "$RESULTS")"
-read -r -a pin <<<"$(bench_pin_prefix "$BENCH_PROXY_CPU")"
-bench_log "running ${pin[*]} $BIN $*"
-"${pin[@]}" "$BIN" "$@" | tee "$RESULTS"
+bench_log "running $(bench_pin_prefix "$BENCH_PROXY_CPU") $BIN $*"
+rc=0
+bench_run "$BENCH_PROXY_CPU" "$RESULTS" "$BIN" "$@" || rc=$?
+cat "$RESULTS"
+[ "$rc" -eq 0 ] || bench_die "router_bench exited with status $rc"
 bench_log "results written to ${RESULTS#"$BENCH_ROOT"/}"

@@ -159,9 +159,11 @@ for _ in $(seq 20); do
 done
 echo "status codes: ${codes[*]}"
 
-step "Metrics: http://$ADMIN/metrics (request counters and latency histogram count)"
+step "Metrics: http://$ADMIN/metrics (request counters and latency histogram counts, non-zero series)"
 metrics=$(curl -sS --max-time 5 "http://$ADMIN/metrics" || true)
-lines=$(grep -E '^strand_http_requests_total|^strand_http_request[a-z_]*duration[a-z_]*_count' <<<"$metrics" || true)
+# Series that are still 0 are left out.
+lines=$(grep -E '^strand_http_requests_total|^strand_http_request[a-z_]*duration[a-z_]*_count' <<<"$metrics" |
+        awk '$NF != 0' || true)
 if [ -n "$lines" ]; then
     echo "$lines"
 else

@@ -26,6 +26,12 @@ void buf_set_block_size(uint32_t size)
 
 uint32_t buf_block_size(void) { return block_size; }
 
+void buf_pool_free(void)
+{
+    while (npool > 0)
+        free(pool[--npool]);
+}
+
 /* Returns a block owned by the caller, or NULL. */
 static char *block_get(void)
 {

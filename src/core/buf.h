@@ -21,6 +21,8 @@ struct buf {
 /* Size of blocks handed out on this thread (set once per worker, from config). */
 void buf_set_block_size(uint32_t size);
 uint32_t buf_block_size(void);
+/* Frees this thread's pooled blocks (thread exit). */
+void buf_pool_free(void);
 
 static inline uint32_t buf_len(const struct buf *b) { return b->tail - b->head; }
 static inline char *buf_start(const struct buf *b) { return b->data + b->head; }

@@ -144,6 +144,8 @@ void loop_defer_free(struct loop *l, void (*fn)(void *), void *p)
     l->deferred[l->ndeferred++] = (struct loop_deferred){fn, p};
 }
 
+void loop_run_deferred(struct loop *l) { run_deferred(l); }
+
 static void run_deferred(struct loop *l)
 {
     /* fn may defer more frees; they run in this same pass. */

@@ -68,6 +68,8 @@ void loop_io_del(struct loop *l, struct loop_io *io);
 /* Takes ownership of p: fn(p) runs after the current batch of events and
  * timers, when no fetched event can point to it any more. */
 void loop_defer_free(struct loop *l, void (*fn)(void *), void *p);
+/* Runs pending deferred frees now (outside loop_run, e.g. at thread exit). */
+void loop_run_deferred(struct loop *l);
 
 /* t is owned by the caller; cb/ud set before the first arm. Arming an armed
  * timer moves it. Pushing a deadline later is O(1). */

@@ -496,6 +496,8 @@ int server_run(const char *const *files, size_t nfiles)
     close(sfd);
     loop_free(s->loop);
     gen_unref(s->cur);
+    metrics_shard_free(s->shard);
+    buf_pool_free();
     log_info("strand proxy: stopped");
     return 0;
 }

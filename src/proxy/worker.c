@@ -129,7 +129,9 @@ static void listeners_unregister(struct worker *w)
 {
     for (size_t i = 0; i < w->nlisteners; i++)
         loop_io_del(w->loop, &w->listeners[i].io);
-    free(w->listeners);
+    /* Events for these listeners may still sit in the current batch. */
+    if (w->listeners)
+        loop_defer_free(w->loop, free, w->listeners);
     w->listeners = NULL;
     w->nlisteners = 0;
 }
@@ -246,6 +248,20 @@ static void *worker_main(void *arg)
     loop_run(w->loop);
     if (w->alog)
         alog_flush(w->alog);
+    /* Pooled state is released on this thread: buffer blocks go back to
+     * this thread's pool, which is freed last. Connections that outlived
+     * the drain deadline are abandoned with the process. */
+    listeners_unregister(w);
+    struct wgen *cur = w->cur;
+    if (cur) {
+        for (size_t i = 0; i < cur->gen->nclusters; i++)
+            uconn_close_idle(&cur->clusters[i]);
+        w->cur = NULL;
+        if (--cur->users == 0)
+            wgen_free(cur);
+    }
+    loop_run_deferred(w->loop);
+    buf_pool_free();
     atomic_store(&w->exited, 1);
     return NULL;
 }
@@ -261,6 +277,8 @@ struct worker *worker_new(unsigned id)
     w->shard = metrics_shard_new();
     if (!w->loop || !w->shard || loop_async_init(w->loop, on_async, w) < 0) {
         loop_free(w->loop);
+        if (w->shard)
+            metrics_shard_free(w->shard);
         free(w);
         return NULL;
     }
@@ -314,20 +332,10 @@ void worker_stop(struct worker *w, uint64_t drain_ms)
 void worker_join_free(struct worker *w)
 {
     pthread_join(w->thread, NULL);
-    listeners_unregister(w);
-    struct wgen *cur = w->cur;
-    if (cur) {
-        for (size_t i = 0; i < cur->gen->nclusters; i++)
-            uconn_close_idle(&cur->clusters[i]);
-        w->cur = NULL;
-        /* Connections still open past the deadline are abandoned with the
-         * process; their views are not freed one by one. */
-        if (--cur->users == 0)
-            wgen_free(cur);
-    }
     if (w->alog)
         alog_close(w->alog);
     free(w->alog_path);
     loop_free(w->loop);
+    metrics_shard_free(w->shard);
     free(w);
 }

@@ -13,6 +13,7 @@ struct rlist {
     uint32_t n, cap;
 };
 
+/* Appends rule to l (which owns its array); 0 or -1 when out of memory. */
 static int rlist_add(struct rlist *l, uint32_t rule)
 {
     if (l->n && l->v[l->n - 1] == rule)
@@ -92,6 +93,12 @@ struct ridx_hash {
     struct hent *t;   /* while building */
     struct fent *f;   /* after ridx_hash_freeze(), same positions */
     unsigned char *blob;
+    /* A blocked Bloom filter over the frozen keys, ~16 bits per key: most
+     * lookups are for values no rule names (paths, hosts), and the filter
+     * answers those from a small, cache-resident array instead of a probe
+     * into the big table. */
+    uint64_t *bloom;
+    size_t bloom_mask;
     size_t cap;       /* power of two */
     size_t n;
 };
@@ -110,6 +117,7 @@ struct ridx_hash *ridx_hash_new(void)
     return h;
 }
 
+/* Frees the build-time entries of h and everything they own. */
 static void free_entries(struct ridx_hash *h)
 {
     for (size_t i = 0; h->t && i < h->cap; i++) {
@@ -127,7 +135,14 @@ void ridx_hash_free(struct ridx_hash *h)
     free_entries(h);
     free(h->f);
     free(h->blob);
+    free(h->bloom);
     free(h);
+}
+
+/* The two bits of a hash in its filter word. */
+static inline uint64_t bloom_bits(uint64_t hash)
+{
+    return 1ULL << (hash & 63) | 1ULL << ((hash >> 6) & 63);
 }
 
 int ridx_hash_freeze(struct ridx_hash *h)
@@ -140,15 +155,22 @@ int ridx_hash_freeze(struct ridx_hash *h)
             bytes += ALIGN4(h->t[i].len) + h->t[i].rules.n * sizeof(uint32_t);
     if (bytes >= FREE_SLOT)
         return -1;
+    size_t words = 1;
+    while (words * 4 < h->n) /* 64-bit words: 16 bits per key */
+        words *= 2;
     h->f = malloc(h->cap * sizeof(*h->f));
     h->blob = malloc(bytes ? bytes : 1);
-    if (!h->f || !h->blob) {
+    h->bloom = calloc(words, sizeof(*h->bloom));
+    if (!h->f || !h->blob || !h->bloom) {
         free(h->f);
         free(h->blob);
+        free(h->bloom);
         h->f = NULL;
         h->blob = NULL;
+        h->bloom = NULL;
         return -1;
     }
+    h->bloom_mask = words - 1;
     size_t off = 0;
     for (size_t i = 0; i < h->cap; i++) {
         const struct hent *e = &h->t[i];
@@ -162,6 +184,7 @@ int ridx_hash_freeze(struct ridx_hash *h)
         f->len = e->len;
         f->off = (uint32_t)off;
         f->n = e->rules.n;
+        h->bloom[(e->hash >> 32) & h->bloom_mask] |= bloom_bits(e->hash);
         memcpy(h->blob + off, e->key, e->len);
         off += ALIGN4(e->len);
         if (e->rules.n)
@@ -174,6 +197,7 @@ int ridx_hash_freeze(struct ridx_hash *h)
 
 size_t ridx_hash_size(const struct ridx_hash *h) { return h->n; }
 
+/* Doubles h's build-time table; entries move, their keys and lists stay. 0 or -1. */
 static int hash_grow(struct ridx_hash *h)
 {
     size_t cap = h->cap * 2;
@@ -205,6 +229,7 @@ static inline bool bytes_eq(const char *key, const char *p, size_t len, bool fol
     return true;
 }
 
+/* Borrows e and p: whether e holds (tag, p[0..len)). */
 static inline bool key_eq(const struct hent *e, uint64_t hash, uint32_t tag, const char *p,
                           size_t len, bool fold)
 {
@@ -244,6 +269,9 @@ const uint32_t *ridx_hash_get(const struct ridx_hash *h, uint32_t tag, const cha
 {
     uint64_t hash = hash_key(tag, p, len, fold);
     if (h->f) {
+        uint64_t bits = bloom_bits(hash);
+        if ((h->bloom[(hash >> 32) & h->bloom_mask] & bits) != bits)
+            return NULL;
         for (size_t j = hash & (h->cap - 1); h->f[j].off != FREE_SLOT; j = (j + 1) & (h->cap - 1)) {
             const struct fent *f = &h->f[j];
             if (f->hash == hash && f->tag == tag && f->len == len &&
@@ -307,6 +335,7 @@ struct ridx_trie {
     uint32_t *pool;
 };
 
+/* A new build node in t (may move t->b); its index, or NONE when out of memory. */
 static uint32_t bnode_new(struct ridx_trie *t, unsigned char byte)
 {
     if (t->nb == t->capb) {
@@ -337,6 +366,7 @@ struct ridx_trie *ridx_trie_new(bool rev)
     return t;
 }
 
+/* Frees t's build nodes and their rule lists. */
 static void free_build(struct ridx_trie *t)
 {
     for (size_t i = 0; i < t->nb; i++)

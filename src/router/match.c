@@ -55,6 +55,7 @@ const unsigned char match_lower[256] = {
 #undef R4
 };
 
+/* Writes "file:line: <message>" into the caller's err[errlen]. */
 static void errf(char *err, size_t errlen, struct cfg_where w, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void errf(char *err, size_t errlen, struct cfg_where w, const char *fmt, ...)
@@ -163,6 +164,7 @@ static size_t regex_literal(const char *re, char *out)
     return n;
 }
 
+/* Compiles c's regex into m (which owns the code); 0, or -1 with err set. */
 static int compile_regex(struct match_cond *m, const struct cfg_cond *c, char *err, size_t errlen)
 {
     int ec;
@@ -305,6 +307,7 @@ static pthread_once_t md_once = PTHREAD_ONCE_INIT;
 static bool md_key_ok;
 static __thread pcre2_match_data *md_tls;
 
+/* Thread exit: frees the thread's match data p. */
 static void md_destroy(void *p) { pcre2_match_data_free(p); }
 static void md_key_init(void) { md_key_ok = pthread_key_create(&md_key, md_destroy) == 0; }
 
@@ -321,6 +324,7 @@ static pcre2_match_data *thread_md(void)
     return md_tls;
 }
 
+/* Borrows m and v: whether m's regex matches the value. */
 static bool regex_test(const struct match_cond *m, const attr_val *v)
 {
     pcre2_match_data *md = thread_md();
@@ -333,6 +337,7 @@ static bool regex_test(const struct match_cond *m, const attr_val *v)
     return rc >= 0;
 }
 
+/* Borrows m and v: the operator's test on one value, before invert. */
 static bool test_one(const struct match_cond *m, const attr_val *v)
 {
     switch (m->op) {

@@ -9,7 +9,8 @@
  * Semantics: the test holds when any value of the attribute passes (list
  * attributes); `present` holds when there is at least one value, `absent`
  * when there is none; `invert` negates the whole result, so an inverted
- * exact holds when the attribute is absent.
+ * exact holds when the attribute is absent. ignoreCase folds ASCII case for
+ * exact/prefix/suffix/in and compiles a regex caseless.
  *
  * For the router's index a matcher also describes itself as "hints": keys
  * that a value must hit for the condition to hold at all. */

@@ -42,13 +42,20 @@ struct route_rule {
     const struct router *r;
 };
 
-/* What matching reads of a rule, packed apart from the rest so candidate
- * tests over a large table touch few cache lines. */
+/* What matching reads of a rule, packed apart from the rest: 32 bytes,
+ * holding the first two conditions inline, so testing a typical candidate
+ * of a large table reads one line here plus the (shared, usually cached)
+ * conditions. Further conditions are at router->conds[cond_off + 2...]. */
+#define HOT_CONDS 2
 struct rhot {
-    uint32_t cond_off, ncond;
-    uint32_t skip;       /* condition the index already proved, or NO_SKIP */
+    const struct match_cond *m[HOT_CONDS];
+    uint32_t slot[HOT_CONDS];
+    uint16_t ncond;
+    uint16_t skip;       /* condition the index already proved, or NO_SKIP */
+    uint32_t cond_off;
 };
-#define NO_SKIP UINT32_MAX
+#define NO_SKIP UINT16_MAX
+_Static_assert(sizeof(struct rhot) == 32, "a rule's hot part is half a cache line");
 
 /* An attribute whose values the index looks up. */
 struct islot {
@@ -91,6 +98,7 @@ static int grow(void *arrp, size_t n, size_t *cap, size_t size)
     return 0;
 }
 
+/* Borrows rt and name: whether the route attaches to listener name. */
 static bool has_listener(const struct cfg_route *rt, const char *name)
 {
     for (size_t i = 0; i < rt->nlisteners; i++)
@@ -135,6 +143,7 @@ struct builder {
     size_t errlen;
 };
 
+/* Sets b's error to out of memory; returns -1. */
 static int oom(struct builder *b)
 {
     snprintf(b->err, b->errlen, "out of memory building router");
@@ -229,6 +238,7 @@ static struct match_cond *intern_cond(struct builder *b, const struct cfg_cond *
     return m;
 }
 
+/* Appends m (owned by the router already) to the current rule's conditions. 0 or -1. */
 static int add_cond(struct builder *b, const struct match_cond *m)
 {
     struct router *r = b->r;
@@ -241,6 +251,8 @@ static int add_cond(struct builder *b, const struct match_cond *m)
     return 0;
 }
 
+/* Compiles rule ri of rt (borrowed; host is the route's shared hostnames
+ * condition or NULL) into a new route_rule. 0, or -1 with the error set. */
 static int add_rule(struct builder *b, const struct cfg_route *rt, size_t ri,
                     const struct match_cond *host)
 {
@@ -301,6 +313,7 @@ static int add_rule(struct builder *b, const struct cfg_route *rt, size_t ri,
     return rc;
 }
 
+/* Borrows cfg and listener: adds the rules of every route on listener. 0 or -1. */
 static int collect_rules(struct builder *b, const struct config *cfg, const char *listener)
 {
     for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -318,6 +331,7 @@ static int collect_rules(struct builder *b, const struct config *cfg, const char
     return 0;
 }
 
+/* Borrows h: the counting table's tag for a hint of attribute slot. */
 static uint32_t count_tag(uint32_t slot, const struct match_hint *h)
 {
     return slot << 4 | (uint32_t)h->kind << 2 | (uint32_t)h->view;
@@ -375,6 +389,7 @@ static struct islot *islot_of(struct builder *b, uint32_t slot)
     return s;
 }
 
+/* Borrows rc: files rule ri under every hint of its condition rc. 0 or -1. */
 static int file_rule(struct builder *b, size_t ri, const struct rcond *rc)
 {
     struct router *r = b->r;
@@ -400,6 +415,7 @@ static int file_rule(struct builder *b, size_t ri, const struct rcond *rc)
     return 0;
 }
 
+/* Picks each rule's index condition and builds the index of b->r. 0 or -1. */
 static int build_index(struct builder *b)
 {
     struct router *r = b->r;
@@ -425,19 +441,32 @@ static int build_index(struct builder *b)
     }
     /* pass 2: file each rule under its best condition, in rule order */
     int rc = 0;
-    r->hot = calloc(r->nrules ? r->nrules : 1, sizeof(*r->hot));
+    r->hot = aligned_alloc(32, (r->nrules ? r->nrules : 1) * sizeof(*r->hot));
     if (!r->hot)
         rc = oom(b);
+    else
+        memset(r->hot, 0, (r->nrules ? r->nrules : 1) * sizeof(*r->hot));
     for (size_t ri = 0; ri < r->nrules && rc == 0; ri++) {
         const struct route_rule *rr = &r->rules[ri];
         int c = pick_index_cond(r, counts, ri);
-        r->hot[ri].cond_off = rr->cond_off;
-        r->hot[ri].ncond = rr->ncond;
-        r->hot[ri].skip = NO_SKIP;
+        struct rhot *h = &r->hot[ri];
+        if (rr->ncond >= NO_SKIP) {
+            snprintf(b->err, b->errlen, "%s:%d: too many conditions",
+                     rr->cfg->where.file ? rr->cfg->where.file : "<config>", rr->cfg->where.line);
+            rc = -1;
+            break;
+        }
+        h->cond_off = rr->cond_off;
+        h->ncond = (uint16_t)rr->ncond;
+        h->skip = NO_SKIP;
+        for (uint32_t k = 0; k < HOT_CONDS && k < rr->ncond; k++) {
+            h->m[k] = r->conds[rr->cond_off + k].m;
+            h->slot[k] = r->conds[rr->cond_off + k].slot;
+        }
         if (c >= 0) {
             const struct rcond *ic = &r->conds[rr->cond_off + (uint32_t)c];
             if (match_hints_imply(ic->m))
-                r->hot[ri].skip = (uint32_t)c;
+                h->skip = (uint16_t)c;
             rc = file_rule(b, ri, ic);
         } else if (grow(&r->always, r->nalways, &b->cap_always, sizeof(*r->always)) < 0) {
             rc = oom(b);
@@ -499,7 +528,7 @@ struct mcache {
     const struct router *r;
     const struct attr_src *src;
     int n;
-    bool any_big;
+    uint32_t bigmask;            /* entries whose big[] is set */
     uint32_t slot[MC_SLOTS];
     int cnt[MC_SLOTS + 2];
     const attr_val *vals[MC_SLOTS + 2];
@@ -520,12 +549,13 @@ struct mctx {
     struct trace *trace;
 };
 
+/* Fetches slot's values into cache entry e (which owns any heap array); the count. */
 static int fetch(struct mcache *c, int e, uint32_t slot)
 {
     const struct attr_key *k = c->r->slots[slot];
-    if (c->big[e]) {
+    if (c->bigmask & (1u << e)) {
         free(c->big[e]);
-        c->big[e] = NULL;
+        c->bigmask &= ~(1u << e);
     }
     int n = attr_get(c->src, k, c->inl[e], MC_VALS);
     c->vals[e] = c->inl[e];
@@ -534,7 +564,7 @@ static int fetch(struct mcache *c, int e, uint32_t slot)
         if (big) {
             int n2 = attr_get(c->src, k, big, n);
             c->big[e] = big;
-            c->any_big = true;
+            c->bigmask |= 1u << e;
             c->vals[e] = big;
             n = n2 < n ? n2 : n;
         } else {
@@ -563,11 +593,14 @@ static inline int cache_get(struct mcache *c, uint32_t slot, int spare, const at
     return n;
 }
 
+/* Frees the heap arrays c owns. */
 static void cache_done(struct mcache *c)
 {
-    if (c->any_big)
-        for (int i = 0; i < MC_SLOTS + 2; i++)
+    for (int i = 0; c->bigmask; i++)
+        if (c->bigmask & (1u << i)) {
             free(c->big[i]);
+            c->bigmask &= ~(1u << i);
+        }
 }
 
 /* Whether all conditions of rule id hold; skip is a condition known to
@@ -576,9 +609,16 @@ static bool rule_holds(struct mctx *x, uint32_t id, uint32_t skip)
 {
     const struct router *r = x->c.r;
     const struct rhot *h = &r->hot[id];
+    const attr_val *v;
+    for (uint32_t i = 0; i < h->ncond && i < HOT_CONDS; i++) {
+        if (i == skip)
+            continue;
+        int n = cache_get(&x->c, h->slot[i], MC_TEST, &v);
+        if (!match_test(h->m[i], v, n))
+            return false;
+    }
     const struct rcond *rc = &r->conds[h->cond_off];
-    for (uint32_t i = 0; i < h->ncond; i++) {
-        const attr_val *v;
+    for (uint32_t i = HOT_CONDS; i < h->ncond; i++) {
         if (i == skip)
             continue;
         int n = cache_get(&x->c, rc[i].slot, MC_TEST, &v);
@@ -603,6 +643,7 @@ static void scan(struct mctx *x, const uint32_t *ids, uint32_t n, bool indexed)
     }
 }
 
+/* Borrows s and v: scans every candidate list the index has for value v. */
 static void lookup_value(struct mctx *x, const struct islot *s, const attr_val *v)
 {
     const struct router *r = x->c.r;
@@ -630,6 +671,8 @@ static void lookup_value(struct mctx *x, const struct islot *s, const attr_val *
     }
 }
 
+/* The first matching rule (points into r) or NULL; trace, when not NULL,
+ * records the candidates tested. */
 static const struct route_rule *match(const struct router *r, const struct attr_src *src,
                                       struct trace *trace)
 {
@@ -637,8 +680,7 @@ static const struct route_rule *match(const struct router *r, const struct attr_
     x.c.r = r;
     x.c.src = src;
     x.c.n = 0;
-    x.c.any_big = false;
-    memset(x.c.big, 0, sizeof(x.c.big));
+    x.c.bigmask = 0;
     x.best = UINT32_MAX;
     x.trace = trace;
     for (size_t i = 0; i < r->nislots; i++) {
@@ -702,6 +744,7 @@ int route_pick_backend(const struct route_rule *rr, uint32_t random)
 
 /* ---- explain ----------------------------------------------------------------- */
 
+/* qsort order of uint32_t values. */
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -749,7 +792,9 @@ int router_explain(const struct router *r, const struct attr_src *src, char *out
             rr->route->name ? rr->route->name : "", why);
         shown++;
     }
-    PUT("%zu of %zu rules tested%s\n", shown + (m != NULL), r->nrules,
+    size_t before = m ? m->index + 1 : r->nrules;
+    PUT("%zu of %zu rules tested%s%s\n", shown + (m != NULL), before,
+        shown + (m != NULL) < before ? "; the index ruled out the others" : "",
         t.n == TRACE_MAX ? " (trace truncated)" : "");
 #undef PUT
     return m ? (int)m->index : -1;

@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (PROMTOOL, Nginx, Suite, cluster_doc, curl, curl_multi, dump_docs,  # noqa: E402
                      free_port, line_of, listener_doc, make_tmpdir, proxy_doc, route_doc,

@@ -9,6 +9,7 @@ cleanly. Afterwards the proxy still serves good requests.
 import os
 import sys
 
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Nginx, Suite, cluster_doc, curl, free_port, listener_doc,  # noqa: E402
                      make_tmpdir, proxy_doc, raw_http, route_doc, start_strand, wait_for)

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (EchoWebSocketServer, Nginx, RawConn, SlowServer, Suite,  # noqa: E402
                      cluster_doc, connect_refused, curl, curl_collect, curl_start, free_port,
@@ -68,7 +69,7 @@ def main():
             route_doc("main", ["web"], [{"match": [{"attribute": "path", "prefix": "/"}],
                                          "backends": [{"cluster": "slow"}], "timeout": "20s"}]),
         ])
-        p = curl_start("http://127.0.0.1:%d/slow" % web, timeout=25)
+        p = curl_start("http://127.0.0.1:%d/slow" % web, timeout=12)
         t.check("backend sent the response head (request in flight)",
                 wait_for(lambda: slow.heads_sent >= 1, 5), "heads_sent=%d" % slow.heads_sent)
         s.proc.send_signal(signal.SIGTERM)
@@ -77,7 +78,7 @@ def main():
                 "" if refused else "5 s after SIGTERM: " + probe(web))
         t.check("strand keeps running while the request is in flight", s.alive(), s.describe())
         gate.set()               # let the body go
-        r = curl_collect(p, timeout=20)
+        r = curl_collect(p, timeout=14)
         t.eq("in-flight request completes with 200", r.status, 200)
         t.check("in-flight request got the full body", r.body == body,
                 "got %d bytes, want %d" % (len(r.body), len(body)))

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Nginx, Strand, Suite, cluster_doc, connect_refused, curl,  # noqa: E402
                      curl_multi, dump_docs, free_port, line_of, listener_doc, make_tmpdir,

@@ -10,6 +10,7 @@ import collections
 import os
 import sys
 
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Nginx, ResetServer, SlowServer, Suite, cluster_doc, curl,  # noqa: E402
                      curl_collect, curl_multi, curl_start, free_port, listener_doc, make_tmpdir,

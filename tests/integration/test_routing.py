@@ -10,6 +10,7 @@ import collections
 import os
 import sys
 
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Nginx, Suite, cluster_doc, curl, curl_multi, echo_return,  # noqa: E402
                      free_port, listener_doc, make_tmpdir, parse_echo, proxy_doc, route_doc,

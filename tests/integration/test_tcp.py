@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Suite, TcpEchoServer, cluster_doc, free_port, listener_doc,  # noqa: E402
                      make_tmpdir, proxy_doc, route_doc, sha256, start_strand, wait_for)
