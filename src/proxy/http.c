@@ -1071,7 +1071,10 @@ static void req_update(struct hreq *r)
     }
     if (s == IO_BLOCKED)
         ucmask |= LOOP_WRITE;
-    if (s == IO_IDLE && !hc->read_eof && buf_has_room(&hc->in))
+    /* Keep reading the client while there is room: the rest of the body,
+     * the next pipelined request, or its going away. Leaving the interest
+     * unchanged also saves epoll_ctl calls. */
+    if (!hc->read_eof && buf_has_room(&hc->in))
         hcmask |= LOOP_READ;
 
     for (;;) {

@@ -107,7 +107,8 @@ struct uconn *uconn_get(struct wcluster *wc, int ep, const struct uconn_ops *ops
         uc->reused = 1;
         uc->ops = ops;
         uc->owner = owner;
-        loop_io_set(w->loop, &uc->io, 0);
+        /* Interest stays LOOP_READ: the response will want it, and not
+         * toggling saves two epoll_ctl calls per request. */
         *ready = 1;
         return uc;
     }
