@@ -260,10 +260,8 @@ static void hc_accept(struct worker *w, struct gen_listener *gl, int fd,
     wlist_init(&hc->link);
     wlist_add(&w->hconns, &hc->link);
     net_ip_str((const struct sockaddr *)peer, hc->peer_ip, sizeof(hc->peer_ip));
-    struct sockaddr_storage local;
-    socklen_t ll = sizeof(local);
-    if (getsockname(fd, (struct sockaddr *)&local, &ll) == 0)
-        hc->local_port = net_port((struct sockaddr *)&local);
+    /* The listener's own port: no getsockname() per connection. */
+    hc->local_port = net_port((const struct sockaddr *)&gl->cfg->addr);
     net_nodelay(fd);
     worker_conn_opened(w);
     metrics_gauge_add(w->shard, gl->m_conn_active, 1);
@@ -305,7 +303,7 @@ static char *dup_str(h1_str s)
 
 static void req_free(struct hreq *r)
 {
-    free(r->head_out);
+    buf_free(&r->head_buf);
     free(r->path);
     free(r->authority);
     free(r->user_agent);
@@ -400,16 +398,20 @@ static void hc_process_head(struct hconn *hc)
     size_t ml = req.method.len < sizeof(r->method) - 1 ? req.method.len : sizeof(r->method) - 1;
     memcpy(r->method, req.method.p, ml);
     r->head_only = h1_str_ieq(req.method, "HEAD");
-    r->path = dup_str(req.target);
-    r->authority = dup_str(req.host);
-    const struct h1_header *ua = find_header(&req, "user-agent");
-    if (ua)
-        r->user_agent = dup_str(ua->value);
-    const struct h1_header *rid = find_header(&req, "x-request-id");
-    if (rid && rid->value.len > 0 && rid->value.len < sizeof(r->request_id)) {
-        memcpy(r->request_id, rid->value.p, rid->value.len);
-    } else {
-        http_request_id(hc->w, r->request_id);
+    /* Copies for the access log only: the client buffer moves on. */
+    if (hc->w->alog) {
+        r->path = dup_str(req.target);
+        r->authority = dup_str(req.host);
+        const struct h1_header *ua = find_header(&req, "user-agent");
+        if (ua)
+            r->user_agent = dup_str(ua->value);
+    }
+    if (hc->w->alog || hc->gl->cfg->request_id) {
+        const struct h1_header *rid = find_header(&req, "x-request-id");
+        if (rid && rid->value.len > 0 && rid->value.len < sizeof(r->request_id))
+            memcpy(r->request_id, rid->value.p, rid->value.len);
+        else
+            http_request_id(hc->w, r->request_id);
     }
     r->http10 = req.minor_version == 0;
     r->client_keepalive = (req.flags & H1_F_KEEPALIVE) != 0;
@@ -464,7 +466,7 @@ static void hc_process_head(struct hconn *hc)
     }
     r->hash = hash;
     r->have_hash = have_hash;
-    int hl = http_build_request_head(r, &req, &r->head_out, (size_t)buf_block_size() * 2);
+    int hl = http_build_request_head(r, &req, &r->head_buf);
     buf_consume(&hc->in, (uint32_t)rc);
     if (hl < 0) {
         req_local(r, 431, "request header too large after rewriting", OUTCOME_CLIENT_ERROR);
@@ -840,7 +842,7 @@ static int req_send(struct hreq *r)
         struct iovec iov[2];
         int n = 0;
         if (r->head_sent < r->head_len)
-            iov[n++] = (struct iovec){r->head_out + r->head_sent, r->head_len - r->head_sent};
+            iov[n++] = (struct iovec){r->head_buf.data + r->head_sent, r->head_len - r->head_sent};
         size_t skip = r->replay ? r->body_off : 0;
         ssize_t bl = 0;
         if (!r->body.done) {

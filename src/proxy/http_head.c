@@ -123,25 +123,15 @@ query:
     }
 }
 
-/* Builds the upstream request head; *out becomes the caller's. */
-int http_build_request_head(struct hreq *r, const struct h1_request *req, char **out, size_t limit)
+/* out is the caller's (empty) buffer; it receives a block from the pool. */
+int http_build_request_head(struct hreq *r, const struct h1_request *req, struct buf *out)
 {
     const struct cfg_rule *cr = route_rule_cfg(r->rr);
     const struct cfg_listener *lc = r->hc->gl->cfg;
     const struct cfg_header_ops *ops = &cr->request_headers;
-    /* Room for the received head plus what we add, bounded by limit. */
-    size_t cap = 1024 + req->target.len;
-    for (size_t i = 0; i < req->nheaders; i++)
-        cap += req->headers[i].name.len + req->headers[i].value.len + 4;
-    for (size_t i = 0; i < ops->nset; i++)
-        cap += strlen(ops->set[i].name) + strlen(ops->set[i].value) + 4;
-    for (size_t i = 0; i < ops->nadd; i++)
-        cap += strlen(ops->add[i].name) + strlen(ops->add[i].value) + 4;
-    if (cap > limit)
+    if (buf_ensure(out) < 0)
         return -1;
-    struct hw w = {malloc(cap), 0, cap, 0};
-    if (!w.p)
-        return -1;
+    struct hw w = {out->data, 0, out->cap, 0};
     const char *ip = r->hc->peer_ip;
     int have_xff = 0, have_fwd = 0, have_via = 0, have_rid = 0, have_xfp = 0, have_host = 0;
 
@@ -249,10 +239,10 @@ int http_build_request_head(struct hreq *r, const struct h1_request *req, char *
     ops_add(&w, ops);
     hw_put(&w, "\r\n", 2);
     if (w.overflow) {
-        free(w.p);
+        buf_free(out);
         return -1;
     }
-    *out = w.p;
+    out->tail = (uint32_t)w.len;
     return (int)w.len;
 }
 

@@ -83,7 +83,7 @@ struct hreq {
     int have_hash;
 
     /* The request as sent upstream. */
-    char *head_out;
+    struct buf head_buf;        /* a pooled block holding the head */
     uint32_t head_len, head_sent;
     struct hbody body;          /* request body */
     int replay;                 /* the whole body sits in hc->in from offset 0 */
@@ -116,10 +116,10 @@ struct hreq {
 };
 
 /* http_head.c */
-/* Builds the upstream request head in a new malloc'd buffer (the caller owns
- * *out). Returns its length, or -1 when it would exceed limit. */
-int http_build_request_head(struct hreq *r, const struct h1_request *req, char **out,
-                            size_t limit);
+/* Builds the upstream request head into out (an empty buffer the caller
+ * owns; it gets a pooled block). Returns its length, or -1 when it does not
+ * fit in one block. */
+int http_build_request_head(struct hreq *r, const struct h1_request *req, struct buf *out);
 /* Appends the rewritten response head to r->hc->out. 0, or -1 when it does
  * not fit. */
 int http_build_response_head(struct hreq *r, const struct h1_response *resp);
