@@ -47,8 +47,11 @@ static struct cfg_cond cond(const char *attr, enum cfg_match_op op, char *value)
     return c;
 }
 
-/* Route i's shape; a request hitting it is written by hit_request(). */
-static int kind_of(unsigned i) { return (int)(i * 2654435761u % 10); }
+/* Route i's shape (see make_route). Multiplying by 7 (coprime to 10)
+ * spreads the kinds so even the 10-route table (8 regular routes) has
+ * every shape; names are fixed width ("/svc00042/") so keys and requests
+ * are as long in every table and only the number of routes varies. */
+static int kind_of(unsigned i) { return (int)(i * 7 % 10); }
 
 /* Fills rt as route number i (all allocations owned by the config). */
 static void make_route(struct cfg_route *rt, unsigned i, unsigned nroutes)
@@ -76,7 +79,7 @@ static void make_route(struct cfg_route *rt, unsigned i, unsigned nroutes)
     }
     switch (kind_of(i)) {
     case 0: case 1: case 2: case 3: { /* exact health check, GET/HEAD only */
-        r->conds[r->nconds++] = cond("path", CFG_MATCH_EXACT, fmt("/svc%u/health", i));
+        r->conds[r->nconds++] = cond("path", CFG_MATCH_EXACT, fmt("/svc%05u/health", i));
         struct cfg_cond m = cond("method", CFG_MATCH_IN, NULL);
         m.values = calloc(2, sizeof(char *));
         m.values[0] = strdup("GET");
@@ -86,11 +89,11 @@ static void make_route(struct cfg_route *rt, unsigned i, unsigned nroutes)
         break;
     }
     case 4: case 5: case 6: /* API prefix; a second rule for the canary */
-        r->conds[r->nconds++] = cond("path", CFG_MATCH_PREFIX, fmt("/svc%u/api/", i));
+        r->conds[r->nconds++] = cond("path", CFG_MATCH_PREFIX, fmt("/svc%05u/api/", i));
         rt->nrules = 2;
         rt->rules[1] = rt->rules[0];
         rt->rules[1].conds = calloc(3, sizeof(struct cfg_cond));
-        rt->rules[1].conds[0] = cond("path", CFG_MATCH_PREFIX, fmt("/svc%u/api/", i));
+        rt->rules[1].conds[0] = cond("path", CFG_MATCH_PREFIX, fmt("/svc%05u/api/", i));
         rt->rules[1].nconds = 1;
         rt->rules[1].backends = calloc(1, sizeof(struct cfg_backend));
         rt->rules[1].backends[0].cluster = fmt("cluster-%u", i);
@@ -99,16 +102,16 @@ static void make_route(struct cfg_route *rt, unsigned i, unsigned nroutes)
         r->conds[r->nconds++] = cond("header.x-canary", CFG_MATCH_EXACT, strdup("1"));
         break;
     case 7: /* per-tenant prefix */
-        r->conds[r->nconds++] = cond("path", CFG_MATCH_PREFIX, fmt("/svc%u/", i));
+        r->conds[r->nconds++] = cond("path", CFG_MATCH_PREFIX, fmt("/svc%05u/", i));
         r->conds[r->nconds++] = cond("header.x-tenant", CFG_MATCH_EXACT, fmt("t%u", i % 50));
         break;
     case 8: /* versioned item paths */
         r->conds[r->nconds++] =
-            cond("path", CFG_MATCH_REGEX, fmt("^/svc%u/v[0-9]+/items/[0-9]+$", i));
+            cond("path", CFG_MATCH_REGEX, fmt("^/svc%05u/v[0-9]+/items/[0-9]+$", i));
         break;
     default: /* a virtual host */
         rt->hostnames = calloc(1, sizeof(char *));
-        rt->hostnames[0] = fmt("svc%u.example.com", i);
+        rt->hostnames[0] = fmt("svc%05u.example.com", i);
         rt->nhostnames = 1;
         r->conds[r->nconds++] = cond("path", CFG_MATCH_PREFIX, strdup("/"));
         break;
@@ -226,8 +229,8 @@ static void make_request(struct breq *q, unsigned nroutes, int miss)
         q->authority = S("unknown.example.org");
         switch (rnd() % 3) {
         case 0: snprintf(p, sizeof(p), "/nothing/here/%u", rnd() % 1000); break;
-        case 1: snprintf(p, sizeof(p), "/svc%u/unknown", i); break;
-        default: snprintf(p, sizeof(p), "/svc%u/v2/items/abc", i); break;
+        case 1: snprintf(p, sizeof(p), "/svc%05u/unknown", i); break;
+        default: snprintf(p, sizeof(p), "/svc%05u/v2/items/abc", i); break;
         }
         q->path = put(q, &used, p);
         return;
@@ -235,11 +238,11 @@ static void make_request(struct breq *q, unsigned nroutes, int miss)
     switch (kind_of(i)) {
     case 0: case 1: case 2: case 3:
         q->authority = S("mesh.local:8080");
-        snprintf(p, sizeof(p), "/svc%u/health", i);
+        snprintf(p, sizeof(p), "/svc%05u/health", i);
         break;
     case 4: case 5: case 6:
         q->authority = S("mesh.local:8080");
-        snprintf(p, sizeof(p), "/svc%u/api/orders/%u", i, rnd() % 100);
+        snprintf(p, sizeof(p), "/svc%05u/api/orders/%u", i, rnd() % 100);
         if (rnd() % 4 == 0) {
             q->hname[q->nh] = S("x-canary");
             q->hval[q->nh++] = S("1");
@@ -247,17 +250,17 @@ static void make_request(struct breq *q, unsigned nroutes, int miss)
         break;
     case 7:
         q->authority = S("mesh.local");
-        snprintf(p, sizeof(p), "/svc%u/reports", i);
+        snprintf(p, sizeof(p), "/svc%05u/reports", i);
         snprintf(t, sizeof(t), "t%u", i % 50);
         q->hname[q->nh] = S("x-tenant");
         q->hval[q->nh++] = put(q, &used, t);
         break;
     case 8:
         q->authority = S("mesh.local");
-        snprintf(p, sizeof(p), "/svc%u/v%u/items/%u", i, 1 + rnd() % 3, rnd() % 10000);
+        snprintf(p, sizeof(p), "/svc%05u/v%u/items/%u", i, 1 + rnd() % 3, rnd() % 10000);
         break;
     default:
-        snprintf(p, sizeof(p), "svc%u.example.com:443", i);
+        snprintf(p, sizeof(p), "svc%05u.example.com:443", i);
         q->authority = put(q, &used, p);
         snprintf(p, sizeof(p), "/index.html");
         break;

@@ -689,6 +689,7 @@ static int close_one_idle(struct wcluster *wc)
 static void exchange_start(struct hreq *r)
 {
     r->state = HR_EXCHANGE;
+    r->uc_readable = 0;
     r->head_sent = 0;
     if (r->replay)
         r->body_off = 0;
@@ -788,6 +789,8 @@ static void req_uc_io(void *owner, struct uconn *uc, unsigned events)
 {
     struct hreq *r = owner;
     struct hconn *hc = r->hc;
+    if (events & LOOP_READ)
+        r->uc_readable = 1;
     req_update(r);
     hc_kick(hc);
 }
@@ -1117,9 +1120,22 @@ static void req_update(struct hreq *r)
             return;
         }
     need_upstream:;
+        /* Read only when epoll said so: trying right after sending the
+         * request would almost always cost a read() that finds nothing. */
+        if (!r->uc_readable) {
+            ucmask |= LOOP_READ;
+            break;
+        }
+        uint32_t room = buf_has_room(&uc->in) ? (uc->in.data ? buf_space(&uc->in) : buf_block_size()) : 0;
         ssize_t n = buf_read_fd(&uc->in, uc->io.fd);
-        if (n > 0)
+        if (n > 0) {
+            /* A short read drained the socket; a full one may have left
+             * more, which level-triggered epoll would report anyway. */
+            if ((uint32_t)n < room)
+                r->uc_readable = 0;
             continue;
+        }
+        r->uc_readable = 0;
         if (n == 0) {
             if (!r->resp_head_done) {
                 if (buf_len(&uc->in) == 0) {

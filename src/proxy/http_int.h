@@ -95,6 +95,7 @@ struct hreq {
     int http10;
 
     struct uconn *uc;
+    int uc_readable;            /* epoll reported the upstream readable */
     int resp_head_done;
     int resp_status;
     int close_after;            /* close the client connection when done */
