@@ -255,9 +255,12 @@ int http_build_response_head(struct hreq *r, const struct h1_response *resp)
         return -1;
     uint32_t space = buf_space(&hc->out);
     struct hw w = {hc->out.data + hc->out.tail, 0, space, 0};
-    char line[64];
-    snprintf(line, sizeof(line), "HTTP/1.1 %d ", resp->status);
-    hw_str(&w, line);
+    /* The status is 100..599 (the parser checked): three digits. */
+    char line[16] = "HTTP/1.1 000 ";
+    line[9] = (char)('0' + resp->status / 100);
+    line[10] = (char)('0' + resp->status / 10 % 10);
+    line[11] = (char)('0' + resp->status % 10);
+    hw_put(&w, line, 13);
     hw_h1(&w, resp->reason);
     hw_put(&w, "\r\n", 2);
     int have_via = 0;
@@ -331,11 +334,23 @@ int http_local_response(struct hconn *hc, int status, const char *ctype, const c
 /* out is the caller's. */
 void http_request_id(struct worker *w, char out[40])
 {
+    static const char hex[] = "0123456789abcdef";
     uint64_t a = worker_rand(w), b = worker_rand(w);
     /* Version 4, variant 10xx (RFC 9562). */
     a = (a & ~0xF000ull) | 0x4000ull;
     b = (b & ~(0xC000ull << 48)) | (0x8000ull << 48);
-    snprintf(out, 40, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(a >> 32),
-             (unsigned)((a >> 16) & 0xFFFF), (unsigned)(a & 0xFFFF), (unsigned)(b >> 48),
-             (unsigned long long)(b & 0xFFFFFFFFFFFFull));
+    /* 8-4-4-4-12 hex digits; formatted by hand, this runs per request. */
+    int o = 0;
+    for (int i = 15; i >= 0; i--) {
+        out[o++] = hex[(a >> (i * 4)) & 0xF];
+        if (i == 8 || i == 4)
+            out[o++] = '-';
+    }
+    out[o++] = '-';
+    for (int i = 15; i >= 0; i--) {
+        out[o++] = hex[(b >> (i * 4)) & 0xF];
+        if (i == 12)
+            out[o++] = '-';
+    }
+    out[o] = 0;
 }

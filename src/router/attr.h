@@ -120,6 +120,7 @@ struct attr_set {
     char buf[ATTR_SET_BYTES];
 };
 
+/* Empties s (the caller's storage). */
 void attr_set_init(struct attr_set *s);
 /* Adds a NUL-terminated pair (copied). 0, or -1 when the set is full or the
  * name is malformed (the set is then unchanged). */

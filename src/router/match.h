@@ -37,6 +37,7 @@ struct match_cond *match_compile(const struct cfg_cond *c, char *err, size_t err
 struct match_cond *match_compile_hosts(char *const *hosts, size_t n, struct cfg_where where,
                                        char *err, size_t errlen);
 
+/* Frees m and everything it owns. NULL is allowed. */
 void match_free(struct match_cond *m);
 
 /* Tests already fetched values vals[0..n) (borrowed). */
@@ -51,7 +52,7 @@ const struct attr_key *match_key(const struct match_cond *m);
 /* The source condition; NULL for hostnames. Points into the config. */
 const struct cfg_cond *match_cfg(const struct match_cond *m);
 
-/* True for conditions that cost a regex run: the router tests them last. */
+/* Borrows m: true for conditions that cost a regex run (tested last). */
 bool match_is_costly(const struct match_cond *m);
 
 /* Writes a short description ("path prefix \"/api\"", "hostnames [a, b]")

@@ -32,6 +32,7 @@ struct route_rule;  /* a compiled rule, owned by its router */
  * NULL on error with err = "file:line: reason". */
 struct router *router_build(const struct config *cfg, const char *listener_name, char *err,
                             size_t errlen);
+/* Frees r and everything it owns (not the config). NULL is allowed. */
 void router_free(struct router *r);
 
 /* The first rule (in config order) whose conditions all hold for src, or
@@ -44,6 +45,7 @@ const struct route_rule *router_match(const struct router *r, const struct attr_
  * Returns the matched rule's index, or -1 when none matched. */
 int router_explain(const struct router *r, const struct attr_src *src, char *out, size_t outlen);
 
+/* Number of rules in r (borrowed). */
 size_t router_nrules(const struct router *r);
 /* Rule i (< router_nrules) in match order; points into r. */
 const struct route_rule *router_rule(const struct router *r, size_t i);
