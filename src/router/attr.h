@@ -71,6 +71,8 @@ struct attr_key {
     size_t sublen;
 };
 
+/* The getter a codec implements; ctx, key and out are borrowed (see the
+ * contract at the top of this file). */
 typedef int (*attr_get_fn)(void *ctx, const struct attr_key *key, attr_val *out, int max);
 
 /* A message as an attribute source: get(ctx, ...). ctx is borrowed. */
