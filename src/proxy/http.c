@@ -85,7 +85,7 @@ static void hc_timeout(struct loop *l, struct loop_timer *t)
     if (hc->state == HC_HEAD && buf_len(&hc->in) > 0) {
         /* A head that never completes: tell the client, then go. */
         buf_shrink(&hc->out);
-        http_local_response(hc, 408, "text/plain", "request timeout\n", 16, 1, NULL);
+        http_local_response(hc, 408, "text/plain", "request timeout\n", 16, HTTP_CONN_CLOSE, NULL);
         hc->state = HC_CLOSING;
         hc_update(hc);
         return;
@@ -327,7 +327,7 @@ static void hc_reject(struct hconn *hc, int status, const char *why)
     char body[160];
     int n = snprintf(body, sizeof(body), "%s\n", why ? why : h1_status_reason(status));
     buf_shrink(&hc->out);
-    http_local_response(hc, status, "text/plain", body, (size_t)n, 1, NULL);
+    http_local_response(hc, status, "text/plain", body, (size_t)n, HTTP_CONN_CLOSE, NULL);
     struct gen_stats *s = &hc->gl->noroute;
     metrics_add(hc->w->shard, s->code[status / 100], 1);
     if (hc->w->alog) {
@@ -416,6 +416,7 @@ static void hc_process_head(struct hconn *hc)
     r->http10 = req.minor_version == 0;
     r->client_keepalive = (req.flags & H1_F_KEEPALIVE) != 0;
     r->upgrade = (req.flags & H1_F_UPGRADE) && h1_token_list_has(req.upgrade, "websocket");
+    r->close_after = !r->client_keepalive;
 
     r->body.kind = req.body;
     r->body.left = req.content_length;
@@ -487,11 +488,18 @@ static void hc_process_head(struct hconn *hc)
     r->timer.cb = req_timeout;
     uint64_t tmo = cr->timeout_ms ? cr->timeout_ms : gl->cfg->request_timeout_ms;
     r->deadline_ms = loop_now(hc_loop(hc)) + tmo;
-    r->close_after = !r->client_keepalive;
     req_attempt(r);
 }
 
 /* ---- local responses ----------------------------------------------------- */
+
+/* The Connection header a response to r needs, if any. */
+static int http_conn_header(const struct hreq *r)
+{
+    if (r->close_after)
+        return HTTP_CONN_CLOSE;
+    return r->http10 ? HTTP_CONN_KEEPALIVE : HTTP_CONN_NONE;
+}
 
 /* Answers the request from the proxy itself: a direct response (msg NULL)
  * or a refusal/error described by msg. */
@@ -517,13 +525,14 @@ static void req_local(struct hreq *r, int status, const char *msg, int outcome)
     if (!msg && cr && cr->direct.status) {
         const char *b = cr->direct.body ? cr->direct.body : "";
         rc = http_local_response(hc, status, cr->direct.content_type, b, strlen(b),
-                                 r->close_after, &cr->response_headers);
+                                 http_conn_header(r), &cr->response_headers);
     } else {
         char body[256];
         int n = snprintf(body, sizeof(body), "%s\n", msg ? msg : h1_status_reason(status));
         if (n >= (int)sizeof(body))
             n = sizeof(body) - 1;
-        rc = http_local_response(hc, status, "text/plain", body, (size_t)n, r->close_after, NULL);
+        rc = http_local_response(hc, status, "text/plain", body, (size_t)n, http_conn_header(r),
+                                 NULL);
     }
     if (rc < 0)
         r->close_after = 1;
@@ -1006,8 +1015,9 @@ static int resp_head(struct hreq *r)
         r->resp.done = resp.body == H1_BODY_NONE ||
                        (resp.body == H1_BODY_LENGTH && resp.content_length == 0);
         r->resp_until_close = resp.body == H1_BODY_UNTIL_CLOSE;
-        if (r->resp_until_close || !(resp.flags & H1_F_KEEPALIVE) || !r->body.done ||
-            hc->w->draining)
+        /* The upstream closing its side is its own business; the client's
+         * connection only has to close when the body has no framing. */
+        if (r->resp_until_close || !r->body.done || hc->w->draining)
             r->close_after = 1;
         r->upstream_close = !(resp.flags & H1_F_KEEPALIVE) || r->resp_until_close;
         if (http_build_response_head(r, &resp) < 0) {

@@ -305,7 +305,7 @@ int http_build_response_head(struct hreq *r, const struct h1_response *resp)
 }
 
 int http_local_response(struct hconn *hc, int status, const char *ctype, const char *body,
-                        size_t bodylen, int close, const struct cfg_header_ops *ops)
+                        size_t bodylen, int conn, const struct cfg_header_ops *ops)
 {
     if (buf_ensure(&hc->out) < 0)
         return -1;
@@ -320,8 +320,10 @@ int http_local_response(struct hconn *hc, int status, const char *ctype, const c
         hw_str(&w, ctype ? ctype : "text/plain");
         hw_str(&w, "\r\n");
     }
-    if (close)
+    if (conn == HTTP_CONN_CLOSE)
         hw_str(&w, "connection: close\r\n");
+    else if (conn == HTTP_CONN_KEEPALIVE)
+        hw_str(&w, "connection: keep-alive\r\n");
     ops_add(&w, ops);
     hw_put(&w, "\r\n", 2);
     hw_put(&w, body, bodylen);

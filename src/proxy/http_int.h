@@ -124,9 +124,11 @@ int http_build_request_head(struct hreq *r, const struct h1_request *req, struct
 /* Appends the rewritten response head to r->hc->out. 0, or -1 when it does
  * not fit. */
 int http_build_response_head(struct hreq *r, const struct h1_response *resp);
-/* Appends a complete local response to hc->out. 0 or -1. */
+/* What a response says about the connection. */
+enum { HTTP_CONN_NONE, HTTP_CONN_CLOSE, HTTP_CONN_KEEPALIVE };
+/* Appends a complete local response to hc->out; conn is HTTP_CONN_*. 0 or -1. */
 int http_local_response(struct hconn *hc, int status, const char *ctype, const char *body,
-                        size_t bodylen, int close, const struct cfg_header_ops *ops);
+                        size_t bodylen, int conn, const struct cfg_header_ops *ops);
 /* Writes a version 4 UUID (36 chars + NUL) from w's generator. */
 void http_request_id(struct worker *w, char out[40]);
 

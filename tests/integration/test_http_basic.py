@@ -239,6 +239,26 @@ def main():
         finally:
             c.close()
 
+    with t.section("HTTP/1.0 clients", s):
+        # A 1.0 client asking for keep-alive keeps its connection and is told
+        # so; one that does not ask gets the response and a close.
+        c = RawConn(web)
+        try:
+            c.send(b"GET /echo/ten HTTP/1.0\r\nHost: strand.test\r\n"
+                   b"Connection: keep-alive\r\n\r\n")
+            r = c.read_response()
+            t.eq("1.0 keep-alive request -> 200", r.status, 200)
+            t.eq("1.0 keep-alive answered with Connection: keep-alive",
+                 (r.header("connection") or "").lower(), "keep-alive")
+            c.send(b"GET /echo/ten2 HTTP/1.0\r\nHost: strand.test\r\n\r\n")
+            r = c.read_response()
+            t.eq("second request on the kept connection -> 200", r.status, 200)
+            t.eq("1.0 request without keep-alive answered with Connection: close",
+                 (r.header("connection") or "").lower(), "close")
+            t.eq("connection closed after it", c.read_to_eof(), b"")
+        finally:
+            c.close()
+
     with t.section("proxy still healthy", s):
         t.check("strand still running", s.alive(), s.describe())
         t.eq("GET after everything -> 200", curl(base + "/echo/final").status, 200)
