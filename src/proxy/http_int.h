@@ -116,6 +116,34 @@ struct hreq {
     int outcome;
 };
 
+static inline struct loop *hc_loop(struct hconn *hc) { return hc->w->loop; }
+
+/* http.c (functions shared with http_exchange.c) */
+void hc_close(struct hconn *hc);
+/* Writes hc->out; -1 if the connection died. */
+int hc_flush(struct hconn *hc);
+/* After any event: flush local answers, parse pipelined requests, set the
+ * interest. Every entry point ends here. */
+void hc_kick(struct hconn *hc);
+/* Ends the request (frees r, deferred) and readies the connection. */
+void req_finish(struct hreq *r);
+/* Hands both sockets of an upgraded request to a tunnel. */
+void req_to_tunnel(struct hreq *r);
+
+/* http_exchange.c */
+/* Answers r locally: a direct response (msg NULL) or a refusal/error. */
+void req_local(struct hreq *r, int status, const char *msg, int outcome);
+/* Starts (or restarts) an attempt: endpoint, limits, connection. */
+void req_attempt(struct hreq *r);
+/* Moves bytes both ways and sets both sockets' interest. */
+void req_update(struct hreq *r);
+void req_timeout(struct loop *l, struct loop_timer *t);
+/* Closes the books on the current attempt (LB, counters, metrics). */
+void attempt_end(struct hreq *r, int kind, int outcome);
+void req_unpend(struct hreq *r);
+/* uconn_slot_freed hook: lets the oldest waiting request of wc go. */
+void http_slot_freed(struct wcluster *wc);
+
 /* http_head.c */
 /* Builds the upstream request head into out (an empty buffer the caller
  * owns; it gets a pooled block). Returns its length, or -1 when it does not
