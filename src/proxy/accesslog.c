@@ -11,6 +11,8 @@
 #endif
 #include "proxy/accesslog.h"
 
+#include "core/utf8.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -66,33 +68,6 @@ static void put_u64(struct out *o, uint64_t v)
         v /= 10;
     } while (v);
     put(o, tmp + i, sizeof tmp - i);
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0 for an
- * invalid one: overlong forms, surrogates and > U+10FFFF are refused, as a
- * strict JSON reader would. (metrics.c has the same check; each file keeps
- * its own so the modules stay independent.) */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
-    if (c < 0xc2 || c > 0xf4)
-        return 0;
-    size_t len = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-    if (n < len)
-        return 0;
-    unsigned lo = 0x80, hi = 0xbf;
-    if (c == 0xe0) lo = 0xa0;
-    else if (c == 0xed) hi = 0x9f;
-    else if (c == 0xf0) lo = 0x90;
-    else if (c == 0xf4) hi = 0x8f;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return len;
 }
 
 /* s: borrowed. Writes s as a JSON string (or null), escaped and capped at

@@ -205,13 +205,11 @@ static void req_arm(struct hreq *r)
 
 static void overflow(struct hreq *r, const char *what)
 {
-    char msg[200];
-    static __thread char keep[200];
-    snprintf(msg, sizeof(msg), "upstream overflow: cluster %s reached %s", r->wc->gc->cfg->name,
-             what);
-    memcpy(keep, msg, sizeof(keep));
+    /* Kept in the request: the access log reads it when the request ends. */
+    snprintf(r->errbuf, sizeof(r->errbuf), "upstream overflow: cluster %s reached %s",
+             r->wc->gc->cfg->name, what);
     metrics_add(r->hc->w->shard, r->wc->gc->m_overflow, 1);
-    req_local(r, 503, keep, OUTCOME_UNAVAILABLE);
+    req_local(r, 503, r->errbuf, OUTCOME_UNAVAILABLE);
 }
 
 /* Closes one pooled connection of wc to make room for a new one. */

@@ -113,6 +113,7 @@ struct hreq {
     char *user_agent;
     char request_id[40];
     const char *error;          /* why a local response was sent */
+    char errbuf[160];           /* storage for a composed error */
     int outcome;
 };
 

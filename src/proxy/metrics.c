@@ -19,6 +19,8 @@
 #endif
 #include "proxy/metrics.h"
 
+#include "core/utf8.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -104,31 +106,6 @@ static uint64_t hash_ser(uint32_t fam, const char *labels)
 {
     uint64_t h = hash_bytes(0xcbf29ce484222325ULL, (const char *)&fam, sizeof fam);
     return hash_bytes(h, labels, strlen(labels));
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0 if the
- * bytes there are not one (overlong forms, surrogates, > U+10FFFF). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
-    if (c < 0xc2 || c > 0xf4)
-        return 0;
-    size_t len = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-    if (n < len)
-        return 0;
-    unsigned lo = 0x80, hi = 0xbf;
-    if (c == 0xe0) lo = 0xa0;
-    else if (c == 0xed) hi = 0x9f;
-    else if (c == 0xf0) lo = 0x90;
-    else if (c == 0xf4) hi = 0x8f;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return len;
 }
 
 /* Growable output buffer; oom sticks so callers check once at the end. */
