@@ -83,7 +83,7 @@ static void hc_timeout(struct loop *l, struct loop_timer *t)
 }
 
 /* Arms the connection timer for the current state. */
-static void hc_arm(struct hconn *hc)
+void hc_arm(struct hconn *hc)
 {
     const struct cfg_listener *lc = hc->gl->cfg;
     uint64_t now = loop_now(hc_loop(hc));

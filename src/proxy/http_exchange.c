@@ -329,6 +329,9 @@ static void req_uc_io(void *owner, struct uconn *uc, unsigned events)
     struct hconn *hc = r->hc;
     if (events & LOOP_READ)
         r->uc_readable = 1;
+    /* A download the client reads as fast as it comes never wakes the
+     * client side, so upstream progress must keep the connection alive. */
+    hc_arm(hc);
     req_update(r);
     hc_kick(hc);
 }

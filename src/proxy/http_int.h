@@ -121,6 +121,8 @@ static inline struct loop *hc_loop(struct hconn *hc) { return hc->w->loop; }
 
 /* http.c (functions shared with http_exchange.c) */
 void hc_close(struct hconn *hc);
+/* (Re)arms the connection's idle/header timer: any progress counts. */
+void hc_arm(struct hconn *hc);
 /* Writes hc->out; -1 if the connection died. */
 int hc_flush(struct hconn *hc);
 /* After any event: flush local answers, parse pipelined requests, set the
