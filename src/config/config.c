@@ -442,6 +442,7 @@ void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         free(cfg->listeners[i].name);
         free(cfg->listeners[i].address);
+        cfg_listener_tls_free(&cfg->listeners[i].tls);
     }
     free(cfg->listeners);
     for (size_t i = 0; i < cfg->nclusters; i++) {
@@ -451,6 +452,7 @@ void config_free(struct config *cfg)
             free(c->endpoints[j].address);
         free(c->endpoints);
         free(c->hash_attr);
+        cfg_cluster_tls_free(&c->tls);
     }
     free(cfg->clusters);
     for (size_t i = 0; i < cfg->nroutes; i++) {

@@ -17,7 +17,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-enum cfg_proto { CFG_PROTO_TCP = 0, CFG_PROTO_HTTP = 1 };
+/* Listener protocols. TCP and HTTP listeners terminate TLS when spec.tls is
+ * set; a TLS passthrough listener (`protocol: tls`) never does: it reads the
+ * ClientHello, routes on its SNI/ALPN (tls.sni, tls.alpn) and then proxies
+ * the connection like tcp, bytes untouched. */
+enum cfg_proto { CFG_PROTO_TCP = 0, CFG_PROTO_HTTP = 1, CFG_PROTO_TLS_PASSTHROUGH = 2 };
 
 enum cfg_lb { CFG_LB_ROUND_ROBIN = 0, CFG_LB_LEAST_REQUEST = 1, CFG_LB_HASH = 2 };
 
@@ -130,6 +134,53 @@ struct cfg_outlier {
     uint32_t max_ejection_percent;     /* default 50 */
 };
 
+/* One server certificate of a TLS-terminating listener. The files are only
+ * named here: the proxy reads and checks them when it builds the listener. */
+struct cfg_tls_cert {
+    char *cert_file;                   /* PEM certificate chain, leaf first */
+    char *key_file;                    /* PEM private key */
+    char **sni;                        /* server names it serves, lower-cased; exact
+                                        * or "*.suffix"; unique within the listener */
+    size_t nsni;                       /* 0 = the default certificate (at most one) */
+    struct cfg_where where;
+};
+
+/* spec.tls of a Listener (tcp or http): TLS is terminated, then the
+ * listener's protocol runs over it. */
+struct cfg_listener_tls {
+    bool enabled;                      /* spec.tls present; everything else is unset when not */
+    struct cfg_tls_cert *certs;        /* >= 1 (at most 100); the default, served when no
+                                        * sni matches, is the first without sni, else
+                                        * the first */
+    size_t ncerts;
+    char **alpn;                       /* protocols offered, in order of preference; http
+                                        * listeners: "h2" and/or "http/1.1", default
+                                        * ["http/1.1"]; tcp listeners: any protocol ids,
+                                        * default none. Empty = no ALPN */
+    size_t nalpn;
+    char *client_ca_file;              /* mTLS: verify client certificates against this
+                                        * bundle; NULL = do not ask for one */
+    bool require_client_cert;          /* default false (a certificate is verified when
+                                        * sent); true requires client_ca_file */
+    char *min_version;                 /* "1.2" (default) or "1.3" */
+};
+
+/* spec.tls of a Cluster: connections to its endpoints use TLS. */
+struct cfg_cluster_tls {
+    bool enabled;                      /* spec.tls present; everything else is unset when not */
+    char *ca_file;                     /* CA bundle to verify the upstream; required when
+                                        * verify, refused without it */
+    bool verify;                       /* default true */
+    char *sni;                         /* server name to send and verify, lower-cased DNS
+                                        * name or IP literal; NULL = none (then the
+                                        * certificate is verified against the endpoint IP) */
+    char **alpn;                       /* protocols offered; default ["http/1.1"]; empty =
+                                        * no ALPN */
+    size_t nalpn;
+    char *cert_file, *key_file;        /* client certificate for mTLS to the upstream: both
+                                        * or neither (NULL) */
+};
+
 struct cfg_cluster {
     char *name;
     struct cfg_endpoint *endpoints;
@@ -143,6 +194,7 @@ struct cfg_cluster {
     uint64_t idle_timeout_ms;          /* pooled upstream connection; default 60000 */
     struct cfg_outlier outlier;
     struct cfg_where where;
+    struct cfg_cluster_tls tls;        /* upstream TLS; tls.enabled false = plaintext */
 };
 
 struct cfg_listener {
@@ -150,8 +202,8 @@ struct cfg_listener {
     char *address;                     /* as written */
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    enum cfg_proto proto;
-    uint64_t idle_timeout_ms;          /* default 300000 (tcp: 3600000) */
+    enum cfg_proto proto;              /* default http */
+    uint64_t idle_timeout_ms;          /* default 300000 (tcp and tls passthrough: 3600000) */
     uint64_t request_timeout_ms;       /* default 15000; http only */
     uint64_t header_timeout_ms;        /* time to receive request headers; default 10000 */
     uint32_t max_header_bytes;         /* default 65536 -> 431 when exceeded */
@@ -160,6 +212,8 @@ struct cfg_listener {
     bool via;                          /* add via; default true */
     bool request_id;                   /* add x-request-id when absent; default true */
     struct cfg_where where;
+    struct cfg_listener_tls tls;       /* TLS termination (tcp/http only); tls.enabled
+                                        * false = plaintext (always for passthrough) */
 };
 
 struct cfg_access_log {

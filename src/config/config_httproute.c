@@ -299,7 +299,7 @@ static int load_backend_refs(struct cload *cl, struct cfg_rule *rule, const stru
             return -1;
         if ((n = ytree_get(b, "port")) && cl_u32(cl, n, "port", 1, 65535, &port))
             return -1;
-        if (cfg_rule_add_backend(cl, rule, nn->line, name, weight, false) != 0)
+        if (cfg_rule_add_backend(cl, rule, nn->line, name, weight, CFG_PROTO_HTTP) != 0)
             return -1;
     }
     return 0;
@@ -360,7 +360,7 @@ int cfg_load_httproute(struct cload *cl, int line, const struct ynode *name,
     static const char *const rule_keys[] = {"name", "matches", "backendRefs", "filters",
                                             "timeouts", NULL};
     const struct ynode *n, *rules;
-    bool tcp = false;
+    enum cfg_proto proto = CFG_PROTO_HTTP;
 
     if (cl_map(cl, spec, "HTTPRoute spec", keys) != 0)
         return -1;
@@ -381,15 +381,15 @@ int cfg_load_httproute(struct cload *cl, int line, const struct ynode *name,
             (names[i] = cl_need(cl, n->items[i], "name", "parentRef")) == NULL)
             rc = -1;
     if (rc == 0)
-        rc = cfg_route_parents(cl, r, names, n->n, &tcp);
+        rc = cfg_route_parents(cl, r, names, n->n, &proto);
     free(names);
     if (rc != 0)
         return -1;
-    if (tcp)
-        return cl_fail(cl, n->line, "HTTPRoute '%s' needs http listeners; '%s' is tcp", r->name,
-                       r->listeners[0]);
+    if (proto != CFG_PROTO_HTTP)
+        return cl_fail(cl, n->line, "HTTPRoute '%s' needs http listeners; '%s' is %s", r->name,
+                       r->listeners[0], cfg_proto_name(proto));
     if ((n = ytree_get(spec, "hostnames")) &&
-        cfg_route_hostnames(cl, r, n, false, GW_MAX_LIST))
+        cfg_route_hostnames(cl, r, n, CFG_PROTO_HTTP, GW_MAX_LIST))
         return -1;
 
     if ((rules = cl_need(cl, spec, "rules", "HTTPRoute spec")) == NULL ||

@@ -28,7 +28,9 @@
 #define CFG_MAX_ENDPOINTS 1000u  /* per cluster */
 #define CFG_MAX_RULES 1000u      /* per route */
 #define CFG_MAX_LIST 100u        /* parents, hostnames, conditions, backends, `in`
-                                  * values, header operations of one kind */
+                                  * values, header operations of one kind, the sni
+                                  * names of one certificate, alpn protocols */
+#define CFG_MAX_CERTS 100u       /* certificates of one listener */
 /* HTTPRoute lists use the Gateway API's own maxima; with them, turning each
  * match into a rule can multiply a rule's size by at most 64. */
 #define GW_MAX_LIST 16u
@@ -115,19 +117,37 @@ void cfg_lower(char *s);
 /* Header name from n: a token, lower-cased, newly allocated into *out. */
 int cl_header_name(struct cload *cl, const struct ynode *n, const char *what, char **out);
 
-/* Attribute names (path, header.x, ...): checks n against the attributes an
- * http (tcp == false) or tcp listener offers and returns the normalised
- * (header names lower-cased) copy in *out, owned by the caller. */
-int cl_attribute(struct cload *cl, const struct ynode *n, const char *what, bool tcp,
-                 char **out);
+/* DNS host name: labels of letters, digits and '-', optionally led by "*."
+ * when wildcard is true; no port, at most 253 characters. Borrows s. */
+bool cfg_is_hostname(const char *s, bool wildcard);
+
+/* "tcp", "http" or "tls", as written in `protocol:`. Static result. */
+const char *cfg_proto_name(enum cfg_proto proto);
+
+/* Attribute names (path, header.x, ...): checks n against the attributes a
+ * listener of protocol `proto` offers and returns the normalised (header
+ * names lower-cased) copy in *out, owned by the caller. */
+int cl_attribute(struct cload *cl, const struct ynode *n, const char *what,
+                 enum cfg_proto proto, char **out);
 
 /* Route-time lookups by name through the pass-1 indexes; the results point
  * into cl->cfg, NULL when absent. Borrow name. */
 const struct cfg_listener *cl_listener(const struct cload *cl, const char *name);
 const struct cfg_cluster *cl_cluster(const struct cload *cl, const char *name);
 
-/* True for the attributes tcp listeners offer too. Borrows attr. */
-bool cfg_attr_tcp(const char *attr);
+/* True when listeners of protocol `proto` offer the (valid, normalised)
+ * attribute attr. Borrows attr. */
+bool cfg_attr_offered(const char *attr, enum cfg_proto proto);
+
+/* spec.tls of a Listener / Cluster (config_tls.c). Borrow the node; what
+ * they store is owned by l / c (and freed by config_free, also after a
+ * failure). The listener's protocol must be set already. */
+int cfg_load_listener_tls(struct cload *cl, struct cfg_listener *l, const struct ynode *tls);
+int cfg_load_cluster_tls(struct cload *cl, struct cfg_cluster_tls *t, const struct ynode *tls);
+
+/* Free what the TLS settings own (not the structs). Take ownership. */
+void cfg_listener_tls_free(struct cfg_listener_tls *t);
+void cfg_cluster_tls_free(struct cfg_cluster_tls *t);
 
 /* Per-kind parsers (config_resources.c, config_route.c, config_httproute.c).
  * Each borrows the nodes; the objects they add are owned by cl->cfg. `line`
@@ -149,14 +169,14 @@ int cfg_load_httproute(struct cload *cl, int line, const struct ynode *name,
 struct cfg_route *cfg_route_new(struct cload *cl, int line, const char *name);
 
 /* Fills route->listeners from a sequence of listener-name nodes; `names`
- * lists the nodes (borrowed), `tcp` reports whether they are tcp listeners. */
+ * lists the nodes (borrowed), *proto receives their (common) protocol. */
 int cfg_route_parents(struct cload *cl, struct cfg_route *r, const struct ynode *const *names,
-                      size_t n, bool *tcp);
+                      size_t n, enum cfg_proto *proto);
 
-/* Parses a hostnames sequence (at most max) into route->hostnames. Borrows
- * node. */
+/* Parses a hostnames sequence (at most max) into route->hostnames; only
+ * http routes have them. Borrows node. */
 int cfg_route_hostnames(struct cload *cl, struct cfg_route *r, const struct ynode *node,
-                        bool tcp, size_t max);
+                        enum cfg_proto proto, size_t max);
 
 /* Rule defaults (retry budget, names); rule owned by its route. */
 int cfg_rule_init(struct cload *cl, struct cfg_route *r, struct cfg_rule *rule, size_t index,
@@ -175,10 +195,10 @@ int cfg_header_op(struct cload *cl, struct cfg_header_ops *ops, int line, char k
 /* Validates a regular expression by compiling it with PCRE2. Borrows. */
 int cfg_check_regex(struct cload *cl, int line, const char *attr, const char *re);
 
-/* Checks backend `cluster` exists and appends it with weight; the name is
- * borrowed. */
+/* Checks backend `cluster` exists and appends it with weight; proto is the
+ * route's listener protocol. The name is borrowed. */
 int cfg_rule_add_backend(struct cload *cl, struct cfg_rule *rule, int line, const char *cluster,
-                         uint32_t weight, bool tcp);
+                         uint32_t weight, enum cfg_proto proto);
 
 /* Validates a rewrite prefix and stores a copy. Borrows s. */
 int cfg_rule_rewrite(struct cload *cl, struct cfg_rule *rule, int line, const char *s);

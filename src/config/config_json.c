@@ -302,13 +302,59 @@ static void jw_rule(struct jw *w, const struct cfg_rule *r)
     jw_close(w, '}');
 }
 
+/* "tls": null, or the listener's TLS settings (file names, not contents).
+ * Borrows all. */
+static void jw_listener_tls(struct jw *w, const struct cfg_listener_tls *t)
+{
+    jw_key(w, "tls");
+    if (!t->enabled) {
+        jw_str(w, NULL);
+        return;
+    }
+    jw_open(w, '{');
+    jw_key(w, "certificates");
+    jw_open(w, '[');
+    for (size_t i = 0; i < t->ncerts; i++) {
+        jw_open(w, '{');
+        jw_kstr(w, "certFile", t->certs[i].cert_file);
+        jw_kstr(w, "keyFile", t->certs[i].key_file);
+        jw_strv(w, "sni", t->certs[i].sni, t->certs[i].nsni);
+        jw_where(w, &t->certs[i].where);
+        jw_close(w, '}');
+    }
+    jw_close(w, ']');
+    jw_strv(w, "alpn", t->alpn, t->nalpn);
+    jw_kstr(w, "clientCA", t->client_ca_file);
+    jw_bool(w, "requireClientCert", t->require_client_cert);
+    jw_kstr(w, "minVersion", t->min_version);
+    jw_close(w, '}');
+}
+
+/* "tls": null, or the cluster's upstream TLS settings. Borrows all. */
+static void jw_cluster_tls(struct jw *w, const struct cfg_cluster_tls *t)
+{
+    jw_key(w, "tls");
+    if (!t->enabled) {
+        jw_str(w, NULL);
+        return;
+    }
+    jw_open(w, '{');
+    jw_kstr(w, "caFile", t->ca_file);
+    jw_bool(w, "verify", t->verify);
+    jw_kstr(w, "sni", t->sni);
+    jw_strv(w, "alpn", t->alpn, t->nalpn);
+    jw_kstr(w, "certFile", t->cert_file);
+    jw_kstr(w, "keyFile", t->key_file);
+    jw_close(w, '}');
+}
+
 /* Borrows all. */
 static void jw_listener(struct jw *w, const struct cfg_listener *l)
 {
     jw_open(w, '{');
     jw_kstr(w, "name", l->name);
     jw_kstr(w, "address", l->address);
-    jw_kstr(w, "protocol", l->proto == CFG_PROTO_TCP ? "tcp" : "http");
+    jw_kstr(w, "protocol", cfg_proto_name(l->proto));
     jw_u64(w, "idleTimeoutMs", l->idle_timeout_ms);
     jw_u64(w, "requestTimeoutMs", l->request_timeout_ms);
     jw_u64(w, "headerTimeoutMs", l->header_timeout_ms);
@@ -317,6 +363,7 @@ static void jw_listener(struct jw *w, const struct cfg_listener *l)
     jw_bool(w, "xForwardedFor", l->xff);
     jw_bool(w, "via", l->via);
     jw_bool(w, "requestId", l->request_id);
+    jw_listener_tls(w, &l->tls);
     jw_where(w, &l->where);
     jw_close(w, '}');
 }
@@ -350,6 +397,7 @@ static void jw_cluster(struct jw *w, const struct cfg_cluster *c)
     jw_u64(w, "baseEjectionTimeMs", c->outlier.base_ejection_ms);
     jw_u64(w, "maxEjectionPercent", c->outlier.max_ejection_percent);
     jw_close(w, '}');
+    jw_cluster_tls(w, &c->tls);
     jw_where(w, &c->where);
     jw_close(w, '}');
 }

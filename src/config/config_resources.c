@@ -89,7 +89,7 @@ int cfg_load_proxy(struct cload *cl, int line, const struct ynode *spec)
 }
 
 /* Keys only an http listener understands; the first one present is
- * returned so a tcp listener can reject it by name. Borrows spec. */
+ * returned so a tcp or tls listener can reject it by name. Borrows spec. */
 static const struct ynode *http_only_key(const struct ynode *spec)
 {
     static const char *const keys[] = {"requestTimeout", "headerTimeout", "maxHeaderBytes",
@@ -108,7 +108,7 @@ int cfg_load_listener(struct cload *cl, int line, const struct ynode *name,
     static const char *const keys[] = {
         "address",       "protocol",       "idleTimeout", "requestTimeout",
         "headerTimeout", "maxHeaderBytes", "maxHeaders",  "xForwardedFor",
-        "via",           "requestId",      NULL};
+        "via",           "requestId",      "tls",         NULL};
     struct config *cfg = cl->cfg;
     const struct ynode *n;
 
@@ -145,12 +145,18 @@ int cfg_load_listener(struct cload *cl, int line, const struct ynode *name,
             l->proto = CFG_PROTO_HTTP;
         else if (strcmp(p, "tcp") == 0)
             l->proto = CFG_PROTO_TCP;
+        else if (strcmp(p, "tls") == 0)
+            l->proto = CFG_PROTO_TLS_PASSTHROUGH;
         else
-            return cl_fail(cl, n->line, "protocol: expected http or tcp, got '%.80s'", p);
+            return cl_fail(cl, n->line, "protocol: expected http, tcp or tls, got '%.80s'", p);
     }
-    l->idle_timeout_ms = l->proto == CFG_PROTO_TCP ? 3600000 : 300000;
-    if (l->proto == CFG_PROTO_TCP && (n = http_only_key(spec)) != NULL)
+    l->idle_timeout_ms = l->proto == CFG_PROTO_HTTP ? 300000 : 3600000;
+    if (l->proto != CFG_PROTO_HTTP && (n = http_only_key(spec)) != NULL)
         return cl_fail(cl, n->line, "'%s' applies only to http listeners", n->str);
+    if (l->proto == CFG_PROTO_TLS_PASSTHROUGH && (n = ytree_key(spec, "tls")) != NULL)
+        return cl_fail(cl, n->line,
+                       "'tls' does not apply to protocol: tls, which passes TLS through "
+                       "without terminating it (use protocol http or tcp to terminate TLS)");
 
     if ((n = cl_need(cl, spec, "address", "Listener spec")) == NULL ||
         load_address(cl, n, "address", &l->address, &l->addr, &l->addrlen) != 0)
@@ -188,6 +194,8 @@ int cfg_load_listener(struct cload *cl, int line, const struct ynode *name,
     if ((n = ytree_get(spec, "via")) && cl_bool(cl, n, "via", &l->via))
         return -1;
     if ((n = ytree_get(spec, "requestId")) && cl_bool(cl, n, "requestId", &l->request_id))
+        return -1;
+    if ((n = ytree_get(spec, "tls")) && cfg_load_listener_tls(cl, l, n))
         return -1;
     return 0;
 }
@@ -255,7 +263,7 @@ int cfg_load_cluster(struct cload *cl, int line, const struct ynode *name,
         "endpoints",          "loadBalancer",   "hashOn",
         "maxConnections",     "maxPendingRequests", "maxRequests",
         "connectTimeout",     "idleTimeout",    "outlierDetection",
-        NULL};
+        "tls",                NULL};
     struct config *cfg = cl->cfg;
     const struct ynode *n;
 
@@ -310,7 +318,7 @@ int cfg_load_cluster(struct cload *cl, int line, const struct ynode *name,
     if ((n = ytree_get(spec, "hashOn")) != NULL) {
         if (c->lb != CFG_LB_HASH)
             return cl_fail(cl, n->line, "hashOn requires loadBalancer: consistent_hash");
-        if (cl_attribute(cl, n, "hashOn", false, &c->hash_attr) != 0)
+        if (cl_attribute(cl, n, "hashOn", CFG_PROTO_HTTP, &c->hash_attr) != 0)
             return -1;
     }
     if ((n = ytree_get(spec, "maxConnections")) &&
@@ -329,6 +337,8 @@ int cfg_load_cluster(struct cload *cl, int line, const struct ynode *name,
         cl_duration(cl, n, "idleTimeout", 1, CFG_MAX_DURATION_MS, &c->idle_timeout_ms))
         return -1;
     if ((n = ytree_get(spec, "outlierDetection")) && load_outlier(cl, &c->outlier, n))
+        return -1;
+    if ((n = ytree_get(spec, "tls")) && cfg_load_cluster_tls(cl, &c->tls, n))
         return -1;
     return 0;
 }

@@ -2,9 +2,10 @@
  * documents (config_httproute.c) are mapped through.
  *
  * Routes are loaded after every Listener and Cluster of the whole set, so
- * references are checked here, at the line that makes them. Whether the
- * parents are tcp or http listeners decides which attributes and features
- * a rule may use; a Route may not mix the two. */
+ * references are checked here, at the line that makes them. The parents'
+ * protocol (tcp, http or tls passthrough) decides which attributes and
+ * features a rule may use; a Route may not mix protocols. Passthrough
+ * routes are proxied like tcp ones and have the same restrictions. */
 #include "config/config_internal.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -45,7 +46,7 @@ struct cfg_route *cfg_route_new(struct cload *cl, int line, const char *name)
 
 /* Borrows names; the copies it stores are owned by r. */
 int cfg_route_parents(struct cload *cl, struct cfg_route *r, const struct ynode *const *names,
-                      size_t n, bool *tcp)
+                      size_t n, enum cfg_proto *proto)
 {
     const struct cfg_listener *first = NULL;
     if ((r->listeners = calloc(n ? n : 1, sizeof(*r->listeners))) == NULL)
@@ -63,52 +64,30 @@ int cfg_route_parents(struct cload *cl, struct cfg_route *r, const struct ynode 
         if (first != NULL && first->proto != l->proto)
             return cl_fail(cl, names[i]->line,
                            "Listener '%s' is %s but '%s' is %s: use one Route per protocol",
-                           l->name, l->proto == CFG_PROTO_TCP ? "tcp" : "http", first->name,
-                           first->proto == CFG_PROTO_TCP ? "tcp" : "http");
+                           l->name, cfg_proto_name(l->proto), first->name,
+                           cfg_proto_name(first->proto));
         if (first == NULL)
             first = l;
         if ((r->listeners[r->nlisteners] = strdup(s)) == NULL)
             return cl_fail(cl, names[i]->line, "out of memory");
         r->nlisteners++;
     }
-    *tcp = first != NULL && first->proto == CFG_PROTO_TCP;
+    *proto = first != NULL ? first->proto : CFG_PROTO_HTTP;
     return 0;
-}
-
-/* Host names as in an authority: DNS labels, optionally led by "*." for a
- * wildcard. Borrows s. */
-static bool valid_hostname(const char *s)
-{
-    if (strncmp(s, "*.", 2) == 0)
-        s += 2;
-    size_t len = strlen(s), label = 0;
-    if (len == 0 || len > 253)
-        return false;
-    for (size_t i = 0; i <= len; i++) {
-        char c = s[i];
-        if (c == '.' || c == '\0') {
-            if (label == 0 || label > 63 || s[i - 1] == '-')
-                return false;
-            label = 0;
-            continue;
-        }
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  (c == '-' && label > 0);
-        if (!ok)
-            return false;
-        label++;
-    }
-    return true;
 }
 
 /* Borrows node; the copies it stores are owned by r. */
 int cfg_route_hostnames(struct cload *cl, struct cfg_route *r, const struct ynode *node,
-                        bool tcp, size_t max)
+                        enum cfg_proto proto, size_t max)
 {
     if (cl_seq(cl, node, "hostnames", false, max) != 0)
         return -1;
-    if (tcp)
-        return cl_fail(cl, node->line, "hostnames need http listeners, not tcp");
+    if (proto == CFG_PROTO_TLS_PASSTHROUGH)
+        return cl_fail(cl, node->line,
+                       "hostnames need http listeners, not tls (match on tls.sni instead)");
+    if (proto != CFG_PROTO_HTTP)
+        return cl_fail(cl, node->line, "hostnames need http listeners, not %s",
+                       cfg_proto_name(proto));
     if ((r->hostnames = calloc(node->n ? node->n : 1, sizeof(*r->hostnames))) == NULL)
         return cl_fail(cl, node->line, "out of memory");
     for (size_t i = 0; i < node->n; i++) {
@@ -116,7 +95,7 @@ int cfg_route_hostnames(struct cload *cl, struct cfg_route *r, const struct ynod
         const char *s;
         if (cl_scalar(cl, h, "hostname", &s) != 0)
             return -1;
-        if (!valid_hostname(s))
+        if (!cfg_is_hostname(s, true))
             return cl_fail(cl, h->line,
                            "invalid hostname '%.80s' (DNS name, optionally starting with *.; "
                            "no port)",
@@ -249,7 +228,7 @@ fail:
 
 /* Borrows cluster; the copy it stores is owned by rule. */
 int cfg_rule_add_backend(struct cload *cl, struct cfg_rule *rule, int line, const char *cluster,
-                         uint32_t weight, bool tcp)
+                         uint32_t weight, enum cfg_proto proto)
 {
     const struct cfg_cluster *c = cl_cluster(cl, cluster);
     if (c == NULL)
@@ -262,12 +241,18 @@ int cfg_rule_add_backend(struct cload *cl, struct cfg_rule *rule, int line, cons
                        "Cluster '%s' uses consistent_hash without hashOn: set hashOn on the "
                        "cluster or on this rule",
                        cluster);
-    if (tcp && c->lb == CFG_LB_HASH && rule->hash_attr == NULL && c->hash_attr != NULL &&
-        !cfg_attr_tcp(c->hash_attr))
+    if (c->lb == CFG_LB_HASH && rule->hash_attr == NULL && c->hash_attr != NULL &&
+        !cfg_attr_offered(c->hash_attr, proto))
         return cl_fail(cl, line,
-                       "Cluster '%s' hashes on '%s', which tcp listeners do not have: set "
+                       "Cluster '%s' hashes on '%s', which %s listeners do not have: set "
                        "hashOn on this rule",
-                       cluster, c->hash_attr);
+                       cluster, c->hash_attr, cfg_proto_name(proto));
+    if (proto == CFG_PROTO_TLS_PASSTHROUGH && c->tls.enabled)
+        return cl_fail(cl, line,
+                       "Cluster '%s' has tls, but tls passthrough routes forward the client's "
+                       "TLS as it is (TLS inside TLS reaches no upstream): use a Cluster "
+                       "without tls",
+                       cluster);
     struct cfg_backend *b = realloc(rule->backends, (rule->nbackends + 1) * sizeof(*b));
     if (b == NULL)
         return cl_fail(cl, line, "out of memory");
@@ -351,7 +336,8 @@ int cfg_rule_finish(struct cload *cl, const struct cfg_route *r, struct cfg_rule
 /* ---- the Route kind ---------------------------------------------------- */
 
 /* One `match` entry into a new condition of rule. Borrows y. */
-static int load_cond(struct cload *cl, struct cfg_rule *rule, const struct ynode *y, bool tcp)
+static int load_cond(struct cload *cl, struct cfg_rule *rule, const struct ynode *y,
+                     enum cfg_proto proto)
 {
     static const char *const keys[] = {"attribute", "exact",  "prefix",   "suffix",
                                        "regex",     "present", "absent",  "in",
@@ -384,7 +370,7 @@ static int load_cond(struct cload *cl, struct cfg_rule *rule, const struct ynode
                        "absent or in");
     char *attr;
     if ((n = cl_need(cl, y, "attribute", "match condition")) == NULL ||
-        cl_attribute(cl, n, "attribute", tcp, &attr) != 0)
+        cl_attribute(cl, n, "attribute", proto, &attr) != 0)
         return -1;
     struct cfg_cond *c = add_cond(cl, rule, y->line, attr, (enum cfg_match_op)op, NULL);
     if (c == NULL)
@@ -571,9 +557,10 @@ static bool uses_hashing(struct cload *cl, const struct cfg_rule *rule)
     return false;
 }
 
-/* One entry of spec.rules into rule (already zeroed, counted in r). */
+/* One entry of spec.rules into rule (already zeroed, counted in r); proto
+ * is the protocol of the route's listeners. */
 static int load_rule(struct cload *cl, struct cfg_route *r, struct cfg_rule *rule,
-                     const struct ynode *y, size_t index, bool tcp)
+                     const struct ynode *y, size_t index, enum cfg_proto proto)
 {
     static const char *const keys[] = {"name",    "match",          "backends",
                                        "timeout", "retries",        "requestHeaders",
@@ -584,6 +571,7 @@ static int load_rule(struct cload *cl, struct cfg_route *r, struct cfg_rule *rul
     static const char *const backend_keys[] = {"cluster", "weight", NULL};
     static const char *const rewrite_keys[] = {"pathPrefix", NULL};
     const struct ynode *n, *hash_node;
+    bool tcp = proto != CFG_PROTO_HTTP; /* tls passthrough is proxied like tcp */
 
     if (cl_map(cl, y, "rule", keys) != 0 || cfg_rule_init(cl, r, rule, index, y->line) != 0)
         return -1;
@@ -591,9 +579,9 @@ static int load_rule(struct cload *cl, struct cfg_route *r, struct cfg_rule *rul
         for (int i = 0; http_only[i]; i++)
             if ((n = ytree_key(y, http_only[i])) != NULL)
                 return cl_fail(cl, n->line,
-                               "'%s' needs an http listener (Route '%s' attaches to tcp "
+                               "'%s' needs an http listener (Route '%s' attaches to %s "
                                "listeners)",
-                               n->str, r->name);
+                               n->str, r->name, cfg_proto_name(proto));
     if ((n = ytree_get(y, "name")) != NULL) {
         char *name;
         if (cl_name(cl, n, "rule name", &name) != 0)
@@ -605,12 +593,12 @@ static int load_rule(struct cload *cl, struct cfg_route *r, struct cfg_rule *rul
         if (cl_seq(cl, n, "match", false, CFG_MAX_LIST) != 0)
             return -1;
         for (size_t i = 0; i < n->n; i++)
-            if (load_cond(cl, rule, n->items[i], tcp) != 0)
+            if (load_cond(cl, rule, n->items[i], proto) != 0)
                 return -1;
     }
     /* hashOn before backends: a backend's consistent_hash check needs it. */
     if ((hash_node = ytree_get(y, "hashOn")) != NULL &&
-        cl_attribute(cl, hash_node, "hashOn", tcp, &rule->hash_attr) != 0)
+        cl_attribute(cl, hash_node, "hashOn", proto, &rule->hash_attr) != 0)
         return -1;
     if ((n = ytree_get(y, "backends")) != NULL) {
         if (cl_seq(cl, n, "backends", true, CFG_MAX_LIST) != 0)
@@ -626,7 +614,7 @@ static int load_rule(struct cload *cl, struct cfg_route *r, struct cfg_rule *rul
             if ((bw = ytree_get(b, "weight")) != NULL &&
                 cl_u32(cl, bw, "weight", 0, CFG_MAX_WEIGHT, &weight) != 0)
                 return -1;
-            if (cfg_rule_add_backend(cl, rule, bc->line, cluster, weight, tcp) != 0)
+            if (cfg_rule_add_backend(cl, rule, bc->line, cluster, weight, proto) != 0)
                 return -1;
         }
         if (hash_node != NULL && !uses_hashing(cl, rule))
@@ -663,7 +651,7 @@ int cfg_load_route(struct cload *cl, int line, const struct ynode *name,
 {
     static const char *const keys[] = {"parents", "hostnames", "rules", NULL};
     const struct ynode *n;
-    bool tcp = false;
+    enum cfg_proto proto = CFG_PROTO_HTTP;
 
     if (cl_map(cl, spec, "Route spec", keys) != 0)
         return -1;
@@ -673,10 +661,10 @@ int cfg_load_route(struct cload *cl, int line, const struct ynode *name,
     r->where.line = line;
     if ((n = cl_need(cl, spec, "parents", "Route spec")) == NULL ||
         cl_seq(cl, n, "parents", true, CFG_MAX_LIST) != 0 ||
-        cfg_route_parents(cl, r, (const struct ynode *const *)n->items, n->n, &tcp) != 0)
+        cfg_route_parents(cl, r, (const struct ynode *const *)n->items, n->n, &proto) != 0)
         return -1;
     if ((n = ytree_get(spec, "hostnames")) &&
-        cfg_route_hostnames(cl, r, n, tcp, CFG_MAX_LIST))
+        cfg_route_hostnames(cl, r, n, proto, CFG_MAX_LIST))
         return -1;
     if ((n = cl_need(cl, spec, "rules", "Route spec")) == NULL ||
         cl_seq(cl, n, "rules", true, CFG_MAX_RULES) != 0)
@@ -685,7 +673,7 @@ int cfg_load_route(struct cload *cl, int line, const struct ynode *name,
         return cl_fail(cl, n->line, "out of memory");
     for (size_t i = 0; i < n->n; i++) {
         struct cfg_rule *rule = &r->rules[r->nrules++];
-        if (load_rule(cl, r, rule, n->items[i], i, tcp) != 0)
+        if (load_rule(cl, r, rule, n->items[i], i, proto) != 0)
             return -1;
     }
     return 0;

@@ -294,52 +294,140 @@ int cl_header_name(struct cload *cl, const struct ynode *n, const char *what, ch
     return 0;
 }
 
-static const char *const tcp_attrs[] = {"source.address", "destination.port", "protocol", NULL};
-static const char *const http_attrs[] = {"method", "path", "authority", "scheme", NULL};
+/* Borrows s. */
+bool cfg_is_hostname(const char *s, bool wildcard)
+{
+    if (wildcard && strncmp(s, "*.", 2) == 0)
+        s += 2;
+    size_t len = strlen(s), label = 0;
+    if (len == 0 || len > 253)
+        return false;
+    for (size_t i = 0; i <= len; i++) {
+        char c = s[i];
+        if (c == '.' || c == '\0') {
+            if (label == 0 || label > 63 || s[i - 1] == '-')
+                return false;
+            label = 0;
+            continue;
+        }
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  (c == '-' && label > 0);
+        if (!ok)
+            return false;
+        label++;
+    }
+    return true;
+}
+
+/* Static result. */
+const char *cfg_proto_name(enum cfg_proto proto)
+{
+    switch (proto) {
+    case CFG_PROTO_TCP:
+        return "tcp";
+    case CFG_PROTO_HTTP:
+        return "http";
+    case CFG_PROTO_TLS_PASSTHROUGH:
+        return "tls";
+    }
+    return "?";
+}
+
+#define ON_TCP (1u << CFG_PROTO_TCP)
+#define ON_HTTP (1u << CFG_PROTO_HTTP)
+#define ON_TLS (1u << CFG_PROTO_TLS_PASSTHROUGH)
+#define ON_ALL (ON_TCP | ON_HTTP | ON_TLS)
+
+/* Every attribute a route may name, with the listener protocols that offer
+ * it. Names ending in '.' are families (header.<name>). The error messages
+ * are built from this table, so it is the one place to extend. Passthrough
+ * listeners never terminate TLS, so they have no peer certificate and hence
+ * no source.identity. */
+static const struct {
+    const char *name;
+    unsigned on;
+} attrs[] = {
+    {"method", ON_HTTP},           {"path", ON_HTTP},
+    {"authority", ON_HTTP},        {"scheme", ON_HTTP},
+    {"header.", ON_HTTP},          {"query.", ON_HTTP},
+    {"grpc.service", ON_HTTP},     {"grpc.method", ON_HTTP},
+    {"source.address", ON_ALL},    {"source.identity", ON_TCP | ON_HTTP},
+    {"destination.port", ON_ALL},  {"protocol", ON_ALL},
+    {"tls.sni", ON_ALL},           {"tls.alpn", ON_ALL},
+};
+#define NATTRS (sizeof(attrs) / sizeof(attrs[0]))
+
+/* Index into attrs of the entry naming s (a family by its prefix), or
+ * NATTRS. Borrows s. */
+static size_t attr_find(const char *s)
+{
+    for (size_t i = 0; i < NATTRS; i++) {
+        size_t n = strlen(attrs[i].name);
+        if (attrs[i].name[n - 1] == '.' ? strncmp(s, attrs[i].name, n) == 0
+                                        : strcmp(s, attrs[i].name) == 0)
+            return i;
+    }
+    return NATTRS;
+}
+
+/* Writes "a, b, ... or z" of the attributes offered on any protocol in
+ * mask into buf (truncated). Borrows buf. */
+static void attr_list(char *buf, size_t len, unsigned mask)
+{
+    size_t off = 0, n = 0, total = 0;
+    for (size_t i = 0; i < NATTRS; i++)
+        total += (attrs[i].on & mask) != 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < NATTRS && off < len; i++) {
+        if (!(attrs[i].on & mask))
+            continue;
+        const char *name = attrs[i].name;
+        const char *sep = n == 0 ? "" : n + 1 == total ? " or " : ", ";
+        bool family = name[strlen(name) - 1] == '.';
+        int w = snprintf(buf + off, len - off, "%s%s%s", sep, name, family ? "<name>" : "");
+        if (w < 0)
+            break;
+        off += (size_t)w;
+        n++;
+    }
+}
 
 /* Borrows attr. */
-bool cfg_attr_tcp(const char *attr)
+bool cfg_attr_offered(const char *attr, enum cfg_proto proto)
 {
-    for (int i = 0; tcp_attrs[i]; i++)
-        if (strcmp(attr, tcp_attrs[i]) == 0)
-            return true;
-    return false;
+    size_t i = attr_find(attr);
+    return i < NATTRS && (attrs[i].on & (1u << proto)) != 0;
 }
 
 /* Borrows n; *out is a new normalised string the caller owns. */
-int cl_attribute(struct cload *cl, const struct ynode *n, const char *what, bool tcp,
-                 char **out)
+int cl_attribute(struct cload *cl, const struct ynode *n, const char *what,
+                 enum cfg_proto proto, char **out)
 {
+    char list[400];
     const char *s;
     if (cl_scalar(cl, n, what, &s) != 0)
         return -1;
-    bool ok = false, http_only = false;
-    for (int i = 0; tcp_attrs[i]; i++)
-        ok |= strcmp(s, tcp_attrs[i]) == 0;
-    for (int i = 0; !ok && http_attrs[i]; i++)
-        ok = http_only = strcmp(s, http_attrs[i]) == 0;
-    if (!ok && strncmp(s, "header.", 7) == 0) {
-        if (!cfg_is_token(s + 7))
-            return cl_fail(cl, n->line, "%s: invalid header name in '%.80s'", what, s);
-        ok = http_only = true;
+    size_t i = attr_find(s);
+    if (i == NATTRS) {
+        attr_list(list, sizeof(list), ON_ALL);
+        return cl_fail(cl, n->line, "%s: unknown attribute '%.80s' (use %s)", what, s, list);
     }
-    if (!ok && strncmp(s, "query.", 6) == 0) {
+    if (strcmp(attrs[i].name, "header.") == 0 && !cfg_is_token(s + 7))
+        return cl_fail(cl, n->line, "%s: invalid header name in '%.80s'", what, s);
+    if (strcmp(attrs[i].name, "query.") == 0) {
         const char *q = s + 6;
         if (*q == '\0' || strpbrk(q, " &=#") != NULL || !cfg_is_header_value(q))
             return cl_fail(cl, n->line, "%s: invalid query parameter name in '%.80s'", what, s);
-        ok = http_only = true;
     }
-    if (!ok)
+    if (!(attrs[i].on & (1u << proto))) {
+        attr_list(list, sizeof(list), 1u << proto);
         return cl_fail(cl, n->line,
-                       "%s: unknown attribute '%.80s' (use method, path, authority, scheme, "
-                       "header.<name>, query.<name>, source.address, destination.port or "
-                       "protocol)",
-                       what, s);
-    if (tcp && http_only)
-        return cl_fail(cl, n->line,
-                       "%s: attribute '%.80s' is not available on tcp listeners (use "
-                       "source.address, destination.port or protocol)",
-                       what, s);
+                       "%s: attribute '%.80s' is not available on %s listeners (use %s)", what,
+                       s,
+                       proto == CFG_PROTO_TLS_PASSTHROUGH ? "tls passthrough"
+                                                          : cfg_proto_name(proto),
+                       list);
+    }
     if ((*out = strdup(s)) == NULL)
         return cl_fail(cl, n->line, "out of memory");
     if (strncmp(*out, "header.", 7) == 0)

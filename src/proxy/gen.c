@@ -12,6 +12,7 @@
 #include "proxy/accesslog.h"
 #include "proxy/metrics.h"
 #include "router/router.h"
+#include "tls/tls.h"
 
 const char *const outcome_names[OUTCOME_N] = {
     "ok", "client_error", "server_error", "timeout", "unavailable", "reset",
@@ -72,6 +73,8 @@ static void listener_metrics(struct gen_listener *gl)
                                      "Bytes received from clients.", labels);
     gl->m_bytes_out = metrics_counter("strand_downstream_bytes_sent_total",
                                       "Bytes sent to clients.", labels);
+    gl->m_tls_errors = metrics_counter("strand_downstream_tls_handshake_errors_total",
+                                       "TLS handshakes with clients that failed.", labels);
 }
 
 static int cluster_metrics(struct gen_cluster *gc)
@@ -101,6 +104,47 @@ static int cluster_metrics(struct gen_cluster *gc)
     return 0;
 }
 
+/* Reads the listener's certificates now, so a bad file rejects the whole
+ * configuration (and a reload keeps the running one). */
+static int listener_tls(struct gen_listener *gl, char *err, size_t errlen)
+{
+    const struct cfg_listener_tls *t = &gl->cfg->tls;
+    if (!t->enabled)
+        return 0;
+    struct tls_cert_spec certs[100];
+    size_t n = t->ncerts < 100 ? t->ncerts : 100;
+    for (size_t i = 0; i < n; i++)
+        certs[i] = (struct tls_cert_spec){t->certs[i].cert_file, t->certs[i].key_file,
+                                          (const char **)t->certs[i].sni, t->certs[i].nsni};
+    struct tls_server_spec spec = {certs, n, (const char **)t->alpn, t->nalpn,
+                                   t->client_ca_file, t->require_client_cert, t->min_version};
+    char why[512];
+    gl->tls = tls_server_new(&spec, why, sizeof(why));
+    if (!gl->tls) {
+        snprintf(err, errlen, "%s:%d: listener %s: tls: %s", gl->cfg->where.file,
+                 gl->cfg->where.line, gl->cfg->name, why);
+        return -1;
+    }
+    return 0;
+}
+
+static int cluster_tls(struct gen_cluster *gc, char *err, size_t errlen)
+{
+    const struct cfg_cluster_tls *t = &gc->cfg->tls;
+    if (!t->enabled)
+        return 0;
+    struct tls_client_spec spec = {t->ca_file, t->verify, t->sni, (const char **)t->alpn,
+                                   t->nalpn, t->cert_file, t->key_file, NULL};
+    char why[512];
+    gc->tls = tls_client_new(&spec, why, sizeof(why));
+    if (!gc->tls) {
+        snprintf(err, errlen, "%s:%d: cluster %s: tls: %s", gc->cfg->where.file,
+                 gc->cfg->where.line, gc->cfg->name, why);
+        return -1;
+    }
+    return 0;
+}
+
 static int listener_build(struct gen *g, struct gen_listener *gl, char *err, size_t errlen)
 {
     const struct cfg_listener *lc = gl->cfg;
@@ -111,7 +155,7 @@ static int listener_build(struct gen *g, struct gen_listener *gl, char *err, siz
     for (unsigned i = 0; i < g->nworkers; i++)
         gl->fds[i] = -1;
     gl->router = router_build(g->cfg, lc->name, err, errlen);
-    if (!gl->router)
+    if (!gl->router || listener_tls(gl, err, errlen) < 0)
         return -1;
     listener_metrics(gl);
     stats_init(&gl->noroute, lc->name, "", "", tcp);
@@ -159,10 +203,13 @@ static void gen_free(struct gen *g)
             }
         free(gl->rules);
         router_free(gl->router);
+        tls_server_free(gl->tls);
         free(gl->fds);
     }
-    for (size_t i = 0; i < g->nclusters; i++)
+    for (size_t i = 0; i < g->nclusters; i++) {
         free(g->clusters[i].m_endpoint);
+        tls_client_free(g->clusters[i].tls);
+    }
     free(g->listeners);
     free(g->clusters);
     config_free(g->cfg);
@@ -194,6 +241,8 @@ struct gen *gen_build(struct config *cfg, unsigned nworkers, uint64_t id, char *
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
+        if (cluster_tls(&g->clusters[i], err, errlen) < 0)
+            goto fail;
     }
     g->nlisteners = cfg->nlisteners;
     for (size_t i = 0; i < cfg->nlisteners; i++) {

@@ -12,6 +12,8 @@
 #include "config/config.h"
 
 struct router;
+struct tls_server;
+struct tls_client;
 
 /* Series ids of one (listener, rule, backend) combination. */
 struct gen_stats {
@@ -33,11 +35,14 @@ struct gen_listener {
     size_t nrules;
     struct gen_stats noroute;   /* requests that matched no rule */
     int *fds;                   /* listening socket per worker (owned by the server) */
+    struct tls_server *tls;     /* TLS termination, or NULL */
+    uint32_t m_tls_errors;
     uint32_t m_conn_active, m_conn_total, m_bytes_in, m_bytes_out;
 };
 
 struct gen_cluster {
     const struct cfg_cluster *cfg;
+    struct tls_client *tls;     /* TLS origination, or NULL */
     /* Circuit-breaker counts across all workers: the limits are per
      * cluster, not per worker. Atomic adds, touched once per request. */
     atomic_uint conns, pending, active;

@@ -33,6 +33,7 @@
 #include "proxy/tunnel.h"
 #include "proxy/upstream.h"
 #include "router/router.h"
+#include "tls/tls.h"
 
 static void hc_update(struct hconn *hc);
 static void hc_on_io(struct loop *l, struct loop_io *io, unsigned events);
@@ -59,6 +60,7 @@ void hc_close(struct hconn *hc)
         req_finish(hc->req);
     loop_timer_cancel(w->loop, &hc->timer);
     loop_io_del(w->loop, &hc->io);
+    sio_tls_close(&hc->sio);
     if (hc->io.fd >= 0)
         close(hc->io.fd);
     wlist_del(&hc->link);
@@ -88,7 +90,7 @@ void hc_arm(struct hconn *hc)
     const struct cfg_listener *lc = hc->gl->cfg;
     uint64_t now = loop_now(hc_loop(hc));
     uint64_t ms = lc->idle_timeout_ms;
-    if (hc->state == HC_HEAD && buf_len(&hc->in) > 0)
+    if ((hc->state == HC_HEAD && buf_len(&hc->in) > 0) || hc->state == HC_TLS)
         ms = lc->header_timeout_ms;
     loop_timer_arm(hc_loop(hc), &hc->timer, now + ms);
 }
@@ -97,7 +99,7 @@ void hc_arm(struct hconn *hc)
 int hc_flush(struct hconn *hc)
 {
     while (buf_len(&hc->out) > 0) {
-        ssize_t n = buf_write_fd(&hc->out, hc->io.fd);
+        ssize_t n = sio_write_buf(&hc->sio, &hc->out);
         if (n < 0) {
             if (errno == EAGAIN)
                 return 0;
@@ -113,6 +115,10 @@ static void hc_update(struct hconn *hc)
 {
     if (hc->closed)
         return;
+    if (hc->state == HC_TLS) {
+        loop_io_set(hc_loop(hc), &hc->io, hc->hs_want);
+        return;
+    }
     if (hc->req) {
         req_update(hc->req);
         return;
@@ -135,15 +141,20 @@ static void hc_update(struct hconn *hc)
     } else if (!hc->read_eof) {
         mask |= LOOP_READ;
     }
-    loop_io_set(hc_loop(hc), &hc->io, mask);
+    loop_io_set(hc_loop(hc), &hc->io, mask | hc->sio.want);
 }
 
 /* Reads what the client sent; returns bytes read, 0 on EOF/full/again, -1
  * when the connection is gone. */
 static ssize_t hc_read(struct hconn *hc)
 {
-    ssize_t n = buf_read_fd(&hc->in, hc->io.fd);
+    ssize_t n = sio_read_buf(&hc->sio, &hc->in);
     if (n > 0) {
+        /* TLS may hold decrypted bytes epoll will never report: take them
+         * while there is room. */
+        ssize_t more;
+        while (sio_pending(&hc->sio) > 0 && (more = sio_read_buf(&hc->sio, &hc->in)) > 0)
+            n += more;
         metrics_add(hc->w->shard, hc->gl->m_bytes_in, (uint64_t)n);
         return n;
     }
@@ -186,8 +197,33 @@ static void hc_on_io(struct loop *l, struct loop_io *io, unsigned events)
     hc_kick(hc);
 }
 
+/* Drives the TLS handshake: 1 when done (the connection is now HC_HEAD),
+ * 0 while it goes on, -1 when it failed (the connection is closed). */
+static int hc_handshake(struct hconn *hc)
+{
+    int rc = tls_conn_handshake(hc->sio.tls);
+    if (rc == 1) {
+        hc->state = HC_HEAD;
+        return 1;
+    }
+    if (rc == TLS_WANT_READ || rc == TLS_WANT_WRITE) {
+        hc->hs_want = rc == TLS_WANT_READ ? LOOP_READ : LOOP_WRITE;
+        return 0;
+    }
+    log_debug("listener %s: TLS handshake with %s failed: %s", hc->gl->cfg->name, hc->peer_ip,
+              tls_conn_error(hc->sio.tls));
+    metrics_add(hc->w->shard, hc->gl->m_tls_errors, 1);
+    hc_close(hc);
+    return -1;
+}
+
 static void hc_on_io_inner(struct hconn *hc, unsigned events)
 {
+    if (hc->state == HC_TLS) {
+        if (hc_handshake(hc) <= 0)
+            return;
+        events |= LOOP_READ; /* the first request may already be decrypted */
+    }
     if (hc->req) {
         struct hreq *r = hc->req;
         if (events & LOOP_READ) {
@@ -241,11 +277,23 @@ static void hc_accept(struct worker *w, struct gen_listener *gl, int fd,
     wgen_hold(hc->wg);
     hc->gl = gl;
     hc->io.fd = fd;
+    hc->sio.fd = fd;
     hc->io.cb = hc_on_io;
     hc->io.ud = hc;
     hc->timer.cb = hc_timeout;
     hc->timer.ud = hc;
     hc->state = HC_HEAD;
+    if (gl->tls) {
+        hc->sio.tls = tls_conn_server(gl->tls, fd);
+        if (!hc->sio.tls) {
+            close(fd);
+            free(hc);
+            wgen_release(worker_wgen(w));
+            return;
+        }
+        hc->state = HC_TLS;
+        hc->hs_want = LOOP_READ;
+    }
     wlist_init(&hc->link);
     wlist_add(&w->hconns, &hc->link);
     net_ip_str((const struct sockaddr *)peer, hc->peer_ip, sizeof(hc->peer_ip));
@@ -589,14 +637,16 @@ void req_to_tunnel(struct hreq *r)
     r->resp.done = 1;
     r->body.done = 1;
     r->upstream_close = 1;
-    int cfd = hc->io.fd;
+    struct sio cs = hc->sio;
     loop_io_del(w->loop, &hc->io);
     hc->io.fd = -1;
+    hc->sio = (struct sio){.fd = -1};
     if (!ok) {
         uconn_close(uc);
-        close(cfd);
+        sio_tls_close(&cs);
+        close(cs.fd);
     } else {
-        tunnel_new(w, hc->gl, cfd, &hc->out, &hc->in, uc, hc->gl->cfg->idle_timeout_ms, NULL,
+        tunnel_new(w, hc->gl, &cs, &hc->out, &hc->in, uc, hc->gl->cfg->idle_timeout_ms, NULL,
                    NULL);
     }
     req_finish(r);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "proxy/http_int.h"
+#include "tls/tls.h"
 
 static int one(attr_val *out, int max, const char *p, size_t len)
 {
@@ -32,6 +33,21 @@ static int query_get(const h1_str *q, const struct attr_key *key, attr_val *out,
     return n;
 }
 
+/* The connection's TLS facts: the SPIFFE ID of a verified client
+ * certificate, the SNI it asked for, the protocol ALPN settled on. */
+static int tls_attr_get(const struct tls_conn *t, const struct attr_key *key, attr_val *out,
+                        int max)
+{
+    const char *v = NULL;
+    if (key->len == 15 && memcmp(key->name, "source.identity", 15) == 0)
+        v = tls_conn_peer_identity(t);
+    else if (key->len == 7 && memcmp(key->name, "tls.sni", 7) == 0)
+        v = tls_conn_sni(t);
+    else if (key->len == 8 && memcmp(key->name, "tls.alpn", 8) == 0)
+        v = tls_conn_alpn(t);
+    return v ? one(out, max, v, strlen(v)) : 0;
+}
+
 int http_attr_get(void *ctx, const struct attr_key *key, attr_val *out, int max)
 {
     const struct http_attr_ctx *c = ctx;
@@ -46,7 +62,7 @@ int http_attr_get(void *ctx, const struct attr_key *key, attr_val *out, int max)
             return one(out, max, req->authority.p, req->authority.len);
         return req->host.p ? one(out, max, req->host.p, req->host.len) : 0;
     case ATTR_SCHEME:
-        return one(out, max, "http", 4);
+        return c->hc->sio.tls ? one(out, max, "https", 5) : one(out, max, "http", 4);
     case ATTR_PROTOCOL:
         return one(out, max, "http", 4);
     case ATTR_SOURCE_ADDRESS:
@@ -78,6 +94,6 @@ int http_attr_get(void *ctx, const struct attr_key *key, attr_val *out, int max)
     case ATTR_QUERY:
         return req->query.p ? query_get(&req->query, key, out, max) : 0;
     default:
-        return 0;
+        return c->hc->sio.tls ? tls_attr_get(c->hc->sio.tls, key, out, max) : 0;
     }
 }

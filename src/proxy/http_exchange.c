@@ -399,13 +399,10 @@ static int req_send(struct hreq *r)
         }
         if (n == 0)
             return r->body.done ? IO_DONE : IO_IDLE;
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(r->uc->io.fd, &mh, MSG_NOSIGNAL);
+        ssize_t w = sio_writev(&r->uc->sio, iov, n);
         if (w < 0) {
             if (errno == EAGAIN)
                 return IO_BLOCKED;
-            if (errno == EINTR)
-                continue;
             return IO_ERROR + 1; /* upstream reset */
         }
         size_t left = (size_t)w;
@@ -445,13 +442,10 @@ static int resp_send(struct hreq *r)
         }
         if (n == 0)
             return IO_IDLE;
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(hc->io.fd, &mh, MSG_NOSIGNAL);
+        ssize_t w = sio_writev(&hc->sio, iov, n);
         if (w < 0) {
             if (errno == EAGAIN)
                 return IO_BLOCKED;
-            if (errno == EINTR)
-                continue;
             return IO_ERROR + 1;
         }
         metrics_add(hc->w->shard, hc->gl->m_bytes_out, (uint64_t)w);
@@ -668,11 +662,12 @@ void req_update(struct hreq *r)
             break;
         }
         uint32_t room = buf_has_room(&uc->in) ? (uc->in.data ? buf_space(&uc->in) : buf_block_size()) : 0;
-        ssize_t n = buf_read_fd(&uc->in, uc->io.fd);
+        ssize_t n = sio_read_buf(&uc->sio, &uc->in);
         if (n > 0) {
             /* A short read drained the socket; a full one may have left
-             * more, which level-triggered epoll would report anyway. */
-            if ((uint32_t)n < room)
+             * more, which level-triggered epoll would report anyway.
+             * Bytes TLS already decrypted are never reported: read on. */
+            if ((uint32_t)n < room && sio_pending(&uc->sio) == 0)
                 r->uc_readable = 0;
             continue;
         }
@@ -720,7 +715,7 @@ void req_update(struct hreq *r)
         hc_close(hc);
         return;
     }
-    loop_io_set(l, &uc->io, ucmask);
-    loop_io_set(l, &hc->io, hcmask);
+    loop_io_set(l, &uc->io, ucmask | uc->sio.want);
+    loop_io_set(l, &hc->io, hcmask | hc->sio.want);
 }
 

@@ -201,7 +201,9 @@ int http_build_request_head(struct hreq *r, const struct h1_request *req, struct
         int v6 = strchr(ip, ':') != NULL;
         hw_str(&w, v6 ? "for=\"[" : "for=");
         hw_str(&w, ip);
-        hw_str(&w, v6 ? "]\";proto=http" : ";proto=http");
+        const char *scheme = r->hc->sio.tls ? "https" : "http";
+        hw_str(&w, v6 ? "]\";proto=" : ";proto=");
+        hw_str(&w, scheme);
         if (req->host.len > 0 && req->host.len < 256) {
             int plain = 1;
             for (size_t k = 0; k < req->host.len; k++)
@@ -214,7 +216,8 @@ int http_build_request_head(struct hreq *r, const struct h1_request *req, struct
         }
         hw_str(&w, "\r\n");
         if (!have_xfp)
-            hw_str(&w, "x-forwarded-proto: http\r\n");
+            hw_str(&w, r->hc->sio.tls ? "x-forwarded-proto: https\r\n"
+                                      : "x-forwarded-proto: http\r\n");
     }
     if (lc->via) {
         hw_str(&w, "via: ");

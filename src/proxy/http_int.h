@@ -11,6 +11,7 @@
 #include "core/loop.h"
 #include "proto/http1/h1.h"
 #include "proxy/gen.h"
+#include "proxy/sio.h"
 #include "proxy/worker.h"
 #include "router/attr.h"
 
@@ -21,6 +22,7 @@ struct route_rule;
 
 /* Downstream connection states. */
 enum hc_state {
+    HC_TLS,      /* TLS handshake in progress */
     HC_HEAD,     /* waiting for (the rest of) a request head */
     HC_REQ,      /* a request is in flight */
     HC_CLOSING,  /* flushing the last bytes, then close */
@@ -28,6 +30,7 @@ enum hc_state {
 
 struct hconn {
     struct loop_io io;
+    struct sio sio;         /* the client stream: io.fd, maybe TLS over it */
     struct loop_timer timer;
     struct worker *w;
     struct wgen *wg;
@@ -41,6 +44,7 @@ struct hconn {
     unsigned closed : 1;
     uint32_t nrequests;
     size_t scan_pos;        /* h1_head_scan cursor over the pending head */
+    unsigned hs_want;       /* HC_TLS: readiness the handshake waits for */
     char peer_ip[INET6_ADDRSTRLEN];
     int local_port;
 };

@@ -1,11 +1,18 @@
 /* tcp.c - the TCP proxy: route a connection on its attributes (addresses,
- * ports), connect to an endpoint of the chosen cluster (retrying other
- * endpoints on connect failure), then hand both sockets to a tunnel. */
+ * ports, and with TLS the SNI, ALPN and client identity), connect to an
+ * endpoint of the chosen cluster (retrying other endpoints on connect
+ * failure), then hand both sockets to a tunnel.
+ *
+ * Two kinds of listener need the client's first bytes before routing: a
+ * TLS-terminating tcp listener runs the handshake, and a TLS passthrough
+ * listener (`protocol: tls`) peeks at the ClientHello without consuming it,
+ * so the upstream receives the untouched TLS stream. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -19,9 +26,15 @@
 #include "proxy/upstream.h"
 #include "router/attr.h"
 #include "router/router.h"
+#include "tls/tls.h"
 
 /* A TCP session before and after its tunnel exists. */
 struct tsess {
+    struct loop_io io;          /* the client socket, before routing */
+    struct loop_timer timer;    /* bounds the handshake / ClientHello wait */
+    struct sio cs;              /* the client stream (TLS when terminated) */
+    char sni[256], alpn[256];   /* passthrough: from the ClientHello */
+    int peeked;
     struct worker *w;
     struct gen_listener *gl;
     struct wgen *wg;
@@ -53,10 +66,20 @@ static int tcp_attr_get(void *ctx, const struct attr_key *key, attr_val *out, in
         v = s->port;
         break;
     case ATTR_PROTOCOL:
-        v = "tcp";
+        v = s->gl->cfg->proto == CFG_PROTO_TLS_PASSTHROUGH ? "tls" : "tcp";
         break;
     default:
-        return 0;
+        if (key->len == 7 && memcmp(key->name, "tls.sni", 7) == 0)
+            v = s->cs.tls ? tls_conn_sni(s->cs.tls) : s->peeked ? s->sni : NULL;
+        else if (key->len == 8 && memcmp(key->name, "tls.alpn", 8) == 0)
+            v = s->cs.tls ? tls_conn_alpn(s->cs.tls) : s->peeked ? s->alpn : NULL;
+        else if (key->len == 15 && memcmp(key->name, "source.identity", 15) == 0)
+            v = s->cs.tls ? tls_conn_peer_identity(s->cs.tls) : NULL;
+        else
+            return 0;
+        if (!v || (s->peeked && !*v))
+            return 0; /* absent: no SNI/ALPN sent, no verified identity */
+        break;
     }
     if (max > 0)
         out[0] = (attr_val){v, strlen(v)};
@@ -89,12 +112,17 @@ static void sess_end(struct tsess *s, const char *err)
 {
     if (err) {
         sess_log(s, NULL, err);
+        loop_timer_cancel(s->w->loop, &s->timer);
+        if (s->io.cb)
+            loop_io_del(s->w->loop, &s->io);
+        sio_tls_close(&s->cs);
         close(s->cfd);
         metrics_gauge_add(s->w->shard, s->gl->m_conn_active, -1);
         worker_conn_closed(s->w);
     }
     wgen_release(s->wg);
-    free(s);
+    /* Deferred: an event for s->io may still be in this batch. */
+    loop_defer_free(s->w->loop, free, s);
 }
 
 static void tunnel_done(void *ud, const struct tunnel_stats *st)
@@ -125,7 +153,7 @@ static void sess_connected(void *owner, struct uconn *uc, int err)
     metrics_gauge_add(w->shard, s->gl->m_conn_active, -1);
     worker_conn_closed(w);
     struct buf a = {0}, b = {0};
-    tunnel_new(w, s->gl, s->cfd, &a, &b, uc, s->gl->cfg->idle_timeout_ms, tunnel_done, s);
+    tunnel_new(w, s->gl, &s->cs, &a, &b, uc, s->gl->cfg->idle_timeout_ms, tunnel_done, s);
 }
 
 static void sess_io(void *owner, struct uconn *uc, unsigned events) {}
@@ -172,27 +200,11 @@ static void sess_connect(struct tsess *s)
     uc->reused = 0;
 }
 
-static void tcp_accept(struct worker *w, struct gen_listener *gl, int fd,
-                       const struct sockaddr_storage *peer)
+/* Routes the session on its attributes and starts connecting. */
+static void sess_route(struct tsess *s)
 {
-    struct tsess *s = calloc(1, sizeof(*s));
-    if (!s) {
-        close(fd);
-        return;
-    }
-    s->w = w;
-    s->gl = gl;
-    s->wg = worker_wgen(w);
-    wgen_hold(s->wg);
-    s->cfd = fd;
-    s->t_start_us = loop_now_us();
-    net_ip_str((const struct sockaddr *)peer, s->peer_ip, sizeof(s->peer_ip));
-    snprintf(s->port, sizeof(s->port), "%d", net_port((const struct sockaddr *)&gl->cfg->addr));
-    net_nodelay(fd);
-    worker_conn_opened(w);
-    metrics_gauge_add(w->shard, gl->m_conn_active, 1);
-    metrics_add(w->shard, gl->m_conn_total, 1);
-
+    struct worker *w = s->w;
+    struct gen_listener *gl = s->gl;
     struct tcp_attr_ctx ctx = {s};
     struct attr_src src = {tcp_attr_get, &ctx};
     s->rr = router_match(gl->router, &src);
@@ -214,6 +226,91 @@ static void tcp_accept(struct worker *w, struct gen_listener *gl, int fd,
     metrics_add(w->shard, s->stats->tcp_conns, 1);
     s->wc = &s->wg->clusters[ci];
     sess_connect(s);
+}
+
+/* The first bytes arrived: finish the handshake or read the ClientHello,
+ * then route. Both are bounded by the listener's header timeout. */
+static void sess_pre_io(struct loop *l, struct loop_io *io, unsigned events)
+{
+    struct tsess *s = io->ud;
+    if (s->cs.tls) {
+        int rc = tls_conn_handshake(s->cs.tls);
+        if (rc == TLS_WANT_READ || rc == TLS_WANT_WRITE) {
+            loop_io_set(l, io, rc == TLS_WANT_READ ? LOOP_READ : LOOP_WRITE);
+            return;
+        }
+        if (rc != 1) {
+            metrics_add(s->w->shard, s->gl->m_tls_errors, 1);
+            sess_end(s, "TLS handshake failed");
+            return;
+        }
+    } else {
+        unsigned char hello[TLS_HELLO_MAX + 64];
+        ssize_t n = recv(io->fd, hello, sizeof(hello), MSG_PEEK);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        int rc = n > 0 ? tls_peek_client_hello(hello, (size_t)n, s->sni, sizeof(s->sni), s->alpn,
+                                               sizeof(s->alpn))
+                       : -1;
+        if (rc == 0 && (size_t)n < sizeof(hello))
+            return; /* wait for the rest of the ClientHello */
+        if (rc != 1) {
+            sess_end(s, n == 0 ? "client closed before its ClientHello" : "not a TLS ClientHello");
+            return;
+        }
+        s->peeked = 1;
+    }
+    loop_timer_cancel(l, &s->timer);
+    loop_io_del(l, io);
+    s->io.cb = NULL;
+    sess_route(s);
+}
+
+static void sess_pre_timeout(struct loop *l, struct loop_timer *t)
+{
+    sess_end(t->ud, "timed out waiting for the TLS handshake");
+}
+
+static void tcp_accept(struct worker *w, struct gen_listener *gl, int fd,
+                       const struct sockaddr_storage *peer)
+{
+    struct tsess *s = calloc(1, sizeof(*s));
+    if (!s) {
+        close(fd);
+        return;
+    }
+    s->w = w;
+    s->gl = gl;
+    s->wg = worker_wgen(w);
+    wgen_hold(s->wg);
+    s->cfd = fd;
+    s->cs.fd = fd;
+    s->t_start_us = loop_now_us();
+    net_ip_str((const struct sockaddr *)peer, s->peer_ip, sizeof(s->peer_ip));
+    snprintf(s->port, sizeof(s->port), "%d", net_port((const struct sockaddr *)&gl->cfg->addr));
+    net_nodelay(fd);
+    worker_conn_opened(w);
+    metrics_gauge_add(w->shard, gl->m_conn_active, 1);
+    metrics_add(w->shard, gl->m_conn_total, 1);
+    if (!gl->tls && gl->cfg->proto != CFG_PROTO_TLS_PASSTHROUGH) {
+        sess_route(s);
+        return;
+    }
+    if (gl->tls && !(s->cs.tls = tls_conn_server(gl->tls, fd))) {
+        sess_end(s, "out of memory");
+        return;
+    }
+    s->io.fd = fd;
+    s->io.cb = sess_pre_io;
+    s->io.ud = s;
+    s->timer.cb = sess_pre_timeout;
+    s->timer.ud = s;
+    if (loop_io_add(w->loop, &s->io, LOOP_READ) < 0) {
+        s->io.cb = NULL;
+        sess_end(s, "cannot watch the connection");
+        return;
+    }
+    loop_timer_arm(w->loop, &s->timer, loop_now(w->loop) + gl->cfg->header_timeout_ms);
 }
 
 static void tcp_drain(struct worker *w) {}

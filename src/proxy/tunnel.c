@@ -11,9 +11,11 @@
 #include "proxy/metrics.h"
 #include "proxy/upstream.h"
 #include "proxy/worker.h"
+#include "tls/tls.h"
 
 struct tunnel {
     struct loop_io cio;           /* client side; the upstream side is uc->io */
+    struct sio cs;                /* the client stream over cio.fd */
     struct loop_timer timer;
     struct worker *w;
     struct gen_listener *gl;
@@ -49,6 +51,7 @@ static void t_close(struct tunnel *t, int reason)
     struct worker *w = t->w;
     loop_timer_cancel(w->loop, &t->timer);
     loop_io_del(w->loop, &t->cio);
+    sio_tls_close(&t->cs);
     close(t->cio.fd);
     if (t->uc)
         uconn_close(t->uc);
@@ -63,11 +66,12 @@ static void t_close(struct tunnel *t, int reason)
 }
 
 /* Moves bytes src -> buffer -> dst; returns 0 or an errno. */
-static int pump(struct buf *b, int src, int dst, unsigned *src_eof, uint64_t *count)
+static int pump(struct buf *b, struct sio *src, struct sio *dst, unsigned *src_eof,
+                uint64_t *count)
 {
     for (;;) {
         if (buf_len(b) > 0) {
-            ssize_t n = buf_write_fd(b, dst);
+            ssize_t n = sio_write_buf(dst, b);
             if (n < 0)
                 return errno == EAGAIN ? 0 : errno;
             *count += (uint64_t)n;
@@ -76,7 +80,7 @@ static int pump(struct buf *b, int src, int dst, unsigned *src_eof, uint64_t *co
         }
         if (*src_eof)
             return 0;
-        ssize_t n = buf_read_fd(b, src);
+        ssize_t n = sio_read_buf(src, b);
         if (n == 0) {
             *src_eof = 1;
             return 0;
@@ -91,10 +95,11 @@ static int pump(struct buf *b, int src, int dst, unsigned *src_eof, uint64_t *co
 static void t_run(struct tunnel *t)
 {
     int ufd = t->uc->io.fd, cfd = t->cio.fd;
+    struct sio *us = &t->uc->sio;
     uint64_t up0 = t->st.bytes_up, down0 = t->st.bytes_down;
-    int err = pump(&t->up, cfd, ufd, &t->c_eof, &t->st.bytes_up);
+    int err = pump(&t->up, &t->cs, us, &t->c_eof, &t->st.bytes_up);
     if (!err)
-        err = pump(&t->down, ufd, cfd, &t->u_eof, &t->st.bytes_down);
+        err = pump(&t->down, us, &t->cs, &t->u_eof, &t->st.bytes_down);
     if (err) {
         t_close(t, err);
         return;
@@ -106,10 +111,14 @@ static void t_run(struct tunnel *t)
         metrics_add(t->w->shard, t->gl->m_bytes_out, t->st.bytes_down - down0);
     /* Pass end-of-stream on once everything before it is delivered. */
     if (t->c_eof && buf_len(&t->up) == 0 && !t->u_shut) {
+        if (us->tls)
+            tls_conn_shutdown(us->tls); /* close_notify is TLS's half-close */
         shutdown(ufd, SHUT_WR);
         t->u_shut = 1;
     }
     if (t->u_eof && buf_len(&t->down) == 0 && !t->c_shut) {
+        if (t->cs.tls)
+            tls_conn_shutdown(t->cs.tls);
         shutdown(cfd, SHUT_WR);
         t->c_shut = 1;
     }
@@ -126,8 +135,13 @@ static void t_run(struct tunnel *t)
         cm |= LOOP_WRITE;
     else if (!t->u_eof)
         um |= LOOP_READ;
-    loop_io_set(t->w->loop, &t->cio, cm);
-    uconn_want(t->uc, um);
+    /* Bytes TLS already decrypted are never reported by epoll. */
+    if ((sio_pending(&t->cs) && buf_has_room(&t->up)) || (sio_pending(us) && buf_has_room(&t->down))) {
+        t_run(t);
+        return;
+    }
+    loop_io_set(t->w->loop, &t->cio, cm | t->cs.want);
+    uconn_want(t->uc, um | us->want);
     if (moved)
         loop_timer_arm(t->w->loop, &t->timer, loop_now(t->w->loop) + t->idle_ms);
 }
@@ -142,13 +156,15 @@ static const struct uconn_ops tunnel_uc_ops = {t_uc_connected, t_uc_io};
 
 static void t_timeout(struct loop *l, struct loop_timer *tm) { t_close(tm->ud, ETIMEDOUT); }
 
-/* Takes ownership of cfd, uc, *to_client and *to_upstream (left empty). */
-struct tunnel *tunnel_new(struct worker *w, struct gen_listener *gl, int cfd, struct buf *to_client,
-                          struct buf *to_upstream, struct uconn *uc, uint64_t idle_ms,
-                          tunnel_done_fn done, void *done_ud)
+/* Takes ownership of *cs, uc, *to_client and *to_upstream (left empty). */
+struct tunnel *tunnel_new(struct worker *w, struct gen_listener *gl, struct sio *cs,
+                          struct buf *to_client, struct buf *to_upstream, struct uconn *uc,
+                          uint64_t idle_ms, tunnel_done_fn done, void *done_ud)
 {
+    int cfd = cs->fd;
     struct tunnel *t = calloc(1, sizeof(*t));
     if (!t) {
+        sio_tls_close(cs);
         close(cfd);
         uconn_close(uc);
         buf_free(to_client);
@@ -170,6 +186,8 @@ struct tunnel *tunnel_new(struct worker *w, struct gen_listener *gl, int cfd, st
     t->done = done;
     t->done_ud = done_ud;
     t->t_start_us = loop_now_us();
+    t->cs = *cs;
+    *cs = (struct sio){.fd = -1};
     t->cio.fd = cfd;
     t->cio.cb = t_client_io;
     t->cio.ud = t;

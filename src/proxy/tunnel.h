@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "proxy/sio.h"
 
 struct worker;
 struct gen_listener;
@@ -27,11 +28,12 @@ struct tunnel_stats {
 /* Called once when the tunnel is gone; ud is the caller's. */
 typedef void (*tunnel_done_fn)(void *ud, const struct tunnel_stats *st);
 
-/* Takes ownership of cfd, uc and the two buffers (their contents are sent
- * first: to_client toward the client, to_upstream toward the upstream).
- * Returns the tunnel, or NULL after closing everything. */
-struct tunnel *tunnel_new(struct worker *w, struct gen_listener *gl, int cfd, struct buf *to_client,
-                          struct buf *to_upstream, struct uconn *uc, uint64_t idle_ms,
-                          tunnel_done_fn done, void *done_ud);
+/* Takes ownership of the client stream *cs (its fd and TLS, if any), uc and
+ * the two buffers (their contents are sent first: to_client toward the
+ * client, to_upstream toward the upstream). Returns the tunnel, or NULL
+ * after closing everything. */
+struct tunnel *tunnel_new(struct worker *w, struct gen_listener *gl, struct sio *cs,
+                          struct buf *to_client, struct buf *to_upstream, struct uconn *uc,
+                          uint64_t idle_ms, tunnel_done_fn done, void *done_ud);
 
 #endif

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "core/net.h"
+#include "tls/tls.h"
 #include "proxy/metrics.h"
 
 void (*uconn_slot_freed)(struct wcluster *wc);
@@ -27,6 +29,7 @@ void uconn_close(struct uconn *uc)
     struct worker *w = wc->wg->w;
     loop_timer_cancel(w->loop, &uc->timer);
     loop_io_del(w->loop, &uc->io);
+    sio_tls_close(&uc->sio);
     close(uc->io.fd);
     uc->io.fd = -1;
     if (uc->state == UC_IDLE)
@@ -44,7 +47,7 @@ void uconn_close(struct uconn *uc)
 static void uc_timeout(struct loop *l, struct loop_timer *t)
 {
     struct uconn *uc = t->ud;
-    if (uc->state == UC_CONNECTING) {
+    if (uc->state == UC_CONNECTING || uc->state == UC_TLS) {
         const struct uconn_ops *ops = uc->ops;
         void *owner = uc->owner;
         uconn_close(uc);
@@ -52,6 +55,28 @@ static void uc_timeout(struct loop *l, struct loop_timer *t)
         return;
     }
     uconn_close(uc); /* idle in the pool for too long */
+}
+
+static void uc_handshake(struct loop *l, struct uconn *uc)
+{
+    int rc = tls_conn_handshake(uc->sio.tls);
+    if (rc == TLS_WANT_READ || rc == TLS_WANT_WRITE) {
+        loop_io_set(l, &uc->io, rc == TLS_WANT_READ ? LOOP_READ : LOOP_WRITE);
+        return;
+    }
+    const struct uconn_ops *ops = uc->ops;
+    void *owner = uc->owner;
+    if (rc != 1) {
+        log_warn("cluster %s: TLS handshake with %s failed: %s", uc->wc->gc->cfg->name,
+                 uc->wc->gc->cfg->endpoints[uc->ep].address, tls_conn_error(uc->sio.tls));
+        uconn_close(uc);
+        ops->connected(owner, uc, EPROTO);
+        return;
+    }
+    loop_timer_cancel(l, &uc->timer);
+    uc->state = UC_ACTIVE;
+    loop_io_set(l, &uc->io, 0);
+    ops->connected(owner, uc, 0);
 }
 
 static void uc_event(struct loop *l, struct loop_io *io, unsigned events)
@@ -67,12 +92,35 @@ static void uc_event(struct loop *l, struct loop_io *io, unsigned events)
             ops->connected(owner, uc, err);
             return;
         }
+        if (uc->wc->gc->tls) {
+            /* TLS to the upstream: the connect timeout covers the handshake. */
+            /* Without a configured name the certificate must match the
+             * endpoint's IP address. */
+            const struct cfg_cluster *cc = uc->wc->gc->cfg;
+            char ip[64];
+            const char *sni = cc->tls.sni;
+            if (!sni && cc->tls.verify)
+                sni = net_ip_str((const struct sockaddr *)&cc->endpoints[uc->ep].addr, ip,
+                                 sizeof(ip));
+            uc->sio.tls = tls_conn_client(uc->wc->gc->tls, io->fd, sni);
+            if (!uc->sio.tls) {
+                uconn_close(uc);
+                ops->connected(owner, uc, ENOMEM);
+                return;
+            }
+            uc->state = UC_TLS;
+            uc_handshake(l, uc);
+            return;
+        }
         loop_timer_cancel(l, &uc->timer);
         uc->state = UC_ACTIVE;
         loop_io_set(l, io, 0);
         ops->connected(owner, uc, 0);
         return;
     }
+    case UC_TLS:
+        uc_handshake(l, uc);
+        return;
     case UC_ACTIVE:
         uc->ops->io(uc->owner, uc, events);
         return;
@@ -123,6 +171,7 @@ struct uconn *uconn_get(struct wcluster *wc, int ep, const struct uconn_ops *ops
         return NULL;
     }
     uc->io.fd = fd;
+    uc->sio.fd = fd;
     uc->io.cb = uc_event;
     uc->io.ud = uc;
     uc->timer.cb = uc_timeout;

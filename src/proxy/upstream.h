@@ -11,6 +11,7 @@
 
 #include "core/buf.h"
 #include "core/loop.h"
+#include "proxy/sio.h"
 #include "proxy/worker.h"
 
 struct uconn;
@@ -24,10 +25,11 @@ struct uconn_ops {
     void (*io)(void *owner, struct uconn *uc, unsigned events);
 };
 
-enum uconn_state { UC_CONNECTING, UC_ACTIVE, UC_IDLE };
+enum uconn_state { UC_CONNECTING, UC_TLS, UC_ACTIVE, UC_IDLE };
 
 struct uconn {
     struct loop_io io;
+    struct sio sio;            /* io.fd, maybe TLS over it */
     struct loop_timer timer;   /* connect timeout, then pool idle timeout */
     struct wcluster *wc;
     int ep;                    /* endpoint index in the cluster */

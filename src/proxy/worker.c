@@ -29,6 +29,7 @@ const struct proto_handler *proto_handler(enum cfg_proto proto)
     case CFG_PROTO_HTTP:
         return &http_handler;
     case CFG_PROTO_TCP:
+    case CFG_PROTO_TLS_PASSTHROUGH: /* TCP after a look at the ClientHello */
         return &tcp_handler;
     }
     return NULL;

@@ -412,7 +412,7 @@ static void test_errors(void)
                "'requestTimeout' applies only to http listeners");
     EXPECT_ERR(API "kind: Listener\nmetadata: {name: a}\nspec:\n  address: 127.0.0.1:80\n"
                    "  protocol: udp #<\n",
-               "expected http or tcp");
+               "expected http, tcp or tls");
     EXPECT_ERR(API "kind: Listener\nmetadata: {name: a}\nspec:\n  address: 127.0.0.1:80\n"
                    "  headerTimeout: 0s #<\n",
                "out of range (1ms..720h)");
@@ -913,6 +913,35 @@ static bool json_parses(const char *text)
     return pclose(p) == 0;
 }
 
+/* Runs python's json module over text and evaluates expr (a Python
+ * expression over the parsed document `d`, no single quotes); true when the
+ * JSON parses and expr holds. */
+static bool json_check(const char *text, const char *expr)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "/usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); "
+             "sys.exit(0 if (%s) else 1)' 2>/dev/null",
+             expr);
+    FILE *p = popen(cmd, "w");
+    if (p == NULL)
+        return false;
+    fputs(text, p);
+    return pclose(p) == 0;
+}
+
+/* The 1-based line of the first occurrence of needle in text, or 0. */
+static int line_of(const char *text, const char *needle)
+{
+    const char *m = strstr(text, needle);
+    if (m == NULL)
+        return 0;
+    int line = 1;
+    for (const char *p = text; p < m; p++)
+        line += *p == '\n';
+    return line;
+}
+
 static void test_json(void)
 {
     char err[512];
@@ -949,9 +978,9 @@ static void test_json(void)
     CHECK(config_to_json(NULL) == NULL, "NULL config");
 }
 
-/* The first ```yaml block of docs/config.md must load: the reference
- * example cannot rot. The caller frees the block. */
-static char *docs_example(void)
+/* Every ```yaml block of docs/config.md must load: the examples cannot
+ * rot. Returns the file's text (caller frees) or NULL. */
+static char *docs_text(void)
 {
     FILE *f = fopen("docs/config.md", "r");
     if (f == NULL)
@@ -964,33 +993,511 @@ static char *docs_example(void)
         free(text);
         return NULL;
     }
-    char *start = strstr(text, "```yaml\n"), *end;
-    if (start == NULL || (end = strstr(start + 8, "```")) == NULL) {
-        free(text);
-        return NULL;
-    }
-    start += 8;
-    memmove(text, start, (size_t)(end - start));
-    text[end - start] = '\0';
     return text;
 }
 
 static void test_docs_example(void)
 {
     char err[512];
-    char *y = docs_example();
-    CHECK(y != NULL, "docs/config.md has a ```yaml block");
-    if (y == NULL)
+    char *text = docs_text();
+    CHECK(text != NULL, "docs/config.md is readable");
+    if (text == NULL)
         return;
+    int blocks = 0;
+    bool tls = false, passthrough = false;
+    for (char *start = strstr(text, "```yaml\n"), *end; start != NULL;
+         start = strstr(end + 3, "```yaml\n")) {
+        start += 8;
+        if ((end = strstr(start, "```")) == NULL)
+            break;
+        char *y = strndup(start, (size_t)(end - start));
+        if (y == NULL)
+            break;
+        blocks++;
+        struct config *cfg = load(y, err, sizeof(err));
+        CHECK(cfg != NULL, "docs example %d: %s", blocks, err);
+        if (cfg != NULL) {
+            char *j = config_to_json(cfg);
+            CHECK(j != NULL && json_parses(j), "docs example %d JSON", blocks);
+            free(j);
+            for (size_t i = 0; i < cfg->nlisteners; i++) {
+                tls |= cfg->listeners[i].tls.enabled;
+                passthrough |= cfg->listeners[i].proto == CFG_PROTO_TLS_PASSTHROUGH;
+            }
+        }
+        config_free(cfg);
+        free(y);
+    }
+    CHECK(blocks >= 2, "docs/config.md has %d ```yaml blocks", blocks);
+    CHECK(tls && passthrough, "the docs examples show TLS termination and passthrough");
+    free(text);
+}
+
+/* A TLS-terminating listener `s` (http) for the error cases below: its
+ * body starts at line 6. */
+#define TLSL(body)                                                                             \
+    API "kind: Listener\nmetadata: {name: s}\nspec:\n  address: 127.0.0.1:10443\n" body
+/* A cluster `c` whose body starts at line 6. */
+#define TLSC(body)                                                                             \
+    API "kind: Cluster\nmetadata: {name: c}\nspec:\n  endpoints: [{address: 127.0.0.1:1}]\n" body
+/* BASE plus a passthrough listener `pt` and clusters that hash on
+ * source.identity (`hid`) and grpc.method (`hgrpc`). */
+#define TLSBASE                                                                                \
+    BASE API "kind: Listener\nmetadata: {name: pt}\nspec: {address: 127.0.0.1:10002, "         \
+             "protocol: tls}\n---\n" API                                                       \
+             "kind: Cluster\nmetadata: {name: hid}\nspec:\n  loadBalancer: consistent_hash\n"  \
+             "  hashOn: source.identity\n  endpoints: [{address: 127.0.0.1:8083}]\n---\n" API  \
+             "kind: Cluster\nmetadata: {name: hgrpc}\nspec:\n  loadBalancer: consistent_hash\n" \
+             "  hashOn: grpc.method\n  endpoints: [{address: 127.0.0.1:8084}]\n---\n"
+
+static void test_tls(void)
+{
+    char err[512];
+    const char *y =
+        API "kind: Listener\nmetadata: {name: web}\nspec:\n"
+            "  address: 127.0.0.1:10443\n  protocol: http\n  tls:\n    certificates:\n"
+            "    - {certFile: /etc/strand/web.pem, keyFile: /etc/strand/web.key,\n"
+            "       sni: [Web.Example.com, '*.example.com']}\n"
+            "    - certFile: /etc/strand/default.pem\n      keyFile: /etc/strand/default.key\n"
+            "    alpn: [h2, http/1.1]\n    clientCA: /etc/strand/ca.pem\n"
+            "    requireClientCert: true\n    minVersion: 1.3\n"
+        "---\n" API "kind: Listener\nmetadata: {name: plain}\nspec: {address: 127.0.0.1:10000}\n"
+        "---\n" API "kind: Listener\nmetadata: {name: web-min}\nspec:\n"
+            "  address: 127.0.0.1:10444\n"
+            "  tls: {certificates: [{certFile: a.pem, keyFile: a.key, sni: [a.example.com]}]}\n"
+        "---\n" API "kind: Listener\nmetadata: {name: raw}\nspec:\n  address: 127.0.0.1:10445\n"
+            "  protocol: tcp\n  tls:\n    certificates: [{certFile: r.pem, keyFile: r.key}]\n"
+            "    clientCA: ca.pem\n"
+        "---\n" API "kind: Listener\nmetadata: {name: raw-alpn}\nspec:\n"
+            "  address: 127.0.0.1:10446\n  protocol: tcp\n"
+            "  tls: {certificates: [{certFile: r.pem, keyFile: r.key}], alpn: [imap, x-custom/2],"
+            " minVersion: '1.2', requireClientCert: false}\n"
+        "---\n" API "kind: Cluster\nmetadata: {name: api}\nspec:\n"
+            "  endpoints: [{address: 10.0.0.1:443}]\n"
+            "  tls: {caFile: /etc/strand/ca.pem, verify: true, sni: API.internal,"
+            " alpn: [http/1.1], certFile: /etc/strand/client.pem,"
+            " keyFile: /etc/strand/client.key}\n"
+        "---\n" API "kind: Cluster\nmetadata: {name: dflt}\nspec:\n"
+            "  endpoints: [{address: 10.0.0.2:443}]\n  tls: {caFile: ca.pem}\n"
+        "---\n" API "kind: Cluster\nmetadata: {name: insecure}\nspec:\n"
+            "  endpoints: [{address: 10.0.0.3:443}]\n"
+            "  tls: {verify: false, sni: '10.0.0.3', alpn: []}\n"
+        "---\n" API "kind: Cluster\nmetadata: {name: v6}\nspec:\n"
+            "  endpoints: [{address: '[::1]:443'}]\n"
+            "  tls: {caFile: ca.pem, sni: '::1', alpn: [h2, http/1.1]}\n"
+        "---\n" API "kind: Cluster\nmetadata: {name: plain}\nspec: {endpoints: [{address: "
+            "10.0.0.4:80}]}\n"
+        "---\n" API "kind: Route\nmetadata: {name: web}\nspec:\n  parents: [web, plain, web-min]\n"
+            "  rules:\n  - backends: [{cluster: api}]\n    match:\n"
+            "    - {attribute: source.identity, prefix: 'spiffe://example.org/'}\n"
+            "    - {attribute: tls.sni, exact: web.example.com}\n"
+            "    - {attribute: tls.alpn, in: [h2, http/1.1]}\n"
+            "    - {attribute: grpc.service, exact: pkg.Svc}\n"
+            "    - {attribute: grpc.method, exact: Get}\n"
+        "---\n" API "kind: Route\nmetadata: {name: raw}\nspec:\n  parents: [raw, raw-alpn]\n"
+            "  rules:\n  - backends: [{cluster: dflt}]\n"
+            "    match: [{attribute: source.identity, exact: 'spiffe://example.org/db'},"
+            " {attribute: tls.alpn, exact: imap}]\n";
     struct config *cfg = load(y, err, sizeof(err));
-    CHECK(cfg != NULL, "docs example: %s", err);
+    CHECK(cfg != NULL, "%s", err);
+    if (cfg == NULL)
+        return;
+    const struct cfg_listener *l = config_listener(cfg, "web");
+    CHECK(l && l->proto == CFG_PROTO_HTTP && l->tls.enabled && l->tls.ncerts == 2, "web tls");
+    if (l && l->tls.ncerts == 2) {
+        const struct cfg_tls_cert *a = &l->tls.certs[0], *b = &l->tls.certs[1];
+        CHECK(strcmp(a->cert_file, "/etc/strand/web.pem") == 0 &&
+                  strcmp(a->key_file, "/etc/strand/web.key") == 0,
+              "cert 0 files");
+        CHECK(a->nsni == 2 && strcmp(a->sni[0], "web.example.com") == 0 &&
+                  strcmp(a->sni[1], "*.example.com") == 0,
+              "sni lower-cased, wildcard kept");
+        CHECK(a->where.line == line_of(y, "- {certFile: /etc/strand/web.pem") &&
+                  strcmp(a->where.file, "t.yaml") == 0,
+              "cert 0 at line %d", a->where.line);
+        CHECK(b->nsni == 0 && b->sni == NULL &&
+                  strcmp(b->cert_file, "/etc/strand/default.pem") == 0 &&
+                  strcmp(b->key_file, "/etc/strand/default.key") == 0 &&
+                  b->where.line == line_of(y, "- certFile: /etc/strand/default.pem"),
+              "default cert at line %d", b->where.line);
+    }
+    CHECK(l && l->tls.nalpn == 2 && strcmp(l->tls.alpn[0], "h2") == 0 &&
+              strcmp(l->tls.alpn[1], "http/1.1") == 0,
+          "alpn in order");
+    CHECK(l && strcmp(l->tls.client_ca_file, "/etc/strand/ca.pem") == 0 &&
+              l->tls.require_client_cert && strcmp(l->tls.min_version, "1.3") == 0,
+          "mTLS and minVersion (unquoted 1.3)");
+    /* The http-listener defaults still apply under TLS. */
+    CHECK(l && l->idle_timeout_ms == 300000 && l->request_timeout_ms == 15000 && l->xff,
+          "http defaults");
+
+    l = config_listener(cfg, "plain");
+    CHECK(l && !l->tls.enabled && l->tls.certs == NULL && l->tls.ncerts == 0 &&
+              l->tls.alpn == NULL && l->tls.nalpn == 0 && l->tls.client_ca_file == NULL &&
+              !l->tls.require_client_cert && l->tls.min_version == NULL,
+          "no tls: all unset");
+    l = config_listener(cfg, "web-min");
+    CHECK(l && l->tls.enabled && l->tls.ncerts == 1 && l->tls.nalpn == 1 &&
+              strcmp(l->tls.alpn[0], "http/1.1") == 0 && l->tls.client_ca_file == NULL &&
+              !l->tls.require_client_cert && strcmp(l->tls.min_version, "1.2") == 0,
+          "http listener defaults: alpn [http/1.1], no client CA, TLS 1.2");
+    l = config_listener(cfg, "raw");
+    CHECK(l && l->proto == CFG_PROTO_TCP && l->tls.enabled && l->tls.nalpn == 0 &&
+              l->tls.alpn == NULL && strcmp(l->tls.client_ca_file, "ca.pem") == 0 &&
+              !l->tls.require_client_cert && strcmp(l->tls.min_version, "1.2") == 0 &&
+              l->idle_timeout_ms == 3600000,
+          "tcp listener defaults: no alpn; optional client certificates");
+    l = config_listener(cfg, "raw-alpn");
+    CHECK(l && l->tls.nalpn == 2 && strcmp(l->tls.alpn[0], "imap") == 0 &&
+              strcmp(l->tls.alpn[1], "x-custom/2") == 0 &&
+              strcmp(l->tls.min_version, "1.2") == 0,
+          "tcp alpn tokens, quoted minVersion");
+
+    const struct cfg_cluster *c = config_cluster(cfg, "api");
+    CHECK(c && c->tls.enabled && strcmp(c->tls.ca_file, "/etc/strand/ca.pem") == 0 &&
+              c->tls.verify && strcmp(c->tls.sni, "api.internal") == 0 && c->tls.nalpn == 1 &&
+              strcmp(c->tls.alpn[0], "http/1.1") == 0 &&
+              strcmp(c->tls.cert_file, "/etc/strand/client.pem") == 0 &&
+              strcmp(c->tls.key_file, "/etc/strand/client.key") == 0,
+          "cluster tls fields");
+    c = config_cluster(cfg, "dflt");
+    CHECK(c && c->tls.enabled && c->tls.verify && c->tls.sni == NULL && c->tls.nalpn == 1 &&
+              strcmp(c->tls.alpn[0], "http/1.1") == 0 && c->tls.cert_file == NULL &&
+              c->tls.key_file == NULL,
+          "cluster tls defaults: verify, alpn [http/1.1], no sni, no client cert");
+    c = config_cluster(cfg, "insecure");
+    CHECK(c && c->tls.enabled && !c->tls.verify && c->tls.ca_file == NULL &&
+              strcmp(c->tls.sni, "10.0.0.3") == 0 && c->tls.nalpn == 0,
+          "verify: false, IP sni, empty alpn");
+    c = config_cluster(cfg, "v6");
+    CHECK(c && strcmp(c->tls.sni, "::1") == 0 && c->tls.nalpn == 2, "IPv6 sni");
+    c = config_cluster(cfg, "plain");
+    CHECK(c && !c->tls.enabled && !c->tls.verify && c->tls.ca_file == NULL &&
+              c->tls.sni == NULL && c->tls.alpn == NULL && c->tls.nalpn == 0 &&
+              c->tls.cert_file == NULL && c->tls.key_file == NULL,
+          "no cluster tls: all unset");
+
+    /* The new attributes: on http and tcp routes. */
+    CHECK(cfg->nroutes == 2 && cfg->routes[0].rules[0].nconds == 5 &&
+              strcmp(cfg->routes[0].rules[0].conds[0].attr, "source.identity") == 0 &&
+              strcmp(cfg->routes[0].rules[0].conds[4].attr, "grpc.method") == 0 &&
+              cfg->routes[1].rules[0].nconds == 2 &&
+              strcmp(cfg->routes[1].rules[0].conds[0].attr, "source.identity") == 0,
+          "identity, tls and grpc attributes");
+
+    char *j = config_to_json(cfg);
+    CHECK(j != NULL && json_parses(j), "TLS JSON parses");
+    CHECK(j && json_check(j, "d[\"listeners\"][0][\"tls\"] == {\"certificates\": ["
+                             "{\"certFile\": \"/etc/strand/web.pem\", "
+                             "\"keyFile\": \"/etc/strand/web.key\", "
+                             "\"sni\": [\"web.example.com\", \"*.example.com\"], "
+                             "\"source\": \"t.yaml:9\"}, "
+                             "{\"certFile\": \"/etc/strand/default.pem\", "
+                             "\"keyFile\": \"/etc/strand/default.key\", \"sni\": [], "
+                             "\"source\": \"t.yaml:11\"}], "
+                             "\"alpn\": [\"h2\", \"http/1.1\"], "
+                             "\"clientCA\": \"/etc/strand/ca.pem\", "
+                             "\"requireClientCert\": True, \"minVersion\": \"1.3\"}"),
+          "listener tls JSON: %s", j ? j : "(null)");
+    CHECK(j && json_check(j, "d[\"listeners\"][1][\"tls\"] is None and "
+                             "d[\"clusters\"][4][\"tls\"] is None"),
+          "tls: null when off");
+    CHECK(j && json_check(j, "d[\"clusters\"][0][\"tls\"] == {\"caFile\": \"/etc/strand/ca.pem\","
+                             " \"verify\": True, \"sni\": \"api.internal\", \"alpn\": "
+                             "[\"http/1.1\"], \"certFile\": \"/etc/strand/client.pem\", "
+                             "\"keyFile\": \"/etc/strand/client.key\"}"),
+          "cluster tls JSON");
+    CHECK(j && json_check(j, "d[\"clusters\"][2][\"tls\"] == {\"caFile\": None, \"verify\": "
+                             "False, \"sni\": \"10.0.0.3\", \"alpn\": [], \"certFile\": None, "
+                             "\"keyFile\": None}"),
+          "cluster tls JSON with nulls");
+    CHECK(j && json_check(j, "d[\"listeners\"][3][\"tls\"][\"alpn\"] == [] and "
+                             "d[\"listeners\"][3][\"protocol\"] == \"tcp\""),
+          "tcp listener JSON");
+    /* Files are named, never read: the JSON holds paths only. */
+    CHECK(j && strstr(j, "BEGIN") == NULL, "no file contents");
+    free(j);
+    config_free(cfg);
+}
+
+/* A listener with 100 certificates of 100 names each (the limits); with
+ * dup, the very last name repeats a name of the first certificate. The
+ * caller frees the text. */
+static char *many_certs(bool dup)
+{
+    struct sbuf b = {0};
+    sb_printf(&b, "%s", TLSL("  tls:\n    certificates:\n"));
+    for (int i = 0; i < 100; i++) {
+        sb_printf(&b, "    - certFile: c%d.pem\n      keyFile: c%d.key\n      sni:\n", i, i);
+        for (int k = 0; k < 100; k++)
+            if (dup && i == 99 && k == 99)
+                sb_printf(&b, "      - H42.C0.Example.com #<\n");
+            else
+                sb_printf(&b, "      - h%d.c%d.example.com\n", k, i);
+    }
+    return b.p;
+}
+
+/* At the limits the names load, and a repeat among 10000 names is found
+ * (case-insensitively) at its own line, naming the first certificate. */
+static void test_tls_limits(void)
+{
+    char err[512];
+    char *y = many_certs(false);
+    struct config *cfg = load(y, err, sizeof(err));
+    CHECK(cfg != NULL && cfg->listeners[0].tls.ncerts == 100 &&
+              cfg->listeners[0].tls.certs[99].nsni == 100 &&
+              strcmp(cfg->listeners[0].tls.certs[99].sni[99], "h99.c99.example.com") == 0,
+          "%s", err);
+    config_free(cfg);
+    free(y);
+    y = many_certs(true);
+    expect_err_at(__LINE__, y,
+                  "sni: 'h42.c0.example.com' is already served by the certificate at line 8");
+    free(y);
+}
+
+static void test_tls_errors(void)
+{
+    /* Listener tls: shape and required keys. */
+    EXPECT_ERR(TLSL("  tls:\n    certificates: [] #<\n"), "certificates: must not be empty");
+    EXPECT_ERR(TLSL("  tls: #<\n    alpn: [h2]\n"), "tls: missing required key 'certificates'");
+    EXPECT_ERR(TLSL("  tls: ~ #<\n"), "tls: expected a mapping, got null");
+    EXPECT_ERR(TLSL("  tls:\n    certificates: [{certFile: a.pem, keyFile: a.key}]\n"
+                    "    clientCa: ca.pem #<\n"),
+               "unknown key 'clientCa' in tls (allowed: certificates, alpn, clientCA, "
+               "requireClientCert, minVersion)");
+    EXPECT_ERR(TLSL("  tls:\n    certificates:\n    - {certFile: a.pem} #<\n"),
+               "certificate: missing required key 'keyFile'");
+    EXPECT_ERR(TLSL("  tls:\n    certificates:\n    - certFile: a.pem\n      keyFile: '' #<\n"),
+               "keyFile: must not be empty");
+    EXPECT_ERR(TLSL("  tls:\n    certificates:\n    - certFile: #<\n      keyFile: a.key\n"),
+               "certFile: expected a string, got null");
+    EXPECT_ERR(TLSL("  tls:\n    certificates:\n    - {certFile: a, keyFile: b, name: x} #<\n"),
+               "unknown key 'name' in certificate (allowed: certFile, keyFile, sni)");
+    {
+        /* A block sequence's line is that of its first item. */
+        char y[8192] = TLSL("  tls:\n    certificates:\n");
+        for (int i = 0; i < 101; i++)
+            snprintf(y + strlen(y), sizeof(y) - strlen(y),
+                     "    - {certFile: a, keyFile: b, sni: [h%d.example.com]}%s\n", i,
+                     i == 0 ? " #<" : "");
+        EXPECT_ERR(y, "certificates: more than 100 entries");
+    }
+    /* Server names. */
+    EXPECT_ERR(TLSL("  tls:\n    certificates:\n"
+                    "    - {certFile: a, keyFile: b, sni: [ok.example.com, bad_name.com]} #<\n"),
+               "sni: invalid server name 'bad_name.com'");
+    EXPECT_ERR(TLSL("  tls:\n    certificates:\n"
+                    "    - {certFile: a, keyFile: b, sni: ['a.example.com:443']} #<\n"),
+               "invalid server name 'a.example.com:443'");
+    EXPECT_ERR(TLSL("  tls:\n    certificates:\n"
+                    "    - {certFile: a, keyFile: b, sni: ['*']} #<\n"),
+               "invalid server name '*'");
+    EXPECT_ERR(TLSL("  tls:\n    certificates:\n"
+                    "    - {certFile: a, keyFile: b, sni: [10.0.0.1]} #<\n"),
+               "sni: '10.0.0.1' is an IP address");
+    EXPECT_ERR(TLSL("  tls:\n    certificates:\n    - {certFile: a, keyFile: b, sni: []} #<\n"),
+               "sni: must not be empty (leave sni out for the default certificate)");
+    EXPECT_ERR(TLSL("  tls:\n    certificates:\n"
+                    "    - {certFile: a, keyFile: a, sni: [a.example.com, '*.example.com']}\n"
+                    "    - {certFile: b, keyFile: b, sni: [b.example.com]}\n"
+                    "    - certFile: c\n      keyFile: c\n      sni:\n      - c.example.com\n"
+                    "      - A.Example.COM #<\n"),
+               "sni: 'a.example.com' is already served by the certificate at line 8");
+    EXPECT_ERR(TLSL("  tls:\n    certificates:\n"
+                    "    - certFile: a\n      keyFile: a\n"
+                    "      sni: [a.example.com, b.example.com, a.example.com] #<\n"),
+               "sni: 'a.example.com' is listed twice");
+    EXPECT_ERR(TLSL("  tls:\n    certificates:\n    - {certFile: a, keyFile: a}\n"
+                    "    - {certFile: b, keyFile: b, sni: [b.example.com]}\n"
+                    "    - {certFile: c, keyFile: c} #<\n"),
+               "only one certificate may leave sni out (the default certificate is at line 8)");
+    /* ALPN. */
+    EXPECT_ERR(TLSL("  tls:\n    certificates: [{certFile: a, keyFile: b}]\n"
+                    "    alpn: [http/1.1, spdy/3] #<\n"),
+               "alpn: 'spdy/3' is not offered on http listeners (use h2 or http/1.1)");
+    EXPECT_ERR(TLSL("  tls:\n    certificates: [{certFile: a, keyFile: b}]\n"
+                    "    alpn: [h2, http/1.1, h2] #<\n"),
+               "alpn: 'h2' is listed twice");
+    EXPECT_ERR(TLSL("  protocol: tcp\n  tls:\n    certificates: [{certFile: a, keyFile: b}]\n"
+                    "    alpn: [imap, 'x y'] #<\n"),
+               "alpn: invalid protocol id 'x y' (1 to 255 visible ASCII characters)");
+    EXPECT_ERR(TLSL("  protocol: tcp\n  tls:\n    certificates: [{certFile: a, keyFile: b}]\n"
+                    "    alpn: [''] #<\n"),
+               "alpn: must not be empty");
+    {
+        char y[1024] = TLSL("  protocol: tcp\n  tls:\n    certificates: [{certFile: a, "
+                            "keyFile: b}]\n    alpn: [");
+        memset(y + strlen(y), 'p', 256);
+        strcpy(y + strlen(y), "] #<\n");
+        EXPECT_ERR(y, "alpn: invalid protocol id");
+    }
+    /* Versions and client certificates. */
+    EXPECT_ERR(TLSL("  tls:\n    certificates: [{certFile: a, keyFile: b}]\n"
+                    "    minVersion: 1.1 #<\n"),
+               "minVersion: expected \"1.2\" or \"1.3\", got '1.1'");
+    EXPECT_ERR(TLSL("  tls:\n    certificates: [{certFile: a, keyFile: b}]\n"
+                    "    minVersion: 1.20 #<\n"),
+               "got '1.20'");
+    EXPECT_ERR(TLSL("  tls:\n    certificates: [{certFile: a, keyFile: b}]\n"
+                    "    minVersion: TLSv1.3 #<\n"),
+               "got 'TLSv1.3'");
+    EXPECT_ERR(TLSL("  tls:\n    certificates: [{certFile: a, keyFile: b}]\n"
+                    "    requireClientCert: true #<\n"),
+               "requireClientCert: true needs clientCA");
+    EXPECT_ERR(TLSL("  tls:\n    certificates: [{certFile: a, keyFile: b}]\n"
+                    "    clientCA: ca.pem\n    requireClientCert: yes #<\n"),
+               "requireClientCert: expected true or false, got 'yes'");
+    EXPECT_ERR(TLSL("  tls:\n    certificates: [{certFile: a, keyFile: b}]\n"
+                    "    clientCA: [ca.pem] #<\n"),
+               "clientCA: expected a string, got a sequence");
+    /* Passthrough listeners do not terminate TLS. */
+    EXPECT_ERR(TLSL("  protocol: tls\n  tls: #<\n    certificates: [{certFile: a, keyFile: b}]\n"),
+               "'tls' does not apply to protocol: tls");
+    EXPECT_ERR(TLSL("  protocol: tls\n  via: false #<\n"), "'via' applies only to http listeners");
+    EXPECT_ERR(TLSL("  protocol: TLS #<\n"), "protocol: expected http, tcp or tls, got 'TLS'");
+
+    /* Cluster tls. */
+    EXPECT_ERR(TLSC("  tls: {sni: api.internal} #<\n"),
+               "tls: verify (on by default) needs caFile");
+    EXPECT_ERR(TLSC("  tls: #<\n    sni: api.internal\n"), "needs caFile");
+    EXPECT_ERR(TLSC("  tls:\n    sni: api.internal\n    verify: true #<\n"), "needs caFile");
+    EXPECT_ERR(TLSC("  tls:\n    caFile: ca.pem #<\n    verify: false\n"),
+               "tls: caFile has no effect with verify: false");
+    EXPECT_ERR(TLSC("  tls:\n    caFile: ca.pem\n    verify: 'false' #<\n"),
+               "verify: expected true or false, got 'false'");
+    EXPECT_ERR(TLSC("  tls:\n    caFile: ca.pem\n    certFile: client.pem #<\n"),
+               "tls: certFile needs keyFile (a client certificate needs both)");
+    EXPECT_ERR(TLSC("  tls:\n    caFile: ca.pem\n    keyFile: client.key #<\n"),
+               "tls: keyFile needs certFile");
+    EXPECT_ERR(TLSC("  tls:\n    caFile: ca.pem\n    certFile: a\n    keyFile: '' #<\n"),
+               "keyFile: must not be empty");
+    EXPECT_ERR(TLSC("  tls:\n    caFile: ca.pem\n    sni: '*.example.com' #<\n"),
+               "sni: invalid server name '*.example.com' (a DNS name or an IP address");
+    EXPECT_ERR(TLSC("  tls:\n    caFile: ca.pem\n    sni: '[::1]' #<\n"),
+               "sni: invalid server name '[::1]'");
+    EXPECT_ERR(TLSC("  tls:\n    caFile: ca.pem\n    sni: api.internal:443 #<\n"),
+               "invalid server name 'api.internal:443'");
+    EXPECT_ERR(TLSC("  tls:\n    caFile: ca.pem\n    alpn: [http/1.1, http/1.1] #<\n"),
+               "alpn: 'http/1.1' is listed twice");
+    EXPECT_ERR(TLSC("  tls:\n    caFile: ca.pem\n    serverName: x #<\n"),
+               "unknown key 'serverName' in tls (allowed: caFile, verify, sni, alpn, certFile, "
+               "keyFile)");
+    EXPECT_ERR(TLSC("  tls: true #<\n"), "tls: expected a mapping, got a string");
+}
+
+static void test_passthrough_and_attributes(void)
+{
+    char err[512];
+    const char *y =
+        TLSBASE API "kind: Listener\nmetadata: {name: pt2}\nspec:\n  address: 127.0.0.1:10003\n"
+                    "  protocol: tls\n  idleTimeout: 10m\n---\n"
+        API "kind: Route\nmetadata: {name: sni}\nspec:\n  parents: [pt, pt2]\n  rules:\n"
+            "  - name: exact\n    match: [{attribute: tls.sni, exact: a.example.com}]\n"
+            "    backends: [{cluster: be}]\n"
+            "  - name: wild\n    match:\n"
+            "    - {attribute: tls.sni, suffix: .example.com, ignoreCase: true}\n"
+            "    - {attribute: tls.alpn, in: [h2, http/1.1]}\n"
+            "    - {attribute: source.address, prefix: '10.'}\n"
+            "    - {attribute: destination.port, exact: '443'}\n"
+            "    backends: [{cluster: be, weight: 3}, {cluster: be2}]\n"
+            "    retries: {attempts: 2, on: [connect-failure, reset]}\n"
+            "    timeout: 1h\n"
+            "  - name: hashed\n    hashOn: tls.sni\n    backends: [{cluster: hash}]\n"
+        "---\n" API "kind: Route\nmetadata: {name: h}\nspec:\n  parents: [web]\n  rules:\n"
+            "  - match: [{attribute: grpc.method, exact: Get}, {attribute: grpc.service, "
+            "prefix: pkg.}]\n    backends: [{cluster: hgrpc}, {cluster: hid}]\n"
+        "---\n" API "kind: Route\nmetadata: {name: t}\nspec:\n  parents: [raw]\n  rules:\n"
+            "  - match: [{attribute: source.identity, exact: 'spiffe://x/y'}, "
+            "{attribute: tls.sni, present: true}]\n    backends: [{cluster: hid}]\n";
+    struct config *cfg = load(y, err, sizeof(err));
+    CHECK(cfg != NULL, "%s", err);
     if (cfg != NULL) {
+        const struct cfg_listener *l = config_listener(cfg, "pt");
+        CHECK(l && l->proto == CFG_PROTO_TLS_PASSTHROUGH && !l->tls.enabled &&
+                  l->idle_timeout_ms == 3600000,
+              "passthrough listener, tcp idle default");
+        l = config_listener(cfg, "pt2");
+        CHECK(l && l->idle_timeout_ms == 600000, "passthrough idleTimeout");
+        const struct cfg_route *r = &cfg->routes[0];
+        CHECK(strcmp(r->name, "sni") == 0 && r->nlisteners == 2 && r->nrules == 3, "sni route");
+        if (r->nrules == 3) {
+            CHECK(r->rules[0].nconds == 1 && strcmp(r->rules[0].conds[0].attr, "tls.sni") == 0 &&
+                      strcmp(r->rules[0].conds[0].value, "a.example.com") == 0,
+                  "tls.sni exact");
+            CHECK(r->rules[1].nconds == 4 && r->rules[1].conds[0].ignore_case &&
+                      strcmp(r->rules[1].conds[1].attr, "tls.alpn") == 0 &&
+                      r->rules[1].conds[1].nvalues == 2 && r->rules[1].nbackends == 2 &&
+                      r->rules[1].retry.attempts == 2 && r->rules[1].timeout_ms == 3600000,
+                  "passthrough rule");
+            CHECK(strcmp(r->rules[2].hash_attr, "tls.sni") == 0, "hashOn tls.sni");
+        }
         char *j = config_to_json(cfg);
-        CHECK(j != NULL && json_parses(j), "docs example JSON");
+        CHECK(j && json_check(j, "[l[\"protocol\"] for l in d[\"listeners\"]] == [\"http\", "
+                                 "\"tcp\", \"tls\", \"tls\"] and d[\"listeners\"][2][\"tls\"] "
+                                 "is None and d[\"routes\"][0][\"rules\"][0][\"match\"][0]"
+                                 "[\"attribute\"] == \"tls.sni\""),
+              "passthrough JSON: %s", j ? j : "(null)");
         free(j);
     }
     config_free(cfg);
-    free(y);
+
+    /* Passthrough routes: tcp attributes plus tls.sni and tls.alpn only. */
+    EXPECT_ERR(TLSBASE ROUTE("[pt]") "  - backends: [{cluster: be}]\n"
+                                     "    match: [{attribute: path, prefix: /}] #<\n",
+               "attribute 'path' is not available on tls passthrough listeners (use "
+               "source.address, destination.port, protocol, tls.sni or tls.alpn)");
+    EXPECT_ERR(TLSBASE ROUTE("[pt]") "  - backends: [{cluster: be}]\n"
+                                     "    match: [{attribute: source.identity, present: true}]"
+                                     " #<\n",
+               "attribute 'source.identity' is not available on tls passthrough listeners");
+    EXPECT_ERR(TLSBASE ROUTE("[pt]") "  - backends: [{cluster: hash}]\n"
+                                     "    hashOn: header.x #<\n",
+               "attribute 'header.x' is not available on tls passthrough listeners");
+    EXPECT_ERR(TLSBASE ROUTE("[pt]") "  - backends: [{cluster: hid}] #<\n",
+               "Cluster 'hid' hashes on 'source.identity', which tls listeners do not have");
+    EXPECT_ERR(TLSBASE API "kind: Cluster\nmetadata: {name: up}\nspec:\n"
+                           "  endpoints: [{address: 127.0.0.1:9443}]\n  tls: {caFile: ca.pem}\n"
+                           "---\n" ROUTE("[pt]") "  - backends: [{cluster: up}] #<\n",
+               "Cluster 'up' has tls, but tls passthrough routes forward the client's TLS");
+    EXPECT_ERR(TLSBASE ROUTE("[pt]") "  - directResponse: {status: 200} #<\n",
+               "'directResponse' needs an http listener (Route 'r' attaches to tls listeners)");
+    EXPECT_ERR(TLSBASE ROUTE("[pt]") "  - backends: [{cluster: be}]\n"
+                                     "    retries: {attempts: 1, on: [5xx]} #<\n",
+               "'5xx' needs an http listener");
+    EXPECT_ERR(TLSBASE API "kind: Route\nmetadata: {name: r}\nspec:\n  parents: [pt]\n"
+                           "  hostnames: [a.com] #<\n  rules: [{backends: [{cluster: be}]}]\n",
+               "hostnames need http listeners, not tls (match on tls.sni instead)");
+    EXPECT_ERR(TLSBASE ROUTE("[pt, raw] #<") "  - backends: [{cluster: be}]\n",
+               "Listener 'raw' is tcp but 'pt' is tls: use one Route per protocol");
+    EXPECT_ERR(TLSBASE "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+                       "metadata: {name: h}\nspec:\n  parentRefs: [{name: pt}] #<\n"
+                       "  rules: [{backendRefs: [{name: be}]}]\n",
+               "HTTPRoute 'h' needs http listeners; 'pt' is tls");
+    /* tcp: source.identity and tls.* yes (above), grpc.* no. */
+    EXPECT_ERR(TLSBASE ROUTE("[raw]") "  - backends: [{cluster: be}]\n"
+                                      "    match: [{attribute: grpc.method, exact: Get}] #<\n",
+               "attribute 'grpc.method' is not available on tcp listeners (use source.address, "
+               "source.identity, destination.port, protocol, tls.sni or tls.alpn)");
+    EXPECT_ERR(TLSBASE ROUTE("[raw]") "  - backends: [{cluster: hgrpc}] #<\n",
+               "Cluster 'hgrpc' hashes on 'grpc.method', which tcp listeners do not have");
+    /* Still strict about everything else, and the message lists every name. */
+    EXPECT_ERR(TLSBASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                      "    match: [{attribute: tls.version, exact: '1.3'}] #<\n",
+               "unknown attribute 'tls.version' (use method, path, authority, scheme, "
+               "header.<name>, query.<name>, grpc.service, grpc.method, source.address, "
+               "source.identity, destination.port, protocol, tls.sni or tls.alpn)");
+    EXPECT_ERR(TLSBASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                      "    match: [{attribute: grpc.Method, exact: a}] #<\n",
+               "unknown attribute 'grpc.Method'");
+    EXPECT_ERR(TLSBASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                      "    match: [{attribute: source.identity.uri, exact: a}]"
+                                      " #<\n",
+               "unknown attribute 'source.identity.uri'");
+    EXPECT_ERR(TLSBASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
+                                      "    match: [{attribute: 'header.', present: true}] #<\n",
+               "invalid header name in 'header.'");
 }
 
 int main(void)
@@ -1001,6 +1508,10 @@ int main(void)
     test_errors();
     test_errors2();
     test_httproute();
+    test_tls();
+    test_tls_errors();
+    test_tls_limits();
+    test_passthrough_and_attributes();
     test_multifile();
     test_limits();
     test_parse_values();
