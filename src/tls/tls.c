@@ -24,6 +24,7 @@ struct rd {
     size_t left;
 };
 
+/* Reads one byte into *v; r and v are the caller's. 0, or -1 at the end. */
 static int rd_u8(struct rd *r, size_t *v)
 {
     if (r->left < 1)
@@ -33,6 +34,7 @@ static int rd_u8(struct rd *r, size_t *v)
     return 0;
 }
 
+/* Reads a big-endian u16 into *v; r and v are the caller's. 0 or -1. */
 static int rd_u16(struct rd *r, size_t *v)
 {
     if (r->left < 2)
@@ -53,7 +55,8 @@ static int rd_sub(struct rd *r, size_t n, struct rd *sub)
     return 0;
 }
 
-/* server_name extension: the first host_name, lowercased into sni. A second
+/* server_name extension (ext borrows the hello; sni is the caller's): the
+ * first host_name, lowercased into sni. A second
  * host_name is forbidden by RFC 6066; other name types are skipped. */
 static int parse_sni(struct rd ext, char *sni, size_t snilen)
 {
@@ -86,8 +89,9 @@ static int parse_sni(struct rd ext, char *sni, size_t snilen)
     return 0;
 }
 
-/* ALPN extension: printable, comma-free protocols joined by commas; the
- * list stops at the first one that does not fit. */
+/* ALPN extension (ext borrows the hello; alpn is the caller's): printable,
+ * comma-free protocols joined by commas; the list stops at the first one
+ * that does not fit. */
 static int parse_alpn(struct rd ext, char *alpn, size_t alpnlen)
 {
     size_t listlen, n, used = 0;

@@ -104,14 +104,16 @@ void tls_conn_free(struct tls_conn *c);
  * With TLS 1.3 a client may see 1 before the server has checked the client
  * certificate; a rejection then shows up as TLS_ERR on the next read. */
 int tls_conn_handshake(struct tls_conn *c);
-/* Reads decrypted bytes into buf (borrowed). Returns >0 bytes, 0 when the
- * peer closed (close_notify, or a plain EOF: see docs/tls.md), TLS_WANT_*,
- * or TLS_ERR. Returns TLS_WANT_READ when the handshake is not done yet and
- * the socket has nothing more. */
+/* Reads up to len (> 0) decrypted bytes into buf (borrowed). Returns >0
+ * bytes, 0 when the peer closed (close_notify, or a plain EOF: see
+ * docs/tls.md), TLS_WANT_*, or TLS_ERR. Returns TLS_WANT_READ when the
+ * handshake is not done yet and the socket has nothing more. While idle
+ * (TLS_WANT_READ after the handshake) the record buffers are given back. */
 ssize_t tls_conn_read(struct tls_conn *c, void *buf, size_t len);
 /* Encrypts and sends the iovecs (borrowed). Returns the bytes accepted (may
- * be fewer than offered; they are on the wire or committed to it), or
- * TLS_WANT_* / TLS_ERR when nothing was accepted. After TLS_WANT_WRITE the
+ * be fewer than offered; they are on the wire or committed to it), 0 for
+ * nothing offered, or TLS_WANT_* / TLS_ERR when nothing was accepted (an
+ * error after some bytes is reported by the next call). After TLS_WANT_WRITE the
  * caller must offer the same bytes again (the buffer may move; more bytes
  * may follow). Small iovecs are copied together so that they make one TLS
  * record instead of one each. */
@@ -148,7 +150,7 @@ int tls_conn_peer_subject(const struct tls_conn *c, char *out, size_t outlen);
  * expired"), or "" when there was none. */
 const char *tls_conn_error(const struct tls_conn *c);
 
-/* Pure helpers: no I/O, no global state, bounded, fuzzed. */
+/* Pure helpers: no I/O, nothing kept between calls, bounded, fuzzed. */
 
 /* Finds the first URI SAN of the DER certificate der[0..len) that starts
  * with "spiffe://" and checks it with tls_spiffe_id_check. The signature is

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -95,8 +96,8 @@ static int conn_fail(struct tls_conn *c, const char *what, const char *detail)
     return TLS_ERR;
 }
 
-/* Called once the handshake is known to be complete: caches what the
- * accessors return so they stay const and cheap. */
+/* Called once the handshake is known to be complete (borrows c): caches
+ * what the accessors return so they stay const and cheap. */
 static void conn_established(struct tls_conn *c)
 {
     c->established = 1;
@@ -116,14 +117,15 @@ static void conn_established(struct tls_conn *c)
     }
 }
 
+/* Borrows c; cheap enough to run after every OpenSSL call. */
 static inline void check_established(struct tls_conn *c)
 {
     if (!c->established && SSL_is_init_finished(c->ssl))
         conn_established(c);
 }
 
-/* Maps a failed SSL_* call (ret as it returned, sys_errno the errno right
- * after it) to 0 (peer closed), TLS_WANT_* or TLS_ERR. */
+/* Maps a failed SSL_* call on c (borrowed; ret as it returned, sys_errno
+ * the errno right after it) to 0 (peer closed), TLS_WANT_* or TLS_ERR. */
 static int conn_result(struct tls_conn *c, int ret, int sys_errno)
 {
     int e = SSL_get_error(c->ssl, ret);
@@ -159,6 +161,7 @@ static int conn_result(struct tls_conn *c, int ret, int sys_errno)
     return conn_fail(c, reason, detail);
 }
 
+/* Borrows c. */
 int tls_conn_handshake(struct tls_conn *c)
 {
     if (c->failed)
@@ -176,6 +179,13 @@ int tls_conn_handshake(struct tls_conn *c)
     return conn_result(c, r, sys);
 }
 
+/* SSL_free_buffers could free a buffer still in use before 3.0.14
+ * (CVE-2024-4741); on older libraries idle clients keep their buffer. */
+static int free_buffers_safe(void)
+{
+    return OpenSSL_version_num() >= 0x300000e0UL;
+}
+
 /* buf is borrowed; len must be > 0. */
 ssize_t tls_conn_read(struct tls_conn *c, void *buf, size_t len)
 {
@@ -191,10 +201,17 @@ ssize_t tls_conn_read(struct tls_conn *c, void *buf, size_t len)
     check_established(c);
     if (ok == 1)
         return (ssize_t)n;
-    return conn_result(c, 0, sys);
+    int r = conn_result(c, 0, sys);
+    if (r == TLS_WANT_READ && c->established && free_buffers_safe())
+        /* RELEASE_BUFFERS only lets go of the read buffer after application
+         * data; a connection whose last record was a session ticket (every
+         * fresh TLS 1.3 client) would keep 16 KiB while idle. This frees
+         * nothing when part of a record is buffered. */
+        SSL_free_buffers(c->ssl);
+    return r;
 }
 
-/* Advances (*i, *off) over iov by n bytes. */
+/* Advances (*i, *off) over iov by n bytes; all borrowed from the caller. */
 static void iov_advance(const struct iovec *iov, int iovcnt, int *i, size_t *off, size_t n)
 {
     while (n > 0 && *i < iovcnt) {
@@ -238,7 +255,8 @@ ssize_t tls_conn_writev(struct tls_conn *c, const struct iovec *iov, int iovcnt)
                 size_t take = iov[j].iov_len - o;
                 if (take > TLS_STAGE - k)
                     take = TLS_STAGE - k;
-                memcpy(stage + k, (const unsigned char *)iov[j].iov_base + o, take);
+                if (take > 0) /* an empty iovec may have a NULL base */
+                    memcpy(stage + k, (const unsigned char *)iov[j].iov_base + o, take);
                 k += take;
                 o += take;
                 if (o >= iov[j].iov_len) {
@@ -273,6 +291,7 @@ ssize_t tls_conn_writev(struct tls_conn *c, const struct iovec *iov, int iovcnt)
     return (ssize_t)total;
 }
 
+/* Borrows c. */
 int tls_conn_shutdown(struct tls_conn *c)
 {
     if (c->failed)
@@ -295,6 +314,7 @@ int tls_conn_shutdown(struct tls_conn *c)
     return conn_result(c, r, sys);
 }
 
+/* Borrows c. */
 int tls_conn_pending(const struct tls_conn *c)
 {
     return c->failed ? 0 : SSL_pending(c->ssl);
@@ -318,6 +338,7 @@ const char *tls_conn_version(const struct tls_conn *c)
     return c->established ? SSL_get_version(c->ssl) : NULL;
 }
 
+/* Borrows c. */
 int tls_conn_resumed(const struct tls_conn *c)
 {
     return c->established && SSL_session_reused(c->ssl);

@@ -106,7 +106,8 @@ static BIO *read_file(const char *path, char *err, size_t errlen)
     return mem;
 }
 
-/* Never prompts: an encrypted key must fail to load, not block on a tty. */
+/* PEM password callback (buf is OpenSSL's, untouched): never prompts, so an
+ * encrypted key fails to load instead of blocking on a tty. */
 static int no_password(char *buf, int size, int rwflag, void *u)
 {
     (void)buf, (void)size, (void)rwflag, (void)u;
@@ -119,6 +120,17 @@ static int pem_at_end(void)
 {
     unsigned long e = ERR_peek_last_error();
     return ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
+}
+
+/* Whether the unread part of the memory BIO b (borrowed) contains what.
+ * Used before parsing: OpenSSL's decoders report a file of something else
+ * as "unsupported" and an encrypted key as "bad password read", both of
+ * which point the operator the wrong way. */
+static int mem_has(BIO *b, const char *what)
+{
+    char *p;
+    long n = BIO_get_mem_data(b, &p);
+    return n > 0 && memmem(p, (size_t)n, what, strlen(what)) != NULL;
 }
 
 /* Loads a certificate chain file and its key into *out (which then owns
@@ -135,9 +147,13 @@ static int load_cert(const char *cert_file, const char *key_file, struct srv_cer
     BIO *b = read_file(cert_file, err, errlen);
     if (!b)
         return -1;
+    int pem = mem_has(b, "-----BEGIN ");
     out->leaf = PEM_read_bio_X509(b, NULL, no_password, NULL);
     if (!out->leaf) {
-        ctx_err(err, errlen, cert_file, pem_at_end() ? "no certificate found" : "bad certificate");
+        int none = !pem || pem_at_end() || ERR_peek_last_error() == 0;
+        if (none)
+            ERR_clear_error(); /* "no start line" adds nothing */
+        ctx_err(err, errlen, cert_file, none ? "no certificate found" : "bad certificate");
         BIO_free(b);
         return -1;
     }
@@ -158,10 +174,15 @@ static int load_cert(const char *cert_file, const char *key_file, struct srv_cer
     b = read_file(key_file, err, errlen);
     if (!b)
         goto fail;
+    pem = mem_has(b, "PRIVATE KEY-----");
+    int encrypted = mem_has(b, "ENCRYPTED");
     out->key = PEM_read_bio_PrivateKey(b, NULL, no_password, NULL);
     if (!out->key) {
+        if (!pem || encrypted)
+            ERR_clear_error();
         ctx_err(err, errlen, key_file,
-                pem_at_end() ? "no private key found" : "cannot read private key (encrypted keys are not supported)");
+                !pem ? "no private key found"
+                     : encrypted ? "encrypted private keys are not supported" : "cannot read private key");
         goto fail;
     }
     if (X509_check_private_key(out->leaf, out->key) != 1) {
@@ -179,7 +200,7 @@ fail:
     return -1;
 }
 
-/* Maps "1.2"/"1.3" (NULL = "1.2") to a protocol version, or 0. */
+/* Maps "1.2"/"1.3" (borrowed; NULL = "1.2") to a protocol version, or 0. */
 static int parse_version(const char *v)
 {
     if (!v || strcmp(v, "1.2") == 0)
@@ -222,7 +243,8 @@ static int alpn_wire(const char **names, size_t n, unsigned char **out, size_t *
     return 0;
 }
 
-/* Options and modes every context gets; see docs/tls.md for the why. */
+/* Options and modes every context gets (ctx and min_version borrowed); see
+ * docs/tls.md for the why. 0, or -1 with err. */
 static int ctx_common(SSL_CTX *ctx, const char *min_version, char *err, size_t errlen)
 {
     int v = parse_version(min_version);
@@ -270,6 +292,7 @@ static char *sni_name_dup(const char *name)
     return out;
 }
 
+/* qsort/bsearch order of struct srv_name; borrows both. */
 static int name_cmp(const void *a, const void *b)
 {
     return strcmp(((const struct srv_name *)a)->name, ((const struct srv_name *)b)->name);
@@ -362,7 +385,7 @@ static void server_destroy(struct tls_server *s)
     OPENSSL_free(s);
 }
 
-/* Fills the SNI tables from spec; 0, or -1 with err. */
+/* Fills s's SNI tables (owned by s) from spec (borrowed); 0, or -1 with err. */
 static int server_names(struct tls_server *s, const struct tls_server_spec *spec, char *err, size_t errlen)
 {
     size_t total = 0;
@@ -495,8 +518,8 @@ void tls_server_free(struct tls_server *s)
         server_destroy(s);
 }
 
-/* Whether name is an IPv4 or IPv6 literal ("[::1]" too); the bare address
- * goes to ip (at least 64 bytes). */
+/* Whether name (borrowed) is an IPv4 or IPv6 literal ("[::1]" too); the
+ * bare address goes to the caller's ip buffer. */
 static int ip_literal(const char *name, char *ip, size_t iplen)
 {
     size_t len = strlen(name);
@@ -512,6 +535,7 @@ static int ip_literal(const char *name, char *ip, size_t iplen)
     return inet_pton(AF_INET, ip, tmp) == 1 || inet_pton(AF_INET6, ip, tmp) == 1;
 }
 
+/* Frees c and everything it owns; only when the last reference is gone. */
 static void client_destroy(struct tls_client *c)
 {
     SSL_CTX_free(c->ctx);
