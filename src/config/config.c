@@ -3,9 +3,9 @@
  * A load is three passes over every document of every file:
  *   0. parse all files into YAML trees (syntax errors stop here);
  *   1. Proxy, Listener and Cluster documents, in order;
- *   2. Route and HTTPRoute documents, which may then name any listener or
- *      cluster from any file and are checked against them immediately, at
- *      the line of the offending reference.
+ *   2. Route, HTTPRoute and AuthorizationPolicy documents, which may then
+ *      name any listener or cluster from any file and are checked against
+ *      them immediately, at the line of the offending reference.
  * The config is built in place and freed whole on the first error, so no
  * error path needs its own cleanup beyond what it was holding itself. */
 #include "config/config_internal.h"
@@ -19,7 +19,7 @@
 
 #define STRAND_API "strand.dev/v1alpha1"
 
-enum doc_kind { DOC_PROXY, DOC_LISTENER, DOC_CLUSTER, DOC_ROUTE, DOC_HTTPROUTE };
+enum doc_kind { DOC_PROXY, DOC_LISTENER, DOC_CLUSTER, DOC_ROUTE, DOC_HTTPROUTE, DOC_AUTHZ };
 
 /* A document's validated header; nodes borrowed from the tree. */
 struct doc_head {
@@ -66,9 +66,12 @@ static int doc_header(struct cload *cl, const struct ynode *root, struct doc_hea
         h->kind = DOC_ROUTE;
     else if (strcmp(kind, "HTTPRoute") == 0)
         h->kind = DOC_HTTPROUTE;
+    else if (strcmp(kind, "AuthorizationPolicy") == 0)
+        h->kind = DOC_AUTHZ;
     else
         return cl_fail(cl, n->line,
-                       "unknown kind '%s' (use Proxy, Listener, Cluster, Route or HTTPRoute)",
+                       "unknown kind '%s' (use Proxy, Listener, Cluster, Route, HTTPRoute or "
+                       "AuthorizationPolicy)",
                        kind);
 
     if ((n = cl_need(cl, root, "apiVersion", "document")) == NULL ||
@@ -142,6 +145,8 @@ static int load_doc(struct cload *cl, const struct ynode *root, bool routes)
         return cfg_load_route(cl, root->line, h.name, h.spec);
     if (h.kind == DOC_HTTPROUTE)
         return cfg_load_httproute(cl, root->line, h.name, h.spec);
+    if (h.kind == DOC_AUTHZ)
+        return cfg_load_authz(cl, root->line, h.name, h.spec);
     return 0;
 }
 
@@ -413,16 +418,22 @@ static void free_header_ops(struct cfg_header_ops *ops)
     free_strv(ops->remove, ops->nremove);
 }
 
+/* Takes ownership of conds and what they own. */
+void cfg_conds_free(struct cfg_cond *conds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(conds[i].attr);
+        free(conds[i].value);
+        free_strv(conds[i].values, conds[i].nvalues);
+    }
+    free(conds);
+}
+
 /* Frees what rule owns; the rule itself is its route's. */
 void cfg_rule_free(struct cfg_rule *rule)
 {
     free(rule->name);
-    for (size_t i = 0; i < rule->nconds; i++) {
-        free(rule->conds[i].attr);
-        free(rule->conds[i].value);
-        free_strv(rule->conds[i].values, rule->conds[i].nvalues);
-    }
-    free(rule->conds);
+    cfg_conds_free(rule->conds, rule->nconds);
     for (size_t i = 0; i < rule->nbackends; i++)
         free(rule->backends[i].cluster);
     free(rule->backends);
@@ -465,6 +476,15 @@ void config_free(struct config *cfg)
         free(r->rules);
     }
     free(cfg->routes);
+    for (size_t i = 0; i < cfg->nauthz; i++) {
+        struct cfg_authz *a = &cfg->authz[i];
+        free(a->name);
+        free_strv(a->listeners, a->nlisteners);
+        for (size_t j = 0; j < a->nrules; j++)
+            cfg_conds_free(a->rules[j].conds, a->rules[j].nconds);
+        free(a->rules);
+    }
+    free(cfg->authz);
     free(cfg->admin_address);
     free(cfg->access_log.path);
     free_strv(cfg->files, cfg->nfiles);

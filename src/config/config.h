@@ -220,6 +220,36 @@ struct cfg_access_log {
     char *path;                        /* NULL = off; "stdout" or a file path */
 };
 
+/* AuthorizationPolicy. For each message on a target listener (an HTTP
+ * request; on tcp and tls passthrough listeners the connection), after the
+ * listener's TLS handshake and before the route's backend is contacted:
+ * if any DENY policy of the listener matches, the message is refused;
+ * otherwise, if the listener has at least one ALLOW policy and none
+ * matches, it is refused; otherwise it proceeds. docs/config.md says how
+ * each protocol refuses. */
+enum cfg_authz_action { CFG_AUTHZ_ALLOW = 0, CFG_AUTHZ_DENY = 1 };
+
+/* One entry of spec.rules: matches when all its conditions hold. */
+struct cfg_authz_rule {
+    struct cfg_cond *conds;            /* all must hold; same condition syntax and checks
+                                        * as Route rules, with attributes every target
+                                        * listener offers */
+    size_t nconds;                     /* >= 1 (at most 100) */
+    struct cfg_where where;
+};
+
+struct cfg_authz {
+    char *name;                        /* unique among AuthorizationPolicies */
+    char **listeners;                  /* spec.targets: listener names it applies to (>= 1,
+                                        * at most 100, each once; protocols may mix) */
+    size_t nlisteners;
+    enum cfg_authz_action action;      /* required, no default */
+    struct cfg_authz_rule *rules;      /* the policy matches a message when any rule
+                                        * matches */
+    size_t nrules;                     /* >= 1 (at most 100) */
+    struct cfg_where where;
+};
+
 struct config {
     uint32_t workers;                  /* 0 on load means "number of cores" */
     char *admin_address;               /* default "127.0.0.1:9901"; NULL if disabled */
@@ -238,6 +268,10 @@ struct config {
 
     char **files;                      /* names of the files loaded */
     size_t nfiles;
+
+    struct cfg_authz *authz;           /* AuthorizationPolicies, in load order (at most
+                                        * 10000) */
+    size_t nauthz;
 };
 
 /* Load and validate every file in paths (each may hold several YAML

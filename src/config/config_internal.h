@@ -27,10 +27,13 @@
 #define CFG_MAX_ROUTES 10000u
 #define CFG_MAX_ENDPOINTS 1000u  /* per cluster */
 #define CFG_MAX_RULES 1000u      /* per route */
-#define CFG_MAX_LIST 100u        /* parents, hostnames, conditions, backends, `in`
-                                  * values, header operations of one kind, the sni
-                                  * names of one certificate, alpn protocols */
+#define CFG_MAX_LIST 100u        /* parents, targets, hostnames, conditions,
+                                  * backends, `in` values, header operations of one
+                                  * kind, the sni names of one certificate, alpn
+                                  * protocols */
 #define CFG_MAX_CERTS 100u       /* certificates of one listener */
+#define CFG_MAX_AUTHZ 10000u     /* AuthorizationPolicies */
+#define CFG_MAX_AUTHZ_RULES 100u /* rules of one AuthorizationPolicy */
 /* HTTPRoute lists use the Gateway API's own maxima; with them, turning each
  * match into a rule can multiply a rule's size by at most 64. */
 #define GW_MAX_LIST 16u
@@ -43,7 +46,7 @@ struct cload {
     char *err;
     size_t errlen;
     struct cfg_where proxy_where; /* the Proxy document, once seen */
-    size_t cap_listeners, cap_clusters, cap_routes;
+    size_t cap_listeners, cap_clusters, cap_routes, cap_authz;
     int *listener_addr_lines; /* line of each listener's address, for errors
                                * found after all files are read */
     /* Sorted by name once pass 1 is done: routes look names up in these. */
@@ -130,6 +133,13 @@ const char *cfg_proto_name(enum cfg_proto proto);
 int cl_attribute(struct cload *cl, const struct ynode *n, const char *what,
                  enum cfg_proto proto, char **out);
 
+/* The same for something that applies on listeners of several protocols at
+ * once: protos is a non-empty set of CFG_PROTO_BIT()s and the attribute
+ * must be offered on each of them. */
+#define CFG_PROTO_BIT(p) (1u << (unsigned)(p))
+int cl_attribute_on(struct cload *cl, const struct ynode *n, const char *what, unsigned protos,
+                    char **out);
+
 /* Route-time lookups by name through the pass-1 indexes; the results point
  * into cl->cfg, NULL when absent. Borrow name. */
 const struct cfg_listener *cl_listener(const struct cload *cl, const char *name);
@@ -149,7 +159,8 @@ int cfg_load_cluster_tls(struct cload *cl, struct cfg_cluster_tls *t, const stru
 void cfg_listener_tls_free(struct cfg_listener_tls *t);
 void cfg_cluster_tls_free(struct cfg_cluster_tls *t);
 
-/* Per-kind parsers (config_resources.c, config_route.c, config_httproute.c).
+/* Per-kind parsers (config_resources.c, config_route.c, config_httproute.c,
+ * config_authz.c).
  * Each borrows the nodes; the objects they add are owned by cl->cfg. `line`
  * is the document's line, `name` its validated metadata.name node. */
 int cfg_load_proxy(struct cload *cl, int line, const struct ynode *spec);
@@ -161,12 +172,22 @@ int cfg_load_route(struct cload *cl, int line, const struct ynode *name,
                    const struct ynode *spec);
 int cfg_load_httproute(struct cload *cl, int line, const struct ynode *name,
                        const struct ynode *spec);
+int cfg_load_authz(struct cload *cl, int line, const struct ynode *name,
+                   const struct ynode *spec);
 
 /* Route helpers shared by Route and HTTPRoute (config_route.c). */
 
 /* Appends a zeroed route named by a copy of `name` (which must be unique
  * among routes, else an error at line). The route is owned by cl->cfg. */
 struct cfg_route *cfg_route_new(struct cload *cl, int line, const char *name);
+
+/* Resolves one listener-name node (`what` names it in errors: "parent")
+ * to a loaded Listener, checks it is not among list[0..*n) already and
+ * appends a copy of the name to list, which has room for it; the copy is
+ * owned by the caller's struct, also after a failure. Returns the listener
+ * (a pointer into cl->cfg) or NULL after an error. Borrows name. */
+const struct cfg_listener *cfg_listener_ref(struct cload *cl, const struct ynode *name,
+                                            const char *what, char **list, size_t *n);
 
 /* Fills route->listeners from a sequence of listener-name nodes; `names`
  * lists the nodes (borrowed), *proto receives their (common) protocol. */
@@ -181,6 +202,16 @@ int cfg_route_hostnames(struct cload *cl, struct cfg_route *r, const struct ynod
 /* Rule defaults (retry budget, names); rule owned by its route. */
 int cfg_rule_init(struct cload *cl, struct cfg_route *r, struct cfg_rule *rule, size_t index,
                   int line);
+
+/* One Route-style match condition (a mapping: attribute, one operator,
+ * invert, ignoreCase), validated and appended to *conds / *nconds, which
+ * the caller's struct owns, also after a failure. The attribute must be
+ * offered on every protocol in protos (CFG_PROTO_BIT()s). Borrows y. */
+int cfg_load_cond(struct cload *cl, struct cfg_cond **conds, size_t *nconds,
+                  const struct ynode *y, unsigned protos);
+
+/* Frees n conditions and the array; takes ownership of both. */
+void cfg_conds_free(struct cfg_cond *conds, size_t n);
 
 /* Adds a condition to rule; attr and value are taken over (and freed on
  * failure too). */

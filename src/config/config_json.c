@@ -402,6 +402,31 @@ static void jw_cluster(struct jw *w, const struct cfg_cluster *c)
     jw_close(w, '}');
 }
 
+/* Borrows all. */
+static void jw_authz(struct jw *w, const struct cfg_authz *a)
+{
+    jw_open(w, '{');
+    jw_kstr(w, "name", a->name);
+    jw_strv(w, "targets", a->listeners, a->nlisteners);
+    jw_kstr(w, "action", a->action == CFG_AUTHZ_DENY ? "DENY" : "ALLOW");
+    jw_key(w, "rules");
+    jw_open(w, '[');
+    for (size_t i = 0; i < a->nrules; i++) {
+        const struct cfg_authz_rule *r = &a->rules[i];
+        jw_open(w, '{');
+        jw_key(w, "match");
+        jw_open(w, '[');
+        for (size_t j = 0; j < r->nconds; j++)
+            jw_cond(w, &r->conds[j]);
+        jw_close(w, ']');
+        jw_where(w, &r->where);
+        jw_close(w, '}');
+    }
+    jw_close(w, ']');
+    jw_where(w, &a->where);
+    jw_close(w, '}');
+}
+
 /* New NUL-terminated JSON text owned by the caller, or NULL (no memory). */
 char *config_to_json(const struct config *cfg)
 {
@@ -450,6 +475,11 @@ char *config_to_json(const struct config *cfg)
         jw_where(&w, &r->where);
         jw_close(&w, '}');
     }
+    jw_close(&w, ']');
+    jw_key(&w, "authorizationPolicies");
+    jw_open(&w, '[');
+    for (size_t i = 0; i < cfg->nauthz; i++)
+        jw_authz(&w, &cfg->authz[i]);
     jw_close(&w, ']');
     jw_strv(&w, "files", cfg->files, cfg->nfiles);
     jw_close(&w, '}');

@@ -1,5 +1,6 @@
 /* config_route.c - the Route kind, and the rule building blocks HTTPRoute
- * documents (config_httproute.c) are mapped through.
+ * documents (config_httproute.c) are mapped through. Match conditions
+ * (cfg_load_cond) are shared with AuthorizationPolicy (config_authz.c).
  *
  * Routes are loaded after every Listener and Cluster of the whole set, so
  * references are checked here, at the line that makes them. The parents'
@@ -44,6 +45,31 @@ struct cfg_route *cfg_route_new(struct cload *cl, int line, const char *name)
     return r;
 }
 
+/* Borrows name; the copy it appends is owned by the caller's struct. */
+const struct cfg_listener *cfg_listener_ref(struct cload *cl, const struct ynode *name,
+                                            const char *what, char **list, size_t *n)
+{
+    const char *s;
+    if (cl_scalar(cl, name, what, &s) != 0)
+        return NULL;
+    const struct cfg_listener *l = cl_listener(cl, s);
+    if (l == NULL) {
+        cl_fail(cl, name->line, "unknown Listener '%.80s'", s);
+        return NULL;
+    }
+    for (size_t j = 0; j < *n; j++)
+        if (strcmp(list[j], s) == 0) {
+            cl_fail(cl, name->line, "Listener '%s' is listed twice", s);
+            return NULL;
+        }
+    if ((list[*n] = strdup(s)) == NULL) {
+        cl_fail(cl, name->line, "out of memory");
+        return NULL;
+    }
+    (*n)++;
+    return l;
+}
+
 /* Borrows names; the copies it stores are owned by r. */
 int cfg_route_parents(struct cload *cl, struct cfg_route *r, const struct ynode *const *names,
                       size_t n, enum cfg_proto *proto)
@@ -52,15 +78,10 @@ int cfg_route_parents(struct cload *cl, struct cfg_route *r, const struct ynode 
     if ((r->listeners = calloc(n ? n : 1, sizeof(*r->listeners))) == NULL)
         return cl_fail(cl, r->where.line, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        const char *s;
-        if (cl_scalar(cl, names[i], "parent", &s) != 0)
-            return -1;
-        const struct cfg_listener *l = cl_listener(cl, s);
+        const struct cfg_listener *l =
+            cfg_listener_ref(cl, names[i], "parent", r->listeners, &r->nlisteners);
         if (l == NULL)
-            return cl_fail(cl, names[i]->line, "unknown Listener '%.80s'", s);
-        for (size_t j = 0; j < r->nlisteners; j++)
-            if (strcmp(r->listeners[j], s) == 0)
-                return cl_fail(cl, names[i]->line, "Listener '%s' is listed twice", s);
+            return -1;
         if (first != NULL && first->proto != l->proto)
             return cl_fail(cl, names[i]->line,
                            "Listener '%s' is %s but '%s' is %s: use one Route per protocol",
@@ -68,9 +89,6 @@ int cfg_route_parents(struct cload *cl, struct cfg_route *r, const struct ynode 
                            cfg_proto_name(first->proto));
         if (first == NULL)
             first = l;
-        if ((r->listeners[r->nlisteners] = strdup(s)) == NULL)
-            return cl_fail(cl, names[i]->line, "out of memory");
-        r->nlisteners++;
     }
     *proto = first != NULL ? first->proto : CFG_PROTO_HTTP;
     return 0;
@@ -122,19 +140,20 @@ int cfg_rule_init(struct cload *cl, struct cfg_route *r, struct cfg_rule *rule, 
     return 0;
 }
 
-/* The added condition is owned by rule; NULL after an error. */
-static struct cfg_cond *add_cond(struct cload *cl, struct cfg_rule *rule, int line, char *attr,
-                                 enum cfg_match_op op, char *value)
+/* Takes attr and value; the added condition is owned by the struct owning
+ * *conds. NULL after an error. */
+static struct cfg_cond *add_cond(struct cload *cl, struct cfg_cond **conds, size_t *nconds,
+                                 int line, char *attr, enum cfg_match_op op, char *value)
 {
-    struct cfg_cond *conds = realloc(rule->conds, (rule->nconds + 1) * sizeof(*conds));
-    if (conds == NULL) {
+    struct cfg_cond *arr = realloc(*conds, (*nconds + 1) * sizeof(*arr));
+    if (arr == NULL) {
         free(attr);
         free(value);
         cl_fail(cl, line, "out of memory");
         return NULL;
     }
-    rule->conds = conds;
-    struct cfg_cond *c = &conds[rule->nconds++];
+    *conds = arr;
+    struct cfg_cond *c = &arr[(*nconds)++];
     memset(c, 0, sizeof(*c));
     c->attr = attr;
     c->op = op;
@@ -148,7 +167,7 @@ static struct cfg_cond *add_cond(struct cload *cl, struct cfg_rule *rule, int li
 int cfg_rule_add_cond(struct cload *cl, struct cfg_rule *rule, int line, char *attr,
                       enum cfg_match_op op, char *value)
 {
-    return add_cond(cl, rule, line, attr, op, value) != NULL ? 0 : -1;
+    return add_cond(cl, &rule->conds, &rule->nconds, line, attr, op, value) != NULL ? 0 : -1;
 }
 
 /* Borrows attr and re; the compiled pattern is freed at once. */
@@ -335,9 +354,9 @@ int cfg_rule_finish(struct cload *cl, const struct cfg_route *r, struct cfg_rule
 
 /* ---- the Route kind ---------------------------------------------------- */
 
-/* One `match` entry into a new condition of rule. Borrows y. */
-static int load_cond(struct cload *cl, struct cfg_rule *rule, const struct ynode *y,
-                     enum cfg_proto proto)
+/* One `match` entry into a new condition of *conds. Borrows y. */
+int cfg_load_cond(struct cload *cl, struct cfg_cond **conds, size_t *nconds,
+                  const struct ynode *y, unsigned protos)
 {
     static const char *const keys[] = {"attribute", "exact",  "prefix",   "suffix",
                                        "regex",     "present", "absent",  "in",
@@ -370,9 +389,9 @@ static int load_cond(struct cload *cl, struct cfg_rule *rule, const struct ynode
                        "absent or in");
     char *attr;
     if ((n = cl_need(cl, y, "attribute", "match condition")) == NULL ||
-        cl_attribute(cl, n, "attribute", proto, &attr) != 0)
+        cl_attribute_on(cl, n, "attribute", protos, &attr) != 0)
         return -1;
-    struct cfg_cond *c = add_cond(cl, rule, y->line, attr, (enum cfg_match_op)op, NULL);
+    struct cfg_cond *c = add_cond(cl, conds, nconds, y->line, attr, (enum cfg_match_op)op, NULL);
     if (c == NULL)
         return -1;
 
@@ -593,7 +612,8 @@ static int load_rule(struct cload *cl, struct cfg_route *r, struct cfg_rule *rul
         if (cl_seq(cl, n, "match", false, CFG_MAX_LIST) != 0)
             return -1;
         for (size_t i = 0; i < n->n; i++)
-            if (load_cond(cl, rule, n->items[i], proto) != 0)
+            if (cfg_load_cond(cl, &rule->conds, &rule->nconds, n->items[i],
+                              CFG_PROTO_BIT(proto)) != 0)
                 return -1;
     }
     /* hashOn before backends: a backend's consistent_hash check needs it. */

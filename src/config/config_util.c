@@ -370,16 +370,23 @@ static size_t attr_find(const char *s)
     return NATTRS;
 }
 
+/* True when attrs[i] is in the list attr_list writes: offered on any
+ * protocol of mask, or with every, on each of them. */
+static bool attr_listed(size_t i, unsigned mask, bool every)
+{
+    return every ? (attrs[i].on & mask) == mask : (attrs[i].on & mask) != 0;
+}
+
 /* Writes "a, b, ... or z" of the attributes offered on any protocol in
- * mask into buf (truncated). Borrows buf. */
-static void attr_list(char *buf, size_t len, unsigned mask)
+ * mask (with every: on all of them) into buf (truncated). Borrows buf. */
+static void attr_list(char *buf, size_t len, unsigned mask, bool every)
 {
     size_t off = 0, n = 0, total = 0;
     for (size_t i = 0; i < NATTRS; i++)
-        total += (attrs[i].on & mask) != 0;
+        total += attr_listed(i, mask, every);
     buf[0] = '\0';
     for (size_t i = 0; i < NATTRS && off < len; i++) {
-        if (!(attrs[i].on & mask))
+        if (!attr_listed(i, mask, every))
             continue;
         const char *name = attrs[i].name;
         const char *sep = n == 0 ? "" : n + 1 == total ? " or " : ", ";
@@ -403,13 +410,20 @@ bool cfg_attr_offered(const char *attr, enum cfg_proto proto)
 int cl_attribute(struct cload *cl, const struct ynode *n, const char *what,
                  enum cfg_proto proto, char **out)
 {
+    return cl_attribute_on(cl, n, what, CFG_PROTO_BIT(proto), out);
+}
+
+/* Borrows n; *out is a new normalised string the caller owns. */
+int cl_attribute_on(struct cload *cl, const struct ynode *n, const char *what, unsigned protos,
+                    char **out)
+{
     char list[400];
     const char *s;
     if (cl_scalar(cl, n, what, &s) != 0)
         return -1;
     size_t i = attr_find(s);
     if (i == NATTRS) {
-        attr_list(list, sizeof(list), ON_ALL);
+        attr_list(list, sizeof(list), ON_ALL, false);
         return cl_fail(cl, n->line, "%s: unknown attribute '%.80s' (use %s)", what, s, list);
     }
     if (strcmp(attrs[i].name, "header.") == 0 && !cfg_is_token(s + 7))
@@ -419,8 +433,15 @@ int cl_attribute(struct cload *cl, const struct ynode *n, const char *what,
         if (*q == '\0' || strpbrk(q, " &=#") != NULL || !cfg_is_header_value(q))
             return cl_fail(cl, n->line, "%s: invalid query parameter name in '%.80s'", what, s);
     }
-    if (!(attrs[i].on & (1u << proto))) {
-        attr_list(list, sizeof(list), 1u << proto);
+    if ((attrs[i].on & protos) != protos) {
+        /* Name the first protocol lacking it; suggest what all of them offer. */
+        enum cfg_proto proto = CFG_PROTO_TCP;
+        for (unsigned p = 0; (1u << p) & ON_ALL; p++)
+            if ((protos & ~attrs[i].on) & (1u << p)) {
+                proto = (enum cfg_proto)p;
+                break;
+            }
+        attr_list(list, sizeof(list), protos, true);
         return cl_fail(cl, n->line,
                        "%s: attribute '%.80s' is not available on %s listeners (use %s)", what,
                        s,

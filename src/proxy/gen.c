@@ -11,6 +11,7 @@
 #include "core/net.h"
 #include "proxy/accesslog.h"
 #include "proxy/metrics.h"
+#include "router/authz.h"
 #include "router/router.h"
 #include "tls/tls.h"
 
@@ -73,6 +74,8 @@ static void listener_metrics(struct gen_listener *gl)
                                      "Bytes received from clients.", labels);
     gl->m_bytes_out = metrics_counter("strand_downstream_bytes_sent_total",
                                       "Bytes sent to clients.", labels);
+    gl->m_denied = metrics_counter("strand_authz_denied_total",
+                                   "Messages refused by authorization policies.", labels);
     gl->m_tls_errors = metrics_counter("strand_downstream_tls_handshake_errors_total",
                                        "TLS handshakes with clients that failed.", labels);
 }
@@ -157,6 +160,9 @@ static int listener_build(struct gen *g, struct gen_listener *gl, char *err, siz
     gl->router = router_build(g->cfg, lc->name, err, errlen);
     if (!gl->router || listener_tls(gl, err, errlen) < 0)
         return -1;
+    gl->authz = authz_build(g->cfg, lc->name, err, errlen);
+    if (!gl->authz && err[0])
+        return -1;
     listener_metrics(gl);
     stats_init(&gl->noroute, lc->name, "", "", tcp);
     gl->nrules = router_nrules(gl->router);
@@ -204,6 +210,7 @@ static void gen_free(struct gen *g)
         free(gl->rules);
         router_free(gl->router);
         tls_server_free(gl->tls);
+        authz_free(gl->authz);
         free(gl->fds);
     }
     for (size_t i = 0; i < g->nclusters; i++) {

@@ -13,6 +13,7 @@
 
 struct router;
 struct tls_server;
+struct authz;
 struct tls_client;
 
 /* Series ids of one (listener, rule, backend) combination. */
@@ -36,7 +37,8 @@ struct gen_listener {
     struct gen_stats noroute;   /* requests that matched no rule */
     int *fds;                   /* listening socket per worker (owned by the server) */
     struct tls_server *tls;     /* TLS termination, or NULL */
-    uint32_t m_tls_errors;
+    struct authz *authz;        /* authorization policies, or NULL when none */
+    uint32_t m_tls_errors, m_denied;
     uint32_t m_conn_active, m_conn_total, m_bytes_in, m_bytes_out;
 };
 

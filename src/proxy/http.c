@@ -32,6 +32,7 @@
 #include "proxy/proto.h"
 #include "proxy/tunnel.h"
 #include "proxy/upstream.h"
+#include "router/authz.h"
 #include "router/router.h"
 #include "tls/tls.h"
 
@@ -465,6 +466,18 @@ static void hc_process_head(struct hconn *hc)
     struct gen_listener *gl = hc->gl;
     r->rr = router_match(gl->router, &src);
     r->stats = &gl->noroute;
+    const char *why;
+    const struct cfg_authz *deny = authz_check(gl->authz, &src, &why);
+    if (deny) {
+        if (r->rr)
+            r->stats = &gl->rules[route_rule_index(r->rr)].direct;
+        r->denied = 1;
+        metrics_add(hc->w->shard, gl->m_denied, 1);
+        buf_consume(&hc->in, (uint32_t)rc);
+        snprintf(r->errbuf, sizeof(r->errbuf), "%s %s", why, deny->name);
+        req_local(r, 403, r->errbuf, OUTCOME_CLIENT_ERROR);
+        return;
+    }
     if (!r->rr) {
         buf_consume(&hc->in, (uint32_t)rc);
         req_local(r, 404, "no route matched", OUTCOME_CLIENT_ERROR);
@@ -555,7 +568,7 @@ static void req_log(struct hreq *r)
     rec.authority = alog_cstr(r->authority);
     rec.path = alog_cstr(r->path);
     rec.status = status;
-    rec.outcome = outcome_alog[r->outcome];
+    rec.outcome = r->denied ? ALOG_DENIED : outcome_alog[r->outcome];
     rec.bytes_in = r->body_bytes;
     rec.bytes_out = r->resp_bytes;
     rec.request_id = alog_cstr(r->request_id);

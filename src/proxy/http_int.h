@@ -118,6 +118,7 @@ struct hreq {
     char request_id[40];
     const char *error;          /* why a local response was sent */
     char errbuf[160];           /* storage for a composed error */
+    int denied;                 /* refused by an authorization policy */
     int outcome;
 };
 

@@ -25,6 +25,7 @@
 #include "proxy/tunnel.h"
 #include "proxy/upstream.h"
 #include "router/attr.h"
+#include "router/authz.h"
 #include "router/router.h"
 #include "tls/tls.h"
 
@@ -35,6 +36,7 @@ struct tsess {
     struct sio cs;              /* the client stream (TLS when terminated) */
     char sni[256], alpn[256];   /* passthrough: from the ClientHello */
     int peeked;
+    char errbuf[160];
     struct worker *w;
     struct gen_listener *gl;
     struct wgen *wg;
@@ -208,6 +210,15 @@ static void sess_route(struct tsess *s)
     struct tcp_attr_ctx ctx = {s};
     struct attr_src src = {tcp_attr_get, &ctx};
     s->rr = router_match(gl->router, &src);
+    const char *why;
+    const struct cfg_authz *deny = authz_check(gl->authz, &src, &why);
+    if (deny) {
+        /* TCP has no way to say no: the connection is closed. */
+        metrics_add(w->shard, gl->m_denied, 1);
+        snprintf(s->errbuf, sizeof(s->errbuf), "%s %s", why, deny->name);
+        sess_end(s, s->errbuf);
+        return;
+    }
     if (!s->rr) {
         metrics_add(w->shard, gl->noroute.tcp_conns, 1);
         sess_end(s, "no route matched");

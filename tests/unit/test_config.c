@@ -1004,7 +1004,7 @@ static void test_docs_example(void)
     if (text == NULL)
         return;
     int blocks = 0;
-    bool tls = false, passthrough = false;
+    bool tls = false, passthrough = false, authz = false;
     for (char *start = strstr(text, "```yaml\n"), *end; start != NULL;
          start = strstr(end + 3, "```yaml\n")) {
         start += 8;
@@ -1020,6 +1020,7 @@ static void test_docs_example(void)
             char *j = config_to_json(cfg);
             CHECK(j != NULL && json_parses(j), "docs example %d JSON", blocks);
             free(j);
+            authz |= cfg->nauthz > 0;
             for (size_t i = 0; i < cfg->nlisteners; i++) {
                 tls |= cfg->listeners[i].tls.enabled;
                 passthrough |= cfg->listeners[i].proto == CFG_PROTO_TLS_PASSTHROUGH;
@@ -1030,6 +1031,7 @@ static void test_docs_example(void)
     }
     CHECK(blocks >= 2, "docs/config.md has %d ```yaml blocks", blocks);
     CHECK(tls && passthrough, "the docs examples show TLS termination and passthrough");
+    CHECK(authz, "the docs examples show an AuthorizationPolicy");
     free(text);
 }
 
@@ -1500,6 +1502,326 @@ static void test_passthrough_and_attributes(void)
                "invalid header name in 'header.'");
 }
 
+/* An AuthorizationPolicy `p` without its spec (which follows). */
+#define AZ API "kind: AuthorizationPolicy\nmetadata: {name: p}\n"
+/* A policy `p` on `targets` whose rules follow (each "  - match: ..."). */
+#define AZR(targets) AZ "spec:\n  targets: " targets "\n  action: DENY\n  rules:\n"
+
+static void test_authz(void)
+{
+    char err[512];
+    const char *y =
+        TLSBASE AZ "spec:\n  targets: [web]          # Listener names\n  action: DENY\n"
+                   "  rules:\n  - match:\n    - {attribute: path, prefix: /admin}\n"
+                   "    - {attribute: source.identity, exact: "
+                   "\"spiffe://cluster.local/ns/ops/sa/admin\", invert: true}\n"
+                   "  - match:\n    - {attribute: method, exact: DELETE}\n"
+        "---\n" API "kind: AuthorizationPolicy\nmetadata: {name: internal}\nspec:\n"
+                    "  targets: [raw, pt, web]\n  action: ALLOW\n  rules:\n"
+                    "  - match: [{attribute: source.address, in: ['10.0.0.1', '10.0.0.2']}]\n"
+                    "  - match:\n"
+                    "    - {attribute: tls.sni, suffix: .Example.com, ignoreCase: true}\n"
+                    "    - {attribute: destination.port, regex: '^84[0-9]+$'}\n"
+                    "    - {attribute: tls.alpn, absent: true}\n"
+        /* Routes and policies are separate namespaces. */
+        "---\n" API "kind: Route\nmetadata: {name: p}\nspec:\n  parents: [web]\n"
+                    "  rules: [{backends: [{cluster: be}]}]\n";
+    struct config *cfg = load(y, err, sizeof(err));
+    CHECK(cfg != NULL, "%s", err);
+    if (cfg != NULL) {
+        CHECK(cfg->nauthz == 2 && cfg->nroutes == 1, "%zu policies", cfg->nauthz);
+    }
+    if (cfg != NULL && cfg->nauthz == 2) {
+        const struct cfg_authz *a = &cfg->authz[0], *b = &cfg->authz[1];
+        CHECK(strcmp(a->name, "p") == 0 && a->action == CFG_AUTHZ_DENY && a->nlisteners == 1 &&
+                  strcmp(a->listeners[0], "web") == 0 && a->nrules == 2,
+              "policy p");
+        CHECK(strcmp(a->where.file, "t.yaml") == 0 && a->where.line == line_of(y, "kind: Auth") - 1,
+              "policy p where %s:%d", a->where.file, a->where.line);
+        if (a->nrules == 2) {
+            const struct cfg_authz_rule *r0 = &a->rules[0], *r1 = &a->rules[1];
+            CHECK(r0->nconds == 2 &&
+                      r0->where.line == line_of(y, "  - match:\n    - {attribute: path"),
+                  "rule 0: %zu conds, line %d", r0->nconds, r0->where.line);
+            if (r0->nconds == 2) {
+                CHECK(strcmp(r0->conds[0].attr, "path") == 0 &&
+                          r0->conds[0].op == CFG_MATCH_PREFIX &&
+                          strcmp(r0->conds[0].value, "/admin") == 0 && !r0->conds[0].invert,
+                      "path prefix");
+                CHECK(strcmp(r0->conds[1].attr, "source.identity") == 0 &&
+                          r0->conds[1].op == CFG_MATCH_EXACT &&
+                          strcmp(r0->conds[1].value, "spiffe://cluster.local/ns/ops/sa/admin") ==
+                              0 &&
+                          r0->conds[1].invert && !r0->conds[1].ignore_case,
+                      "identity exact inverted");
+                CHECK(r0->conds[1].where.line == line_of(y, "{attribute: source.identity"),
+                      "cond line %d", r0->conds[1].where.line);
+            }
+            CHECK(r1->nconds == 1 && strcmp(r1->conds[0].attr, "method") == 0 &&
+                      strcmp(r1->conds[0].value, "DELETE") == 0,
+                  "method rule");
+        }
+        CHECK(strcmp(b->name, "internal") == 0 && b->action == CFG_AUTHZ_ALLOW &&
+                  b->nlisteners == 3 && strcmp(b->listeners[0], "raw") == 0 &&
+                  strcmp(b->listeners[1], "pt") == 0 && strcmp(b->listeners[2], "web") == 0 &&
+                  b->nrules == 2,
+              "policy internal");
+        if (b->nrules == 2 && b->rules[0].nconds == 1 && b->rules[1].nconds == 3) {
+            const struct cfg_cond *c = b->rules[0].conds;
+            CHECK(c->op == CFG_MATCH_IN && c->nvalues == 2 && c->value == NULL &&
+                      strcmp(c->values[1], "10.0.0.2") == 0,
+                  "in values");
+            c = b->rules[1].conds;
+            CHECK(c[0].op == CFG_MATCH_SUFFIX && c[0].ignore_case &&
+                      strcmp(c[0].value, ".Example.com") == 0 && c[1].op == CFG_MATCH_REGEX &&
+                      c[2].op == CFG_MATCH_ABSENT && c[2].value == NULL,
+                  "suffix/regex/absent");
+        } else {
+            CHECK(0, "internal rules: %zu", b->nrules);
+        }
+        char *j = config_to_json(cfg);
+        CHECK(j != NULL && json_parses(j), "authz JSON: %s", j ? j : "(null)");
+        char expr[1536];
+        snprintf(expr, sizeof(expr),
+                 "[(p[\"name\"], p[\"action\"], p[\"targets\"]) for p in "
+                 "d[\"authorizationPolicies\"]] == [(\"p\", \"DENY\", [\"web\"]), "
+                 "(\"internal\", \"ALLOW\", [\"raw\", \"pt\", \"web\"])] and "
+                 "d[\"authorizationPolicies\"][0][\"rules\"][0][\"match\"][1] == "
+                 "{\"attribute\": \"source.identity\", \"exact\": "
+                 "\"spiffe://cluster.local/ns/ops/sa/admin\", \"invert\": True, "
+                 "\"ignoreCase\": False, \"source\": \"t.yaml:%d\"} and "
+                 "d[\"authorizationPolicies\"][1][\"rules\"][0][\"match\"][0]"
+                 "[\"in\"] == [\"10.0.0.1\", \"10.0.0.2\"] and "
+                 "d[\"authorizationPolicies\"][1][\"source\"].startswith("
+                 "\"t.yaml:\") and len(d[\"routes\"]) == 1",
+                 line_of(y, "{attribute: source.identity"));
+        CHECK(j && json_check(j, expr), "authz JSON content: %s", j ? j : "(null)");
+        free(j);
+    }
+    config_free(cfg);
+
+    /* The spec and its keys. */
+    EXPECT_ERR(BASE AZ "spec:\n  targets: [web]\n  action: DENY\n  rules: [{match: "
+                       "[{attribute: path, prefix: /}]}]\n  mode: strict #<\n",
+               "unknown key 'mode' in AuthorizationPolicy spec (allowed: targets, action, "
+               "rules)");
+    EXPECT_ERR(BASE AZ "spec: #<\n  action: DENY\n  rules: [{match: [{attribute: path, "
+                       "prefix: /}]}]\n",
+               "AuthorizationPolicy spec: missing required key 'targets'");
+    EXPECT_ERR(BASE AZ "spec: #<\n  targets: [web]\n  rules: [{match: [{attribute: path, "
+                       "prefix: /}]}]\n",
+               "AuthorizationPolicy spec: missing required key 'action'");
+    EXPECT_ERR(BASE AZ "spec: #<\n  targets: [web]\n  action: ALLOW\n",
+               "AuthorizationPolicy spec: missing required key 'rules'");
+    EXPECT_ERR(BASE "apiVersion: strand.dev/v1alpha1 #<\nkind: AuthorizationPolicy\n"
+                    "metadata: {name: p}\n",
+               "AuthorizationPolicy 'p': missing required key 'spec'");
+    EXPECT_ERR(BASE "apiVersion: strand.dev/v1 #<\nkind: AuthorizationPolicy\n"
+                    "metadata: {name: p}\nspec: {}\n",
+               "apiVersion of AuthorizationPolicy must be strand.dev/v1alpha1, got "
+               "'strand.dev/v1'");
+    EXPECT_ERR(BASE AZ "spec: [targets] #<\n",
+               "AuthorizationPolicy spec: expected a mapping, got a sequence");
+    /* action */
+    EXPECT_ERR(BASE AZ "spec:\n  targets: [web]\n  action: allow #<\n  rules: []\n",
+               "action: expected ALLOW or DENY, got 'allow'");
+    EXPECT_ERR(BASE AZ "spec:\n  targets: [web]\n  action: AUDIT #<\n  rules: []\n",
+               "action: expected ALLOW or DENY, got 'AUDIT'");
+    EXPECT_ERR(BASE AZ "spec:\n  targets: [web]\n  action: #<\n  rules: []\n",
+               "action: expected a string, got null");
+    EXPECT_ERR(BASE AZ "spec:\n  targets: [web]\n  action: [DENY] #<\n  rules: []\n",
+               "action: expected a string, got a sequence");
+    /* targets */
+    EXPECT_ERR(BASE AZ "spec:\n  targets: [] #<\n  action: DENY\n  rules: []\n",
+               "targets: must not be empty");
+    EXPECT_ERR(BASE AZ "spec:\n  targets: web #<\n  action: DENY\n  rules: []\n",
+               "targets: expected a sequence, got a string");
+    EXPECT_ERR(BASE AZ "spec:\n  targets: [web, nope] #<\n  action: DENY\n  rules: []\n",
+               "unknown Listener 'nope'");
+    EXPECT_ERR(BASE AZ "spec:\n  targets: [web, raw, web] #<\n  action: DENY\n  rules: []\n",
+               "Listener 'web' is listed twice");
+    EXPECT_ERR(BASE AZ "spec:\n  targets:\n  - web\n  - {name: raw} #<\n  action: DENY\n",
+               "target: expected a string, got a mapping");
+    /* rules */
+    EXPECT_ERR(BASE AZ "spec:\n  targets: [web]\n  action: DENY\n  rules: [] #<\n",
+               "rules: must not be empty");
+    EXPECT_ERR(BASE AZ "spec:\n  targets: [web]\n  action: DENY\n  rules: {match: []} #<\n",
+               "rules: expected a sequence, got a mapping");
+    EXPECT_ERR(BASE AZR("[web]") "  - match: [{attribute: path, prefix: /}]\n"
+                                 "  - {} #<\n",
+               "rule: missing required key 'match'");
+    EXPECT_ERR(BASE AZR("[web]") "  - match: [] #<\n",
+               "match: must not be empty (a rule without conditions would match every "
+               "message)");
+    EXPECT_ERR(BASE AZR("[web]") "  - match: #<\n",
+               "match: expected a sequence, got null");
+    EXPECT_ERR(BASE AZR("[web]") "  - match: [{attribute: path, prefix: /}]\n"
+                                 "    backends: [{cluster: be}] #<\n",
+               "unknown key 'backends' in rule (allowed: match)");
+    EXPECT_ERR(BASE AZR("[web]") "  - [{attribute: path, prefix: /}] #<\n",
+               "rule: expected a mapping, got a sequence");
+    /* Conditions: the Route's syntax and checks. */
+    EXPECT_ERR(BASE AZR("[web]") "  - match: [{attribute: path, prefix: /, negate: true}] #<\n",
+               "unknown key 'negate' in match condition (allowed: attribute, exact, prefix, "
+               "suffix, regex, present, absent, in, invert, ignoreCase)");
+    EXPECT_ERR(BASE AZR("[web]") "  - match:\n    - {attribute: path, prefix: /,\n"
+                                 "       exact: /a} #<\n",
+               "condition has two operators ('prefix' and 'exact')");
+    EXPECT_ERR(BASE AZR("[web]") "  - match:\n    - {attribute: path} #<\n",
+               "condition needs one operator");
+    EXPECT_ERR(BASE AZR("[web]") "  - match:\n    - {prefix: /} #<\n",
+               "match condition: missing required key 'attribute'");
+    EXPECT_ERR(BASE AZR("[web]") "  - match:\n    - {attribute: header.x, present: false} #<\n",
+               "only 'present: true' is allowed");
+    EXPECT_ERR(BASE AZR("[web]") "  - match:\n    - {attribute: header.x, present: true,\n"
+                                 "       ignoreCase: true} #<\n",
+               "ignoreCase has no effect with present");
+    EXPECT_ERR(BASE AZR("[web]") "  - match:\n    - {attribute: header.x, in: []} #<\n",
+               "in: must not be empty");
+    EXPECT_ERR(BASE AZR("[web]") "  - match:\n    - {attribute: user, exact: bob} #<\n",
+               "unknown attribute 'user' (use method, path,");
+    EXPECT_ERR(BASE AZR("[web]") "  - match:\n    - {attribute: path, prefix: /}\n"
+                                 "    - {attribute: path, regex: '/(a|b'} #<\n",
+               "bad regex '/(a|b' for path at offset 5: missing closing parenthesis");
+    EXPECT_ERR(BASE AZR("[web]") "  - match:\n"
+                                 "    - {attribute: header.X-User, regex: '[z-a]'} #<\n",
+               "bad regex '[z-a]' for header.x-user at offset 3: range out of order");
+    /* ... and attributes every target listener offers. */
+    EXPECT_ERR(BASE AZR("[raw]") "  - match:\n    - {attribute: path, prefix: /admin} #<\n",
+               "attribute: attribute 'path' is not available on tcp listeners (use "
+               "source.address, source.identity, destination.port, protocol, tls.sni or "
+               "tls.alpn)");
+    EXPECT_ERR(BASE AZR("[web, raw]") "  - match:\n    - {attribute: source.address, prefix: "
+                                      "'10.'}\n    - {attribute: method, exact: GET} #<\n",
+               "attribute 'method' is not available on tcp listeners");
+    EXPECT_ERR(TLSBASE AZR("[pt]") "  - match:\n    - {attribute: source.identity, present: "
+                                   "true} #<\n",
+               "attribute 'source.identity' is not available on tls passthrough listeners (use "
+               "source.address, destination.port, protocol, tls.sni or tls.alpn)");
+    EXPECT_ERR(TLSBASE AZR("[web, pt]") "  - match:\n    - {attribute: header.x, present: "
+                                        "true} #<\n",
+               "attribute 'header.x' is not available on tls passthrough listeners (use "
+               "source.address, destination.port, protocol, tls.sni or tls.alpn)");
+    EXPECT_ERR(TLSBASE AZR("[raw, pt]") "  - match:\n    - {attribute: path, exact: /} #<\n",
+               "attribute 'path' is not available on tcp listeners (use source.address, "
+               "destination.port, protocol, tls.sni or tls.alpn)");
+    /* Names are unique among policies. */
+    EXPECT_ERR(BASE AZR("[web]") "  - match: [{attribute: path, prefix: /}]\n---\n" API
+                                 "kind: AuthorizationPolicy\nmetadata: {name: p} #<\nspec:\n"
+                                 "  targets: [raw]\n  action: ALLOW\n"
+                                 "  rules: [{match: [{attribute: protocol, exact: tcp}]}]\n",
+               "duplicate AuthorizationPolicy 'p' (first defined at t.yaml:");
+    EXPECT_ERR(BASE API "kind: AuthorizationPolicy\nmetadata: {name: Admin_Only} #<\nspec: {}\n",
+               "metadata.name: invalid name 'Admin_Only'");
+}
+
+/* Lists and the number of policies are bounded. */
+static void test_authz_limits(void)
+{
+    char err[512];
+    struct sbuf b = {0};
+    sb_printf(&b, BASE AZR("[web]"));
+    for (int i = 0; i < 100; i++) {
+        sb_printf(&b, "  - match:\n");
+        for (int j = 0; j < (i == 0 ? 100 : 1); j++)
+            sb_printf(&b, "    - {attribute: header.x-%d, exact: v%d}\n", j, i);
+    }
+    struct config *cfg = load(b.p, err, sizeof(err));
+    CHECK(cfg != NULL && cfg->nauthz == 1 && cfg->authz[0].nrules == 100 &&
+              cfg->authz[0].rules[0].nconds == 100,
+          "%s", err);
+    config_free(cfg);
+    sb_printf(&b, "  - match: [{attribute: path, prefix: /}]\n");
+    cfg = load(b.p, err, sizeof(err));
+    CHECK(cfg == NULL && strstr(err, "rules: more than 100 entries") != NULL, "%s", err);
+    free(b.p);
+
+    memset(&b, 0, sizeof(b));
+    sb_printf(&b, BASE AZR("[web]") "  - match:\n");
+    for (int j = 0; j < 101; j++)
+        sb_printf(&b, "    - {attribute: path, prefix: /%d}\n", j);
+    cfg = load(b.p, err, sizeof(err));
+    CHECK(cfg == NULL && strstr(err, "match: more than 100 entries") != NULL, "%s", err);
+    free(b.p);
+
+    /* 10000 policies load (checked by the error coming from the next one:
+     * loading them twice would double the slowest test under ASan). */
+    memset(&b, 0, sizeof(b));
+    sb_printf(&b, "%s", BASE);
+    for (int i = 0; i < 10000; i++)
+        sb_printf(&b, API "kind: AuthorizationPolicy\nmetadata: {name: p%d}\nspec: {targets: "
+                          "[web], action: DENY, rules: [{match: [{attribute: path, exact: "
+                          "/%d}]}]}\n---\n",
+                  i, i);
+    sb_printf(&b, API "kind: AuthorizationPolicy\nmetadata: {name: one-more}\nspec: {targets: "
+                      "[web], action: DENY, rules: [{match: [{attribute: path, exact: /}]}]}\n");
+    cfg = load(b.p, err, sizeof(err));
+    CHECK(cfg == NULL && strstr(err, "more than 10000 AuthorizationPolicies") != NULL &&
+              line_of(b.p, "name: one-more") == atoi(err + strlen("t.yaml:")),
+          "%s", err);
+    free(b.p);
+}
+
+/* A policy in one file, its listeners in others; errors name the file. */
+static void test_authz_multifile(void)
+{
+    char dir[] = "/tmp/strand_authz_XXXXXX", err[512], want[600];
+    if (mkdtemp(dir) == NULL) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    char *a = write_file(dir, "policy.yaml",
+                         "# policies first\n" AZ "spec:\n  targets: [edge, raw]\n"
+                         "  action: ALLOW\n  rules:\n"
+                         "  - match: [{attribute: source.address, prefix: '10.'}]\n");
+    char *b = write_file(dir, "edge.yaml",
+                         API "kind: Listener\nmetadata: {name: edge}\n"
+                             "spec: {address: 127.0.0.1:10000}\n");
+    char *c = write_file(dir, "raw.yaml",
+                         API "kind: Listener\nmetadata: {name: raw}\n"
+                             "spec: {address: 127.0.0.1:10001, protocol: tcp}\n");
+    char *d = write_file(dir, "bad.yaml",
+                         AZ "spec:\n  targets: [edge, raw]\n  action: DENY\n  rules:\n"
+                            "  - match: [{attribute: path, prefix: /admin}]\n");
+    const char *ok[] = {a, b, c};
+    struct config *cfg = NULL;
+    int rc = config_load_files(ok, 3, &cfg, err, sizeof(err));
+    CHECK(rc == 0, "%s", err);
+    if (rc == 0) {
+        CHECK(cfg->nauthz == 1 && cfg->authz[0].nlisteners == 2 &&
+                  strcmp(cfg->authz[0].where.file, a) == 0 && cfg->authz[0].where.line == 2 &&
+                  strcmp(cfg->authz[0].rules[0].conds[0].where.file, a) == 0,
+              "policy from policy.yaml");
+        char *j = config_to_json(cfg);
+        snprintf(want, sizeof(want), "\"source\":\"%s:2\"", a);
+        CHECK(j && json_parses(j) && strstr(j, want) != NULL, "JSON %s", j ? j : "(null)");
+        free(j);
+        config_free(cfg);
+    }
+    /* Without raw.yaml the target is unknown. */
+    const char *missing[] = {a, b};
+    rc = config_load_files(missing, 2, &cfg, err, sizeof(err));
+    snprintf(want, sizeof(want), "%s:6: unknown Listener 'raw'", a);
+    CHECK(rc != 0 && strcmp(err, want) == 0, "got '%s' want '%s'", err, want);
+    /* `path` with a tcp target from another file; and a duplicate name. */
+    const char *tcp[] = {b, c, d};
+    rc = config_load_files(tcp, 3, &cfg, err, sizeof(err));
+    snprintf(want, sizeof(want), "%s:8: attribute: attribute 'path' is not available on tcp "
+                                 "listeners", d);
+    CHECK(rc != 0 && strncmp(err, want, strlen(want)) == 0, "got '%s' want '%s'", err, want);
+    const char *dup[] = {a, b, c, a};
+    rc = config_load_files(dup, 4, &cfg, err, sizeof(err));
+    snprintf(want, sizeof(want), "%s:4: duplicate AuthorizationPolicy 'p' (first defined at %s:2)",
+             a, a);
+    CHECK(rc != 0 && strcmp(err, want) == 0, "got '%s' want '%s'", err, want);
+    char *files[] = {a, b, c, d};
+    for (int i = 0; i < 4; i++) {
+        unlink(files[i]);
+        free(files[i]);
+    }
+    rmdir(dir);
+}
+
 int main(void)
 {
     test_quickstart();
@@ -1512,6 +1834,9 @@ int main(void)
     test_tls_errors();
     test_tls_limits();
     test_passthrough_and_attributes();
+    test_authz();
+    test_authz_limits();
+    test_authz_multifile();
     test_multifile();
     test_limits();
     test_parse_values();
