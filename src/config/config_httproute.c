@@ -199,16 +199,8 @@ static int load_modifier(struct cload *cl, struct cfg_header_ops *ops, const str
                 return -1;
         }
     }
-    if ((n = ytree_get(y, "remove")) != NULL) {
-        if (cl_seq(cl, n, "remove", false, GW_MAX_LIST) != 0)
-            return -1;
-        for (size_t i = 0; i < n->n; i++) {
-            char *name;
-            if (cl_header_name(cl, n->items[i], "remove", &name) != 0 ||
-                cfg_header_op(cl, ops, n->items[i]->line, 'r', name, NULL) != 0)
-                return -1;
-        }
-    }
+    if ((n = ytree_get(y, "remove")) != NULL && cfg_header_removes(cl, n, GW_MAX_LIST, ops) != 0)
+        return -1;
     return 0;
 }
 

@@ -222,6 +222,9 @@ int cfg_rule_add_cond(struct cload *cl, struct cfg_rule *rule, int line, char *a
  * failure too). kind: 's'et, 'a'dd or 'r'emove (value NULL). */
 int cfg_header_op(struct cload *cl, struct cfg_header_ops *ops, int line, char kind, char *name,
                   char *value);
+/* A `remove:` list of header names (at most max) into ops. Borrows seq. */
+int cfg_header_removes(struct cload *cl, const struct ynode *seq, size_t max,
+                       struct cfg_header_ops *ops);
 
 /* Validates a regular expression by compiling it with PCRE2. Borrows. */
 int cfg_check_regex(struct cload *cl, int line, const char *attr, const char *re);

@@ -465,15 +465,22 @@ static int load_header_ops(struct cload *cl, struct cfg_header_ops *ops, const s
                 return -1;
         }
     }
-    if ((n = ytree_get(y, "remove")) != NULL) {
-        if (cl_seq(cl, n, "remove", false, CFG_MAX_LIST) != 0)
+    if ((n = ytree_get(y, "remove")) != NULL && cfg_header_removes(cl, n, CFG_MAX_LIST, ops) != 0)
+        return -1;
+    return 0;
+}
+
+/* Borrows seq; adds each listed name to ops as a removal. */
+int cfg_header_removes(struct cload *cl, const struct ynode *seq, size_t max,
+                       struct cfg_header_ops *ops)
+{
+    if (cl_seq(cl, seq, "remove", false, max) != 0)
+        return -1;
+    for (size_t i = 0; i < seq->n; i++) {
+        char *name;
+        if (cl_header_name(cl, seq->items[i], "remove", &name) != 0 ||
+            cfg_header_op(cl, ops, seq->items[i]->line, 'r', name, NULL) != 0)
             return -1;
-        for (size_t i = 0; i < n->n; i++) {
-            char *name;
-            if (cl_header_name(cl, n->items[i], "remove", &name) != 0 ||
-                cfg_header_op(cl, ops, n->items[i]->line, 'r', name, NULL) != 0)
-                return -1;
-        }
     }
     return 0;
 }
