@@ -134,7 +134,9 @@ static void hc_update(struct hconn *hc)
     if (hc->state == HC_CLOSING) {
         if (buf_len(&hc->out) == 0) {
             /* Half-close first so the client reads our answer before a
-             * reset could destroy it. */
+             * reset could destroy it (TLS says so with close_notify). */
+            if (hc->sio.tls)
+                tls_conn_shutdown(hc->sio.tls);
             shutdown(hc->io.fd, SHUT_WR);
             hc_close(hc);
             return;
