@@ -61,58 +61,15 @@ done
 
 # ---------------------------------------------------------------- configs
 
-# nginx_common PREFIX: lines every nginx config here shares.
-nginx_common() {
-    cat <<EOF
-worker_processes 1;
-daemon off;
-master_process on;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-worker_rlimit_nofile 16384;
-events { worker_connections 8192; }
-EOF
-}
-nginx_temp_paths() {
-    cat <<EOF
-    client_body_temp_path $1/tmp/body;
-    proxy_temp_path $1/tmp/proxy;
-    fastcgi_temp_path $1/tmp/fastcgi;
-    uwsgi_temp_path $1/tmp/uwsgi;
-    scgi_temp_path $1/tmp/scgi;
-EOF
-}
-
-write_backend_conf() {
-    local p=$1
-    mkdir -p "$p/tmp"
-    {
-        nginx_common "$p"
-        cat <<EOF
-http {
-    access_log off;
-$(nginx_temp_paths "$p")
-    default_type text/plain;
-    keepalive_requests 100000000;
-    keepalive_timeout 600s;
-    server {
-        listen 127.0.0.1:$BACKEND_PORT backlog=4096;
-        location / { return 200 "$BODY\n"; }
-    }
-}
-EOF
-    } >"$p/nginx.conf"
-}
-
 write_nginx_proxy_conf() {
     local p=$1
     mkdir -p "$p/tmp"
     {
-        nginx_common "$p"
+        bench_nginx_common "$p"
         cat <<EOF
 http {
     access_log off;
-$(nginx_temp_paths "$p")
+$(bench_nginx_temp_paths "$p")
     keepalive_requests 100000000;
     keepalive_timeout 600s;
     upstream backend {
@@ -272,7 +229,7 @@ ROWS=()
 
 bench_log "backend: nginx on 127.0.0.1:$BACKEND_PORT (CPU ${BENCH_LOAD_CPU})"
 mkdir -p "$BENCH_TMP/backend"
-write_backend_conf "$BENCH_TMP/backend"
+bench_write_backend_conf "$BENCH_TMP/backend"
 bench_spawn nginx-backend "$BENCH_LOAD_CPU" "$BENCH_TMP/backend/out.log" \
     nginx -p "$BENCH_TMP/backend" -c "$BENCH_TMP/backend/nginx.conf" -e "$BENCH_TMP/backend/error.log"
 BACKEND_PID=$SPAWNED_PID

@@ -269,6 +269,13 @@ bench_wrk() {
     [ "$threads" -gt "$conns" ] && threads=$conns
     bench_run "$BENCH_LOAD_CPU" "$out" \
         wrk -t "$threads" -c "$conns" -d "${secs}s" --timeout 5s --latency "$url" || true
+    bench_wrk_parse "$out" "$url"
+}
+
+# bench_wrk_parse OUT URL: sets WRK_RPS, WRK_REQS, WRK_P50_MS, WRK_P99_MS and
+# WRK_ERRORS from wrk's output in OUT; returns 1 when wrk produced nothing.
+bench_wrk_parse() {
+    local out=$1 url=$2
     local p50 p99
     WRK_RPS=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
     WRK_REQS=$(awk '/ requests in / { print $1 }' "$out")
@@ -444,4 +451,51 @@ bench_machine_info() {
     if [ "$BENCH_NICE" != 0 ]; then
         bench_report "- Priority: everything measured runs at nice $BENCH_NICE"
     fi
+}
+
+# ---------------------------------------------------------------- nginx
+# The nginx backend every benchmark proxies to, and the pieces of an nginx
+# config the scripts share. bench_write_backend_conf DIR uses the caller's
+# BACKEND_PORT and BODY.
+
+bench_nginx_common() {
+    cat <<EOF
+worker_processes 1;
+daemon off;
+master_process on;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+worker_rlimit_nofile 16384;
+events { worker_connections 8192; }
+EOF
+}
+bench_nginx_temp_paths() {
+    cat <<EOF
+    client_body_temp_path $1/tmp/body;
+    proxy_temp_path $1/tmp/proxy;
+    fastcgi_temp_path $1/tmp/fastcgi;
+    uwsgi_temp_path $1/tmp/uwsgi;
+    scgi_temp_path $1/tmp/scgi;
+EOF
+}
+
+bench_write_backend_conf() {
+    local p=$1
+    mkdir -p "$p/tmp"
+    {
+        bench_nginx_common "$p"
+        cat <<EOF
+http {
+    access_log off;
+$(bench_nginx_temp_paths "$p")
+    default_type text/plain;
+    keepalive_requests 100000000;
+    keepalive_timeout 600s;
+    server {
+        listen 127.0.0.1:$BACKEND_PORT backlog=4096;
+        location / { return 200 "$BODY\n"; }
+    }
+}
+EOF
+    } >"$p/nginx.conf"
 }

@@ -105,58 +105,16 @@ cc -O2 -shared -fPIC -o "$NORESUME" "$BENCH_TMP/noresume.c" -ldl ||
 
 # ---------------------------------------------------------------- configs
 
-nginx_common() {
-    cat <<EOF
-worker_processes 1;
-daemon off;
-master_process on;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-worker_rlimit_nofile 16384;
-events { worker_connections 8192; }
-EOF
-}
-nginx_temp_paths() {
-    cat <<EOF
-    client_body_temp_path $1/tmp/body;
-    proxy_temp_path $1/tmp/proxy;
-    fastcgi_temp_path $1/tmp/fastcgi;
-    uwsgi_temp_path $1/tmp/uwsgi;
-    scgi_temp_path $1/tmp/scgi;
-EOF
-}
-
-write_backend_conf() {
-    local p=$1
-    mkdir -p "$p/tmp"
-    {
-        nginx_common "$p"
-        cat <<EOF
-http {
-    access_log off;
-$(nginx_temp_paths "$p")
-    default_type text/plain;
-    keepalive_requests 100000000;
-    keepalive_timeout 600s;
-    server {
-        listen 127.0.0.1:$BACKEND_PORT backlog=4096;
-        location / { return 200 "$BODY\n"; }
-    }
-}
-EOF
-    } >"$p/nginx.conf"
-}
-
 # The resumption check: a TLS server that logs whether each connection was
 # resumed (it is not measured).
 write_check_conf() {
     local p=$1
     mkdir -p "$p/tmp"
     {
-        nginx_common "$p"
+        bench_nginx_common "$p"
         cat <<EOF
 http {
-$(nginx_temp_paths "$p")
+$(bench_nginx_temp_paths "$p")
     log_format tls '\$ssl_session_reused \$ssl_protocol \$ssl_cipher';
     access_log $p/access.log tls;
     ssl_session_cache shared:check:1m;
@@ -176,11 +134,11 @@ write_nginx_proxy_conf() {
     local p=$1
     mkdir -p "$p/tmp"
     {
-        nginx_common "$p"
+        bench_nginx_common "$p"
         cat <<EOF
 http {
     access_log off;
-$(nginx_temp_paths "$p")
+$(bench_nginx_temp_paths "$p")
     keepalive_requests 100000000;
     keepalive_timeout 600s;
     upstream backend {
@@ -283,22 +241,7 @@ tls_wrk() {
         bench_run "$BENCH_LOAD_CPU" "$out" \
             wrk -t 1 -c "$CONNS" -d "${secs}s" --timeout 5s --latency "$@" "$url" || true
     fi
-    local p50 p99
-    WRK_RPS=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
-    WRK_REQS=$(awk '/ requests in / { print $1 }' "$out")
-    p50=$(awk '/Latency Distribution/ { d = 1 } d && $1 == "50%" { print $2; exit }' "$out")
-    p99=$(awk '/Latency Distribution/ { d = 1 } d && $1 == "99%" { print $2; exit }' "$out")
-    WRK_P50_MS=$( [ -n "$p50" ] && bench_to_ms "$p50" || echo "")
-    WRK_P99_MS=$( [ -n "$p99" ] && bench_to_ms "$p99" || echo "")
-    WRK_ERRORS=$(awk '
-        /Non-2xx or 3xx responses:/ { e += $NF }
-        /Socket errors:/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) e += $i + 0 }
-        END { print e + 0 }' "$out")
-    if [ -z "$WRK_RPS" ] || [ -z "$WRK_REQS" ]; then
-        bench_log "wrk produced no result for $url (see below)"
-        sed 's/^/    /' "$out" >&2
-        return 1
-    fi
+    bench_wrk_parse "$out" "$url"
 }
 
 # load_preload LOAD: the LD_PRELOAD of wrk for a load.
@@ -312,7 +255,7 @@ NOISE=()
 ROWS=()
 
 mkdir -p "$BENCH_TMP/backend"
-write_backend_conf "$BENCH_TMP/backend"
+bench_write_backend_conf "$BENCH_TMP/backend"
 bench_spawn nginx-backend "$BENCH_LOAD_CPU" "$BENCH_TMP/backend/out.log" \
     nginx -p "$BENCH_TMP/backend" -c "$BENCH_TMP/backend/nginx.conf" -e "$BENCH_TMP/backend/error.log"
 BACKEND_PID=$SPAWNED_PID
