@@ -269,7 +269,6 @@ static void hc_on_io_inner(struct hconn *hc, unsigned events)
 static void hc_accept(struct worker *w, struct gen_listener *gl, int fd,
                       const struct sockaddr_storage *peer)
 {
-    uconn_slot_freed = http_slot_freed;
     struct hconn *hc = calloc(1, sizeof(*hc));
     if (!hc) {
         close(fd);
@@ -328,6 +327,13 @@ static void hc_drain(struct worker *w)
 }
 
 const struct proto_handler http_handler = {"http", hc_accept, hc_drain};
+
+void http_init(void)
+{
+    /* Set once, before any worker thread runs: the pool tells the HTTP
+     * layer when a waiting request may take a freed connection slot. */
+    uconn_slot_freed = http_slot_freed;
+}
 
 /* ---- request set-up ------------------------------------------------------ */
 

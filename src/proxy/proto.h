@@ -26,6 +26,8 @@ struct proto_handler {
 const struct proto_handler *proto_handler(enum cfg_proto proto);
 
 extern const struct proto_handler http_handler;
+/* Process-wide set-up of the HTTP handler; call before starting workers. */
+void http_init(void);
 extern const struct proto_handler tcp_handler;
 
 #endif

@@ -25,6 +25,7 @@
 #include "proto/http1/h1.h"
 #include "proxy/gen.h"
 #include "proxy/metrics.h"
+#include "proxy/proto.h"
 #include "proxy/worker.h"
 
 #define ADMIN_MAX_REQ 16384
@@ -451,6 +452,7 @@ int server_run(const char *const *files, size_t nfiles)
     if (admin_listen(s) < 0)
         return 1;
 
+    http_init();
     s->workers = calloc(s->nworkers, sizeof(*s->workers));
     for (unsigned i = 0; i < s->nworkers; i++) {
         s->workers[i] = worker_new(i);
