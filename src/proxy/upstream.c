@@ -93,8 +93,8 @@ static void uc_event(struct loop *l, struct loop_io *io, unsigned events)
             return;
         }
         if (uc->wc->gc->tls) {
-            /* TLS to the upstream: the connect timeout covers the handshake. */
-            /* Without a configured name the certificate must match the
+            /* TLS to the upstream; the connect timeout covers the handshake.
+             * Without a configured name the certificate must match the
              * endpoint's IP address. */
             const struct cfg_cluster *cc = uc->wc->gc->cfg;
             char ip[64];
