@@ -34,6 +34,39 @@ uint64_t unix_ms(void)
 #define H_DUR "Request latency from first byte received to last byte sent."
 #define H_TCP "TCP connections proxied, by listener, route and cluster."
 
+/* Cluster name -> shared limit counters. Only the main thread builds
+ * generations, so the list needs no lock; entries live until exit. */
+struct limits_entry {
+    struct gen_limits lim;
+    struct limits_entry *next;
+    char name[];
+};
+static struct limits_entry *limits_list;
+
+static struct gen_limits *limits_for(const char *name)
+{
+    for (struct limits_entry *e = limits_list; e; e = e->next)
+        if (strcmp(e->name, name) == 0)
+            return &e->lim;
+    size_t n = strlen(name) + 1;
+    struct limits_entry *e = calloc(1, sizeof(*e) + n);
+    if (!e)
+        return NULL;
+    memcpy(e->name, name, n);
+    e->next = limits_list;
+    limits_list = e;
+    return &e->lim;
+}
+
+void gen_limits_free(void)
+{
+    while (limits_list) {
+        struct limits_entry *n = limits_list->next;
+        free(limits_list);
+        limits_list = n;
+    }
+}
+
 static void esc(char *out, size_t outlen, const char *in)
 {
     metrics_label_escape(out, outlen, in ? in : "");
@@ -244,7 +277,8 @@ struct gen *gen_build(struct config *cfg, unsigned nworkers, uint64_t id, char *
     g->nclusters = cfg->nclusters;
     for (size_t i = 0; i < cfg->nclusters; i++) {
         g->clusters[i].cfg = &cfg->clusters[i];
-        if (cluster_metrics(&g->clusters[i]) < 0) {
+        g->clusters[i].lim = limits_for(cfg->clusters[i].name);
+        if (!g->clusters[i].lim || cluster_metrics(&g->clusters[i]) < 0) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }

@@ -42,12 +42,18 @@ struct gen_listener {
     uint32_t m_conn_active, m_conn_total, m_bytes_in, m_bytes_out;
 };
 
+/* Circuit-breaker counts of one cluster name across all workers and all
+ * generations: the limits are per cluster, not per worker, and a reload must
+ * not reset them while the old generation's connections drain. Atomic adds,
+ * touched once per request. */
+struct gen_limits {
+    atomic_uint conns, pending, active;
+};
+
 struct gen_cluster {
     const struct cfg_cluster *cfg;
     struct tls_client *tls;     /* TLS origination, or NULL */
-    /* Circuit-breaker counts across all workers: the limits are per
-     * cluster, not per worker. Atomic adds, touched once per request. */
-    atomic_uint conns, pending, active;
+    struct gen_limits *lim;     /* shared by every generation with this cluster name */
     uint32_t m_conn_active, m_retries, m_ejections, m_overflow;
     uint32_t *m_endpoint;       /* per endpoint, 6 outcomes: see enum outcome */
 };
@@ -87,6 +93,9 @@ struct gen *gen_ref(struct gen *g);
 /* Drops a reference; the last one frees the generation and its config (not
  * the listening sockets, which the server owns). Safe from any thread. */
 void gen_unref(struct gen *g);
+/* Frees the per-name limit counters; call once, after the last generation
+ * is gone (process exit). */
+void gen_limits_free(void);
 /* Index of the cluster named `name` in g->clusters, or -1. */
 int gen_cluster_index(const struct gen *g, const char *name);
 

@@ -77,7 +77,7 @@ void req_unpend(struct hreq *r)
     if (r->pending) {
         wlist_del(&r->pending_link);
         r->wc->npending--;
-        atomic_fetch_sub_explicit(&r->wc->gc->pending, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&r->wc->gc->lim->pending, 1, memory_order_relaxed);
         r->pending = 0;
     }
 }
@@ -92,7 +92,7 @@ void attempt_end(struct hreq *r, int kind, int outcome)
     uint64_t lat = loop_now_us() - r->t_attempt_us;
     lb_request_end(wc->lb, r->ep, kind, lat, loop_now(w->loop));
     wc->active--;
-    atomic_fetch_sub_explicit(&wc->gc->active, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&wc->gc->lim->active, 1, memory_order_relaxed);
     metrics_add(w->shard, wc->gc->m_endpoint[r->ep * OUTCOME_N + outcome], 1);
     uint32_t ej = lb_ejections_total(wc->lb);
     if (ej != wc->ejections_seen) {
@@ -246,7 +246,7 @@ void req_attempt(struct hreq *r)
         req_local(r, 504, "upstream request timeout", OUTCOME_TIMEOUT);
         return;
     }
-    if (atomic_load_explicit(&wc->gc->active, memory_order_relaxed) >= wc->gc->cfg->max_requests) {
+    if (atomic_load_explicit(&wc->gc->lim->active, memory_order_relaxed) >= wc->gc->cfg->max_requests) {
         overflow(r, "maxRequests");
         return;
     }
@@ -256,13 +256,13 @@ void req_attempt(struct hreq *r)
         return;
     }
     if (!uconn_has_idle(wc, ep) && !uconn_can_open(wc) && !close_one_idle(wc)) {
-        if (atomic_load_explicit(&wc->gc->pending, memory_order_relaxed) >= wc->gc->cfg->max_pending) {
+        if (atomic_load_explicit(&wc->gc->lim->pending, memory_order_relaxed) >= wc->gc->cfg->max_pending) {
             overflow(r, "maxConnections and maxPendingRequests");
             return;
         }
         r->pending = 1;
         wc->npending++;
-        atomic_fetch_add_explicit(&wc->gc->pending, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&wc->gc->lim->pending, 1, memory_order_relaxed);
         wlist_add_tail(&wc->pending, &r->pending_link);
         loop_timer_arm(hc_loop(hc), &r->timer, r->deadline_ms);
         return;
@@ -273,7 +273,7 @@ void req_attempt(struct hreq *r)
     r->attempts++;
     lb_request_start(wc->lb, ep);
     wc->active++;
-    atomic_fetch_add_explicit(&wc->gc->active, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&wc->gc->lim->active, 1, memory_order_relaxed);
     r->t_attempt_us = loop_now_us();
     int ready = 0;
     struct uconn *uc = uconn_get(wc, ep, &req_uconn_ops, r, &ready);

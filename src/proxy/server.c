@@ -424,6 +424,7 @@ int server_run(const char *const *files, size_t nfiles)
     s->cur = load_gen(s, err, sizeof(err));
     if (!s->cur) {
         fprintf(stderr, "%s\n", err);
+        gen_limits_free();
         return 1;
     }
 
@@ -498,6 +499,7 @@ int server_run(const char *const *files, size_t nfiles)
     close(sfd);
     loop_free(s->loop);
     gen_unref(s->cur);
+    gen_limits_free();
     metrics_shard_free(s->shard);
     buf_pool_free();
     log_info("strand proxy: stopped");

@@ -35,7 +35,7 @@ void uconn_close(struct uconn *uc)
     if (uc->state == UC_IDLE)
         wlist_del(&uc->idle_link);
     wc->conns--;
-    atomic_fetch_sub_explicit(&wc->gc->conns, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&wc->gc->lim->conns, 1, memory_order_relaxed);
     metrics_gauge_add(w->shard, wc->gc->m_conn_active, -1);
     loop_defer_free(w->loop, uc_free, uc);
     struct wgen *wg = wc->wg;
@@ -134,7 +134,7 @@ static void uc_event(struct loop *l, struct loop_io *io, unsigned events)
 
 int uconn_can_open(const struct wcluster *wc)
 {
-    return atomic_load_explicit(&wc->gc->conns, memory_order_relaxed) <
+    return atomic_load_explicit(&wc->gc->lim->conns, memory_order_relaxed) <
            wc->gc->cfg->max_connections;
 }
 
@@ -190,7 +190,7 @@ struct uconn *uconn_get(struct wcluster *wc, int ep, const struct uconn_ops *ops
         return NULL;
     }
     wc->conns++;
-    atomic_fetch_add_explicit(&wc->gc->conns, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&wc->gc->lim->conns, 1, memory_order_relaxed);
     wgen_hold(wc->wg);
     metrics_gauge_add(w->shard, wc->gc->m_conn_active, 1);
     loop_timer_arm(w->loop, &uc->timer, loop_now(w->loop) + wc->gc->cfg->connect_timeout_ms);

@@ -228,6 +228,13 @@ static void on_tick(struct loop *l, struct loop_timer *t)
     struct worker *w = t->ud;
     if (w->alog)
         alog_flush(w->alog);
+    /* Limits are shared by all workers and generations, but a freed slot
+     * only wakes the waiters of the worker and generation that freed it;
+     * the others look again here. */
+    if (w->cur && uconn_slot_freed)
+        for (size_t i = 0; i < w->cur->gen->nclusters; i++)
+            if (w->cur->clusters[i].npending)
+                uconn_slot_freed(&w->cur->clusters[i]);
     if (w->draining) {
         /* Idle keep-alive connections may have become idle since. */
         http_handler.drain(w);

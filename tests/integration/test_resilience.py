@@ -153,6 +153,21 @@ def main():
         t.check("the backend never saw more than one request at a time (maxConnections 1)",
                 slow_limit.max_active <= 1, "max_active=%d" % slow_limit.max_active)
 
+    with t.section("cluster limits hold across a reload", s):
+        # The connection of the old configuration still counts against
+        # maxConnections 1 after a reload: the next request waits for it
+        # instead of opening a second connection.
+        before = slow_limit.requests
+        first = curl_start(base + "/limited/r1", timeout=8)
+        got = wait_for(lambda: slow_limit.requests >= before + 1, 5)
+        t.check("first request reached the slow backend", got, "requests=%d" % slow_limit.requests)
+        t.eq("POST /reload while it is in flight -> 200", s.post_reload().status, 200)
+        second = curl_start(base + "/limited/r2", timeout=8)
+        results = [curl_collect(p, timeout=10) for p in (first, second)]
+        t.eq("both requests answered 200", [r.status for r in results], [200, 200])
+        t.check("the backend still never saw two requests at once",
+                slow_limit.max_active <= 1, "max_active=%d" % slow_limit.max_active)
+
     with t.section("upstream reset", s):
         r = curl(base + "/reset/x", timeout=4)
         t.check("backend resetting the connection -> 502 or 503", r.status in (502, 503), repr(r))
