@@ -499,3 +499,64 @@ $(bench_nginx_temp_paths "$p")
 EOF
     } >"$p/nginx.conf"
 }
+
+# ---------------------------------------------------------------- proxies
+# bench_start_proxy NAME: start haproxy, nginx or strand pinned to the proxy
+# CPU with the config the calling script's write_haproxy_conf,
+# write_nginx_proxy_conf or write_strand_conf produces, and wait until it
+# listens on PROXY_PORT (strand: until ADMIN_PORT/ready). Sets PROXY_PID and
+# PROXY_LOG; non-zero with SKIP_REASON set when it cannot be measured.
+PROXY_PID=""
+PROXY_LOG=""
+
+bench_start_proxy() {
+    local name=$1 dir="$BENCH_TMP/$1"
+    mkdir -p "$dir"
+    PROXY_LOG="$dir/out.log"
+    case "$name" in
+        haproxy)
+            command -v haproxy >/dev/null || { SKIP_REASON="haproxy not installed"; return 1; }
+            write_haproxy_conf "$dir/haproxy.cfg"
+            bench_spawn haproxy "$BENCH_PROXY_CPU" "$PROXY_LOG" haproxy -f "$dir/haproxy.cfg" -db
+            ;;
+        nginx)
+            write_nginx_proxy_conf "$dir"
+            bench_spawn nginx-proxy "$BENCH_PROXY_CPU" "$PROXY_LOG" \
+                nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
+            ;;
+        strand)
+            [ -x "$STRAND_BIN" ] || { SKIP_REASON="$STRAND_BIN not built (make build)"; return 1; }
+            write_strand_conf "$dir/strand.yaml"
+            bench_spawn strand "$BENCH_PROXY_CPU" "$PROXY_LOG" "$STRAND_BIN" proxy -c "$dir/strand.yaml"
+            ;;
+        *) SKIP_REASON="unknown proxy"; return 1 ;;
+    esac
+    PROXY_PID=$SPAWNED_PID
+    local ok=0
+    if [ "$name" = strand ]; then
+        bench_wait_http "http://127.0.0.1:$ADMIN_PORT/ready" 10 "$PROXY_PID" &&
+            bench_wait_listen "$PROXY_PORT" 5 "$PROXY_PID" && ok=1
+    else
+        bench_wait_listen "$PROXY_PORT" 10 "$PROXY_PID" && ok=1
+    fi
+    if [ "$ok" = 0 ]; then
+        SKIP_REASON="did not start (not ready within 10 s)"
+        bench_alive "$PROXY_PID" || SKIP_REASON="exited at start"
+        return 1
+    fi
+    return 0
+}
+
+# bench_skip_proxy NAME: log why NAME is skipped, with its last output.
+bench_skip_proxy() {
+    bench_log "SKIP $1: $SKIP_REASON"
+    local f
+    for f in "$PROXY_LOG" "$(dirname "$PROXY_LOG")/error.log"; do
+        if [ -s "$f" ]; then
+            bench_log "last lines of $f:"; tail -n 15 "$f" | sed 's/^/    /' >&2
+        fi
+    done
+    [ -n "$PROXY_PID" ] && bench_stop "$PROXY_PID" 3
+    PROXY_PID=""
+    SKIPPED+=("$1: $SKIP_REASON")
+}

@@ -289,44 +289,11 @@ bench_log "resumption check: plain wrk resumed $PLAIN_RESUMED of $PLAIN_TOTAL co
 
 # ---------------------------------------------------------------- proxies
 
-PROXY_PID=""
-PROXY_LOG=""
-
+# start_proxy NAME: bench_start_proxy (lib.sh), then check that TLS ends at
+# the proxy and note the cipher a TLS 1.2 client gets. Non-zero = skip.
 start_proxy() {
-    local name=$1 dir="$BENCH_TMP/$1"
-    mkdir -p "$dir"
-    PROXY_LOG="$dir/out.log"
-    case "$name" in
-        haproxy)
-            command -v haproxy >/dev/null || { SKIP_REASON="haproxy not installed"; return 1; }
-            write_haproxy_conf "$dir/haproxy.cfg"
-            bench_spawn haproxy "$BENCH_PROXY_CPU" "$PROXY_LOG" haproxy -f "$dir/haproxy.cfg" -db
-            ;;
-        nginx)
-            write_nginx_proxy_conf "$dir"
-            bench_spawn nginx-proxy "$BENCH_PROXY_CPU" "$PROXY_LOG" \
-                nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
-            ;;
-        strand)
-            [ -x "$STRAND_BIN" ] || { SKIP_REASON="$STRAND_BIN not built (make build)"; return 1; }
-            write_strand_conf "$dir/strand.yaml"
-            bench_spawn strand "$BENCH_PROXY_CPU" "$PROXY_LOG" "$STRAND_BIN" proxy -c "$dir/strand.yaml"
-            ;;
-        *) SKIP_REASON="unknown proxy"; return 1 ;;
-    esac
-    PROXY_PID=$SPAWNED_PID
-    local ok=0
-    if [ "$name" = strand ]; then
-        bench_wait_http "http://127.0.0.1:$ADMIN_PORT/ready" 10 "$PROXY_PID" &&
-            bench_wait_listen "$PROXY_PORT" 5 "$PROXY_PID" && ok=1
-    else
-        bench_wait_listen "$PROXY_PORT" 10 "$PROXY_PID" && ok=1
-    fi
-    if [ "$ok" = 0 ]; then
-        SKIP_REASON="did not start (not ready within 10 s)"
-        bench_alive "$PROXY_PID" || SKIP_REASON="exited at start"
-        return 1
-    fi
+    local name=$1
+    bench_start_proxy "$name" || return 1
     # TLS must terminate here: an HTTPS GET returns the backend's body.
     local got
     got=$(curl -ksS --max-time 5 "https://127.0.0.1:$PROXY_PORT/" 2>&1) || true
@@ -340,18 +307,6 @@ start_proxy() {
     return 0
 }
 
-skip_proxy() {
-    bench_log "SKIP $1: $SKIP_REASON"
-    local f
-    for f in "$PROXY_LOG" "$(dirname "$PROXY_LOG")/error.log"; do
-        if [ -s "$f" ]; then
-            bench_log "last lines of $f:"; tail -n 15 "$f" | sed 's/^/    /' >&2
-        fi
-    done
-    [ -n "$PROXY_PID" ] && bench_stop "$PROXY_PID" 3
-    PROXY_PID=""
-    SKIPPED+=("$1: $SKIP_REASON")
-}
 
 measure() {   # measure NAME LOAD PID
     local name=$1 load=$2 pid=$3 key="$1/$2"
@@ -400,7 +355,7 @@ measure() {   # measure NAME LOAD PID
 
 for name in "${PROXIES[@]}"; do
     SKIP_REASON=""
-    if ! start_proxy "$name"; then skip_proxy "$name"; continue; fi
+    if ! start_proxy "$name"; then bench_skip_proxy "$name"; continue; fi
     measure "$name" handshakes "$PROXY_PID" || true
     measure "$name" keepalive "$PROXY_PID" || true
     bench_stop "$PROXY_PID"; PROXY_PID=""
