@@ -116,6 +116,17 @@ static int retry_allowed(struct hreq *r, unsigned trigger)
     return 1;
 }
 
+/* Starts the next attempt as a retry (counted against the budget). */
+static void retry_start(struct hreq *r)
+{
+    if (!r->retrying) {
+        r->retrying = 1;
+        r->wc->retries_active++;
+    }
+    metrics_add(r->hc->w->shard, r->wc->gc->m_retries, 1);
+    req_attempt(r);
+}
+
 /* Whether every byte of the request can still be sent again. */
 static int req_replayable(const struct hreq *r) { return r->replay || r->body_bytes == 0; }
 
@@ -152,12 +163,7 @@ static void attempt_failed(struct hreq *r, int kind, int fresh)
         else if (kind == LB_TIMEOUT)
             trig = CFG_RETRY_5XX | CFG_RETRY_GATEWAY_ERROR;
         if (retry_allowed(r, trig)) {
-            if (!r->retrying) {
-                r->retrying = 1;
-                r->wc->retries_active++;
-            }
-            metrics_add(hc->w->shard, r->wc->gc->m_retries, 1);
-            req_attempt(r);
+            retry_start(r);
             return;
         }
     }
@@ -514,7 +520,6 @@ static int resp_head(struct hreq *r)
             buf_consume(&uc->in, (uint32_t)rc);
             continue;
         }
-        const struct cfg_rule *cr = route_rule_cfg(r->rr);
         unsigned trig = 0;
         if (resp.status >= 500)
             trig |= CFG_RETRY_5XX;
@@ -525,15 +530,9 @@ static int resp_head(struct hreq *r)
             uconn_close(uc);
             r->uc = NULL;
             loop_timer_cancel(hc_loop(hc), &r->timer);
-            if (!r->retrying) {
-                r->retrying = 1;
-                r->wc->retries_active++;
-            }
-            metrics_add(hc->w->shard, r->wc->gc->m_retries, 1);
-            req_attempt(r);
+            retry_start(r);
             return -1;
         }
-        (void)cr;
         r->resp_status = resp.status;
         r->resp.kind = resp.body;
         r->resp.left = resp.content_length;
@@ -553,11 +552,9 @@ static int resp_head(struct hreq *r)
         buf_consume(&uc->in, (uint32_t)rc);
         r->resp_head_done = 1;
         loop_timer_cancel(hc_loop(hc), &r->timer);
-        attempt_end(r, resp.status >= 500 ? LB_5XX : LB_OK,
-                    resp.status >= 500 ? OUTCOME_SERVER_ERROR
-                                       : resp.status >= 400 ? OUTCOME_CLIENT_ERROR : OUTCOME_OK);
         r->outcome = resp.status >= 500 ? OUTCOME_SERVER_ERROR
                      : resp.status >= 400 ? OUTCOME_CLIENT_ERROR : OUTCOME_OK;
+        attempt_end(r, resp.status >= 500 ? LB_5XX : LB_OK, r->outcome);
         /* The replayed body is no longer needed. */
         if (r->replay && r->body_off) {
             buf_consume(&hc->in, r->body_off);
