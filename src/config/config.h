@@ -40,6 +40,7 @@ enum cfg_match_op {
 #define CFG_RETRY_5XX 0x2u
 #define CFG_RETRY_RESET 0x4u
 #define CFG_RETRY_GATEWAY_ERROR 0x8u /* 502, 503, 504 only */
+#define CFG_RETRY_UNAVAILABLE 0x10u  /* gRPC status UNAVAILABLE (14) */
 
 struct cfg_where {
     const char *file; /* points into config->files[], not separately owned */
@@ -155,7 +156,7 @@ struct cfg_listener_tls {
     size_t ncerts;
     char **alpn;                       /* protocols offered, in order of preference; http
                                         * listeners: "h2" and/or "http/1.1", default
-                                        * ["http/1.1"]; tcp listeners: any protocol ids,
+                                        * ["h2", "http/1.1"]; tcp listeners: any protocol ids,
                                         * default none. Empty = no ALPN */
     size_t nalpn;
     char *client_ca_file;              /* mTLS: verify client certificates against this
@@ -174,12 +175,19 @@ struct cfg_cluster_tls {
     char *sni;                         /* server name to send and verify, lower-cased DNS
                                         * name or IP literal; NULL = none (then the
                                         * certificate is verified against the endpoint IP) */
-    char **alpn;                       /* protocols offered; default ["http/1.1"]; empty =
+    char **alpn;                       /* protocols offered; default ["http/1.1"], or
+                                        * ["h2"] for protocol http2; empty =
                                         * no ALPN */
     size_t nalpn;
     char *cert_file, *key_file;        /* client certificate for mTLS to the upstream: both
                                         * or neither (NULL) */
 };
+
+/* How HTTP requests travel to a cluster's endpoints (tcp routes ignore it):
+ * HTTP/1.1 connections carrying one request at a time, or HTTP/2
+ * connections each shared by many requests as streams. Either way the
+ * client may speak HTTP/1.1 or HTTP/2: the proxy translates. */
+enum cfg_upstream_proto { CFG_UPSTREAM_HTTP1 = 0, CFG_UPSTREAM_HTTP2 = 1 };
 
 struct cfg_cluster {
     char *name;
@@ -195,6 +203,7 @@ struct cfg_cluster {
     struct cfg_outlier outlier;
     struct cfg_where where;
     struct cfg_cluster_tls tls;        /* upstream TLS; tls.enabled false = plaintext */
+    enum cfg_upstream_proto protocol;  /* spec.protocol: http1 (default) or http2 */
 };
 
 struct cfg_listener {

@@ -153,7 +153,9 @@ bool cfg_attr_offered(const char *attr, enum cfg_proto proto);
  * they store is owned by l / c (and freed by config_free, also after a
  * failure). The listener's protocol must be set already. */
 int cfg_load_listener_tls(struct cload *cl, struct cfg_listener *l, const struct ynode *tls);
-int cfg_load_cluster_tls(struct cload *cl, struct cfg_cluster_tls *t, const struct ynode *tls);
+/* h2: the cluster speaks HTTP/2, so ALPN defaults to ["h2"]. */
+int cfg_load_cluster_tls(struct cload *cl, struct cfg_cluster_tls *t, const struct ynode *tls,
+                         bool h2);
 
 /* Free what the TLS settings own (not the structs). Take ownership. */
 void cfg_listener_tls_free(struct cfg_listener_tls *t);

@@ -253,7 +253,8 @@ static void jw_rule(struct jw *w, const struct cfg_rule *r)
     } ons[] = {{CFG_RETRY_CONNECT_FAILURE, "connect-failure"},
                {CFG_RETRY_5XX, "5xx"},
                {CFG_RETRY_RESET, "reset"},
-               {CFG_RETRY_GATEWAY_ERROR, "gateway-error"}};
+               {CFG_RETRY_GATEWAY_ERROR, "gateway-error"},
+               {CFG_RETRY_UNAVAILABLE, "unavailable"}};
     jw_open(w, '{');
     jw_kstr(w, "name", r->name);
     jw_key(w, "match");
@@ -384,6 +385,7 @@ static void jw_cluster(struct jw *w, const struct cfg_cluster *c)
     }
     jw_close(w, ']');
     jw_kstr(w, "loadBalancer", lbs[c->lb]);
+    jw_kstr(w, "protocol", c->protocol == CFG_UPSTREAM_HTTP2 ? "http2" : "http1");
     jw_kstr(w, "hashOn", c->hash_attr);
     jw_u64(w, "maxConnections", c->max_connections);
     jw_u64(w, "maxPendingRequests", c->max_pending);

@@ -263,7 +263,7 @@ int cfg_load_cluster(struct cload *cl, int line, const struct ynode *name,
         "endpoints",          "loadBalancer",   "hashOn",
         "maxConnections",     "maxPendingRequests", "maxRequests",
         "connectTimeout",     "idleTimeout",    "outlierDetection",
-        "tls",                NULL};
+        "tls",                "protocol",       NULL};
     struct config *cfg = cl->cfg;
     const struct ynode *n;
 
@@ -338,7 +338,19 @@ int cfg_load_cluster(struct cload *cl, int line, const struct ynode *name,
         return -1;
     if ((n = ytree_get(spec, "outlierDetection")) && load_outlier(cl, &c->outlier, n))
         return -1;
-    if ((n = ytree_get(spec, "tls")) && cfg_load_cluster_tls(cl, &c->tls, n))
+    if ((n = ytree_get(spec, "protocol")) != NULL) {
+        const char *s;
+        if (cl_scalar(cl, n, "protocol", &s) != 0)
+            return -1;
+        if (strcmp(s, "http1") == 0)
+            c->protocol = CFG_UPSTREAM_HTTP1;
+        else if (strcmp(s, "http2") == 0)
+            c->protocol = CFG_UPSTREAM_HTTP2;
+        else
+            return cl_fail(cl, n->line, "protocol: expected http1 or http2, got '%.80s'", s);
+    }
+    if ((n = ytree_get(spec, "tls")) &&
+        cfg_load_cluster_tls(cl, &c->tls, n, c->protocol == CFG_UPSTREAM_HTTP2))
         return -1;
     return 0;
 }

@@ -497,7 +497,8 @@ static int load_retries(struct cload *cl, struct cfg_retry *rt, const struct yno
     } ons[] = {{"connect-failure", CFG_RETRY_CONNECT_FAILURE, false},
                {"reset", CFG_RETRY_RESET, false},
                {"5xx", CFG_RETRY_5XX, true},
-               {"gateway-error", CFG_RETRY_GATEWAY_ERROR, true}};
+               {"gateway-error", CFG_RETRY_GATEWAY_ERROR, true},
+               {"unavailable", CFG_RETRY_UNAVAILABLE, true}};
     const struct ynode *n;
     if (cl_map(cl, y, "retries", keys) != 0)
         return -1;
@@ -519,7 +520,7 @@ static int load_retries(struct cload *cl, struct cfg_retry *rt, const struct yno
             if (j == nons)
                 return cl_fail(cl, n->items[i]->line,
                                "retries.on: unknown trigger '%.80s' (use connect-failure, "
-                               "reset, 5xx or gateway-error)",
+                               "reset, 5xx, gateway-error or unavailable)",
                                s);
             if (tcp && ons[j].http)
                 return cl_fail(cl, n->items[i]->line,

@@ -271,9 +271,17 @@ int cfg_load_listener_tls(struct cload *cl, struct cfg_listener *l, const struct
     if ((n = ytree_get(tls, "alpn")) != NULL) {
         if (load_alpn(cl, n, l->proto == CFG_PROTO_HTTP, &t->alpn, &t->nalpn) != 0)
             return -1;
-    } else if (l->proto == CFG_PROTO_HTTP &&
-               default_alpn(cl, tls->line, "http/1.1", &t->alpn, &t->nalpn) != 0) {
-        return -1;
+    } else if (l->proto == CFG_PROTO_HTTP) {
+        /* Both protocols the http listener speaks, HTTP/2 preferred. */
+        if (default_alpn(cl, tls->line, "h2", &t->alpn, &t->nalpn) != 0)
+            return -1;
+        char **v = realloc(t->alpn, 2 * sizeof(*v));
+        if (v == NULL)
+            return cl_fail(cl, tls->line, "out of memory");
+        t->alpn = v;
+        if ((v[1] = strdup("http/1.1")) == NULL)
+            return cl_fail(cl, tls->line, "out of memory");
+        t->nalpn = 2;
     }
     if ((n = ytree_get(tls, "clientCA")) && load_path(cl, n, "clientCA", &t->client_ca_file))
         return -1;
@@ -303,7 +311,8 @@ int cfg_load_listener_tls(struct cload *cl, struct cfg_listener *l, const struct
 }
 
 /* Borrows tls; what it stores is owned by t. */
-int cfg_load_cluster_tls(struct cload *cl, struct cfg_cluster_tls *t, const struct ynode *tls)
+int cfg_load_cluster_tls(struct cload *cl, struct cfg_cluster_tls *t, const struct ynode *tls,
+                         bool h2)
 {
     static const char *const keys[] = {"caFile", "verify",   "sni",    "alpn",
                                        "certFile", "keyFile", NULL};
@@ -340,7 +349,7 @@ int cfg_load_cluster_tls(struct cload *cl, struct cfg_cluster_tls *t, const stru
     if ((n = ytree_get(tls, "alpn")) != NULL) {
         if (load_alpn(cl, n, false, &t->alpn, &t->nalpn) != 0)
             return -1;
-    } else if (default_alpn(cl, tls->line, "http/1.1", &t->alpn, &t->nalpn) != 0) {
+    } else if (default_alpn(cl, tls->line, h2 ? "h2" : "http/1.1", &t->alpn, &t->nalpn) != 0) {
         return -1;
     }
     cert = ytree_get(tls, "certFile");

@@ -109,6 +109,26 @@ int buf_append(struct buf *b, const void *p, size_t len)
     return 0;
 }
 
+uint32_t buf_room(const struct buf *b)
+{
+    return b->data ? b->cap - (b->tail - b->head) : buf_block_size();
+}
+
+int buf_put(struct buf *b, const void *p, size_t len)
+{
+    if (buf_ensure(b) < 0 || buf_room(b) < len)
+        return -1;
+    if (b->cap - b->tail < len) {
+        uint32_t n = b->tail - b->head;
+        memmove(b->data, b->data + b->head, n);
+        b->head = 0;
+        b->tail = n;
+    }
+    memcpy(b->data + b->tail, p, len);
+    b->tail += (uint32_t)len;
+    return 0;
+}
+
 ssize_t buf_read_fd(struct buf *b, int fd)
 {
     if (buf_ensure(b) < 0) {

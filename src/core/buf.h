@@ -43,6 +43,13 @@ void buf_shrink(struct buf *b);
 void buf_free(struct buf *b);
 /* Appends len bytes; returns 0, or -1 when they do not fit. */
 int buf_append(struct buf *b, const void *p, size_t len);
+/* Free bytes in the block, counting the consumed front (a whole block when
+ * none is held). b: borrowed. */
+uint32_t buf_room(const struct buf *b);
+/* As buf_append, but moves the unread bytes to the front when only that
+ * makes room: for buffers filled up to a flow-control window that reopens
+ * as bytes are consumed. p: borrowed. 0, or -1 when they cannot fit. */
+int buf_put(struct buf *b, const void *p, size_t len);
 /* Reads from fd into the free space. Returns bytes read, 0 on EOF, -1 with
  * errno (EAGAIN when nothing is there), -2 when the buffer is full. */
 ssize_t buf_read_fd(struct buf *b, int fd);

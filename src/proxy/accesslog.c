@@ -233,10 +233,11 @@ void alog_write(struct alog *a, const struct alog_rec *r)
     put_u64(&o, r->start_ms);
     PUTS(&o, ",\"duration_us\":");
     put_u64(&o, r->duration_us);
-    if (r->protocol == ALOG_TCP)
-        PUTS(&o, ",\"protocol\":\"tcp\"");
-    else
-        PUTS(&o, ",\"protocol\":\"http\"");
+    static const char *const protos[] = {
+        [ALOG_HTTP] = ",\"protocol\":\"http\"", [ALOG_TCP] = ",\"protocol\":\"tcp\"",
+        [ALOG_HTTP2] = ",\"protocol\":\"http2\"", [ALOG_GRPC] = ",\"protocol\":\"grpc\""};
+    const char *proto = protos[r->protocol <= ALOG_GRPC ? r->protocol : ALOG_HTTP];
+    put(&o, proto, strlen(proto));
     PUTS(&o, ",\"listener\":");
     put_str(&o, r->listener);
     PUTS(&o, ",\"route\":");
@@ -273,6 +274,11 @@ void alog_write(struct alog *a, const struct alog_rec *r)
     put_str(&o, r->user_agent);
     PUTS(&o, ",\"reason\":");
     put_str(&o, r->reason);
+    PUTS(&o, ",\"grpc_status\":");
+    if (r->has_grpc_status)
+        put_u64(&o, (uint64_t)(r->grpc_status < 0 ? 0 : r->grpc_status));
+    else
+        PUTS(&o, "null");
     PUTS(&o, "}\n");
     if (o.bad) {
         a->dropped++;

@@ -16,7 +16,7 @@
  *  "cluster":"v1","upstream":"10.0.0.7:8080","source":"192.0.2.1:51234",
  *  "method":"GET","authority":"example.com","path":"/api?q=1","status":200,
  *  "outcome":"ok","bytes_in":0,"bytes_out":512,"retries":0,
- *  "request_id":"...","user_agent":"curl/8.0","reason":null}
+ *  "request_id":"...","user_agent":"curl/8.0","reason":null,"grpc_status":null}
  * Strings are escaped for JSON (control characters as \uXXXX, invalid UTF-8
  * as \ufffd per bad byte) and cut at ALOG_FIELD_MAX output bytes with a
  * trailing "...", so a hostile request cannot make a line unbounded. */
@@ -46,7 +46,8 @@ static inline struct alog_str alog_cstr(const char *s)
     return r;
 }
 
-enum alog_proto { ALOG_HTTP, ALOG_TCP };
+/* "http" (HTTP/1.x), "tcp", "http2", "grpc" (a gRPC call over HTTP/2). */
+enum alog_proto { ALOG_HTTP, ALOG_TCP, ALOG_HTTP2, ALOG_GRPC };
 
 enum alog_outcome {
     ALOG_OK,            /* completed (any status the upstream chose) */
@@ -80,6 +81,8 @@ struct alog_rec {
     struct alog_str request_id;
     struct alog_str user_agent;
     struct alog_str reason;     /* why it did not go well, e.g. "upstream_connect_timeout" */
+    int has_grpc_status;        /* grpc_status is set (else the key is null) */
+    int grpc_status;            /* the call's grpc-status */
 };
 
 struct alog;

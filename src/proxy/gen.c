@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/net.h"
+#include "proto/http2/grpc.h"
 #include "proxy/accesslog.h"
 #include "proxy/metrics.h"
 #include "router/authz.h"
@@ -80,6 +81,9 @@ static void stats_init(struct gen_stats *s, const char *listener, const char *ro
     esc(r, sizeof(r), route);
     esc(c, sizeof(c), cluster);
     memset(s, 0, sizeof(*s));
+    s->listener = listener;
+    s->route = route;
+    s->cluster = cluster;
     if (tcp) {
         snprintf(labels, sizeof(labels), "listener=\"%s\",route=\"%s\",cluster=\"%s\"", l, r, c);
         s->tcp_conns = metrics_counter("strand_tcp_connections_total", H_TCP, labels);
@@ -92,6 +96,29 @@ static void stats_init(struct gen_stats *s, const char *listener, const char *ro
     }
     snprintf(labels, sizeof(labels), "listener=\"%s\",route=\"%s\",cluster=\"%s\"", l, r, c);
     s->duration = metrics_histogram("strand_http_request_duration_seconds", H_DUR, labels);
+}
+
+uint32_t gen_stats_grpc(struct gen_stats *s, int code)
+{
+    if (code < 0 || code > 16)
+        code = 2; /* UNKNOWN, as gRPC says for codes it does not know */
+    uint32_t id = atomic_load_explicit(&s->grpc[code], memory_order_acquire);
+    if (id)
+        return id - 1;
+    char l[256], r[512], c[256], labels[1300];
+    esc(l, sizeof(l), s->listener);
+    esc(r, sizeof(r), s->route);
+    esc(c, sizeof(c), s->cluster);
+    snprintf(labels, sizeof(labels),
+             "listener=\"%s\",route=\"%s\",cluster=\"%s\",grpc_status=\"%s\"", l, r, c,
+             grpc_status_name(code));
+    id = metrics_counter("strand_grpc_requests_total",
+                         "gRPC calls completed, by grpc-status (the proxy's own refusals "
+                         "included).",
+                         labels);
+    /* Two workers may race here: both get the same id from the registry. */
+    atomic_store_explicit(&s->grpc[code], id + 1, memory_order_release);
+    return id;
 }
 
 static void listener_metrics(struct gen_listener *gl)

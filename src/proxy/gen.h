@@ -21,7 +21,17 @@ struct gen_stats {
     uint32_t code[6];       /* strand_http_requests_total by status class 1xx..5xx; [0] unused */
     uint32_t duration;      /* strand_http_request_duration_seconds */
     uint32_t tcp_conns;     /* strand_tcp_connections_total */
+    /* strand_grpc_requests_total by grpc-status (0-16), registered on first
+     * use (most routes never see gRPC): 0 = not yet, else id + 1. Written
+     * with release, read with acquire, so a worker sees the id only after
+     * the registry made room for it in every shard. */
+    _Atomic uint32_t grpc[17];
+    const char *listener, *route, *cluster; /* label values (gen/config-owned) */
 };
+
+/* The strand_grpc_requests_total series of s for grpc-status code (0-16;
+ * others count as UNKNOWN), registered when first needed. Any thread. */
+uint32_t gen_stats_grpc(struct gen_stats *s, int code);
 
 struct gen_rule {
     char *name;                 /* "<route>/<rule>": metrics label and log field */

@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "proxy/accesslog.h"
+#include "proxy/h2_int.h"
 #include "proxy/http_int.h"
 #include "proxy/lb.h"
 #include "proxy/metrics.h"
@@ -59,6 +60,9 @@ void hc_close(struct hconn *hc)
     struct worker *w = hc->w;
     if (hc->req)
         req_finish(hc->req);
+    h1x_close(hc);
+    h2d_free(hc);
+    h2_unmark(hc);
     loop_timer_cancel(w->loop, &hc->timer);
     loop_io_del(w->loop, &hc->io);
     sio_tls_close(&hc->sio);
@@ -74,6 +78,10 @@ void hc_close(struct hconn *hc)
 static void hc_timeout(struct loop *l, struct loop_timer *t)
 {
     struct hconn *hc = t->ud;
+    if (hc->state == HC_H2) {
+        h2d_timeout(hc);
+        return;
+    }
     if (hc->state == HC_HEAD && buf_len(&hc->in) > 0) {
         /* A head that never completes: tell the client, then go. */
         buf_shrink(&hc->out);
@@ -116,6 +124,14 @@ static void hc_update(struct hconn *hc)
 {
     if (hc->closed)
         return;
+    if (hc->state == HC_H2) {
+        h2d_update(hc);
+        return;
+    }
+    if (hc->state == HC_H1X) {
+        h1x_update(hc);
+        return;
+    }
     if (hc->state == HC_TLS) {
         loop_io_set(hc_loop(hc), &hc->io, hc->hs_want);
         return;
@@ -172,24 +188,21 @@ static ssize_t hc_read(struct hconn *hc)
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/* HTTP/2 comes with the next release; until then a prior-knowledge client
- * gets a GOAWAY with HTTP_1_1_REQUIRED, the protocol's own way to say so. */
-static int hc_refuse_h2(struct hconn *hc)
+/* A first request that starts like the HTTP/2 preface is HTTP/2 with prior
+ * knowledge (h2c). 1 when the connection was handed to HTTP/2 (or is
+ * waiting for the rest of the preface), 0 for HTTP/1. */
+static int hc_detect_h2(struct hconn *hc)
 {
     size_t n = buf_len(&hc->in);
     size_t m = n < sizeof(h2_preface) - 1 ? n : sizeof(h2_preface) - 1;
     if (hc->nrequests > 0 || memcmp(buf_start(&hc->in), h2_preface, m) != 0)
         return 0;
-    if (m < sizeof(h2_preface) - 1)
+    if (m < sizeof(h2_preface) - 1) {
+        if (hc->read_eof)
+            hc_close(hc);
         return 1; /* wait for the rest of the preface */
-    static const unsigned char frames[] = {
-        0, 0, 0, 4, 0, 0, 0, 0, 0,                  /* SETTINGS, empty */
-        0, 0, 8, 7, 0, 0, 0, 0, 0,                  /* GOAWAY */
-        0, 0, 0, 0,                                 /* last stream 0 */
-        0, 0, 0, 0x0d,                              /* HTTP_1_1_REQUIRED */
-    };
-    buf_append(&hc->out, frames, sizeof(frames));
-    hc->state = HC_CLOSING;
+    }
+    h2d_start(hc);
     return 1;
 }
 
@@ -225,7 +238,30 @@ static void hc_on_io_inner(struct hconn *hc, unsigned events)
     if (hc->state == HC_TLS) {
         if (hc_handshake(hc) <= 0)
             return;
+        const char *alpn = tls_conn_alpn(hc->sio.tls);
+        if (alpn && strcmp(alpn, "h2") == 0) {
+            if (h2d_start(hc) == 0)
+                h2d_on_io(hc, LOOP_READ);
+            return;
+        }
         events |= LOOP_READ; /* the first request may already be decrypted */
+    }
+    if (hc->state == HC_H2) {
+        h2d_on_io(hc, events);
+        return;
+    }
+    if (hc->state == HC_H1X) {
+        if ((events & LOOP_READ) && hc_read(hc) < 0) {
+            hc_close(hc);
+            return;
+        }
+        if (hc->read_eof && !hc->xst->h1req.done) {
+            /* The client left before sending its whole request. */
+            hc_close(hc);
+            return;
+        }
+        hc_arm(hc);
+        return; /* hc_kick moves the bytes */
     }
     if (hc->req) {
         struct hreq *r = hc->req;
@@ -321,8 +357,21 @@ static void hc_drain(struct worker *w)
     while (it != &w->hconns) {
         struct hconn *hc = HTTP_CONN_OF(it);
         it = it->next;
-        if (!hc->req && buf_len(&hc->in) == 0 && hc->state == HC_HEAD)
+        if (hc->state == HC_H2)
+            h2d_goaway(hc); /* open streams finish, new ones are refused */
+        else if (!hc->req && buf_len(&hc->in) == 0 && hc->state == HC_HEAD)
             hc_close(hc);
+    }
+}
+
+void http_retire(struct worker *w)
+{
+    struct wlink *it = w->hconns.next;
+    while (it != &w->hconns) {
+        struct hconn *hc = HTTP_CONN_OF(it);
+        it = it->next;
+        if (hc->state == HC_H2 && hc->wg != w->cur)
+            h2d_goaway(hc);
     }
 }
 
@@ -394,7 +443,7 @@ static void hc_reject(struct hconn *hc, int status, const char *why)
 static void hc_process_head(struct hconn *hc)
 {
     const struct cfg_listener *lc = hc->gl->cfg;
-    if (hc_refuse_h2(hc))
+    if (hc_detect_h2(hc))
         return;
     struct h1_header headers[HTTP_MAX_HEADERS_CAP];
     struct h1_request req;
@@ -509,6 +558,12 @@ static void hc_process_head(struct hconn *hc)
     }
     r->stats = &gr->backends[r->backend];
     r->wc = &hc->wg->clusters[ci];
+    if (r->wc->gc->cfg->protocol == CFG_UPSTREAM_HTTP2 && r->upgrade) {
+        buf_consume(&hc->in, (uint32_t)rc);
+        req_local(r, 501, "protocol upgrades are not proxied to HTTP/2 clusters",
+                  OUTCOME_CLIENT_ERROR);
+        return;
+    }
 
     /* Consistent hashing needs the attribute's value now, while the head
      * is still parsed. */
@@ -525,6 +580,18 @@ static void hc_process_head(struct hconn *hc)
     }
     r->hash = hash;
     r->have_hash = have_hash;
+    if (r->wc->gc->cfg->protocol == CFG_UPSTREAM_HTTP2) {
+        /* Translated to HTTP/2: the exchange of h2_exchange.c takes the
+         * request over, with r's hold on the generation. */
+        if (h1x_begin(hc, r, &req, (size_t)rc) == 0) {
+            hc->req = NULL;
+            req_free(r);
+            return;
+        }
+        buf_consume(&hc->in, (uint32_t)rc);
+        req_local(r, 503, "out of memory", OUTCOME_UNAVAILABLE);
+        return;
+    }
     int hl = http_build_request_head(r, &req, &r->head_buf);
     buf_consume(&hc->in, (uint32_t)rc);
     if (hl < 0) {
@@ -622,6 +689,15 @@ void req_finish(struct hreq *r)
  * turned into a local answer deep inside some callback still gets written. */
 void hc_kick(struct hconn *hc)
 {
+    if (hc->state == HC_H2) {
+        h2d_update(hc);
+        return;
+    }
+    if (hc->state == HC_H1X) {
+        h1x_update(hc);
+        if (hc->closed || hc->state == HC_H1X)
+            return;
+    }
     while (!hc->closed) {
         if (hc->req) {
             if (hc->req->state != HR_LOCAL)

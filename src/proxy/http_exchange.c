@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 
 #include "core/net.h"
+#include "proxy/h2_int.h"
 #include "proxy/http_int.h"
 #include "proxy/lb.h"
 #include "proxy/metrics.h"
@@ -82,38 +83,47 @@ void req_unpend(struct hreq *r)
     }
 }
 
-/* Closes the books on the current attempt. */
-void attempt_end(struct hreq *r, int kind, int outcome)
+void http_attempt_books(struct worker *w, struct wcluster *wc, int ep, uint64_t t_attempt_us,
+                        int kind, int outcome)
 {
-    if (r->ep < 0)
-        return;
-    struct wcluster *wc = r->wc;
-    struct worker *w = r->hc->w;
-    uint64_t lat = loop_now_us() - r->t_attempt_us;
-    lb_request_end(wc->lb, r->ep, kind, lat, loop_now(w->loop));
+    uint64_t lat = loop_now_us() - t_attempt_us;
+    lb_request_end(wc->lb, ep, kind, lat, loop_now(w->loop));
     wc->active--;
     atomic_fetch_sub_explicit(&wc->gc->lim->active, 1, memory_order_relaxed);
-    metrics_add(w->shard, wc->gc->m_endpoint[r->ep * OUTCOME_N + outcome], 1);
+    metrics_add(w->shard, wc->gc->m_endpoint[ep * OUTCOME_N + outcome], 1);
     uint32_t ej = lb_ejections_total(wc->lb);
     if (ej != wc->ejections_seen) {
         metrics_add(w->shard, wc->gc->m_ejections, ej - wc->ejections_seen);
         wc->ejections_seen = ej;
     }
+}
+
+/* Closes the books on the current attempt. */
+void attempt_end(struct hreq *r, int kind, int outcome)
+{
+    if (r->ep < 0)
+        return;
+    http_attempt_books(r->hc->w, r->wc, r->ep, r->t_attempt_us, kind, outcome);
     r->ep = -1;
+}
+
+int http_retry_allowed(const struct cfg_retry *rt, const struct wcluster *wc, uint32_t attempts,
+                       int retrying, unsigned trigger)
+{
+    if (!(rt->on & trigger) || attempts > rt->attempts)
+        return 0;
+    uint32_t budget = wc->active * rt->budget_percent / 100;
+    if (budget < rt->min_retry_concurrency)
+        budget = rt->min_retry_concurrency;
+    if (!retrying && wc->retries_active >= budget)
+        return 0;
+    return 1;
 }
 
 static int retry_allowed(struct hreq *r, unsigned trigger)
 {
-    const struct cfg_retry *rt = &route_rule_cfg(r->rr)->retry;
-    if (!(rt->on & trigger) || r->attempts > rt->attempts)
-        return 0;
-    struct wcluster *wc = r->wc;
-    uint32_t budget = wc->active * rt->budget_percent / 100;
-    if (budget < rt->min_retry_concurrency)
-        budget = rt->min_retry_concurrency;
-    if (!r->retrying && wc->retries_active >= budget)
-        return 0;
-    return 1;
+    return http_retry_allowed(&route_rule_cfg(r->rr)->retry, r->wc, r->attempts, r->retrying,
+                              trigger);
 }
 
 /* Starts the next attempt as a retry (counted against the budget). */
@@ -218,8 +228,7 @@ static void overflow(struct hreq *r, const char *what)
     req_local(r, 503, r->errbuf, OUTCOME_UNAVAILABLE);
 }
 
-/* Closes one pooled connection of wc to make room for a new one. */
-static int close_one_idle(struct wcluster *wc)
+int http_close_one_idle(struct wcluster *wc)
 {
     for (size_t i = 0; i < wc->gc->cfg->nendpoints; i++)
         if (uconn_has_idle(wc, (int)i)) {
@@ -261,7 +270,7 @@ void req_attempt(struct hreq *r)
         req_local(r, 503, "no healthy upstream endpoint", OUTCOME_UNAVAILABLE);
         return;
     }
-    if (!uconn_has_idle(wc, ep) && !uconn_can_open(wc) && !close_one_idle(wc)) {
+    if (!uconn_has_idle(wc, ep) && !uconn_can_open(wc) && !http_close_one_idle(wc)) {
         if (atomic_load_explicit(&wc->gc->lim->pending, memory_order_relaxed) >= wc->gc->cfg->max_pending) {
             overflow(r, "maxConnections and maxPendingRequests");
             return;
@@ -299,7 +308,7 @@ void http_slot_freed(struct wcluster *wc)
     /* Starting a request may free another slot (closing an idle
      * connection): one request per outermost call is enough. */
     static __thread int busy;
-    if (busy || wlist_empty(&wc->pending))
+    if (busy || h2s_slot_freed(wc) || wlist_empty(&wc->pending))
         return;
     int idle = 0;
     for (size_t i = 0; i < wc->gc->cfg->nendpoints && !idle; i++)

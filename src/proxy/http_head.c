@@ -73,7 +73,7 @@ static void ops_add(struct hw *w, const struct cfg_header_ops *ops)
 }
 
 /* The prefix the rule matched `path` on, for rewrite.pathPrefix. */
-static const char *matched_prefix(const struct cfg_rule *cr)
+const char *http_rule_prefix(const struct cfg_rule *cr)
 {
     for (size_t i = 0; i < cr->nconds; i++) {
         const struct cfg_cond *c = &cr->conds[i];
@@ -92,7 +92,7 @@ static void write_target(struct hw *w, const struct hreq *r, const struct h1_req
         return;
     }
     if (cr->rewrite_prefix) {
-        const char *pre = matched_prefix(cr);
+        const char *pre = http_rule_prefix(cr);
         size_t pl = strlen(pre);
         if (path.len >= pl && memcmp(path.p, pre, pl) == 0) {
             const char *rest = path.p + pl;

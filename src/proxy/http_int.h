@@ -17,6 +17,8 @@
 
 struct uconn;
 struct route_rule;
+struct h2d;
+struct h2s;
 
 #define HTTP_MAX_HEADERS_CAP 256
 
@@ -26,6 +28,8 @@ enum hc_state {
     HC_HEAD,     /* waiting for (the rest of) a request head */
     HC_REQ,      /* a request is in flight */
     HC_CLOSING,  /* flushing the last bytes, then close */
+    HC_H2,       /* HTTP/2: hc->h2 and h2_down.c own the connection */
+    HC_H1X,      /* an HTTP/1.1 request to an HTTP/2 cluster: hc->xst, h2_h1down.c */
 };
 
 struct hconn {
@@ -47,6 +51,8 @@ struct hconn {
     unsigned hs_want;       /* HC_TLS: readiness the handshake waits for */
     char peer_ip[INET6_ADDRSTRLEN];
     int local_port;
+    struct h2d *h2;         /* HC_H2: the HTTP/2 session and its streams */
+    struct h2s *xst;        /* HC_H1X: the request */
 };
 
 /* Request states, from the head being complete to the response written. */
@@ -151,6 +157,16 @@ void attempt_end(struct hreq *r, int kind, int outcome);
 void req_unpend(struct hreq *r);
 /* uconn_slot_freed hook: lets the oldest waiting request of wc go. */
 void http_slot_freed(struct wcluster *wc);
+/* The books of one attempt to endpoint ep (LB, counters, metrics); shared by
+ * the HTTP/1 and HTTP/2 paths. */
+void http_attempt_books(struct worker *w, struct wcluster *wc, int ep, uint64_t t_attempt_us,
+                        int kind, int outcome);
+/* Whether a retry for trigger (CFG_RETRY_*) is allowed after attempts
+ * attempts; retrying says the request already counts in the budget. */
+int http_retry_allowed(const struct cfg_retry *rt, const struct wcluster *wc, uint32_t attempts,
+                       int retrying, unsigned trigger);
+/* Closes one pooled connection of wc to make room for a new one; 1 if it did. */
+int http_close_one_idle(struct wcluster *wc);
 
 /* http_head.c */
 /* Builds the upstream request head into out (an empty buffer the caller
@@ -165,6 +181,9 @@ enum { HTTP_CONN_NONE, HTTP_CONN_CLOSE, HTTP_CONN_KEEPALIVE };
 /* Appends a complete local response to hc->out; conn is HTTP_CONN_*. 0 or -1. */
 int http_local_response(struct hconn *hc, int status, const char *ctype, const char *body,
                         size_t bodylen, int conn, const struct cfg_header_ops *ops);
+/* The prefix a rule matched `path` on, for rewrite.pathPrefix ("/" when it
+ * has no prefix condition). cr: borrowed; returns a string it owns. */
+const char *http_rule_prefix(const struct cfg_rule *cr);
 /* Writes a version 4 UUID (36 chars + NUL) from w's generator. */
 void http_request_id(struct worker *w, char out[40]);
 

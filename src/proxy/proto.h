@@ -30,4 +30,12 @@ extern const struct proto_handler http_handler;
 void http_init(void);
 extern const struct proto_handler tcp_handler;
 
+struct wcluster;
+/* A new generation became current: HTTP/2 clients still on an older one get
+ * a graceful GOAWAY, so their next requests use the new configuration. */
+void http_retire(struct worker *w);
+/* Closes wc's HTTP/2 upstream sessions that carry no stream; the others
+ * close after their last one. */
+void h2u_close_idle(struct wcluster *wc);
+
 #endif

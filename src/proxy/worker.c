@@ -56,6 +56,7 @@ static void wgen_free(struct wgen *wg)
     for (size_t i = 0; i < wg->gen->nclusters; i++) {
         lb_free(wg->clusters[i].lb);
         free(wg->clusters[i].idle);
+        free(wg->clusters[i].h2pool);
     }
     free(wg->clusters);
     gen_unref(wg->gen);
@@ -86,11 +87,15 @@ static struct wgen *wgen_new(struct worker *w, struct gen *g)
         wc->wg = wg;
         wc->lb = lb_new(cc, ((uint64_t)w->id << 32) ^ g->id ^ (uint64_t)i * 0x9E3779B97F4A7C15ull);
         wc->idle = calloc(cc->nendpoints, sizeof(*wc->idle));
-        if (!wc->lb || !wc->idle)
+        wc->h2pool = calloc(cc->nendpoints, sizeof(*wc->h2pool));
+        if (!wc->lb || !wc->idle || !wc->h2pool)
             goto fail;
-        for (size_t e = 0; e < cc->nendpoints; e++)
+        for (size_t e = 0; e < cc->nendpoints; e++) {
             wlist_init(&wc->idle[e]);
+            wlist_init(&wc->h2pool[e]);
+        }
         wlist_init(&wc->pending);
+        wlist_init(&wc->pending_h2);
     }
     return wg;
 fail:
@@ -98,6 +103,7 @@ fail:
         for (size_t i = 0; i < g->nclusters; i++) {
             lb_free(wg->clusters[i].lb);
             free(wg->clusters[i].idle);
+            free(wg->clusters[i].h2pool);
         }
     free(wg->clusters);
     gen_unref(g);
@@ -189,8 +195,12 @@ static void adopt(struct worker *w, struct gen *g)
     listeners_register(w, g);
     atomic_store(&w->gen_seen, g->id);
     if (old) {
-        for (size_t i = 0; i < old->gen->nclusters; i++)
+        for (size_t i = 0; i < old->gen->nclusters; i++) {
             uconn_close_idle(&old->clusters[i]);
+            h2u_close_idle(&old->clusters[i]);
+        }
+        /* HTTP/2 clients on the old configuration are asked to move on. */
+        http_retire(w);
         wgen_release(old);
     }
 }
@@ -205,8 +215,10 @@ static void start_drain(struct worker *w)
     http_handler.drain(w);
     tcp_handler.drain(w);
     if (w->cur)
-        for (size_t i = 0; i < w->cur->gen->nclusters; i++)
+        for (size_t i = 0; i < w->cur->gen->nclusters; i++) {
             uconn_close_idle(&w->cur->clusters[i]);
+            h2u_close_idle(&w->cur->clusters[i]);
+        }
 }
 
 static void on_async(struct loop *l, void *ud)
@@ -262,8 +274,10 @@ static void *worker_main(void *arg)
     listeners_unregister(w);
     struct wgen *cur = w->cur;
     if (cur) {
-        for (size_t i = 0; i < cur->gen->nclusters; i++)
+        for (size_t i = 0; i < cur->gen->nclusters; i++) {
             uconn_close_idle(&cur->clusters[i]);
+            h2u_close_idle(&cur->clusters[i]);
+        }
         w->cur = NULL;
         if (--cur->users == 0)
             wgen_free(cur);

@@ -54,6 +54,8 @@ struct wcluster {
     uint32_t retries_active;
     uint32_t ejections_seen;
     struct wlink pending;       /* struct hreq waiting for a connection slot */
+    struct wlink pending_h2;    /* struct h2s waiting likewise (HTTP/2 clients) */
+    struct wlink *h2pool;       /* per endpoint: HTTP/2 sessions (struct h2u) */
 };
 
 /* One generation as seen by one worker. */

@@ -59,7 +59,7 @@ static const char check_py[] =
     "            print('line', n, key, 'got', repr(got)[:200], 'want', want[:200], file=sys.stderr)\n"
     "keys = ['time','start_ms','duration_us','protocol','listener','route','cluster','upstream',\n"
     "        'source','method','authority','path','status','outcome','bytes_in','bytes_out',\n"
-    "        'retries','request_id','user_agent','reason']\n"
+    "        'retries','request_id','user_agent','reason','grpc_status']\n"
     "for i, o in enumerate(objs):\n"
     "    if list(o.keys()) != keys:\n"
     "        bad += 1\n"

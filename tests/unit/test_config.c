@@ -1139,10 +1139,11 @@ static void test_tls(void)
               !l->tls.require_client_cert && l->tls.min_version == NULL,
           "no tls: all unset");
     l = config_listener(cfg, "web-min");
-    CHECK(l && l->tls.enabled && l->tls.ncerts == 1 && l->tls.nalpn == 1 &&
-              strcmp(l->tls.alpn[0], "http/1.1") == 0 && l->tls.client_ca_file == NULL &&
+    CHECK(l && l->tls.enabled && l->tls.ncerts == 1 && l->tls.nalpn == 2 &&
+              strcmp(l->tls.alpn[0], "h2") == 0 && strcmp(l->tls.alpn[1], "http/1.1") == 0 &&
+              l->tls.client_ca_file == NULL &&
               !l->tls.require_client_cert && strcmp(l->tls.min_version, "1.2") == 0,
-          "http listener defaults: alpn [http/1.1], no client CA, TLS 1.2");
+          "http listener defaults: alpn [h2, http/1.1], no client CA, TLS 1.2");
     l = config_listener(cfg, "raw");
     CHECK(l && l->proto == CFG_PROTO_TCP && l->tls.enabled && l->tls.nalpn == 0 &&
               l->tls.alpn == NULL && strcmp(l->tls.client_ca_file, "ca.pem") == 0 &&

@@ -216,7 +216,8 @@ int h2_resume(struct h2_session *s, int32_t stream_id);
 /* The caller forwarded n body bytes of the stream: reopens its window.
  * Harmless on a closed stream. */
 int h2_consume(struct h2_session *s, int32_t stream_id, size_t n);
-/* Resets a stream (RST_STREAM), e.g. CANCEL when the other side went away. */
+/* Resets a stream (RST_STREAM), e.g. CANCEL when the other side went away.
+ * Its body callback is not called again. */
 int h2_reset(struct h2_session *s, int32_t stream_id, uint32_t error_code);
 /* GOAWAY. H2_NO_ERROR is graceful: last stream id = the last the peer
  * opened; open streams finish, new ones are refused; the session ends when

@@ -42,6 +42,8 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         st->drain_deferred = 1;
         return NGHTTP2_ERR_DEFERRED;
     }
+    if (st->app_reset)
+        return NGHTTP2_ERR_DEFERRED; /* the caller let go of the body source */
     int eof = 0, deferred = 0;
     ssize_t n = st->body(st->body_ud, id, buf, len, &eof, &deferred);
     if (n < 0 || (size_t)n > len) {
@@ -290,6 +292,8 @@ int h2_reset(struct h2_session *s, int32_t stream_id, uint32_t error_code)
     struct h2_stream *st = h2s_stream(s, stream_id);
     if (!st)
         return H2_ERR_STREAM;
+    /* From now on the body source is never read again: the caller may free
+     * what it reads from. */
     st->app_reset = 1;
     return map_ng(nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, stream_id, error_code));
 }

@@ -1,0 +1,496 @@
+/* h2_up.c - pooled HTTP/2 sessions to the endpoints of `protocol: http2`
+ * clusters. One session (struct h2u) rides on one upstream connection
+ * (struct uconn, which did the connect and TLS) and carries up to the
+ * peer's stream limit of requests at once, from any downstream connection
+ * of the worker, HTTP/2 or HTTP/1.1. Sessions live in wc->h2pool[ep]; a
+ * request takes the first one with room, or opens a new connection when
+ * the cluster's connection limit allows.
+ *
+ * A session never closes itself from inside code that another session's
+ * callback is running: output errors are left for its own socket event,
+ * which is the one place a session dies. When it dies every stream it
+ * carried learns it through on_reset/on_close: requests without a response
+ * yet are retried or refused by h2_exchange.c, the others reset. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "proxy/h2_int.h"
+#include "proxy/lb.h"
+#include "proxy/upstream.h"
+
+struct h2u {
+    struct wcluster *wc;
+    int ep;
+    struct uconn *uc;
+    struct h2_session *s;
+    struct buf out;             /* frames pulled, not yet written */
+    struct wlink link;          /* in wc->h2pool[ep] */
+    struct wlink waiting;       /* struct h2s (uwait) until connected */
+    struct loop_timer idle;
+    uint32_t nstreams;          /* streams attached, waiting ones included */
+    int connected, dead, goaway;
+    int readable;
+    int busy;
+};
+
+#define H2U_OF(l) ((struct h2u *)((char *)(l) - offsetof(struct h2u, link)))
+#define H2S_OF_WAIT(l) ((struct h2s *)((char *)(l) - offsetof(struct h2s, uwait)))
+
+static struct loop *u_loop(const struct h2u *u) { return u->wc->wg->w->loop; }
+
+/* ---- dirty downstream connections ---------------------------------------- */
+
+/* Downstream connections whose session got work from an upstream event;
+ * their output is flushed once the event is handled. A small per-thread
+ * set: an event rarely touches more than a few. */
+#define DIRTY_MAX 64
+static __thread struct hconn *dirty[DIRTY_MAX];
+static __thread int ndirty;
+
+void h2_mark(struct hconn *hc)
+{
+    for (int i = 0; i < ndirty; i++)
+        if (dirty[i] == hc)
+            return;
+    if (ndirty == DIRTY_MAX) {
+        h2d_update(hc);
+        return;
+    }
+    dirty[ndirty++] = hc;
+}
+
+void h2_unmark(struct hconn *hc)
+{
+    for (int i = 0; i < ndirty; i++)
+        if (dirty[i] == hc)
+            dirty[i] = dirty[--ndirty];
+}
+
+static void flush_dirty(void)
+{
+    /* Connections freed meanwhile are deferred-freed: still readable. */
+    while (ndirty > 0) {
+        struct hconn *hc = dirty[--ndirty];
+        if (!hc->closed)
+            h2d_update(hc);
+    }
+}
+
+/* ---- streams ------------------------------------------------------------- */
+
+static void unlink_stream(struct h2u *u, struct h2s *st);
+
+static struct h2s *stream(struct h2u *u, int32_t sid)
+{
+    return h2_stream_ud(u->s, sid);
+}
+
+static void submit(struct h2u *u, struct h2s *st)
+{
+    int body = !(st->req_done && buf_len(&st->reqb) == 0 && st->req_bytes == 0);
+    int32_t sid = h2_submit_request(u->s, st->up_head.v, st->up_head.n,
+                                    body ? h2s_req_read : NULL, st, st);
+    if (sid < 0) {
+        /* The peer's stream limit shrank under us: another attempt. */
+        unlink_stream(u, st);
+        h2_mark(st->hc);
+        h2s_attempt_failed(st, LB_RESET, 1);
+        return;
+    }
+    st->usid = sid;
+}
+
+static void unlink_stream(struct h2u *u, struct h2s *st)
+{
+    if (!wlist_empty(&st->uwait))
+        wlist_del(&st->uwait);
+    st->u = NULL;
+    st->usid = 0;
+    st->up = H2S_UP_NONE;
+    u->nstreams--;
+}
+
+/* ---- session callbacks --------------------------------------------------- */
+
+static int on_response(void *ud, int32_t sid, int status, const struct h2_header *hs, size_t n,
+                       int end)
+{
+    struct h2u *u = ud;
+    struct h2s *st = stream(u, sid);
+    if (!st || status < 200)
+        return 0; /* interim responses end here */
+    h2_mark(st->hc);
+    h2s_response(st, status, hs, n, end);
+    return 0;
+}
+
+static int on_data(void *ud, int32_t sid, const uint8_t *data, size_t len)
+{
+    struct h2u *u = ud;
+    struct h2s *st = stream(u, sid);
+    if (!st) {
+        h2_consume(u->s, sid, len);
+        return 0;
+    }
+    h2_mark(st->hc);
+    /* The window reopens when the client takes the bytes (h2u_consumed). */
+    h2s_resp_data(st, data, len);
+    return 0;
+}
+
+static int on_trailers(void *ud, int32_t sid, const struct h2_header *hs, size_t n)
+{
+    struct h2u *u = ud;
+    struct h2s *st = stream(u, sid);
+    if (st) {
+        h2_mark(st->hc);
+        h2s_resp_end(st, hs, n);
+    }
+    return 0;
+}
+
+static void on_end_stream(void *ud, int32_t sid)
+{
+    struct h2u *u = ud;
+    struct h2s *st = stream(u, sid);
+    if (st && st->resp_head_done) {
+        h2_mark(st->hc);
+        h2s_resp_end(st, NULL, 0);
+    }
+}
+
+static void on_reset(void *ud, int32_t sid, uint32_t code)
+{
+    struct h2u *u = ud;
+    struct h2s *st = stream(u, sid);
+    if (!st)
+        return;
+    h2_set_stream_ud(u->s, sid, NULL);
+    unlink_stream(u, st);
+    h2_mark(st->hc);
+    if (!st->resp_head_done)
+        /* REFUSED_STREAM: the server did not touch it, always safe to
+         * send again. */
+        h2s_attempt_failed(st, LB_RESET, code == H2_REFUSED_STREAM);
+    else if (!st->resp_done)
+        h2s_resp_abort(st, code == H2_NO_ERROR ? H2_INTERNAL_ERROR : code);
+}
+
+static void on_close(void *ud, int32_t sid, uint32_t code)
+{
+    struct h2u *u = ud;
+    struct h2s *st = stream(u, sid);
+    (void)code;
+    if (!st)
+        return;
+    h2_set_stream_ud(u->s, sid, NULL);
+    unlink_stream(u, st);
+    h2_mark(st->hc);
+    if (!st->resp_head_done)
+        h2s_attempt_failed(st, LB_RESET, 0);
+    else if (!st->resp_done)
+        h2s_resp_abort(st, H2_INTERNAL_ERROR);
+}
+
+static void on_goaway(void *ud, int32_t last, uint32_t code)
+{
+    struct h2u *u = ud;
+    (void)last;
+    (void)code;
+    u->goaway = 1; /* no new streams here; the open ones finish */
+}
+
+static const struct h2_callbacks up_cb = {
+    .on_response = on_response,
+    .on_data = on_data,
+    .on_trailers = on_trailers,
+    .on_end_stream = on_end_stream,
+    .on_reset = on_reset,
+    .on_close = on_close,
+    .on_goaway = on_goaway,
+};
+
+/* ---- the session --------------------------------------------------------- */
+
+static void u_free(void *p)
+{
+    struct h2u *u = p;
+    buf_free(&u->out);
+    free(u);
+}
+
+/* Ends the session: every stream it carried fails or resets. */
+static void u_close(struct h2u *u)
+{
+    if (u->dead && !u->s)
+        return;
+    u->dead = 1;
+    if (!wlist_empty(&u->link))
+        wlist_del(&u->link);
+    loop_timer_cancel(u_loop(u), &u->idle);
+    while (!wlist_empty(&u->waiting)) {
+        struct h2s *st = H2S_OF_WAIT(u->waiting.next);
+        unlink_stream(u, st);
+        h2_mark(st->hc);
+        h2s_attempt_failed(st, LB_CONNECT_FAIL, 0);
+    }
+    struct h2_session *s = u->s;
+    u->s = NULL;
+    if (s) {
+        /* on_reset/on_close of the open streams run here and look up
+         * streams through u->s: give it back for the duration. */
+        u->s = s;
+        h2_session_free(s);
+        u->s = NULL;
+    }
+    if (u->uc) {
+        uconn_close(u->uc);
+        u->uc = NULL;
+    }
+    loop_defer_free(u_loop(u), u_free, u);
+}
+
+/* Pulls frames and writes them; never closes (see the file comment). */
+static void u_flush(struct h2u *u)
+{
+    if (!u->connected || u->dead || u->busy)
+        return;
+    for (;;) {
+        while (buf_len(&u->out) > 0) {
+            ssize_t n = sio_write_buf(&u->uc->sio, &u->out);
+            if (n < 0) {
+                if (errno != EAGAIN)
+                    u->dead = 1; /* found again by the next socket event */
+                goto want;
+            }
+        }
+        if (buf_ensure(&u->out) < 0)
+            break;
+        ssize_t n = h2_pull(u->s, (uint8_t *)u->out.data + u->out.tail,
+                            u->out.cap - u->out.tail);
+        if (n <= 0) {
+            buf_shrink(&u->out);
+            break;
+        }
+        u->out.tail += (uint32_t)n;
+    }
+want:;
+    unsigned mask = LOOP_READ;
+    if (buf_len(&u->out) > 0 || u->dead)
+        mask |= LOOP_WRITE;
+    loop_io_set(u_loop(u), &u->uc->io, mask | u->uc->sio.want);
+}
+
+/* Whether the session should go now that a stream left it. */
+static void u_check_idle(struct h2u *u)
+{
+    if (u->nstreams > 0 || u->dead || u->busy)
+        return; /* busy: u_io looks again after h2_feed */
+    struct worker *w = u->wc->wg->w;
+    if (w->draining || u->wc->wg != w->cur || u->goaway) {
+        u_close(u);
+        return;
+    }
+    loop_timer_arm(u_loop(u), &u->idle, loop_now(u_loop(u)) + u->wc->gc->cfg->idle_timeout_ms);
+}
+
+static void u_idle_timeout(struct loop *l, struct loop_timer *t)
+{
+    struct h2u *u = t->ud;
+    (void)l;
+    if (u->nstreams == 0)
+        u_close(u);
+    flush_dirty();
+}
+
+static void u_io(void *owner, struct uconn *uc, unsigned events)
+{
+    struct h2u *u = owner;
+    (void)uc;
+    if (!u->dead && (events & LOOP_READ)) {
+        for (int rounds = 0; rounds < 4 && !u->dead; rounds++) {
+            ssize_t n = sio_read_buf(&u->uc->sio, &u->uc->in);
+            if (n == 0 || (n < 0 && n != -2 && errno != EAGAIN)) {
+                u->dead = 1;
+                break;
+            }
+            if (n < 0)
+                break;
+            u->busy = 1;
+            ssize_t f = h2_feed(u->s, (const uint8_t *)buf_start(&u->uc->in),
+                                buf_len(&u->uc->in));
+            u->busy = 0;
+            buf_consume(&u->uc->in, buf_len(&u->uc->in));
+            if (f < 0) {
+                log_warn("cluster %s: HTTP/2 session with %s failed: %s", u->wc->gc->cfg->name,
+                         u->wc->gc->cfg->endpoints[u->ep].address, h2_last_error(u->s));
+                u->busy = 0;
+                u_flush(u); /* the GOAWAY, best effort */
+                u->dead = 1;
+                break;
+            }
+            if (sio_pending(&u->uc->sio) == 0)
+                break;
+        }
+    }
+    if (!u->dead) {
+        u_flush(u);
+        u_check_idle(u);
+    }
+    if (!u->dead && !h2_want_read(u->s) && !h2_want_write(u->s) && buf_len(&u->out) == 0)
+        u->dead = 1; /* the session is over (GOAWAY both ways) */
+    if (u->dead)
+        u_close(u);
+    flush_dirty();
+}
+
+static void u_connected(void *owner, struct uconn *uc, int err)
+{
+    struct h2u *u = owner;
+    if (err) {
+        u->uc = NULL; /* closed by the pool */
+        log_debug("cluster %s: connect to %s failed: %s", u->wc->gc->cfg->name,
+                  u->wc->gc->cfg->endpoints[u->ep].address, strerror(err));
+        u_close(u);
+        flush_dirty();
+        return;
+    }
+    (void)uc;
+    u->connected = 1;
+    while (!wlist_empty(&u->waiting)) {
+        struct h2s *st = H2S_OF_WAIT(u->waiting.next);
+        wlist_del(&st->uwait);
+        submit(u, st);
+    }
+    u_flush(u);
+    u_check_idle(u);
+    flush_dirty();
+}
+
+static const struct uconn_ops u_ops = {u_connected, u_io};
+
+/* A session of wc to ep that can take another stream, or NULL. */
+static struct h2u *find(struct wcluster *wc, int ep)
+{
+    for (struct wlink *l = wc->h2pool[ep].next; l != &wc->h2pool[ep]; l = l->next) {
+        struct h2u *u = H2U_OF(l);
+        if (u->dead || u->goaway)
+            continue;
+        if (u->connected ? h2_can_open_stream(u->s) : u->nstreams < 100)
+            return u;
+    }
+    return NULL;
+}
+
+int h2u_can_start(struct wcluster *wc, int ep)
+{
+    return find(wc, ep) != NULL || uconn_can_open(wc);
+}
+
+static struct h2u *u_open(struct wcluster *wc, int ep)
+{
+    struct h2u *u = calloc(1, sizeof(*u));
+    if (!u)
+        return NULL;
+    u->wc = wc;
+    u->ep = ep;
+    wlist_init(&u->waiting);
+    wlist_init(&u->link);
+    u->idle.cb = u_idle_timeout;
+    u->idle.ud = u;
+    struct h2_settings set;
+    h2_settings_default(&set);
+    /* A stream's unread response bytes sit in one buffer block. */
+    set.initial_window_size = buf_block_size();
+    u->s = h2_session_client(&up_cb, u, &set);
+    if (!u->s) {
+        free(u);
+        errno = ENOMEM;
+        return NULL;
+    }
+    int ready = 0;
+    u->uc = uconn_get(wc, ep, &u_ops, u, &ready);
+    if (!u->uc) {
+        int e = errno;
+        h2_session_free(u->s);
+        free(u);
+        errno = e;
+        return NULL;
+    }
+    wlist_add_tail(&wc->h2pool[ep], &u->link);
+    if (ready)
+        u->connected = 1;
+    return u;
+}
+
+int h2u_start(struct h2s *st)
+{
+    struct h2u *u = find(st->wc, st->ep);
+    if (!u && !(u = u_open(st->wc, st->ep)))
+        return -1;
+    loop_timer_cancel(u_loop(u), &u->idle);
+    st->up = H2S_UP_H2;
+    st->u = u;
+    st->usid = 0;
+    u->nstreams++;
+    if (!u->connected) {
+        wlist_add_tail(&u->waiting, &st->uwait);
+        return 0;
+    }
+    submit(u, st);
+    u_flush(u);
+    return 0;
+}
+
+void h2u_body_ready(struct h2s *st)
+{
+    struct h2u *u = st->u;
+    if (!u || st->usid <= 0)
+        return;
+    h2_resume(u->s, st->usid);
+    u_flush(u);
+}
+
+void h2u_consumed(struct h2s *st, size_t n)
+{
+    struct h2u *u = st->u;
+    if (!u || st->usid <= 0)
+        return;
+    h2_consume(u->s, st->usid, n);
+    u_flush(u);
+}
+
+void h2u_detach(struct h2s *st)
+{
+    struct h2u *u = st->u;
+    if (!u)
+        return;
+    if (st->usid > 0 && u->s) {
+        h2_set_stream_ud(u->s, st->usid, NULL);
+        /* RST_STREAM CANCEL: the upstream stops working on it, and the
+         * session stops reading the request body from st. Harmless when
+         * the stream already ended. */
+        h2_reset(u->s, st->usid, H2_CANCEL);
+    }
+    unlink_stream(u, st);
+    u_flush(u);
+    u_check_idle(u);
+}
+
+void h2u_close_idle(struct wcluster *wc)
+{
+    for (size_t i = 0; i < wc->gc->cfg->nendpoints; i++) {
+        struct wlink *l = wc->h2pool[i].next;
+        while (l != &wc->h2pool[i]) {
+            struct h2u *u = H2U_OF(l);
+            l = l->next;
+            if (u->nstreams == 0)
+                u_close(u);
+            else
+                u->goaway = 1; /* close when its last stream ends */
+        }
+    }
+    flush_dirty();
+}
