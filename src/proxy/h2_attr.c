@@ -7,7 +7,6 @@
 
 #include "proto/http2/grpc.h"
 #include "proxy/h2_int.h"
-#include "tls/tls.h"
 
 static int one(attr_val *out, int max, const char *p, size_t len)
 {
@@ -39,21 +38,7 @@ static int query_get(const struct h2_attr_ctx *c, const struct attr_key *key, at
     const char *q = ph ? memchr(ph->value, '?', ph->vlen) : NULL;
     if (!q)
         return 0;
-    int n = 0;
-    const char *p = q + 1, *end = ph->value + ph->vlen;
-    while (p && p <= end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *pe = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(pe - p));
-        const char *ne = eq ? eq : pe;
-        if ((size_t)(ne - p) == key->sublen && memcmp(p, key->sub, key->sublen) == 0) {
-            if (n < max)
-                out[n] = eq ? (attr_val){eq + 1, (size_t)(pe - eq - 1)} : (attr_val){"", 0};
-            n++;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return n;
+    return http_query_attr(q + 1, (size_t)(ph->value + ph->vlen - q - 1), key, out, max);
 }
 
 /* grpc.service / grpc.method, for gRPC requests only. */
@@ -68,18 +53,6 @@ static int grpc_get(const struct h2_attr_ctx *c, int want_method, attr_val *out,
     return want_method ? one(out, max, m.p, m.len) : one(out, max, svc.p, svc.len);
 }
 
-static int tls_get(const struct tls_conn *t, const struct attr_key *key, attr_val *out, int max)
-{
-    const char *v = NULL;
-    if (key->len == 15 && memcmp(key->name, "source.identity", 15) == 0)
-        v = tls_conn_peer_identity(t);
-    else if (key->len == 7 && memcmp(key->name, "tls.sni", 7) == 0)
-        v = tls_conn_sni(t);
-    else if (key->len == 8 && memcmp(key->name, "tls.alpn", 8) == 0)
-        v = tls_conn_alpn(t);
-    return v ? one(out, max, v, strlen(v)) : 0;
-}
-
 int h2_attr_get(void *ctx, const struct attr_key *key, attr_val *out, int max)
 {
     const struct h2_attr_ctx *c = ctx;
@@ -91,23 +64,6 @@ int h2_attr_get(void *ctx, const struct attr_key *key, attr_val *out, int max)
         return path_get(c, out, max);
     case ATTR_AUTHORITY:
         return (h = pseudo(c, ":authority")) ? one(out, max, h->value, h->vlen) : 0;
-    case ATTR_SCHEME:
-        return c->hc->sio.tls ? one(out, max, "https", 5) : one(out, max, "http", 4);
-    case ATTR_PROTOCOL:
-        return one(out, max, "http", 4);
-    case ATTR_SOURCE_ADDRESS:
-        return one(out, max, c->hc->peer_ip, strlen(c->hc->peer_ip));
-    case ATTR_DESTINATION_PORT: {
-        static __thread char port[8];
-        int l = 0, v = c->hc->local_port;
-        char tmp[8];
-        do
-            tmp[l++] = (char)('0' + v % 10);
-        while ((v /= 10) && l < 7);
-        for (int i = 0; i < l; i++)
-            port[i] = tmp[l - 1 - i];
-        return one(out, max, port, (size_t)l);
-    }
     case ATTR_HEADER: {
         /* Regular fields only; "header.host" is the authority, as HTTP/1
          * clients would have sent it. */
@@ -131,7 +87,7 @@ int h2_attr_get(void *ctx, const struct attr_key *key, attr_val *out, int max)
             return grpc_get(c, 0, out, max);
         if (key->len == 11 && memcmp(key->name, "grpc.method", 11) == 0)
             return grpc_get(c, 1, out, max);
-        return c->hc->sio.tls ? tls_get(c->hc->sio.tls, key, out, max) : 0;
+        return http_conn_attr(c->hc, key, out, max);
     }
 }
 

@@ -127,7 +127,7 @@ static void on_reset(void *ud, int32_t id, uint32_t code)
         st->reset_down = 1;
 }
 
-static void stream_free(void *p)
+void h2s_free(void *p)
 {
     struct h2s *st = p;
     buf_free(&st->reqb);
@@ -153,7 +153,7 @@ static void on_close(void *ud, int32_t id, uint32_t code)
     wlist_del(&st->link);
     hc->h2->nstreams--;
     wgen_release(hc->wg);
-    loop_defer_free(hc->w->loop, stream_free, st);
+    loop_defer_free(hc->w->loop, h2s_free, st);
 }
 
 static const struct h2_callbacks down_cb = {

@@ -639,12 +639,7 @@ static int retry_ok(struct h2s *st, unsigned trig)
 
 void h2s_attempt_failed(struct h2s *st, int kind, int fresh)
 {
-    static const int outc[] = {
-        [LB_OK] = OUTCOME_OK, [LB_5XX] = OUTCOME_SERVER_ERROR,
-        [LB_CONNECT_FAIL] = OUTCOME_UNAVAILABLE, [LB_RESET] = OUTCOME_RESET,
-        [LB_TIMEOUT] = OUTCOME_TIMEOUT,
-    };
-    h2s_attempt_end(st, fresh ? LB_OK : kind, outc[kind]);
+    h2s_attempt_end(st, fresh ? LB_OK : kind, http_failure_outcome(kind));
     h2s_detach(st);
     loop_timer_cancel(st_loop(st), &st->timer);
     if (st->reset_down) {
@@ -652,34 +647,20 @@ void h2s_attempt_failed(struct h2s *st, int kind, int fresh)
         return;
     }
     if (replayable(st)) {
-        unsigned trig = 0;
-        if (kind == LB_CONNECT_FAIL)
-            trig = CFG_RETRY_CONNECT_FAILURE | CFG_RETRY_GATEWAY_ERROR;
-        else if (kind == LB_RESET)
-            trig = CFG_RETRY_RESET;
-        else if (kind == LB_TIMEOUT)
-            trig = CFG_RETRY_5XX | CFG_RETRY_GATEWAY_ERROR;
         if (fresh && st->attempts <= 1) {
             st->attempts--; /* the keep-alive race: not the route's retry */
             h2s_attempt(st);
             return;
         }
-        if (retry_ok(st, trig)) {
+        if (retry_ok(st, http_failure_trigger(kind))) {
             retry_start(st);
             return;
         }
     }
-    switch (kind) {
-    case LB_CONNECT_FAIL:
-        h2s_local(st, 503, "upstream connect error", OUTCOME_UNAVAILABLE);
-        break;
-    case LB_TIMEOUT:
-        h2s_local(st, 504, "upstream request timeout", OUTCOME_TIMEOUT);
-        break;
-    default:
-        h2s_local(st, 502, "upstream connection reset before response", OUTCOME_RESET);
-        break;
-    }
+    int status;
+    const char *msg;
+    http_failure_answer(kind, &status, &msg);
+    h2s_local(st, status, msg, http_failure_outcome(kind));
 }
 
 void h2s_timeout(struct loop *l, struct loop_timer *t)

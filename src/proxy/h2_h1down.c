@@ -262,19 +262,6 @@ static void pump_resp(struct h2s *st)
     }
 }
 
-static void stream_free(void *p)
-{
-    struct h2s *st = p;
-    buf_free(&st->reqb);
-    buf_free(&st->respb);
-    buf_free(&st->ubuf);
-    h2_hlist_free(&st->up_head);
-    free(st->path);
-    free(st->authority);
-    free(st->user_agent);
-    free(st);
-}
-
 /* Ends the request; the connection is ready for the next one or closing. */
 static void finish(struct hconn *hc, struct h2s *st)
 {
@@ -283,7 +270,7 @@ static void finish(struct hconn *hc, struct h2s *st)
     hc->xst = NULL;
     h2s_finish(st);
     wgen_release(hc->wg);
-    loop_defer_free(hc->w->loop, stream_free, st);
+    loop_defer_free(hc->w->loop, h2s_free, st);
     if (hc->closed)
         return;
     hc->state = close_after ? HC_CLOSING : HC_HEAD;

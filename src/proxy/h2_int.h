@@ -157,6 +157,8 @@ void h2d_goaway(struct hconn *hc);
 void h2d_timeout(struct hconn *hc);
 /* Ends the stream's books (log, metrics, upstream); once per stream. */
 void h2s_finish(struct h2s *st);
+/* Frees a finished stream and what it owns (a loop_defer_free callback). */
+void h2s_free(void *st);
 
 /* h2_exchange.c */
 /* Routes and starts the stream whose head is hs (borrowed). */

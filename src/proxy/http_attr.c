@@ -14,10 +14,10 @@ static int one(attr_val *out, int max, const char *p, size_t len)
 
 /* query.<name>: each name=value pair of the raw query string (values are
  * compared as sent, without percent-decoding). */
-static int query_get(const h1_str *q, const struct attr_key *key, attr_val *out, int max)
+int http_query_attr(const char *q, size_t len, const struct attr_key *key, attr_val *out, int max)
 {
     int n = 0;
-    const char *p = q->p, *end = q->p + q->len;
+    const char *p = q, *end = q + len;
     while (p && p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *pe = amp ? amp : end;
@@ -48,6 +48,32 @@ static int tls_attr_get(const struct tls_conn *t, const struct attr_key *key, at
     return v ? one(out, max, v, strlen(v)) : 0;
 }
 
+int http_conn_attr(const struct hconn *hc, const struct attr_key *key, attr_val *out, int max)
+{
+    switch (key->id) {
+    case ATTR_SCHEME:
+        return hc->sio.tls ? one(out, max, "https", 5) : one(out, max, "http", 4);
+    case ATTR_PROTOCOL:
+        return one(out, max, "http", 4);
+    case ATTR_SOURCE_ADDRESS:
+        return one(out, max, hc->peer_ip, strlen(hc->peer_ip));
+    case ATTR_DESTINATION_PORT: {
+        /* Formatted into a per-thread slot: valid until the next call. */
+        static __thread char port[8];
+        int l = 0, v = hc->local_port;
+        char tmp[8];
+        do
+            tmp[l++] = (char)('0' + v % 10);
+        while ((v /= 10) && l < 7);
+        for (int i = 0; i < l; i++)
+            port[i] = tmp[l - 1 - i];
+        return one(out, max, port, (size_t)l);
+    }
+    default:
+        return hc->sio.tls ? tls_attr_get(hc->sio.tls, key, out, max) : 0;
+    }
+}
+
 int http_attr_get(void *ctx, const struct attr_key *key, attr_val *out, int max)
 {
     const struct http_attr_ctx *c = ctx;
@@ -61,24 +87,6 @@ int http_attr_get(void *ctx, const struct attr_key *key, attr_val *out, int max)
         if (req->authority.p)
             return one(out, max, req->authority.p, req->authority.len);
         return req->host.p ? one(out, max, req->host.p, req->host.len) : 0;
-    case ATTR_SCHEME:
-        return c->hc->sio.tls ? one(out, max, "https", 5) : one(out, max, "http", 4);
-    case ATTR_PROTOCOL:
-        return one(out, max, "http", 4);
-    case ATTR_SOURCE_ADDRESS:
-        return one(out, max, c->hc->peer_ip, strlen(c->hc->peer_ip));
-    case ATTR_DESTINATION_PORT: {
-        /* Formatted into a per-thread slot: valid until the next call. */
-        static __thread char port[8];
-        int l = 0, v = c->hc->local_port;
-        char tmp[8];
-        do
-            tmp[l++] = (char)('0' + v % 10);
-        while ((v /= 10) && l < 7);
-        for (int i = 0; i < l; i++)
-            port[i] = tmp[l - 1 - i];
-        return one(out, max, port, (size_t)l);
-    }
     case ATTR_HEADER: {
         int n = 0;
         for (size_t i = 0; i < req->nheaders; i++) {
@@ -92,8 +100,8 @@ int http_attr_get(void *ctx, const struct attr_key *key, attr_val *out, int max)
         return n;
     }
     case ATTR_QUERY:
-        return req->query.p ? query_get(&req->query, key, out, max) : 0;
+        return req->query.p ? http_query_attr(req->query.p, req->query.len, key, out, max) : 0;
     default:
-        return c->hc->sio.tls ? tls_attr_get(c->hc->sio.tls, key, out, max) : 0;
+        return http_conn_attr(c->hc, key, out, max);
     }
 }

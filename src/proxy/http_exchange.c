@@ -126,6 +126,45 @@ static int retry_allowed(struct hreq *r, unsigned trigger)
                               trigger);
 }
 
+int http_failure_outcome(int kind)
+{
+    static const int outc[] = {
+        [LB_OK] = OUTCOME_OK, [LB_5XX] = OUTCOME_SERVER_ERROR,
+        [LB_CONNECT_FAIL] = OUTCOME_UNAVAILABLE, [LB_RESET] = OUTCOME_RESET,
+        [LB_TIMEOUT] = OUTCOME_TIMEOUT,
+    };
+    return outc[kind];
+}
+
+unsigned http_failure_trigger(int kind)
+{
+    if (kind == LB_CONNECT_FAIL)
+        return CFG_RETRY_CONNECT_FAILURE | CFG_RETRY_GATEWAY_ERROR;
+    if (kind == LB_RESET)
+        return CFG_RETRY_RESET;
+    if (kind == LB_TIMEOUT)
+        return CFG_RETRY_5XX | CFG_RETRY_GATEWAY_ERROR;
+    return 0;
+}
+
+void http_failure_answer(int kind, int *status, const char **msg)
+{
+    switch (kind) {
+    case LB_CONNECT_FAIL:
+        *status = 503;
+        *msg = "upstream connect error";
+        break;
+    case LB_TIMEOUT:
+        *status = 504;
+        *msg = "upstream request timeout";
+        break;
+    default:
+        *status = 502;
+        *msg = "upstream connection reset before response";
+        break;
+    }
+}
+
 /* Starts the next attempt as a retry (counted against the budget). */
 static void retry_start(struct hreq *r)
 {
@@ -146,13 +185,8 @@ static int req_replayable(const struct hreq *r) { return r->replay || r->body_by
  * server closing it), which is always worth one retry. */
 static void attempt_failed(struct hreq *r, int kind, int fresh)
 {
-    static const int outc[] = {
-        [LB_OK] = OUTCOME_OK, [LB_5XX] = OUTCOME_SERVER_ERROR,
-        [LB_CONNECT_FAIL] = OUTCOME_UNAVAILABLE, [LB_RESET] = OUTCOME_RESET,
-        [LB_TIMEOUT] = OUTCOME_TIMEOUT,
-    };
     struct hconn *hc = r->hc;
-    attempt_end(r, fresh ? LB_OK : kind, outc[kind]);
+    attempt_end(r, fresh ? LB_OK : kind, http_failure_outcome(kind));
     if (r->uc) {
         uconn_close(r->uc);
         r->uc = NULL;
@@ -165,29 +199,15 @@ static void attempt_failed(struct hreq *r, int kind, int fresh)
             req_attempt(r);
             return;
         }
-        unsigned trig = 0;
-        if (kind == LB_CONNECT_FAIL)
-            trig = CFG_RETRY_CONNECT_FAILURE | CFG_RETRY_GATEWAY_ERROR;
-        else if (kind == LB_RESET)
-            trig = CFG_RETRY_RESET;
-        else if (kind == LB_TIMEOUT)
-            trig = CFG_RETRY_5XX | CFG_RETRY_GATEWAY_ERROR;
-        if (retry_allowed(r, trig)) {
+        if (retry_allowed(r, http_failure_trigger(kind))) {
             retry_start(r);
             return;
         }
     }
-    switch (kind) {
-    case LB_CONNECT_FAIL:
-        req_local(r, 503, "upstream connect error", OUTCOME_UNAVAILABLE);
-        break;
-    case LB_TIMEOUT:
-        req_local(r, 504, "upstream request timeout", OUTCOME_TIMEOUT);
-        break;
-    default:
-        req_local(r, 502, "upstream connection reset before response", OUTCOME_RESET);
-        break;
-    }
+    int status;
+    const char *msg;
+    http_failure_answer(kind, &status, &msg);
+    req_local(r, status, msg, http_failure_outcome(kind));
 }
 
 void req_timeout(struct loop *l, struct loop_timer *t)

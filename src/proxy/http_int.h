@@ -165,6 +165,11 @@ void http_attempt_books(struct worker *w, struct wcluster *wc, int ep, uint64_t 
  * attempts; retrying says the request already counts in the budget. */
 int http_retry_allowed(const struct cfg_retry *rt, const struct wcluster *wc, uint32_t attempts,
                        int retrying, unsigned trigger);
+/* A failed attempt of kind (LB_*): its outcome, the retry triggers it
+ * matches, and the answer when it is not retried. */
+int http_failure_outcome(int kind);
+unsigned http_failure_trigger(int kind);
+void http_failure_answer(int kind, int *status, const char **msg);
 /* Closes one pooled connection of wc to make room for a new one; 1 if it did. */
 int http_close_one_idle(struct wcluster *wc);
 
@@ -194,5 +199,12 @@ struct http_attr_ctx {
     const struct hconn *hc;
 };
 int http_attr_get(void *ctx, const struct attr_key *key, attr_val *out, int max);
+/* The attributes of the connection rather than the request (scheme,
+ * protocol, source.address, destination.port, source.identity, tls.*);
+ * 0 values for any other key. hc: borrowed. */
+int http_conn_attr(const struct hconn *hc, const struct attr_key *key, attr_val *out, int max);
+/* query.<name> values of the raw query string q[0..len) (borrowed; the
+ * values point into it). */
+int http_query_attr(const char *q, size_t len, const struct attr_key *key, attr_val *out, int max);
 
 #endif
