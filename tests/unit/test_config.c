@@ -1823,6 +1823,47 @@ static void test_authz_multifile(void)
     rmdir(dir);
 }
 
+/* Cluster protocol (http1/http2), its ALPN default with tls, and the gRPC
+ * retry trigger. */
+static void test_http2(void)
+{
+    char err[512];
+    const char *y = API "kind: Listener\nmetadata: {name: web}\nspec: {address: 127.0.0.1:10000}\n"
+                    "---\n" API "kind: Cluster\nmetadata: {name: h1}\n"
+                    "spec: {endpoints: [{address: 127.0.0.1:8080}]}\n"
+                    "---\n" API "kind: Cluster\nmetadata: {name: g}\n"
+                    "spec: {protocol: http2, endpoints: [{address: 127.0.0.1:8081}]}\n"
+                    "---\n" API "kind: Cluster\nmetadata: {name: gs}\n"
+                    "spec: {protocol: http2, endpoints: [{address: 127.0.0.1:8082}],\n"
+                    "       tls: {verify: false}}\n"
+                    "---\n" API "kind: Route\nmetadata: {name: r}\nspec:\n  parents: [web]\n"
+                    "  rules:\n  - match: [{attribute: grpc.method, exact: Get}]\n"
+                    "    backends: [{cluster: g}]\n"
+                    "    retries: {attempts: 2, on: [unavailable, reset]}\n";
+    struct config *cfg = load(y, err, sizeof(err));
+    CHECK(cfg != NULL, "http2 config loads: %s", err);
+    if (!cfg)
+        return;
+    const struct cfg_cluster *c = config_cluster(cfg, "h1");
+    CHECK(c && c->protocol == CFG_UPSTREAM_HTTP1, "protocol defaults to http1");
+    c = config_cluster(cfg, "g");
+    CHECK(c && c->protocol == CFG_UPSTREAM_HTTP2, "protocol: http2");
+    c = config_cluster(cfg, "gs");
+    CHECK(c && c->tls.enabled && c->tls.nalpn == 1 && strcmp(c->tls.alpn[0], "h2") == 0,
+          "http2 cluster with tls offers ALPN h2 by default");
+    const struct cfg_retry *rt = &cfg->routes[0].rules[0].retry;
+    CHECK(rt->on == (CFG_RETRY_UNAVAILABLE | CFG_RETRY_RESET), "retries.on: unavailable");
+    char *json = config_to_json(cfg);
+    CHECK(json && strstr(json, "\"protocol\":\"http2\"") && strstr(json, "\"unavailable\""),
+          "admin view shows protocol and unavailable");
+    free(json);
+    config_free(cfg);
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: c}\n"
+                   "spec: {endpoints: [{address: 127.0.0.1:8080}],\n"
+                   "  protocol: h3}   #<\n",
+               "protocol: expected http1 or http2, got 'h3'");
+}
+
 int main(void)
 {
     test_quickstart();
@@ -1838,6 +1879,7 @@ int main(void)
     test_authz();
     test_authz_limits();
     test_authz_multifile();
+    test_http2();
     test_multifile();
     test_limits();
     test_parse_values();
