@@ -457,7 +457,7 @@ static void h1_connected(void *owner, struct uconn *uc, int err)
     } else {
         h2h1_update(st);
     }
-    h2d_update(hc);
+    h2_mark(hc); /* the client's output goes at the end of the batch */
 }
 
 static void h1_io(void *owner, struct uconn *uc, unsigned events)
@@ -467,7 +467,7 @@ static void h1_io(void *owner, struct uconn *uc, unsigned events)
     if (events & LOOP_READ)
         st->h1_readable = 1;
     h2h1_update(st);
-    h2d_update(hc);
+    h2_mark(hc);
 }
 
 static const struct uconn_ops h1_ops = {h1_connected, h1_io};

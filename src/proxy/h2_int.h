@@ -239,10 +239,13 @@ void h1x_close(struct hconn *hc);
 /* The rest of h2s_begin once routed: request head, timeout, first attempt.
  * hs: the request as HTTP/2 fields (borrowed). */
 void h2s_go(struct h2s *st, const struct h2_header *hs, size_t n);
-/* Marks hc for an update once the current upstream event is handled;
- * h2_unmark forgets it (hc is closing). */
+/* Marks hc for an update (h2d_update) at the end of the current batch of
+ * events, when all its streams' output is written at once; h2_unmark
+ * forgets it (hc is closing). */
 void h2_mark(struct hconn *hc);
 void h2_unmark(struct hconn *hc);
+/* Frees the per-thread batch sets (worker exit). */
+void h2_batch_free(void);
 
 /* h2_attr.c */
 struct h2_attr_ctx {

@@ -33,6 +33,7 @@ struct h2u {
     int connected, dead, goaway;
     int readable;
     int busy;
+    int dirty;                  /* in the end-of-batch set */
 };
 
 #define H2U_OF(l) ((struct h2u *)((char *)(l) - offsetof(struct h2u, link)))
@@ -40,42 +41,118 @@ struct h2u {
 
 static struct loop *u_loop(const struct h2u *u) { return u->wc->wg->w->loop; }
 
-/* ---- dirty downstream connections ---------------------------------------- */
+/* ---- end-of-batch flushing ----------------------------------------------- */
 
-/* Downstream connections whose session got work from an upstream event;
- * their output is flushed once the event is handled. A small per-thread
- * set: an event rarely touches more than a few. */
-#define DIRTY_MAX 64
-static __thread struct hconn *dirty[DIRTY_MAX];
-static __thread int ndirty;
+/* Connections and sessions that got output to write during this batch of
+ * events. They are written once, after the batch (a loop_defer_free call
+ * runs then), so a burst of responses for one client costs one write, not
+ * one per stream. A connection in the set has hc->h2_dirty set; one that
+ * closes leaves the set (h2_unmark), so the set never holds freed memory. */
+struct dirty_set {
+    void **v;
+    uint32_t n, cap;
+};
+static __thread struct dirty_set dconns, dsessions;
+static __thread int flush_scheduled;
+
+static void flush_batch(void *unused);
+
+static int set_add(struct dirty_set *d, void *p)
+{
+    if (d->n == d->cap) {
+        uint32_t cap = d->cap ? d->cap * 2 : 64;
+        void **v = realloc(d->v, cap * sizeof(*v));
+        if (!v)
+            return -1;
+        d->v = v;
+        d->cap = cap;
+    }
+    d->v[d->n++] = p;
+    return 0;
+}
+
+static void set_del(struct dirty_set *d, void *p)
+{
+    for (uint32_t i = 0; i < d->n; i++)
+        if (d->v[i] == p) {
+            d->v[i] = d->v[--d->n];
+            return;
+        }
+}
+
+static void schedule(struct loop *l)
+{
+    if (!flush_scheduled) {
+        flush_scheduled = 1;
+        loop_defer_free(l, flush_batch, NULL);
+    }
+}
 
 void h2_mark(struct hconn *hc)
 {
-    for (int i = 0; i < ndirty; i++)
-        if (dirty[i] == hc)
-            return;
-    if (ndirty == DIRTY_MAX) {
-        h2d_update(hc);
+    if (hc->h2_dirty || hc->closed)
+        return;
+    if (set_add(&dconns, hc) < 0) {
+        h2d_update(hc); /* no memory for the set: write now */
         return;
     }
-    dirty[ndirty++] = hc;
+    hc->h2_dirty = 1;
+    schedule(hc->w->loop);
 }
 
 void h2_unmark(struct hconn *hc)
 {
-    for (int i = 0; i < ndirty; i++)
-        if (dirty[i] == hc)
-            dirty[i] = dirty[--ndirty];
+    if (hc->h2_dirty) {
+        set_del(&dconns, hc);
+        hc->h2_dirty = 0;
+    }
 }
 
-static void flush_dirty(void)
+static void u_flush(struct h2u *u);
+
+/* Queues u's output for the end of the batch. */
+static void u_kick(struct h2u *u)
 {
-    /* Connections freed meanwhile are deferred-freed: still readable. */
-    while (ndirty > 0) {
-        struct hconn *hc = dirty[--ndirty];
-        if (!hc->closed)
-            h2d_update(hc);
+    if (u->dirty || u->dead || !u->connected)
+        return;
+    if (set_add(&dsessions, u) < 0) {
+        u_flush(u);
+        return;
     }
+    u->dirty = 1;
+    schedule(u_loop(u));
+}
+
+static void flush_batch(void *unused)
+{
+    (void)unused;
+    flush_scheduled = 0;
+    /* Writing to a client can reopen an upstream window and the other way
+     * round; a few rounds settle it, anything left waits for the next
+     * batch. */
+    for (int round = 0; round < 4 && (dconns.n || dsessions.n); round++) {
+        while (dconns.n > 0) {
+            struct hconn *hc = dconns.v[--dconns.n];
+            hc->h2_dirty = 0;
+            h2d_update(hc);
+        }
+        while (dsessions.n > 0) {
+            struct h2u *u = dsessions.v[--dsessions.n];
+            u->dirty = 0;
+            u_flush(u);
+        }
+    }
+    if (dconns.n || dsessions.n)
+        flush_scheduled = 0; /* rescheduled by the next mark */
+}
+
+/* Frees the per-thread sets (worker exit). */
+void h2_batch_free(void)
+{
+    free(dconns.v);
+    free(dsessions.v);
+    dconns = (struct dirty_set){0};
+    dsessions = (struct dirty_set){0};
 }
 
 /* ---- streams ------------------------------------------------------------- */
@@ -227,6 +304,10 @@ static void u_close(struct h2u *u)
     if (u->dead && !u->s)
         return;
     u->dead = 1;
+    if (u->dirty) {
+        set_del(&dsessions, u);
+        u->dirty = 0;
+    }
     if (!wlist_empty(&u->link))
         wlist_del(&u->link);
     loop_timer_cancel(u_loop(u), &u->idle);
@@ -302,8 +383,7 @@ static void u_idle_timeout(struct loop *l, struct loop_timer *t)
     (void)l;
     if (u->nstreams == 0)
         u_close(u);
-    flush_dirty();
-}
+    }
 
 static void u_io(void *owner, struct uconn *uc, unsigned events)
 {
@@ -343,7 +423,6 @@ static void u_io(void *owner, struct uconn *uc, unsigned events)
         u->dead = 1; /* the session is over (GOAWAY both ways) */
     if (u->dead)
         u_close(u);
-    flush_dirty();
 }
 
 static void u_connected(void *owner, struct uconn *uc, int err)
@@ -354,7 +433,6 @@ static void u_connected(void *owner, struct uconn *uc, int err)
         log_debug("cluster %s: connect to %s failed: %s", u->wc->gc->cfg->name,
                   u->wc->gc->cfg->endpoints[u->ep].address, strerror(err));
         u_close(u);
-        flush_dirty();
         return;
     }
     (void)uc;
@@ -366,7 +444,6 @@ static void u_connected(void *owner, struct uconn *uc, int err)
     }
     u_flush(u);
     u_check_idle(u);
-    flush_dirty();
 }
 
 static const struct uconn_ops u_ops = {u_connected, u_io};
@@ -440,7 +517,7 @@ int h2u_start(struct h2s *st)
         return 0;
     }
     submit(u, st);
-    u_flush(u);
+    u_kick(u);
     return 0;
 }
 
@@ -450,7 +527,7 @@ void h2u_body_ready(struct h2s *st)
     if (!u || st->usid <= 0)
         return;
     h2_resume(u->s, st->usid);
-    u_flush(u);
+    u_kick(u);
 }
 
 void h2u_consumed(struct h2s *st, size_t n)
@@ -459,7 +536,7 @@ void h2u_consumed(struct h2s *st, size_t n)
     if (!u || st->usid <= 0)
         return;
     h2_consume(u->s, st->usid, n);
-    u_flush(u);
+    u_kick(u);
 }
 
 void h2u_detach(struct h2s *st)
@@ -475,7 +552,7 @@ void h2u_detach(struct h2s *st)
         h2_reset(u->s, st->usid, H2_CANCEL);
     }
     unlink_stream(u, st);
-    u_flush(u);
+    u_kick(u);
     u_check_idle(u);
 }
 
@@ -492,5 +569,4 @@ void h2u_close_idle(struct wcluster *wc)
                 u->goaway = 1; /* close when its last stream ends */
         }
     }
-    flush_dirty();
-}
+    }

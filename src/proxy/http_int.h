@@ -46,6 +46,7 @@ struct hconn {
     struct hreq *req;
     unsigned read_eof : 1;  /* the client shut down its side */
     unsigned closed : 1;
+    unsigned h2_dirty : 1;  /* in h2_up.c's end-of-batch set (h2_mark) */
     uint32_t nrequests;
     size_t scan_pos;        /* h1_head_scan cursor over the pending head */
     unsigned hs_want;       /* HC_TLS: readiness the handshake waits for */

@@ -37,5 +37,7 @@ void http_retire(struct worker *w);
 /* Closes wc's HTTP/2 upstream sessions that carry no stream; the others
  * close after their last one. */
 void h2u_close_idle(struct wcluster *wc);
+/* Frees the HTTP/2 code's per-thread state (worker exit). */
+void h2_batch_free(void);
 
 #endif

@@ -283,6 +283,7 @@ static void *worker_main(void *arg)
             wgen_free(cur);
     }
     loop_run_deferred(w->loop);
+    h2_batch_free();
     buf_pool_free();
     atomic_store(&w->exited, 1);
     return NULL;
