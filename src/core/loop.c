@@ -303,32 +303,52 @@ void loop_async_send(struct loop *l)
     (void)n; /* EAGAIN means a wake-up is already pending */
 }
 
+/* One batch: wait up to timeout_ms for events, dispatch them, then run due
+ * timers and deferred frees. Returns the number of events fetched, or -1 on
+ * an epoll error (EINTR counts as 0 events). */
+static int loop_iterate(struct loop *l, struct epoll_event *evs, int timeout_ms)
+{
+    int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, timeout_ms);
+    if (n < 0 && errno != EINTR)
+        return -1;
+    l->now = mono_ms();
+    for (int i = 0; i < n; i++) {
+        struct loop_io *io = evs[i].data.ptr;
+        if (!io->cb)
+            continue;
+        uint32_t e = evs[i].events;
+        unsigned ready = 0;
+        if (e & (EPOLLIN | EPOLLRDHUP))
+            ready |= LOOP_READ;
+        if (e & EPOLLOUT)
+            ready |= LOOP_WRITE;
+        if (e & (EPOLLERR | EPOLLHUP))
+            ready |= LOOP_READ | LOOP_WRITE;
+        io->cb(l, io, ready);
+    }
+    run_timers(l);
+    run_deferred(l);
+    return n < 0 ? 0 : n;
+}
+
 int loop_run(struct loop *l)
 {
     struct epoll_event evs[LOOP_MAX_EVENTS];
     l->stop = 0;
     while (!l->stop) {
-        int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, next_timeout(l));
-        if (n < 0 && errno != EINTR)
+        if (loop_iterate(l, evs, next_timeout(l)) < 0)
             return -1;
-        l->now = mono_ms();
-        for (int i = 0; i < n; i++) {
-            struct loop_io *io = evs[i].data.ptr;
-            if (!io->cb)
-                continue;
-            uint32_t e = evs[i].events;
-            unsigned ready = 0;
-            if (e & (EPOLLIN | EPOLLRDHUP))
-                ready |= LOOP_READ;
-            if (e & EPOLLOUT)
-                ready |= LOOP_WRITE;
-            if (e & (EPOLLERR | EPOLLHUP))
-                ready |= LOOP_READ | LOOP_WRITE;
-            io->cb(l, io, ready);
-        }
-        run_timers(l);
-        run_deferred(l);
     }
     run_deferred(l);
     return 0;
+}
+
+/* Test hook (fuzz targets drive a worker's loop from their own thread). */
+int loop_run_once(struct loop *l, int timeout_ms)
+{
+    struct epoll_event evs[LOOP_MAX_EVENTS];
+    int t = next_timeout(l);
+    if (timeout_ms >= 0 && timeout_ms < t)
+        t = timeout_ms;
+    return loop_iterate(l, evs, t);
 }

@@ -46,6 +46,12 @@ void loop_free(struct loop *l);
 /* Runs until loop_stop() is called. Returns 0, or -1 on an epoll error. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
+/* Runs one batch, as one turn of loop_run does: waits for events at most
+ * timeout_ms (less when a timer is due sooner; 0 = just poll), dispatches
+ * them, runs due timers and deferred frees. Returns the number of events
+ * fetched, or -1 on an epoll error. For tests and fuzz targets that drive
+ * a loop from their own thread; the proxy itself only uses loop_run. */
+int loop_run_once(struct loop *l, int timeout_ms);
 
 /* Milliseconds of CLOCK_MONOTONIC, refreshed once per loop iteration. */
 uint64_t loop_now(const struct loop *l);

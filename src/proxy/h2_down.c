@@ -223,15 +223,12 @@ void h2d_goaway(struct hconn *hc)
 
 void h2d_timeout(struct hconn *hc)
 {
-    struct h2d *d = hc->h2;
-    if (d->nstreams == 0) {
-        /* Idle: say goodbye properly, then go. */
-        h2d_goaway(hc);
-        if (!hc->closed && d->nstreams == 0)
-            hc_close(hc);
-        return;
-    }
-    hc_arm(hc);
+    /* No byte moved either way for the idle timeout: streams stalled by a
+     * client that stopped reading (or opening its window) go with it.
+     * Say goodbye properly first. */
+    h2d_goaway(hc);
+    if (!hc->closed)
+        hc_close(hc);
 }
 
 /* Reads and feeds the session. -1 when the connection is gone. */
@@ -274,24 +271,27 @@ void h2d_on_io(struct hconn *hc, unsigned events)
     h2d_update(hc);
 }
 
-/* Pulls frames into hc->out and writes them. -1 when the socket died. */
+/* Pulls frames into hc->out and writes them. -1 when the socket died, else
+ * 1 when frames were produced (progress), 0 when there was nothing to do. */
 static int h2d_flush(struct hconn *hc)
 {
     struct h2d *d = hc->h2;
+    int progress = 0;
     for (;;) {
         if (hc_flush(hc) < 0)
             return -1;
         if (buf_len(&hc->out) > 0)
-            return 0; /* the socket is full */
+            return progress; /* the socket is full */
         if (buf_ensure(&hc->out) < 0)
-            return 0;
+            return progress;
         ssize_t n = h2_pull(d->s, (uint8_t *)hc->out.data + hc->out.tail,
                             hc->out.cap - hc->out.tail);
         if (n <= 0) {
             buf_shrink(&hc->out);
-            return 0;
+            return progress;
         }
         hc->out.tail += (uint32_t)n;
+        progress = 1;
     }
 }
 
@@ -309,15 +309,21 @@ void h2d_update(struct hconn *hc)
         return;
     }
     f->busy = 1;
-    int dead = 0;
+    int dead = 0, progress = 0;
     do {
         f->again = 0;
-        dead = h2d_flush(hc) < 0;
+        int r = h2d_flush(hc);
+        dead = r < 0;
+        progress |= r > 0;
     } while (f->again && !dead && !hc->closed);
     f->busy = 0;
     if (hc->closed)
         return;
     struct h2d *d = &f->d;
+    /* Bytes going to the client count as activity for the idle timer, as
+     * bytes coming from it do (h2d_on_io). */
+    if (progress)
+        hc_arm(hc);
     int pending_out = buf_len(&hc->out) > 0;
     if (dead || (hc->read_eof && d->nstreams == 0) ||
         (!pending_out && (d->failed || (!h2_want_read(d->s) && !h2_want_write(d->s))))) {

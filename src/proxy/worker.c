@@ -351,6 +351,59 @@ void worker_stop(struct worker *w, uint64_t drain_ms)
     loop_async_send(w->loop);
 }
 
+/* ---- test hooks ------------------------------------------------------------
+ * For fuzz targets and tests that drive a worker's loop on their own thread
+ * (loop_run_once) instead of starting it: the same adopt / tear-down steps
+ * worker_boot and worker_main take, without the thread. Not used by the
+ * proxy. */
+
+/* Adopts g on the calling thread (which becomes the worker's thread: its
+ * buffer pool is used) as worker_boot does; may be called again for a
+ * reload (older HTTP/2 clients get a GOAWAY). Listeners whose socket for
+ * this worker is -1 are skipped with a log line. g: the caller keeps its
+ * reference. 0, or -1 when out of memory. */
+int worker_test_adopt(struct worker *w, struct gen *g)
+{
+    struct wgen *before = w->cur;
+    if (!before) {
+        buf_set_block_size(g->cfg->buffer_bytes);
+        w->tick.cb = on_tick;
+        w->tick.ud = w;
+        loop_timer_arm(w->loop, &w->tick, loop_now(w->loop) + WORKER_TICK_MS);
+    }
+    adopt(w, gen_ref(g));
+    return w->cur != before ? 0 : -1;
+}
+
+/* Tears down a worker set up with worker_test_adopt (never started), on
+ * the same thread, as the end of worker_main and worker_join_free do.
+ * Connections still open are abandoned (close them first). The thread's
+ * buffer pool is left to the caller (buf_pool_free). Takes ownership. */
+void worker_test_free(struct worker *w)
+{
+    loop_timer_cancel(w->loop, &w->tick);
+    if (w->alog)
+        alog_flush(w->alog);
+    listeners_unregister(w);
+    struct wgen *cur = w->cur;
+    if (cur) {
+        for (size_t i = 0; i < cur->gen->nclusters; i++) {
+            uconn_close_idle(&cur->clusters[i]);
+            h2u_close_idle(&cur->clusters[i]);
+        }
+        w->cur = NULL;
+        if (--cur->users == 0)
+            wgen_free(cur);
+    }
+    loop_run_deferred(w->loop);
+    if (w->alog)
+        alog_close(w->alog);
+    free(w->alog_path);
+    loop_free(w->loop);
+    metrics_shard_free(w->shard);
+    free(w);
+}
+
 /* Takes ownership of w. */
 void worker_join_free(struct worker *w)
 {

@@ -111,6 +111,15 @@ void worker_stop(struct worker *w, uint64_t drain_ms);
 /* Joins and frees the worker. */
 void worker_join_free(struct worker *w);
 
+/* Test hooks (fuzz targets): run a worker without its thread. The caller
+ * drives w->loop with loop_run_once() and hands sockets to a listener's
+ * handler itself. worker_test_adopt: adopt g (caller keeps its reference)
+ * on the calling thread, as the thread would at start or on a reload; 0 or
+ * -1. worker_test_free: tear w down on that thread (close connections
+ * first); the caller then calls buf_pool_free(). See worker.c. */
+int worker_test_adopt(struct worker *w, struct gen *g);
+void worker_test_free(struct worker *w);
+
 /* Worker-local helpers for the protocol handlers. */
 uint64_t worker_rand(struct worker *w);
 /* A handle on wg for a new user (connection or request). */

@@ -63,8 +63,8 @@ static int str_ieq_str(const char *a, const char *b, size_t n)
 /* Borrows both. */
 int h1_token_list_has_str(h1_str list, h1_str token)
 {
+    if (list.len == 0 || token.len == 0) return 0; /* list.p may be NULL */
     const char *p = list.p, *end = list.p + list.len;
-    if (list.len == 0 || token.len == 0) return 0;
     while (p < end) {
         const char *e = memchr(p, ',', (size_t)(end - p));
         const char *next = e ? e + 1 : end;
