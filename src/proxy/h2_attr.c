@@ -97,7 +97,7 @@ int h2_hlist_copy(struct h2_hlist *l, const struct h2_header *hs, size_t n)
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++)
         bytes += hs[i].nlen + hs[i].vlen + 2;
-    l->v = malloc(n * sizeof(*l->v) + bytes + 1);
+    l->v = h2_mem_alloc(n * sizeof(*l->v) + bytes + 1);
     if (!l->v)
         return -1;
     char *p = (char *)(l->v + n);
@@ -121,7 +121,7 @@ int h2_hlist_copy(struct h2_hlist *l, const struct h2_header *hs, size_t n)
 /* l: caller's; what it owns is freed. */
 void h2_hlist_free(struct h2_hlist *l)
 {
-    free(l->v);
+    h2_mem_release(l->v);
     l->v = NULL;
     l->mem = NULL;
     l->n = 0;

@@ -41,7 +41,7 @@ static int on_request(void *ud, int32_t id, const struct h2_header *hs, size_t n
         h2_reset(hc->h2->s, id, H2_REFUSED_STREAM);
         return 0;
     }
-    struct h2s *st = calloc(1, sizeof(*st));
+    struct h2s *st = h2_mem_zalloc(sizeof(*st));
     if (!st)
         return -1;
     st->hc = hc;
@@ -137,7 +137,7 @@ void h2s_free(void *p)
     free(st->path);
     free(st->authority);
     free(st->user_agent);
-    free(st);
+    h2_mem_release(st);
 }
 
 static void on_close(void *ud, int32_t id, uint32_t code)

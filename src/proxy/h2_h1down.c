@@ -48,7 +48,7 @@ int h1x_begin(struct hconn *hc, struct hreq *r, const struct h1_request *req, si
     static __thread struct h2_header hs[HTTP_MAX_HEADERS_CAP + 4];
     static __thread char scratch[16384];
     size_t n = 0, used = 0;
-    struct h2s *st = calloc(1, sizeof(*st));
+    struct h2s *st = h2_mem_zalloc(sizeof(*st));
     if (!st)
         return -1;
     hs[n++] = (struct h2_header){":method", 7, req->method.p, req->method.len};

@@ -153,6 +153,7 @@ void h2_batch_free(void)
     free(dsessions.v);
     dconns = (struct dirty_set){0};
     dsessions = (struct dirty_set){0};
+    h2_mem_thread_free();
 }
 
 /* ---- streams ------------------------------------------------------------- */

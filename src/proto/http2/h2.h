@@ -245,6 +245,17 @@ size_t h2_stream_unconsumed(const struct h2_session *s, int32_t stream_id);
  * until the next call. s: borrowed. */
 const char *h2_last_error(const struct h2_session *s);
 
+/* The per-thread block cache nghttp2 allocates from, for other per-stream
+ * objects that live and die on one thread: h2_mem_alloc (uninitialised)
+ * and h2_mem_zalloc (zeroed) return NULL or a block to give back with
+ * h2_mem_release on the same thread (NULL is fine). */
+void *h2_mem_alloc(size_t n);
+void *h2_mem_zalloc(size_t n);
+void h2_mem_release(void *p);
+/* Returns the calling thread's cached blocks to malloc; call when a thread
+ * that ran sessions ends (after freeing them). */
+void h2_mem_thread_free(void);
+
 /* Helpers. */
 /* The field named name (lower-case, NUL-terminated) in hs, or NULL.
  * hs, name: borrowed; returns a pointer into hs. */

@@ -81,7 +81,7 @@ int h2h_check_regular(const struct h2_header *h)
 nghttp2_nv *h2h_nv(const struct h2_header *hs, size_t n, const char *status, size_t *nv_len)
 {
     size_t extra = status ? 1 : 0;
-    nghttp2_nv *nv = malloc((n + extra + 1) * sizeof(*nv));
+    nghttp2_nv *nv = h2_mem_alloc((n + extra + 1) * sizeof(*nv));
     if (!nv)
         return NULL;
     size_t k = 0;

@@ -107,6 +107,10 @@ struct h2_stream *h2s_stream(const struct h2_session *s, int32_t id);
 /* Unlinks and frees a stream. st: session-owned, freed. */
 void h2s_stream_free(struct h2_session *s, struct h2_stream *st);
 /* Creates and links a stream. Returns a session-owned stream or NULL. */
+/* h2_mem.c: the allocator every session hands to nghttp2 (a per-thread
+ * cache of small blocks). Returns a static table. */
+nghttp2_mem *h2_mem(void);
+
 struct h2_stream *h2s_stream_new(struct h2_session *s, int32_t id);
 
 /* h2_recv.c */

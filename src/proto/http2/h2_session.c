@@ -245,7 +245,7 @@ void h2s_count_empty(struct h2_session *s)
 
 struct h2_stream *h2s_stream_new(struct h2_session *s, int32_t id)
 {
-    struct h2_stream *st = calloc(1, sizeof(*st));
+    struct h2_stream *st = h2_mem_zalloc(sizeof(*st));
     if (!st)
         return NULL;
     st->id = id;
@@ -270,7 +270,7 @@ void h2s_stream_free(struct h2_session *s, struct h2_stream *st)
     if (st->local)
         s->nlocal--;
     free(st->trailers);
-    free(st);
+    h2_mem_release(st);
 }
 
 /* Returns a session-owned stream or NULL. */
@@ -362,12 +362,12 @@ static struct h2_session *session_new(const struct h2_callbacks *cb, void *ud,
          * ENHANCE_YOUR_CALM; nghttp2's token bucket is the backstop. */
         uint64_t n = s->set.max_resets_per_sec;
         nghttp2_option_set_stream_reset_rate_limit(opt, 10 * n, n);
-        rv = nghttp2_session_server_new2(&s->ng, cbs, s, opt);
+        rv = nghttp2_session_server_new3(&s->ng, cbs, s, opt, h2_mem());
     } else {
         uint32_t peer = s->set.max_concurrent_streams < 100 ? s->set.max_concurrent_streams : 100;
         nghttp2_option_set_peer_max_concurrent_streams(opt, peer);
         nghttp2_option_set_max_reserved_remote_streams(opt, 0);
-        rv = nghttp2_session_client_new2(&s->ng, cbs, s, opt);
+        rv = nghttp2_session_client_new3(&s->ng, cbs, s, opt, h2_mem());
     }
 out:
     nghttp2_session_callbacks_del(cbs);

@@ -147,7 +147,7 @@ int h2_submit_response(struct h2_session *s, int32_t stream_id, int status,
     nghttp2_data_provider prd;
     int rv =
         nghttp2_submit_response(s->ng, stream_id, nv, nvlen, provider(st, body, body_ud, &prd));
-    free(nv);
+    h2_mem_release(nv);
     if (rv == 0)
         st->final_sent = 1;
     return map_ng(rv);
@@ -170,7 +170,7 @@ int h2_submit_interim(struct h2_session *s, int32_t stream_id, int status,
     if (!nv)
         return H2_ERR_NOMEM;
     int rv = nghttp2_submit_headers(s->ng, NGHTTP2_FLAG_NONE, stream_id, NULL, nv, nvlen, NULL);
-    free(nv);
+    h2_mem_release(nv);
     return map_ng(rv);
 }
 
@@ -236,7 +236,7 @@ int32_t h2_submit_request(struct h2_session *s, const struct h2_header *hs, size
         return H2_ERR_NOMEM;
     struct h2_stream *st = h2s_stream_new(s, 0);
     if (!st) {
-        free(nv);
+        h2_mem_release(nv);
         return H2_ERR_NOMEM;
     }
     st->visible = 1;
@@ -246,7 +246,7 @@ int32_t h2_submit_request(struct h2_session *s, const struct h2_header *hs, size
     nghttp2_data_provider prd;
     int32_t id =
         nghttp2_submit_request(s->ng, NULL, nv, nvlen, provider(st, body, body_ud, &prd), st);
-    free(nv);
+    h2_mem_release(nv);
     if (id < 0) {
         h2s_stream_free(s, st);
         return id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? H2_ERR_REFUSED : map_ng(id);
