@@ -49,19 +49,25 @@ static int dn_respond(struct h2s *st, int status, const struct h2_header *hs, si
 /* Response bytes (or the end) are waiting in respb. */
 static void dn_resume(struct h2s *st)
 {
-    if (st->h1)
+    if (st->h1) {
         h1x_wake(st);
-    else
+    } else {
         h2_resume(st->hc->h2->s, st->id);
+        h2_mark(st->hc); /* the DATA goes out at the end of the batch */
+    }
 }
 
 /* n request bytes left reqb for good: the client may send more. */
 static void dn_consume(struct h2s *st, size_t n)
 {
-    if (st->h1)
+    if (st->h1) {
         h1x_wake(st);
-    else
+    } else {
         h2_consume(st->hc->h2->s, st->id, n);
+        /* The WINDOW_UPDATE must reach the client even when this runs in
+         * an upstream session's output pass. */
+        h2_mark(st->hc);
+    }
 }
 
 /* The response cannot be completed. */
