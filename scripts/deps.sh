@@ -17,7 +17,7 @@ BUILD_PKGS=(make cmake gcc clang pkg-config libyaml-dev libpcre2-dev libssl-dev
             libnghttp2-dev libclang-rt-14-dev)
 TEST_PKGS=(nginx-light curl wrk prometheus python3 python3-yaml python3-grpcio nghttp2-client
            procps iproute2)
-BENCH_PKGS=(haproxy nginx-light wrk curl python3 procps util-linux iproute2)
+BENCH_PKGS=(haproxy nginx-light wrk curl python3 python3-grpcio nghttp2-client procps util-linux iproute2)
 DEMO_PKGS=(nginx-light curl procps iproute2)
 # Services that Debian packages above would start on install.
 SERVICES=(nginx haproxy prometheus prometheus-node-exporter)

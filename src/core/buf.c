@@ -109,6 +109,25 @@ int buf_append(struct buf *b, const void *p, size_t len)
     return 0;
 }
 
+int buf_grow(struct buf *b, uint32_t cap)
+{
+    if (b->data && b->cap >= cap)
+        return 0;
+    char *p = malloc(cap);
+    if (!p)
+        return -1;
+    uint32_t n = b->tail - b->head;
+    if (b->data) {
+        memcpy(p, b->data + b->head, n);
+        block_put(b->data, b->cap);
+    }
+    b->data = p;
+    b->cap = cap;
+    b->head = 0;
+    b->tail = n;
+    return 0;
+}
+
 uint32_t buf_room(const struct buf *b)
 {
     return b->data ? b->cap - (b->tail - b->head) : buf_block_size();

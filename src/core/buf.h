@@ -43,6 +43,10 @@ void buf_shrink(struct buf *b);
 void buf_free(struct buf *b);
 /* Appends len bytes; returns 0, or -1 when they do not fit. */
 int buf_append(struct buf *b, const void *p, size_t len);
+/* Moves the unread bytes into a private block of cap bytes (freed, not
+ * pooled, when the buffer empties). For the rare buffer that must briefly
+ * hold more than a block. b: borrowed. 0, or -1 when out of memory. */
+int buf_grow(struct buf *b, uint32_t cap);
 /* Free bytes in the block, counting the consumed front (a whole block when
  * none is held). b: borrowed. */
 uint32_t buf_room(const struct buf *b);

@@ -97,8 +97,11 @@ static int on_data(void *ud, int32_t id, const uint8_t *data, size_t len)
         return 0;
     }
     /* The stream window equals the block size and only reopens as bytes
-     * leave reqb, so this always fits. */
-    if (buf_put(&st->reqb, data, len) < 0)
+     * leave reqb, so this fits, except at the start of a connection: until
+     * the client has our SETTINGS it may send the protocol's default
+     * window (65535 bytes). A private block holds that once. */
+    if (buf_put(&st->reqb, data, len) < 0 &&
+        (buf_grow(&st->reqb, 65536) < 0 || buf_put(&st->reqb, data, len) < 0))
         return -1;
     st->req_bytes += len;
     metrics_add(hc->w->shard, hc->gl->m_bytes_in, len);

@@ -994,7 +994,8 @@ class Nginx:
 
     servers: list of dicts, one per `server` block (each on its own free port):
         {"locations": {"/": "return 200 'x';", "= /exact": "..."},
-         "extra": "add_header X-Backend v1 always;"}
+         "extra": "add_header X-Backend v1 always;",
+         "listen": "http2"}            (optional: more listen parameters)
       or just a dict of locations.
     files: {relative path under www/: size in bytes or bytes}. Their sha256
       is kept in .sha[path].
@@ -1053,7 +1054,11 @@ class Nginx:
         ]
         for port, srv in zip(self.ports, self.servers):
             out.append("  server {")
-            out.append("    listen %s:%d reuseport;" % (LOCALHOST, port))
+            # "listen": extra parameters of the listen directive, e.g. "http2"
+            # (h2c, prior knowledge) or "ssl http2" (with "extra" holding the
+            # ssl_certificate lines).
+            out.append("    listen %s:%d reuseport%s;" % (
+                LOCALHOST, port, " " + srv["listen"] if srv.get("listen") else ""))
             out.append("    root %s;" % self.www)
             if srv.get("extra"):
                 out.append("    " + srv["extra"])
