@@ -511,7 +511,7 @@ void h2s_attempt_end(struct h2s *st, int kind, int outcome)
 {
     if (st->ep < 0)
         return;
-    http_attempt_books(st->hc->w, st->wc, st->ep, st->t_attempt_us, kind, outcome);
+    http_attempt_books(st->hc->w, st->wc, st->ep, st->t_attempt_us, kind, outcome, 1);
     st->ep = -1;
 }
 
@@ -784,7 +784,13 @@ int h2s_response(struct h2s *st, int status, const struct h2_header *hs, size_t 
     if (st->grpc)
         take_grpc_status(st, hs, n);
     int unhealthy = status >= 500 || gcode == GRPC_UNAVAILABLE;
-    h2s_attempt_end(st, unhealthy ? LB_5XX : LB_OK, st->outcome);
+    /* The endpoint's books close with the head, but a stream keeps counting
+     * against maxRequests until it ends: on an HTTP/2 cluster nothing else
+     * bounds how many run at once. */
+    http_attempt_books(st->hc->w, st->wc, st->ep, st->t_attempt_us,
+                       unhealthy ? LB_5XX : LB_OK, st->outcome, 0);
+    st->ep = -1;
+    st->holds_active = 1;
     loop_timer_cancel(st_loop(st), &st->timer);
     release_replay(st);
     if (st->reset_down)
@@ -894,6 +900,8 @@ void h2s_finish(struct h2s *st)
         h2s_attempt_end(st, LB_RESET, OUTCOME_RESET);
     if (st->retrying)
         st->wc->retries_active--;
+    if (st->holds_active)
+        http_active_release(st->wc);
     if (st->reset_down && !st->resp_done && st->outcome == OUTCOME_OK)
         st->outcome = OUTCOME_CLIENT_ERROR; /* the client gave up */
     uint64_t dur = loop_now_us() - st->t_start_us;

@@ -70,6 +70,7 @@ struct h2s {
     uint64_t tried;
     uint32_t attempts;
     int retrying;
+    int holds_active;           /* counts in wc->active until it ends */
     uint64_t t_attempt_us;
     uint64_t hash;
     int have_hash;

@@ -84,12 +84,12 @@ void req_unpend(struct hreq *r)
 }
 
 void http_attempt_books(struct worker *w, struct wcluster *wc, int ep, uint64_t t_attempt_us,
-                        int kind, int outcome)
+                        int kind, int outcome, int release)
 {
     uint64_t lat = loop_now_us() - t_attempt_us;
     lb_request_end(wc->lb, ep, kind, lat, loop_now(w->loop));
-    wc->active--;
-    atomic_fetch_sub_explicit(&wc->gc->lim->active, 1, memory_order_relaxed);
+    if (release)
+        http_active_release(wc);
     metrics_add(w->shard, wc->gc->m_endpoint[ep * OUTCOME_N + outcome], 1);
     uint32_t ej = lb_ejections_total(wc->lb);
     if (ej != wc->ejections_seen) {
@@ -103,8 +103,14 @@ void attempt_end(struct hreq *r, int kind, int outcome)
 {
     if (r->ep < 0)
         return;
-    http_attempt_books(r->hc->w, r->wc, r->ep, r->t_attempt_us, kind, outcome);
+    http_attempt_books(r->hc->w, r->wc, r->ep, r->t_attempt_us, kind, outcome, 1);
     r->ep = -1;
+}
+
+void http_active_release(struct wcluster *wc)
+{
+    wc->active--;
+    atomic_fetch_sub_explicit(&wc->gc->lim->active, 1, memory_order_relaxed);
 }
 
 int http_retry_allowed(const struct cfg_retry *rt, const struct wcluster *wc, uint32_t attempts,

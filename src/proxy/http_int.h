@@ -159,9 +159,12 @@ void req_unpend(struct hreq *r);
 /* uconn_slot_freed hook: lets the oldest waiting request of wc go. */
 void http_slot_freed(struct wcluster *wc);
 /* The books of one attempt to endpoint ep (LB, counters, metrics); shared by
- * the HTTP/1 and HTTP/2 paths. */
+ * the HTTP/1 and HTTP/2 paths. release: the request stops counting against
+ * the cluster's maxRequests now (else the caller calls http_active_release
+ * later, when a stream that outlives its response head ends). */
 void http_attempt_books(struct worker *w, struct wcluster *wc, int ep, uint64_t t_attempt_us,
-                        int kind, int outcome);
+                        int kind, int outcome, int release);
+void http_active_release(struct wcluster *wc);
 /* Whether a retry for trigger (CFG_RETRY_*) is allowed after attempts
  * attempts; retrying says the request already counts in the budget. */
 int http_retry_allowed(const struct cfg_retry *rt, const struct wcluster *wc, uint32_t attempts,
