@@ -390,7 +390,8 @@ static char *dup_str(h1_str s)
 {
     char *p = malloc(s.len + 1);
     if (p) {
-        memcpy(p, s.p, s.len);
+        if (s.len) /* an absent field is {NULL, 0} */
+            memcpy(p, s.p, s.len);
         p[s.len] = 0;
     }
     return p;
