@@ -25,7 +25,9 @@ uint32_t buf_block_size(void);
 void buf_pool_free(void);
 
 static inline uint32_t buf_len(const struct buf *b) { return b->tail - b->head; }
-static inline char *buf_start(const struct buf *b) { return b->data + b->head; }
+/* The unread bytes; NULL (not NULL + 0, which C leaves undefined) when the
+ * buffer holds no block. */
+static inline char *buf_start(const struct buf *b) { return b->data ? b->data + b->head : NULL; }
 static inline int buf_full(const struct buf *b) { return b->data && b->head == 0 && b->tail == b->cap; }
 
 /* Makes sure b has a block; 0 or -1 when out of memory. */

@@ -608,7 +608,8 @@ static void hc_process_head(struct hconn *hc)
         r->replay = 1;
     else {
         struct h1_chunked probe = r->body.ch;
-        int sc = h1_chunked_scan(&probe, buf_start(&hc->in), buf_len(&hc->in));
+        int sc = buf_len(&hc->in) ? h1_chunked_scan(&probe, buf_start(&hc->in), buf_len(&hc->in))
+                                  : 0;
         r->replay = sc >= 0 && h1_chunked_done(&probe);
     }
     r->timer.cb = req_timeout;
