@@ -16,11 +16,13 @@ set -euo pipefail
 BUILD_PKGS=(make cmake gcc clang pkg-config libyaml-dev libpcre2-dev libssl-dev
             libnghttp2-dev libclang-rt-14-dev)
 TEST_PKGS=(nginx-light curl wrk prometheus python3 python3-yaml python3-grpcio nghttp2-client
-           procps iproute2)
+           procps iproute2 postgresql postgresql-client mariadb-server mariadb-client
+           python3-psycopg2 python3-pymysql)
 BENCH_PKGS=(haproxy nginx-light wrk curl python3 python3-grpcio nghttp2-client procps util-linux iproute2)
 DEMO_PKGS=(nginx-light curl procps iproute2)
 # Services that Debian packages above would start on install.
-SERVICES=(nginx haproxy prometheus prometheus-node-exporter)
+# Each is "service" or "service:process name" when they differ.
+SERVICES=(nginx haproxy prometheus prometheus-node-exporter postgresql:postgres mariadb:mariadbd)
 
 usage() { echo "usage: $0 [build|test|bench|demo|all]..." >&2; exit 2; }
 
@@ -88,7 +90,7 @@ APT_OPTS=(-o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef
 # get stopped afterwards.
 running_before=()
 for s in "${SERVICES[@]}"; do
-    if pgrep -x "$s" >/dev/null 2>&1; then running_before+=("$s"); fi
+    if pgrep -x "${s##*:}" >/dev/null 2>&1; then running_before+=("$s"); fi
 done
 
 POLICY=/usr/sbin/policy-rc.d
@@ -116,14 +118,15 @@ made_policy=0
 # Belt and braces: stop any service the install started anyway.
 for s in "${SERVICES[@]}"; do
     case " ${running_before[*]:-} " in *" $s "*) continue ;; esac
-    pgrep -x "$s" >/dev/null 2>&1 || continue
-    echo "deps: stopping system $s started by the package install"
+    svc=${s%%:*} proc=${s##*:}
+    pgrep -x "$proc" >/dev/null 2>&1 || continue
+    echo "deps: stopping system $svc started by the package install"
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-        "${SUDO[@]}" systemctl stop "$s" 2>/dev/null || true
-        "${SUDO[@]}" systemctl disable "$s" 2>/dev/null || true
+        "${SUDO[@]}" systemctl stop "$svc" 2>/dev/null || true
+        "${SUDO[@]}" systemctl disable "$svc" 2>/dev/null || true
     fi
-    if pgrep -x "$s" >/dev/null 2>&1 && [ -x "/etc/init.d/$s" ]; then
-        "${SUDO[@]}" "/etc/init.d/$s" stop >/dev/null 2>&1 || true
+    if pgrep -x "$proc" >/dev/null 2>&1 && [ -x "/etc/init.d/$svc" ]; then
+        "${SUDO[@]}" "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
     fi
 done
 

@@ -21,7 +21,15 @@
  * set; a TLS passthrough listener (`protocol: tls`) never does: it reads the
  * ClientHello, routes on its SNI/ALPN (tls.sni, tls.alpn) and then proxies
  * the connection like tcp, bytes untouched. */
-enum cfg_proto { CFG_PROTO_TCP = 0, CFG_PROTO_HTTP = 1, CFG_PROTO_TLS_PASSTHROUGH = 2 };
+enum cfg_proto {
+    CFG_PROTO_TCP = 0,
+    CFG_PROTO_HTTP = 1,
+    CFG_PROTO_TLS_PASSTHROUGH = 2,
+    CFG_PROTO_POSTGRES = 3, /* PostgreSQL v3: statements routed and checked one by one */
+    CFG_PROTO_MYSQL = 4,    /* MySQL/MariaDB client/server protocol, likewise */
+};
+/* Whether a listener protocol carries SQL (the db.* and sql.* attributes). */
+#define CFG_PROTO_IS_DB(p) ((p) == CFG_PROTO_POSTGRES || (p) == CFG_PROTO_MYSQL)
 
 enum cfg_lb { CFG_LB_ROUND_ROBIN = 0, CFG_LB_LEAST_REQUEST = 1, CFG_LB_HASH = 2 };
 

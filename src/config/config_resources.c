@@ -147,12 +147,22 @@ int cfg_load_listener(struct cload *cl, int line, const struct ynode *name,
             l->proto = CFG_PROTO_TCP;
         else if (strcmp(p, "tls") == 0)
             l->proto = CFG_PROTO_TLS_PASSTHROUGH;
+        else if (strcmp(p, "postgres") == 0)
+            l->proto = CFG_PROTO_POSTGRES;
+        else if (strcmp(p, "mysql") == 0)
+            l->proto = CFG_PROTO_MYSQL;
         else
-            return cl_fail(cl, n->line, "protocol: expected http, tcp or tls, got '%.80s'", p);
+            return cl_fail(cl, n->line,
+                           "protocol: expected http, tcp, tls, postgres or mysql, got '%.80s'", p);
     }
     l->idle_timeout_ms = l->proto == CFG_PROTO_HTTP ? 300000 : 3600000;
     if (l->proto != CFG_PROTO_HTTP && (n = http_only_key(spec)) != NULL)
         return cl_fail(cl, n->line, "'%s' applies only to http listeners", n->str);
+    if (CFG_PROTO_IS_DB(l->proto) && (n = ytree_key(spec, "tls")) != NULL)
+        return cl_fail(cl, n->line,
+                       "'tls' is not supported on %s listeners yet (clients are told the "
+                       "proxy does not do TLS)",
+                       cfg_proto_name(l->proto));
     if (l->proto == CFG_PROTO_TLS_PASSTHROUGH && (n = ytree_key(spec, "tls")) != NULL)
         return cl_fail(cl, n->line,
                        "'tls' does not apply to protocol: tls, which passes TLS through "

@@ -329,6 +329,10 @@ const char *cfg_proto_name(enum cfg_proto proto)
         return "http";
     case CFG_PROTO_TLS_PASSTHROUGH:
         return "tls";
+    case CFG_PROTO_POSTGRES:
+        return "postgres";
+    case CFG_PROTO_MYSQL:
+        return "mysql";
     }
     return "?";
 }
@@ -336,7 +340,8 @@ const char *cfg_proto_name(enum cfg_proto proto)
 #define ON_TCP (1u << CFG_PROTO_TCP)
 #define ON_HTTP (1u << CFG_PROTO_HTTP)
 #define ON_TLS (1u << CFG_PROTO_TLS_PASSTHROUGH)
-#define ON_ALL (ON_TCP | ON_HTTP | ON_TLS)
+#define ON_DB ((1u << CFG_PROTO_POSTGRES) | (1u << CFG_PROTO_MYSQL))
+#define ON_ALL (ON_TCP | ON_HTTP | ON_TLS | ON_DB)
 
 /* Every attribute a route may name, with the listener protocols that offer
  * it. Names ending in '.' are families (header.<name>). The error messages
@@ -353,7 +358,10 @@ static const struct {
     {"grpc.service", ON_HTTP},     {"grpc.method", ON_HTTP},
     {"source.address", ON_ALL},    {"source.identity", ON_TCP | ON_HTTP},
     {"destination.port", ON_ALL},  {"protocol", ON_ALL},
-    {"tls.sni", ON_ALL},           {"tls.alpn", ON_ALL},
+    {"tls.sni", ON_TCP | ON_HTTP | ON_TLS}, {"tls.alpn", ON_TCP | ON_HTTP | ON_TLS},
+    {"db.user", ON_DB},            {"db.name", ON_DB},
+    {"sql.command", ON_DB},        {"sql.verb", ON_DB},
+    {"sql.tables", ON_DB},         {"sql.in_transaction", ON_DB},
 };
 #define NATTRS (sizeof(attrs) / sizeof(attrs[0]))
 

@@ -235,8 +235,9 @@ void alog_write(struct alog *a, const struct alog_rec *r)
     put_u64(&o, r->duration_us);
     static const char *const protos[] = {
         [ALOG_HTTP] = ",\"protocol\":\"http\"", [ALOG_TCP] = ",\"protocol\":\"tcp\"",
-        [ALOG_HTTP2] = ",\"protocol\":\"http2\"", [ALOG_GRPC] = ",\"protocol\":\"grpc\""};
-    const char *proto = protos[r->protocol <= ALOG_GRPC ? r->protocol : ALOG_HTTP];
+        [ALOG_HTTP2] = ",\"protocol\":\"http2\"", [ALOG_GRPC] = ",\"protocol\":\"grpc\"",
+        [ALOG_POSTGRES] = ",\"protocol\":\"postgres\"", [ALOG_MYSQL] = ",\"protocol\":\"mysql\""};
+    const char *proto = protos[r->protocol <= ALOG_MYSQL ? r->protocol : ALOG_HTTP];
     put(&o, proto, strlen(proto));
     PUTS(&o, ",\"listener\":");
     put_str(&o, r->listener);

@@ -46,8 +46,9 @@ static inline struct alog_str alog_cstr(const char *s)
     return r;
 }
 
-/* "http" (HTTP/1.x), "tcp", "http2", "grpc" (a gRPC call over HTTP/2). */
-enum alog_proto { ALOG_HTTP, ALOG_TCP, ALOG_HTTP2, ALOG_GRPC };
+/* "http" (HTTP/1.x), "tcp", "http2", "grpc" (a gRPC call over HTTP/2),
+ * "postgres", "mysql" (one record per database session). */
+enum alog_proto { ALOG_HTTP, ALOG_TCP, ALOG_HTTP2, ALOG_GRPC, ALOG_POSTGRES, ALOG_MYSQL };
 
 enum alog_outcome {
     ALOG_OK,            /* completed (any status the upstream chose) */

@@ -10,6 +10,7 @@
 
 #include "core/net.h"
 #include "proto/http2/grpc.h"
+#include "proto/sql/sqlc.h"
 #include "proxy/accesslog.h"
 #include "proxy/metrics.h"
 #include "router/authz.h"
@@ -120,6 +121,66 @@ uint32_t gen_stats_grpc(struct gen_stats *s, int code)
     atomic_store_explicit(&s->grpc[code], id + 1, memory_order_release);
     return id;
 }
+
+struct gen_db_ids {
+    _Atomic uint32_t stmts[SQLC_V_COUNT_][4];
+    _Atomic uint32_t dur[SQLC_V_COUNT_];
+    _Atomic uint32_t rows[SQLC_V_COUNT_];
+};
+
+uint32_t gen_stats_db(struct gen_stats *s, int kind, int verb, int outcome)
+{
+    static const char *const outcomes[4] = {"ok", "error", "denied", "failed"};
+    if (verb < 0 || verb >= SQLC_V_COUNT_ || outcome < 0 || outcome > 3)
+        return METRICS_INVALID;
+    struct gen_db_ids *d = atomic_load_explicit(&s->db, memory_order_acquire);
+    if (!d) {
+        struct gen_db_ids *n = calloc(1, sizeof(*n));
+        if (!n)
+            return METRICS_INVALID;
+        struct gen_db_ids *expect = NULL;
+        if (atomic_compare_exchange_strong_explicit(&s->db, &expect, n, memory_order_acq_rel,
+                                                    memory_order_acquire))
+            d = n;
+        else {
+            free(n); /* another worker was first */
+            d = expect;
+        }
+    }
+    _Atomic uint32_t *slot = kind == GEN_DB_STATEMENTS ? &d->stmts[verb][outcome]
+                             : kind == GEN_DB_DURATION ? &d->dur[verb]
+                                                       : &d->rows[verb];
+    uint32_t id = atomic_load_explicit(slot, memory_order_acquire);
+    if (id)
+        return id - 1;
+    char l[256], r[512], c[256], labels[1400];
+    esc(l, sizeof(l), s->listener);
+    esc(r, sizeof(r), s->route);
+    esc(c, sizeof(c), s->cluster);
+    int n = snprintf(labels, sizeof(labels), "listener=\"%s\",route=\"%s\",cluster=\"%s\",verb=\"%s\"",
+                     l, r, c, sqlc_verb_name((enum sqlc_verb)verb));
+    if (kind == GEN_DB_STATEMENTS)
+        snprintf(labels + n, sizeof(labels) - (size_t)n, ",outcome=\"%s\"", outcomes[outcome]);
+    if (kind == GEN_DB_STATEMENTS)
+        id = metrics_counter("strand_db_statements_total",
+                             "Database statements, by listener, route, cluster, verb and "
+                             "outcome (ok, error from the server, denied by a policy, failed "
+                             "with the upstream).",
+                             labels);
+    else if (kind == GEN_DB_DURATION)
+        id = metrics_histogram("strand_db_statement_duration_seconds",
+                               "Database statement latency, from the statement received to "
+                               "its response complete.",
+                               labels);
+    else
+        id = metrics_counter("strand_db_rows_total",
+                             "Rows returned or affected, as the database reported them.",
+                             labels);
+    atomic_store_explicit(slot, id + 1, memory_order_release);
+    return id;
+}
+
+static void stats_free(struct gen_stats *s) { free(atomic_load(&s->db)); }
 
 static void listener_metrics(struct gen_listener *gl)
 {
@@ -262,8 +323,13 @@ static void gen_free(struct gen *g)
 {
     for (size_t i = 0; i < g->nlisteners; i++) {
         struct gen_listener *gl = &g->listeners[i];
+        stats_free(&gl->noroute);
         if (gl->rules)
             for (size_t r = 0; r < gl->nrules; r++) {
+                stats_free(&gl->rules[r].direct);
+                const struct cfg_rule *cr = route_rule_cfg(router_rule(gl->router, r));
+                for (size_t b = 0; gl->rules[r].backends && b < cr->nbackends; b++)
+                    stats_free(&gl->rules[r].backends[b]);
                 free(gl->rules[r].backends);
                 free(gl->rules[r].name);
             }

@@ -17,6 +17,8 @@ struct authz;
 struct tls_client;
 
 /* Series ids of one (listener, rule, backend) combination. */
+struct gen_db_ids;
+
 struct gen_stats {
     uint32_t code[6];       /* strand_http_requests_total by status class 1xx..5xx; [0] unused */
     uint32_t duration;      /* strand_http_request_duration_seconds */
@@ -27,11 +29,23 @@ struct gen_stats {
      * the registry made room for it in every shard. */
     _Atomic uint32_t grpc[17];
     const char *listener, *route, *cluster; /* label values (gen/config-owned) */
+    /* Database statement series (db.h), registered on first use; the
+     * block itself is allocated on first use too (freed with the gen). */
+    _Atomic(struct gen_db_ids *) db;
 };
+
+/* Which database series gen_stats_db returns. */
+enum { GEN_DB_STATEMENTS, GEN_DB_DURATION, GEN_DB_ROWS };
 
 /* The strand_grpc_requests_total series of s for grpc-status code (0-16;
  * others count as UNKNOWN), registered when first needed. Any thread. */
 uint32_t gen_stats_grpc(struct gen_stats *s, int code);
+/* The series of s for database statements of verb (SQLC_V_*, the label is
+ * its name) and, for GEN_DB_STATEMENTS, outcome (enum db_outcome: ok, error,
+ * denied, failed): strand_db_statements_total, ..._duration_seconds,
+ * strand_db_rows_total. Registered when first needed; METRICS_INVALID on
+ * failure (safe to use). Any thread. */
+uint32_t gen_stats_db(struct gen_stats *s, int kind, int verb, int outcome);
 
 struct gen_rule {
     char *name;                 /* "<route>/<rule>": metrics label and log field */

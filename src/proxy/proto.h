@@ -29,6 +29,8 @@ extern const struct proto_handler http_handler;
 /* Process-wide set-up of the HTTP handler; call before starting workers. */
 void http_init(void);
 extern const struct proto_handler tcp_handler;
+extern const struct proto_handler pg_handler;    /* pg_proxy.c */
+extern const struct proto_handler mysql_handler; /* mysql_proxy.c */
 
 struct wcluster;
 /* A new generation became current: HTTP/2 clients still on an older one get

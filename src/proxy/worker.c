@@ -31,6 +31,10 @@ const struct proto_handler *proto_handler(enum cfg_proto proto)
     case CFG_PROTO_TCP:
     case CFG_PROTO_TLS_PASSTHROUGH: /* TCP after a look at the ClientHello */
         return &tcp_handler;
+    case CFG_PROTO_POSTGRES:
+        return &pg_handler;
+    case CFG_PROTO_MYSQL:
+        return &mysql_handler;
     }
     return NULL;
 }
@@ -214,6 +218,8 @@ static void start_drain(struct worker *w)
     atomic_store(&w->unlistened, 1);
     http_handler.drain(w);
     tcp_handler.drain(w);
+    pg_handler.drain(w);
+    mysql_handler.drain(w);
     if (w->cur)
         for (size_t i = 0; i < w->cur->gen->nclusters; i++) {
             uconn_close_idle(&w->cur->clusters[i]);

@@ -412,7 +412,7 @@ static void test_errors(void)
                "'requestTimeout' applies only to http listeners");
     EXPECT_ERR(API "kind: Listener\nmetadata: {name: a}\nspec:\n  address: 127.0.0.1:80\n"
                    "  protocol: udp #<\n",
-               "expected http, tcp or tls");
+               "expected http, tcp, tls, postgres or mysql");
     EXPECT_ERR(API "kind: Listener\nmetadata: {name: a}\nspec:\n  address: 127.0.0.1:80\n"
                    "  headerTimeout: 0s #<\n",
                "out of range (1ms..720h)");
@@ -1359,7 +1359,7 @@ static void test_tls_errors(void)
     EXPECT_ERR(TLSL("  protocol: tls\n  tls: #<\n    certificates: [{certFile: a, keyFile: b}]\n"),
                "'tls' does not apply to protocol: tls");
     EXPECT_ERR(TLSL("  protocol: tls\n  via: false #<\n"), "'via' applies only to http listeners");
-    EXPECT_ERR(TLSL("  protocol: TLS #<\n"), "protocol: expected http, tcp or tls, got 'TLS'");
+    EXPECT_ERR(TLSL("  protocol: TLS #<\n"), "protocol: expected http, tcp, tls, postgres or mysql, got 'TLS'");
 
     /* Cluster tls. */
     EXPECT_ERR(TLSC("  tls: {sni: api.internal} #<\n"),
@@ -1490,7 +1490,8 @@ static void test_passthrough_and_attributes(void)
                                       "    match: [{attribute: tls.version, exact: '1.3'}] #<\n",
                "unknown attribute 'tls.version' (use method, path, authority, scheme, "
                "header.<name>, query.<name>, grpc.service, grpc.method, source.address, "
-               "source.identity, destination.port, protocol, tls.sni or tls.alpn)");
+               "source.identity, destination.port, protocol, tls.sni, tls.alpn, db.user, db.name, "
+               "sql.command, sql.verb, sql.tables or sql.in_transaction)");
     EXPECT_ERR(TLSBASE ROUTE("[web]") "  - backends: [{cluster: be}]\n"
                                       "    match: [{attribute: grpc.Method, exact: a}] #<\n",
                "unknown attribute 'grpc.Method'");
@@ -1864,6 +1865,61 @@ static void test_http2(void)
                "protocol: expected http1 or http2, got 'h3'");
 }
 
+/* Database listeners: their attributes, tcp-like routes, no tls yet. */
+static void test_db_listeners(void)
+{
+    char err[512];
+    const char *y = API "kind: Listener\nmetadata: {name: pg}\n"
+                    "spec: {address: 127.0.0.1:15432, protocol: postgres}\n"
+                    "---\n" API "kind: Listener\nmetadata: {name: my}\n"
+                    "spec: {address: 127.0.0.1:13306, protocol: mysql}\n"
+                    "---\n" API "kind: Cluster\nmetadata: {name: primary}\n"
+                    "spec: {endpoints: [{address: 127.0.0.1:5432}]}\n"
+                    "---\n" API "kind: Route\nmetadata: {name: r}\nspec:\n  parents: [pg]\n"
+                    "  rules:\n  - match: [{attribute: db.user, exact: app},\n"
+                    "            {attribute: sql.tables, in: [users]}]\n"
+                    "    backends: [{cluster: primary}]\n"
+                    "    retries: {attempts: 1, on: [connect-failure]}\n"
+                    "---\n" API "kind: AuthorizationPolicy\nmetadata: {name: no-delete}\n"
+                    "spec:\n  targets: [pg, my]\n  action: DENY\n  rules:\n"
+                    "  - match: [{attribute: sql.verb, exact: DELETE}, {attribute: db.name, exact: "
+                    "shop}]\n";
+    struct config *cfg = load(y, err, sizeof(err));
+    CHECK(cfg != NULL, "postgres and mysql listeners load: %s", err);
+    if (cfg) {
+        CHECK(config_listener(cfg, "pg")->proto == CFG_PROTO_POSTGRES &&
+                  config_listener(cfg, "my")->proto == CFG_PROTO_MYSQL,
+              "protocols");
+        CHECK(config_listener(cfg, "pg")->idle_timeout_ms == 3600000, "idle timeout 1h");
+        char *json = config_to_json(cfg);
+        CHECK(json && strstr(json, "\"protocol\":\"postgres\"") &&
+                  strstr(json, "\"protocol\":\"mysql\""),
+              "admin view names the protocols");
+        free(json);
+        config_free(cfg);
+    }
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: pg}\n"
+                   "spec:\n  address: 127.0.0.1:15432\n  protocol: postgres\n"
+                   "  tls: {certificates: [{certFile: a, keyFile: b}]} #<\n",
+               "'tls' is not supported on postgres listeners yet");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: pg}\n"
+                   "spec: {address: 127.0.0.1:15432, protocol: postgres}\n"
+                   "---\n" API "kind: Cluster\nmetadata: {name: c}\n"
+                   "spec: {endpoints: [{address: 127.0.0.1:5432}]}\n"
+                   "---\n" API "kind: Route\nmetadata: {name: r}\nspec:\n  parents: [pg]\n"
+                   "  rules:\n  - backends: [{cluster: c}]\n"
+                   "    match: [{attribute: path, prefix: /}] #<\n",
+               "attribute 'path' is not available on postgres listeners");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: my}\n"
+                   "spec: {address: 127.0.0.1:13306, protocol: mysql}\n"
+                   "---\n" API "kind: Cluster\nmetadata: {name: c}\n"
+                   "spec: {endpoints: [{address: 127.0.0.1:3306}]}\n"
+                   "---\n" API "kind: Route\nmetadata: {name: r}\nspec:\n  parents: [my]\n"
+                   "  rules:\n  - backends: [{cluster: c}]\n"
+                   "    requestHeaders: {set: {a: b}} #<\n",
+               "'requestHeaders' needs an http listener");
+}
+
 int main(void)
 {
     test_quickstart();
@@ -1880,6 +1936,7 @@ int main(void)
     test_authz_limits();
     test_authz_multifile();
     test_http2();
+    test_db_listeners();
     test_multifile();
     test_limits();
     test_parse_values();

@@ -1,0 +1,70 @@
+/* db.c - attributes and statement metrics shared by the database proxies
+ * (see db.h). */
+#include "proxy/db.h"
+
+#include <string.h>
+
+#include "proxy/metrics.h"
+#include "proxy/worker.h"
+
+static int one(attr_val *out, int max, const char *p)
+{
+    if (!p)
+        return 0;
+    if (max > 0)
+        out[0] = (attr_val){p, strlen(p)};
+    return 1;
+}
+
+static int is(const struct attr_key *key, const char *name)
+{
+    size_t n = strlen(name);
+    return key->len == n && memcmp(key->name, name, n) == 0;
+}
+
+/* ctx: a struct db_attrs, borrowed. */
+int db_attr_get(void *ctx, const struct attr_key *key, attr_val *out, int max)
+{
+    const struct db_attrs *a = ctx;
+    switch (key->id) {
+    case ATTR_SOURCE_ADDRESS:
+        return one(out, max, a->peer_ip);
+    case ATTR_DESTINATION_PORT:
+        return one(out, max, a->port);
+    case ATTR_PROTOCOL:
+        return one(out, max, a->proto);
+    case ATTR_SQL_VERB:
+        return a->cls ? one(out, max, sqlc_verb_name(a->cls->verb)) : 0;
+    case ATTR_SQL_TABLES: {
+        if (!a->cls)
+            return 0;
+        size_t n = sqlc_table_count(a->cls);
+        for (size_t i = 0; i < n && (int)i < max; i++) {
+            size_t len;
+            const char *t = sqlc_table(a->cls, i, &len);
+            out[i] = (attr_val){t, len};
+        }
+        return (int)n;
+    }
+    default:
+        break;
+    }
+    if (is(key, "db.user"))
+        return one(out, max, a->user);
+    if (is(key, "db.name"))
+        return one(out, max, a->dbname);
+    if (is(key, "sql.command"))
+        return one(out, max, a->command);
+    if (is(key, "sql.in_transaction"))
+        return one(out, max, a->in_transaction ? "true" : "false");
+    return 0;
+}
+
+void db_stmt_record(struct worker *w, struct gen_stats *s, int verb, enum db_outcome outcome,
+                    uint64_t duration_us, uint64_t rows)
+{
+    metrics_add(w->shard, gen_stats_db(s, GEN_DB_STATEMENTS, verb, (int)outcome), 1);
+    metrics_observe(w->shard, gen_stats_db(s, GEN_DB_DURATION, verb, 0), duration_us);
+    if (rows)
+        metrics_add(w->shard, gen_stats_db(s, GEN_DB_ROWS, verb, 0), rows);
+}

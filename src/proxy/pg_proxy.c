@@ -1,0 +1,1008 @@
+/* pg_proxy.c - the PostgreSQL proxy: a connection-level handler like tcp.c
+ * that understands the v3 protocol's framing.
+ *
+ * A session goes through four phases:
+ *   STARTUP  read the client's first message; SSLRequest and GSSENCRequest
+ *            are answered 'N' (no TLS here yet), CancelRequest is closed;
+ *            the StartupMessage gives db.user and db.name.
+ *   CONNECT  route once on the session's attributes (db.*, source.address,
+ *            destination.port, protocol), check the AuthorizationPolicies,
+ *            connect to an endpoint (other endpoints on connect failure).
+ *   AUTH     the client's StartupMessage is sent as is and the
+ *            authentication exchange is relayed unchanged both ways
+ *            (trust, md5, SCRAM pass through) until ReadyForQuery.
+ *   READY    the statement loop: messages are framed in both directions;
+ *            Query and Parse are classified (src/proto/sql) and checked
+ *            against the policies with the statement's attributes, the
+ *            rest is streamed through untouched.
+ *
+ * Refusing a statement: its messages are not forwarded; a Sync is sent to
+ * the server in its place (for a Parse, the client's own Sync ends the
+ * swallowed batch), so the server answers one ReadyForQuery exactly where
+ * the refused statement's would have been, and the ErrorResponse (42501)
+ * is written just before that ReadyForQuery. Answers thus stay in the
+ * client's order whatever is pipelined. The ReadyForQuery carries the
+ * server's real transaction status: inside a transaction block a refusal
+ * leaves it 'T' (the server's transaction is not failed), where PostgreSQL
+ * itself would report 'E'.
+ *
+ * Statements in flight: every Query, Sync and FunctionCall gets one entry in
+ * a bounded FIFO that the server's ReadyForQuery closes; its metrics
+ * (db_stmt_record) are recorded then, with the rows of its CommandCompletes.
+ * An extended-protocol batch counts as one statement, the verb of its first
+ * Execute (else its first Parse). When the FIFO is full the client is not
+ * read until the server catches up (back-pressure), as when a buffer is
+ * full. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/net.h"
+#include "proto/pg/pg.h"
+#include "proto/sql/sqlc.h"
+#include "proxy/accesslog.h"
+#include "proxy/db.h"
+#include "proxy/gen.h"
+#include "proxy/lb.h"
+#include "proxy/metrics.h"
+#include "proxy/proto.h"
+#include "proxy/upstream.h"
+#include "proxy/worker.h"
+#include "router/attr.h"
+#include "router/authz.h"
+#include "router/router.h"
+
+#define PG_INSPECT_MAX (1u << 20) /* largest message decoded whole (Query, Parse, ...) */
+#define PG_INFLIGHT 32            /* statements awaiting their ReadyForQuery */
+#define PG_STMTS 32               /* named prepared statements remembered (verb only) */
+#define PG_NAME_MAX 64            /* NAMEDATALEN: longer names are not remembered */
+#define PG_STARTUP_PARAMS 64
+#define PG_NEGOTIATIONS 4         /* SSL/GSSENC requests before the startup */
+
+enum pg_phase { PH_STARTUP, PH_CONNECT, PH_AUTH, PH_READY };
+
+/* One statement (Query, Sync of a batch, FunctionCall) awaiting the server's
+ * ReadyForQuery. */
+struct pg_inflight {
+    uint8_t verb;
+    uint8_t denied;       /* refused: write the ErrorResponse before its ReadyForQuery */
+    uint8_t error;        /* the server answered an ErrorResponse */
+    uint64_t start_us;
+    uint64_t rows;
+    const char *policy;   /* the refusing policy's name (config-owned; the
+                           * session holds the generation) */
+};
+
+struct pg_stmt {
+    char name[PG_NAME_MAX];
+    uint8_t verb;
+    uint8_t used;
+};
+
+struct pgs {
+    struct wlink link;          /* the worker's sessions (drain) */
+    struct loop_io io;          /* the client socket */
+    struct loop_timer timer;    /* startup timeout, then idle timeout */
+    struct sio cs;
+    struct worker *w;
+    struct gen_listener *gl;
+    struct wgen *wg;
+    struct wcluster *wc;
+    const struct route_rule *rr;
+    struct gen_stats *stats;
+    struct uconn *uc;
+    enum pg_phase phase;
+    int ep;
+    uint64_t tried;
+    uint32_t attempts;
+    int connecting;             /* a connect attempt is open (lb/active books) */
+    uint64_t t_start_us, t_attempt_us;
+    uint64_t bytes_in, bytes_out;
+
+    struct buf cin;             /* read from the client, not yet handled */
+    struct buf up;              /* to the server */
+    struct buf uin;             /* read from the server, not yet handled */
+    struct buf down;            /* to the client */
+    uint32_t fe_pass, fe_skip;  /* client bytes still to forward / to drop */
+    uint32_t be_pass;           /* server bytes still to forward */
+    int negotiations;
+
+    unsigned c_eof : 1, u_eof : 1, closing : 1, closed : 1, terminated : 1, draining : 1;
+    unsigned last_be_error : 1; /* the last whole server message was an ErrorResponse */
+    char tx;                    /* last ReadyForQuery status, 0 before */
+    unsigned sqlc_modes;        /* SQLC_MODE_PG_BACKSLASH_STRINGS when the server says so */
+
+    /* The open extended-query batch (messages since the last Sync). */
+    struct {
+        int open, has_verb, has_exec, denied;
+        uint8_t verb;
+        uint64_t start_us;
+        const char *policy;
+    } batch;
+    uint8_t portal_verb;        /* verb of the statement last bound */
+    uint8_t unnamed_verb;       /* verb of the unnamed prepared statement */
+    struct pg_stmt stmts[PG_STMTS];
+    unsigned stmt_next;
+
+    struct pg_inflight q[PG_INFLIGHT];
+    unsigned qhead, qlen;
+
+    char user[PG_NAME_MAX * 4], dbname[PG_NAME_MAX * 4];
+    char peer_ip[64];
+    char port[8];
+    struct db_attrs attrs;
+    const char *err;            /* why the session ended early (access log) */
+    char errbuf[320];
+};
+
+/* Sessions of this worker thread, for drain. */
+static __thread struct wlink pg_sessions;
+static __thread int pg_sessions_init;
+
+static void run(struct pgs *s);
+
+static void s_free(void *p)
+{
+    struct pgs *s = p;
+    buf_free(&s->cin);
+    buf_free(&s->up);
+    buf_free(&s->uin);
+    buf_free(&s->down);
+    free(s);
+}
+
+static void s_log(struct pgs *s)
+{
+    struct worker *w = s->w;
+    if (!w->alog)
+        return;
+    struct alog_rec rec = {0};
+    rec.start_ms = unix_ms();
+    rec.duration_us = loop_now_us() - s->t_start_us;
+    rec.protocol = ALOG_POSTGRES;
+    rec.listener = alog_cstr(s->gl->cfg->name);
+    if (s->rr)
+        rec.route = alog_cstr(s->gl->rules[route_rule_index(s->rr)].name);
+    if (s->wc)
+        rec.cluster = alog_cstr(s->wc->gc->cfg->name);
+    rec.source = alog_cstr(s->peer_ip);
+    rec.outcome = s->err ? ALOG_UNAVAILABLE : ALOG_OK;
+    rec.bytes_in = s->bytes_in;
+    rec.bytes_out = s->bytes_out;
+    rec.reason = alog_cstr(s->err);
+    alog_write(w->alog, &rec);
+}
+
+/* Closes both sides and frees the session (deferred). Statements still in
+ * flight are recorded as failed. */
+static void s_end(struct pgs *s)
+{
+    if (s->closed)
+        return;
+    s->closed = 1;
+    struct worker *w = s->w;
+    for (; s->qlen > 0; s->qlen--) {
+        struct pg_inflight *f = &s->q[s->qhead];
+        s->qhead = (s->qhead + 1) % PG_INFLIGHT;
+        if (s->stats)
+            db_stmt_record(w, s->stats, f->verb, f->denied ? DB_DENIED : DB_FAILED,
+                           loop_now_us() - f->start_us, f->rows);
+    }
+    s_log(s);
+    wlist_del(&s->link);
+    loop_timer_cancel(w->loop, &s->timer);
+    loop_io_del(w->loop, &s->io);
+    close(s->io.fd);
+    if (s->connecting) {
+        lb_request_end(s->wc->lb, s->ep, LB_CONNECT_FAIL, loop_now_us() - s->t_attempt_us,
+                       loop_now(w->loop));
+        s->wc->active--;
+    }
+    if (s->uc)
+        uconn_close(s->uc);
+    s->uc = NULL;
+    metrics_gauge_add(w->shard, s->gl->m_conn_active, -1);
+    worker_conn_closed(w);
+    wgen_release(s->wg);
+    loop_defer_free(w->loop, s_free, s);
+}
+
+/* Writes an ErrorResponse (and, for a statement, nothing else) to the
+ * client, then ends the session once it is delivered. */
+static void s_fail(struct pgs *s, const char *severity, const char *sqlstate, const char *msg)
+{
+    char eb[512];
+    if (!s->err)
+        s->err = msg;
+    int n = pg_build_error(eb, sizeof(eb), severity, sqlstate, msg);
+    /* The message goes at a boundary only: never inside a forwarded one. */
+    if (n > 0 && s->be_pass == 0)
+        buf_append(&s->down, eb, (size_t)n);
+    s->closing = 1;
+    if (s->uc) {
+        uconn_close(s->uc);
+        s->uc = NULL;
+    }
+    /* A client that does not read its error must not hold the session. */
+    loop_timer_arm(s->w->loop, &s->timer, loop_now(s->w->loop) + 5000);
+}
+
+static void s_timeout(struct loop *l, struct loop_timer *t)
+{
+    struct pgs *s = t->ud;
+    if (s->closing || s->phase == PH_CONNECT) {
+        s->err = s->err ? s->err : "timed out";
+        s_end(s);
+        return;
+    }
+    s_fail(s, "FATAL", s->phase == PH_STARTUP ? "08P01" : "57P05",
+           s->phase == PH_STARTUP ? "timed out waiting for the startup message"
+                                  : "terminating connection due to idle timeout");
+    run(s);
+}
+
+/* ---- Routing and connecting ---------------------------------------------- */
+
+static void s_connect(struct pgs *s);
+
+/* The books of a finished connect attempt; on failure, the next attempt.
+ * Never calls run() (callers inside run() continue themselves). */
+static void s_connect_done(struct pgs *s, struct uconn *uc, int err)
+{
+    struct wcluster *wc = s->wc;
+    struct worker *w = s->w;
+    s->connecting = 0;
+    lb_request_end(wc->lb, s->ep, err ? LB_CONNECT_FAIL : LB_OK, loop_now_us() - s->t_attempt_us,
+                   loop_now(w->loop));
+    wc->active--;
+    metrics_add(w->shard, wc->gc->m_endpoint[s->ep * OUTCOME_N + (err ? OUTCOME_UNAVAILABLE : OUTCOME_OK)], 1);
+    if (err) {
+        s->uc = NULL;
+        s_connect(s);
+        return;
+    }
+    s->uc = uc;
+    s->phase = PH_AUTH;
+}
+
+static void s_connected(void *owner, struct uconn *uc, int err)
+{
+    struct pgs *s = owner;
+    s_connect_done(s, uc, err);
+    run(s);
+}
+
+static void s_uc_io(void *owner, struct uconn *uc, unsigned events) { run(owner); }
+
+static const struct uconn_ops pg_uc_ops = {s_connected, s_uc_io};
+
+/* Tries the next endpoint; fails the session when none is left. */
+static void s_connect(struct pgs *s)
+{
+    struct wcluster *wc = s->wc;
+    const struct cfg_rule *cr = route_rule_cfg(s->rr);
+    uint32_t limit = 1 + (cr->retry.attempts > 0 ? cr->retry.attempts : (uint32_t)wc->gc->cfg->nendpoints - 1);
+    if (s->attempts >= limit) {
+        s_fail(s, "FATAL", "08006", "could not connect to the database server");
+        return;
+    }
+    if (!uconn_can_open(wc)) {
+        metrics_add(s->w->shard, wc->gc->m_overflow, 1);
+        s_fail(s, "FATAL", "53300", "too many connections to the database server");
+        return;
+    }
+    int ep = lb_pick(wc->lb, 0, 0, s->tried, loop_now(s->w->loop));
+    if (ep < 0) {
+        s_fail(s, "FATAL", "08006", "no healthy database server");
+        return;
+    }
+    if (s->attempts > 0)
+        metrics_add(s->w->shard, wc->gc->m_retries, 1);
+    s->attempts++;
+    s->ep = ep;
+    if (ep < 64)
+        s->tried |= 1ull << ep;
+    lb_request_start(wc->lb, ep);
+    wc->active++;
+    s->connecting = 1;
+    s->t_attempt_us = loop_now_us();
+    int ready;
+    struct uconn *uc = uconn_get(wc, ep, &pg_uc_ops, s, &ready);
+    if (!uc) {
+        s_connect_done(s, NULL, errno);
+        return;
+    }
+    uc->reused = 0;
+    s->uc = uc; /* closed by s_end if the session ends while connecting */
+    if (ready) /* a pooled connection (a cluster shared with HTTP): use it as new */
+        s_connect_done(s, uc, 0);
+}
+
+/* Routes the session once on its attributes and starts connecting. */
+static void s_route(struct pgs *s)
+{
+    struct worker *w = s->w;
+    struct gen_listener *gl = s->gl;
+    struct attr_src src = {db_attr_get, &s->attrs};
+    s->rr = router_match(gl->router, &src);
+    const char *why = "denied by policy";
+    const struct cfg_authz *deny = authz_check(gl->authz, &src, &why);
+    if (deny) {
+        metrics_add(w->shard, gl->m_denied, 1);
+        snprintf(s->errbuf, sizeof(s->errbuf), "permission denied by policy %s", deny->name);
+        s_fail(s, "FATAL", "42501", s->errbuf);
+        return;
+    }
+    if (!s->rr) {
+        metrics_add(w->shard, gl->noroute.tcp_conns, 1);
+        snprintf(s->errbuf, sizeof(s->errbuf), "no route for database \"%s\"", s->dbname);
+        s_fail(s, "FATAL", "08004", s->errbuf);
+        return;
+    }
+    struct gen_rule *gr = &gl->rules[route_rule_index(s->rr)];
+    const struct cfg_rule *cr = route_rule_cfg(s->rr);
+    int b = route_pick_backend(s->rr, (uint32_t)worker_rand(w));
+    int ci = b >= 0 ? gen_cluster_index(s->wg->gen, cr->backends[b].cluster) : -1;
+    if (ci < 0) {
+        metrics_add(w->shard, gr->direct.tcp_conns, 1);
+        s_fail(s, "FATAL", "08004", "no backend available for this database");
+        return;
+    }
+    s->stats = &gr->backends[b];
+    metrics_add(w->shard, s->stats->tcp_conns, 1);
+    s->wc = &s->wg->clusters[ci];
+    s->phase = PH_CONNECT;
+    s_connect(s);
+}
+
+/* ---- Startup phase -------------------------------------------------------- */
+
+static int copy_str(char *dst, size_t cap, pg_str v)
+{
+    if (v.len >= cap)
+        return -1;
+    memcpy(dst, v.p, v.len);
+    dst[v.len] = 0;
+    return 0;
+}
+
+/* Handles the client's untyped first message(s). Returns 1 when it made
+ * progress, 0 to wait. */
+static int startup_step(struct pgs *s)
+{
+    struct pg_msg m;
+    int rc = pg_frame_startup(buf_start(&s->cin), buf_len(&s->cin), PG_STARTUP_MAX, &m);
+    if (rc == PG_INCOMPLETE)
+        return 0;
+    if (rc < 0) {
+        s_fail(s, "FATAL", "08P01", "invalid startup packet");
+        return 1;
+    }
+    struct pg_param params[PG_STARTUP_PARAMS];
+    struct pg_startup st;
+    memset(&st, 0, sizeof(st));
+    st.params = params;
+    rc = pg_parse_startup(&m, &st, PG_STARTUP_PARAMS);
+    if (rc == PG_ERR_VERSION) {
+        s_fail(s, "FATAL", "0A000", "unsupported frontend protocol");
+        return 1;
+    }
+    if (rc < 0) {
+        s_fail(s, "FATAL", "08P01", "invalid startup packet");
+        return 1;
+    }
+    if (st.kind == PG_STARTUP_SSL || st.kind == PG_STARTUP_GSSENC) {
+        /* Bytes after the request would have been sent before our answer:
+         * a client must wait for it (they could be a TLS hello). */
+        if (buf_len(&s->cin) != m.len || ++s->negotiations > PG_NEGOTIATIONS) {
+            s->err = "bytes after an SSL/GSSENC request";
+            s_end(s);
+            return 1;
+        }
+        buf_consume(&s->cin, (uint32_t)m.len);
+        char n[1];
+        pg_build_ssl_refuse(n, sizeof(n));
+        buf_append(&s->down, n, 1);
+        return 1;
+    }
+    if (st.kind == PG_STARTUP_CANCEL) {
+        s->err = "cancel request (not forwarded)";
+        s_end(s);
+        return 1;
+    }
+    if (!st.user.len) {
+        s_fail(s, "FATAL", "28000", "no PostgreSQL user name specified in startup packet");
+        return 1;
+    }
+    if (st.replication_mode != PG_REPL_NONE) {
+        s_fail(s, "FATAL", "0A000", "replication connections are not proxied");
+        return 1;
+    }
+    if (copy_str(s->user, sizeof(s->user), st.user) < 0 ||
+        copy_str(s->dbname, sizeof(s->dbname), st.database.len ? st.database : st.user) < 0) {
+        s_fail(s, "FATAL", "08P01", "user or database name too long");
+        return 1;
+    }
+    s->attrs.user = s->user;
+    s->attrs.dbname = s->dbname;
+    /* The original bytes go to the server once connected. */
+    if (m.len > buf_block_size() && buf_grow(&s->up, (uint32_t)m.len) < 0) {
+        s_fail(s, "FATAL", "53200", "out of memory");
+        return 1;
+    }
+    if (buf_append(&s->up, buf_start(&s->cin), m.len) < 0) {
+        s_fail(s, "FATAL", "53200", "out of memory");
+        return 1;
+    }
+    buf_consume(&s->cin, (uint32_t)m.len);
+    loop_timer_arm(s->w->loop, &s->timer, loop_now(s->w->loop) + s->gl->cfg->idle_timeout_ms);
+    s_route(s);
+    return 1;
+}
+
+/* ---- Statements ------------------------------------------------------------ */
+
+static struct pg_inflight *q_push(struct pgs *s, uint8_t verb, uint64_t start_us)
+{
+    struct pg_inflight *f = &s->q[(s->qhead + s->qlen) % PG_INFLIGHT];
+    s->qlen++;
+    memset(f, 0, sizeof(*f));
+    f->verb = verb;
+    f->start_us = start_us;
+    return f;
+}
+
+static struct pg_inflight *q_head(struct pgs *s) { return s->qlen ? &s->q[s->qhead] : NULL; }
+
+static void stmt_put(struct pgs *s, pg_str name, uint8_t verb)
+{
+    if (!name.len) {
+        s->unnamed_verb = verb;
+        return;
+    }
+    if (name.len >= PG_NAME_MAX)
+        return;
+    struct pg_stmt *slot = NULL;
+    for (unsigned i = 0; i < PG_STMTS && !slot; i++)
+        if (s->stmts[i].used && strlen(s->stmts[i].name) == name.len &&
+            memcmp(s->stmts[i].name, name.p, name.len) == 0)
+            slot = &s->stmts[i];
+    if (!slot)
+        slot = &s->stmts[s->stmt_next++ % PG_STMTS];
+    memcpy(slot->name, name.p, name.len);
+    slot->name[name.len] = 0;
+    slot->verb = verb;
+    slot->used = 1;
+}
+
+static uint8_t stmt_get(struct pgs *s, pg_str name)
+{
+    if (!name.len)
+        return s->unnamed_verb;
+    for (unsigned i = 0; i < PG_STMTS; i++)
+        if (s->stmts[i].used && strlen(s->stmts[i].name) == name.len &&
+            memcmp(s->stmts[i].name, name.p, name.len) == 0)
+            return s->stmts[i].verb;
+    return SQLC_V_OTHER;
+}
+
+/* Classifies sql and checks it; returns the refusing policy or NULL. */
+static const struct cfg_authz *stmt_check(struct pgs *s, const char *command, pg_str sql,
+                                          struct sqlc_result *res)
+{
+    sqlc_classify(SQLC_POSTGRES, s->sqlc_modes, sql.p, sql.len, res);
+    s->attrs.command = command;
+    s->attrs.cls = res;
+    s->attrs.in_transaction = s->tx == 'T' || s->tx == 'E';
+    struct attr_src src = {db_attr_get, &s->attrs};
+    const char *why;
+    const struct cfg_authz *deny = authz_check(s->gl->authz, &src, &why);
+    s->attrs.command = NULL;
+    s->attrs.cls = NULL;
+    if (deny)
+        metrics_add(s->w->shard, s->gl->m_denied, 1);
+    return deny;
+}
+
+static void batch_start(struct pgs *s)
+{
+    if (!s->batch.open) {
+        memset(&s->batch, 0, sizeof(s->batch));
+        s->batch.open = 1;
+        s->batch.start_us = loop_now_us();
+    }
+}
+
+/* Free bytes at the end of b, taking a block if it holds none. */
+static uint32_t room(struct buf *b)
+{
+    return buf_ensure(b) < 0 ? 0 : buf_space(b);
+}
+
+/* Moves up to `*left` bytes from in to out (streaming a forwarded message). */
+static int pass(struct buf *in, struct buf *out, uint32_t *left)
+{
+    uint32_t n = buf_len(in);
+    if (n > *left)
+        n = *left;
+    if (n == 0)
+        return 0;
+    uint32_t r = room(out);
+    if (n > r)
+        n = r;
+    if (n == 0)
+        return 0;
+    buf_append(out, buf_start(in), n);
+    buf_consume(in, n);
+    *left -= n;
+    return 1;
+}
+
+/* Makes sure buffer b can hold a whole message of len bytes. */
+static int fit(struct buf *b, size_t len)
+{
+    if (len <= buf_block_size() || (b->data && b->cap >= len))
+        return 0;
+    return buf_grow(b, (uint32_t)len);
+}
+
+/* One step of the client -> server direction. 1: progress, 0: wait. */
+static int fe_step(struct pgs *s)
+{
+    if (s->fe_pass)
+        return pass(&s->cin, &s->up, &s->fe_pass);
+    if (s->fe_skip) {
+        uint32_t n = buf_len(&s->cin) < s->fe_skip ? buf_len(&s->cin) : s->fe_skip;
+        buf_consume(&s->cin, n);
+        s->fe_skip -= n;
+        return n > 0;
+    }
+    if (s->terminated || buf_len(&s->cin) < 5)
+        return 0;
+    struct pg_msg m;
+    if (pg_frame_header(buf_start(&s->cin), buf_len(&s->cin), PG_MESSAGE_MAX, &m) != PG_OK) {
+        s_fail(s, "FATAL", "08P01", "invalid frontend message");
+        return 1;
+    }
+    if (s->phase == PH_AUTH) {
+        s->fe_pass = (uint32_t)m.len;
+        return 1;
+    }
+    uint8_t t = m.type;
+    if (t == 'X') {
+        s->terminated = 1;
+        s->fe_pass = (uint32_t)m.len;
+        return 1;
+    }
+    if (s->batch.denied && t != 'S') {
+        s->fe_skip = (uint32_t)m.len; /* the rest of a refused batch */
+        return 1;
+    }
+    int whole = t == 'Q' || t == 'P' || t == 'B';
+    if (t == 'S' || t == 'F' || t == 'Q') {
+        if (s->qlen >= PG_INFLIGHT || room(&s->up) < 5)
+            return 0; /* the server must catch up first */
+    }
+    if (whole) {
+        if (m.len > PG_INSPECT_MAX) {
+            if (t == 'B') {
+                s->portal_verb = SQLC_V_OTHER;
+                batch_start(s);
+                s->fe_pass = (uint32_t)m.len;
+                return 1;
+            }
+            s_fail(s, "FATAL", "54000", "statement too large for the proxy to check");
+            return 1;
+        }
+        if (buf_len(&s->cin) < m.len) {
+            if (fit(&s->cin, m.len) < 0) {
+                s_fail(s, "FATAL", "53200", "out of memory");
+                return 1;
+            }
+            return 0;
+        }
+        if (pg_frame(buf_start(&s->cin), buf_len(&s->cin), PG_INSPECT_MAX, &m) != PG_OK) {
+            s_fail(s, "FATAL", "08P01", "invalid frontend message");
+            return 1;
+        }
+    }
+    struct sqlc_result res;
+    switch (t) {
+    case 'Q': {
+        pg_str sql;
+        if (pg_fe_query(&m, &sql) != PG_OK) {
+            s_fail(s, "FATAL", "08P01", "invalid Query message");
+            return 1;
+        }
+        const struct cfg_authz *deny = stmt_check(s, "query", sql, &res);
+        struct pg_inflight *f = q_push(s, (uint8_t)res.verb, loop_now_us());
+        if (deny) {
+            /* The server answers the Sync with the ReadyForQuery that
+             * follows our ErrorResponse. */
+            f->denied = 1;
+            f->policy = deny->name;
+            buf_consume(&s->cin, (uint32_t)m.len);
+            char sync[8];
+            int n = pg_build_sync(sync, sizeof(sync));
+            buf_append(&s->up, sync, (size_t)n);
+            return 1;
+        }
+        break;
+    }
+    case 'P': {
+        struct pg_parse p;
+        if (pg_fe_parse(&m, &p) != PG_OK) {
+            s_fail(s, "FATAL", "08P01", "invalid Parse message");
+            return 1;
+        }
+        batch_start(s);
+        const struct cfg_authz *deny = stmt_check(s, "prepare", p.query, &res);
+        if (!s->batch.has_verb) {
+            s->batch.verb = (uint8_t)res.verb;
+            s->batch.has_verb = 1;
+        }
+        if (deny) {
+            s->batch.denied = 1;
+            s->batch.verb = (uint8_t)res.verb;
+            s->batch.policy = deny->name;
+            buf_consume(&s->cin, (uint32_t)m.len);
+            return 1;
+        }
+        stmt_put(s, p.name, (uint8_t)res.verb);
+        break;
+    }
+    case 'B': {
+        struct pg_bind b;
+        batch_start(s);
+        s->portal_verb = pg_fe_bind(&m, &b) == PG_OK ? stmt_get(s, b.statement) : SQLC_V_OTHER;
+        break;
+    }
+    case 'E':
+        batch_start(s);
+        if (!s->batch.has_exec) {
+            s->batch.has_exec = 1;
+            s->batch.verb = s->portal_verb;
+            s->batch.has_verb = 1;
+        }
+        break;
+    case 'D':
+    case 'C':
+    case 'H':
+        batch_start(s);
+        break;
+    case 'S': {
+        uint64_t start = s->batch.open ? s->batch.start_us : loop_now_us();
+        struct pg_inflight *f = q_push(s, s->batch.open ? s->batch.verb : SQLC_V_OTHER, start);
+        f->denied = (uint8_t)s->batch.denied;
+        f->policy = s->batch.policy;
+        memset(&s->batch, 0, sizeof(s->batch));
+        break;
+    }
+    case 'F':
+        q_push(s, SQLC_V_OTHER, loop_now_us());
+        break;
+    default:
+        break; /* CopyData/CopyDone/CopyFail and the rest: as they are */
+    }
+    s->fe_pass = (uint32_t)m.len;
+    return 1;
+}
+
+/* The statement at the head of the FIFO got its ReadyForQuery. */
+static void stmt_done(struct pgs *s)
+{
+    struct pg_inflight *f = q_head(s);
+    if (!f)
+        return;
+    enum db_outcome o = f->denied ? DB_DENIED : f->error ? DB_ERROR : DB_OK;
+    db_stmt_record(s->w, s->stats, f->verb, o, loop_now_us() - f->start_us, f->rows);
+    s->qhead = (s->qhead + 1) % PG_INFLIGHT;
+    s->qlen--;
+}
+
+/* One step of the server -> client direction. 1: progress, 0: wait. */
+static int be_step(struct pgs *s)
+{
+    if (s->be_pass)
+        return pass(&s->uin, &s->down, &s->be_pass);
+    if (buf_len(&s->uin) < 5)
+        return 0;
+    struct pg_msg m;
+    if (pg_frame_header(buf_start(&s->uin), buf_len(&s->uin), PG_MESSAGE_MAX, &m) != PG_OK) {
+        s_fail(s, "FATAL", "08P01", "invalid message from the database server");
+        return 1;
+    }
+    uint8_t t = m.type;
+    if (t != 'C' && t != 'E' && t != 'Z' && t != 'S') {
+        s->last_be_error = 0;
+        s->be_pass = (uint32_t)m.len;
+        return 1;
+    }
+    if (m.len > PG_INSPECT_MAX) {
+        s_fail(s, "FATAL", "08P01", "message from the database server too large");
+        return 1;
+    }
+    if (buf_len(&s->uin) < m.len) {
+        if (fit(&s->uin, m.len) < 0) {
+            s_fail(s, "FATAL", "53200", "out of memory");
+            return 1;
+        }
+        return 0;
+    }
+    if (pg_frame(buf_start(&s->uin), buf_len(&s->uin), PG_INSPECT_MAX, &m) != PG_OK) {
+        s_fail(s, "FATAL", "08P01", "invalid message from the database server");
+        return 1;
+    }
+    struct pg_inflight *f = s->phase == PH_READY ? q_head(s) : NULL;
+    s->last_be_error = t == 'E';
+    switch (t) {
+    case 'C': {
+        struct pg_command_complete cc;
+        if (f && pg_be_command_complete(&m, &cc) == PG_OK && cc.has_rows)
+            f->rows += cc.rows;
+        break;
+    }
+    case 'E':
+        if (f)
+            f->error = 1;
+        break;
+    case 'S': {
+        pg_str name, value;
+        if (pg_be_param_status(&m, &name, &value) == PG_OK && name.len == 27 &&
+            memcmp(name.p, "standard_conforming_strings", 27) == 0)
+            s->sqlc_modes = value.len == 3 && memcmp(value.p, "off", 3) == 0
+                                ? SQLC_MODE_PG_BACKSLASH_STRINGS
+                                : 0;
+        break;
+    }
+    case 'Z': {
+        char st;
+        if (pg_be_ready(&m, &st) != PG_OK) {
+            s_fail(s, "FATAL", "08P01", "invalid ReadyForQuery from the database server");
+            return 1;
+        }
+        if (f && f->denied) {
+            char eb[512], msg[300];
+            snprintf(msg, sizeof(msg), "permission denied: %s refused by policy %s",
+                     sqlc_verb_name((enum sqlc_verb)f->verb), f->policy ? f->policy : "?");
+            int n = pg_build_error(eb, sizeof(eb), "ERROR", "42501", msg);
+            if (n < 0)
+                n = 0;
+            if (room(&s->down) < (uint32_t)n + m.len)
+                return 0; /* the client must read first */
+            buf_append(&s->down, eb, (size_t)n);
+        }
+        s->tx = st;
+        if (s->phase == PH_AUTH)
+            s->phase = PH_READY;
+        else
+            stmt_done(s);
+        break;
+    }
+    }
+    s->be_pass = (uint32_t)m.len;
+    return 1;
+}
+
+/* ---- The session loop ------------------------------------------------------ */
+
+/* 1: nothing is in flight, the session may close without cutting a
+ * statement. */
+static int s_idle(const struct pgs *s)
+{
+    return s->phase != PH_READY ||
+           (s->qlen == 0 && !s->batch.open && s->fe_pass == 0 && s->be_pass == 0 &&
+            buf_len(&s->cin) == 0 && buf_len(&s->uin) == 0);
+}
+
+/* 1 when the server has closed and what it sent can no longer move: a
+ * message cut short, or nothing left. */
+static int be_stuck(struct pgs *s)
+{
+    uint32_t n = buf_len(&s->uin);
+    if (s->be_pass)
+        return n == 0;
+    struct pg_msg m;
+    return n < 5 || pg_frame_header(buf_start(&s->uin), n, PG_MESSAGE_MAX, &m) != PG_OK ||
+           m.len > n;
+}
+
+static void s_drain_close(struct pgs *s)
+{
+    s_fail(s, "FATAL", "57P01", "terminating connection: the proxy is shutting down");
+}
+
+static void run(struct pgs *s)
+{
+    if (s->closed)
+        return;
+    struct worker *w = s->w;
+    uint64_t in0 = s->bytes_in, out0 = s->bytes_out;
+    for (int iter = 0; iter < 64 && !s->closed; iter++) {
+        int progress = 0;
+        /* Client -> proxy. */
+        if (!s->c_eof && !s->closing && !s->terminated && buf_has_room(&s->cin)) {
+            ssize_t n = sio_read_buf(&s->cs, &s->cin);
+            if (n == 0)
+                s->c_eof = 1;
+            else if (n > 0)
+                progress = 1, s->bytes_in += (uint64_t)n;
+            else if (n == -1 && errno != EAGAIN && errno != EINTR)
+                s->c_eof = 1;
+        }
+        if (s->c_eof && !s->terminated) {
+            if (!s->err && s->phase != PH_READY)
+                s->err = "client closed the connection";
+            s_end(s);
+            return;
+        }
+        if (!s->closing) {
+            if (s->phase == PH_STARTUP)
+                progress |= startup_step(s);
+            else if (s->phase >= PH_AUTH)
+                while (!s->closing && fe_step(s))
+                    progress = 1;
+        }
+        if (s->closed)
+            return;
+        /* Proxy <-> server. */
+        if (s->uc && s->phase >= PH_AUTH && !s->closing) {
+            if (buf_len(&s->up) > 0) {
+                ssize_t n = sio_write_buf(&s->uc->sio, &s->up);
+                if (n > 0)
+                    progress = 1;
+                else if (n < 0 && errno != EAGAIN && errno != EINTR)
+                    s->u_eof = 1;
+            }
+            if (!s->u_eof && buf_has_room(&s->uin)) {
+                ssize_t n = sio_read_buf(&s->uc->sio, &s->uin);
+                if (n == 0)
+                    s->u_eof = 1;
+                else if (n > 0)
+                    progress = 1;
+                else if (n == -1 && errno != EAGAIN && errno != EINTR)
+                    s->u_eof = 1;
+            }
+            while (!s->closing && be_step(s))
+                progress = 1;
+            if (s->closed)
+                return;
+            if (s->u_eof && !s->closing && be_stuck(s)) {
+                /* The server went away: tell the client unless the server
+                 * already said why (its FATAL ErrorResponse) or a message
+                 * was cut short (the client sees the connection drop). */
+                if (!s->last_be_error && s->be_pass == 0)
+                    s_fail(s, "FATAL", "08006", "the database server closed the connection");
+                else {
+                    s->closing = 1;
+                    s->err = s->phase == PH_READY ? NULL : "database server refused the session";
+                }
+                if (s->uc) {
+                    uconn_close(s->uc);
+                    s->uc = NULL;
+                }
+            }
+        }
+        /* Proxy -> client. */
+        if (buf_len(&s->down) > 0) {
+            ssize_t n = sio_write_buf(&s->cs, &s->down);
+            if (n > 0)
+                progress = 1, s->bytes_out += (uint64_t)n;
+            else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                s->err = s->err ? s->err : "client write failed";
+                s_end(s);
+                return;
+            }
+        }
+        if (s->draining && !s->closing && s_idle(s))
+            s_drain_close(s);
+        if (!progress)
+            break;
+    }
+    if (s->closing && buf_len(&s->down) == 0) {
+        s_end(s);
+        return;
+    }
+    if (s->terminated && s->fe_pass == 0 && buf_len(&s->up) == 0) {
+        s_end(s); /* Terminate delivered */
+        return;
+    }
+    unsigned cm = 0, um = 0;
+    if (buf_len(&s->down) > 0)
+        cm |= LOOP_WRITE;
+    if (!s->closing && !s->terminated && buf_has_room(&s->cin))
+        cm |= LOOP_READ;
+    loop_io_set(w->loop, &s->io, cm);
+    if (s->uc && s->phase >= PH_AUTH) {
+        if (buf_len(&s->up) > 0)
+            um |= LOOP_WRITE;
+        if (!s->u_eof && buf_has_room(&s->uin))
+            um |= LOOP_READ;
+        uconn_want(s->uc, um);
+    }
+    buf_shrink(&s->cin);
+    buf_shrink(&s->up);
+    buf_shrink(&s->uin);
+    buf_shrink(&s->down);
+    if (s->bytes_in != in0)
+        metrics_add(w->shard, s->gl->m_bytes_in, s->bytes_in - in0);
+    if (s->bytes_out != out0)
+        metrics_add(w->shard, s->gl->m_bytes_out, s->bytes_out - out0);
+    if ((s->bytes_in != in0 || s->bytes_out != out0) && s->phase != PH_STARTUP && !s->closing)
+        loop_timer_arm(w->loop, &s->timer, loop_now(w->loop) + s->gl->cfg->idle_timeout_ms);
+}
+
+static void s_client_io(struct loop *l, struct loop_io *io, unsigned events) { run(io->ud); }
+
+static void pg_accept(struct worker *w, struct gen_listener *gl, int fd,
+                      const struct sockaddr_storage *peer)
+{
+    if (!pg_sessions_init) {
+        wlist_init(&pg_sessions);
+        pg_sessions_init = 1;
+    }
+    struct pgs *s = calloc(1, sizeof(*s));
+    if (!s) {
+        close(fd);
+        return;
+    }
+    s->w = w;
+    s->gl = gl;
+    s->wg = worker_wgen(w);
+    wgen_hold(s->wg);
+    s->cs.fd = fd;
+    s->t_start_us = loop_now_us();
+    net_ip_str((const struct sockaddr *)peer, s->peer_ip, sizeof(s->peer_ip));
+    snprintf(s->port, sizeof(s->port), "%d", net_port((const struct sockaddr *)&gl->cfg->addr));
+    s->attrs.proto = "postgres";
+    s->attrs.peer_ip = s->peer_ip;
+    s->attrs.port = s->port;
+    net_nodelay(fd);
+    worker_conn_opened(w);
+    metrics_gauge_add(w->shard, gl->m_conn_active, 1);
+    metrics_add(w->shard, gl->m_conn_total, 1);
+    wlist_add_tail(&pg_sessions, &s->link);
+    s->io.fd = fd;
+    s->io.cb = s_client_io;
+    s->io.ud = s;
+    s->timer.cb = s_timeout;
+    s->timer.ud = s;
+    if (loop_io_add(w->loop, &s->io, LOOP_READ) < 0) {
+        s->err = "cannot watch the connection";
+        s_end(s);
+        return;
+    }
+    uint64_t t = gl->cfg->header_timeout_ms ? gl->cfg->header_timeout_ms : 10000;
+    loop_timer_arm(w->loop, &s->timer, loop_now(w->loop) + t);
+    if (w->draining) {
+        s->draining = 1;
+        s_drain_close(s);
+    }
+    run(s);
+}
+
+#define PGS_OF(l) ((struct pgs *)((char *)(l) - offsetof(struct pgs, link)))
+
+/* Idle sessions close now (with a 57P01 FATAL), the others when their
+ * statements are answered. */
+static void pg_drain(struct worker *w)
+{
+    if (!pg_sessions_init)
+        return;
+    struct wlink *l = pg_sessions.next;
+    while (l != &pg_sessions) {
+        struct pgs *s = PGS_OF(l);
+        l = l->next;
+        if (s->w != w || s->closed)
+            continue;
+        s->draining = 1;
+        run(s); /* may end s; l already points past it */
+    }
+}
+
+const struct proto_handler pg_handler = {"postgres", pg_accept, pg_drain};

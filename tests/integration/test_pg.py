@@ -1,0 +1,487 @@
+"""PostgreSQL listeners (protocol: postgres) in front of a real PostgreSQL.
+
+The test starts a throwaway PostgreSQL cluster (initdb into a temporary
+directory, run as the postgres user through runuser when root) with trust
+for the superuser, md5 and SCRAM for two password users, two databases and a
+few tables. Through Strand it drives psql (SSLRequest answered 'N'),
+psycopg2 (simple query protocol) and a small raw-socket client (extended
+protocol: Parse/Bind/Execute/Sync). Checks: routing on db.name to two
+clusters (proved by current_database() and the cluster label), a session
+refused by policy, a missing route, password authentication passed through,
+statement policies on sql.verb/sql.tables/sql.in_transaction refused with
+SQLSTATE 42501 and the connection still usable, the statement metrics, and
+a stopped server answered with an error rather than a hang.
+"""
+
+import glob
+import os
+import io
+import pwd
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (API, Suite, cluster_doc, free_port, listener_doc, make_tmpdir,  # noqa: E402
+                     on_cleanup, proxy_doc, route_doc, spawn, start_strand, wait_for)
+
+import psycopg2  # noqa: E402
+import psycopg2.errors  # noqa: E402,F401
+
+PSQL = "/usr/bin/psql"
+
+
+def pg_bindir():
+    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if os.path.exists(os.path.join(d, "postgres")):
+            return d
+    return None
+
+
+def policy(name, targets, action, rules):
+    return {"apiVersion": API, "kind": "AuthorizationPolicy", "metadata": {"name": name},
+            "spec": {"targets": targets, "action": action,
+                     "rules": [{"match": r} for r in rules]}}
+
+
+class PgServer:
+    """A PostgreSQL cluster in dir, listening on 127.0.0.1:port."""
+
+    def __init__(self):
+        self.bindir = pg_bindir()
+        # Not under make_tmpdir's directory: the postgres user must reach it.
+        self.dir = tempfile.mkdtemp(prefix="strand-it-pgsrv-")
+        on_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
+        self.prefix = []
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        self.data = os.path.join(self.dir, "data")
+        self.port = free_port()
+        self.env = dict(os.environ, LC_ALL="C", PGCONNECT_TIMEOUT="5")
+        self.proc = None
+
+    def init(self):
+        subprocess.run(self.prefix + [self.bindir + "/initdb", "-D", self.data, "-U", "postgres",
+                                      "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"],
+                       check=True, stdout=subprocess.DEVNULL, env=self.env, timeout=30)
+        with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
+            f.write("local all all trust\n"
+                    "host all md5user 127.0.0.1/32 md5\n"
+                    "host all scramuser 127.0.0.1/32 scram-sha-256\n"
+                    "host all all 127.0.0.1/32 trust\n")
+
+    def start(self):
+        self.proc = spawn(self.prefix + [self.bindir + "/postgres", "-D", self.data,
+                                         "-k", self.dir, "-p", str(self.port), "-h", "127.0.0.1",
+                                         "-c", "ssl=off", "-c", "fsync=off",
+                                         "-c", "max_connections=40"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env)
+        on_cleanup(self.stop)
+        ok = wait_for(lambda: subprocess.run([self.bindir + "/pg_isready", "-q", "-h", self.dir,
+                                              "-p", str(self.port)], env=self.env,
+                                             timeout=5).returncode == 0, timeout=15)
+        if not ok:
+            raise RuntimeError("postgres did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            subprocess.run(self.prefix + [self.bindir + "/pg_ctl", "-D", self.data, "-m",
+                                          "immediate", "-w", "-t", "5", "stop"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env,
+                           timeout=10)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def sql(self, sql, db="postgres"):
+        """Runs sql as the superuser over the unix socket (not through Strand)."""
+        return subprocess.run([PSQL, "-h", self.dir, "-p", str(self.port), "-U", "postgres",
+                               "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
+                              check=True, env=self.env, capture_output=True, text=True,
+                              timeout=10).stdout
+
+
+# ---- A minimal extended-protocol client over a raw socket -------------------
+
+def msg(t, body):
+    return t + struct.pack("!I", len(body) + 4) + body
+
+
+def cstr(s):
+    return s.encode() + b"\0"
+
+
+class RawPg:
+    def __init__(self, port, user, db):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        params = cstr("user") + cstr(user) + cstr("database") + cstr(db) + b"\0"
+        body = struct.pack("!I", 196608) + params
+        self.s.sendall(struct.pack("!I", len(body) + 4) + body)
+        self.buf = b""
+        self.until_ready()
+
+    def read_msg(self):
+        while len(self.buf) < 5 or len(self.buf) < 1 + struct.unpack("!I", self.buf[1:5])[0]:
+            b = self.s.recv(65536)
+            if not b:
+                raise EOFError("connection closed")
+            self.buf += b
+        n = 1 + struct.unpack("!I", self.buf[1:5])[0]
+        m, self.buf = self.buf[:n], self.buf[n:]
+        return m[:1], m[5:]
+
+    def until_ready(self):
+        """Messages up to and including ReadyForQuery: [(type, body)]."""
+        out = []
+        while True:
+            t, b = self.read_msg()
+            out.append((t, b))
+            if t == b"Z":
+                return out
+
+    @staticmethod
+    def sqlstate(msgs):
+        for t, b in msgs:
+            if t == b"E":
+                for f in b.split(b"\0"):
+                    if f[:1] == b"C":
+                        return f[1:].decode()
+        return None
+
+    def extended(self, sql, params=(), name=""):
+        """Parse (named `name`) + Bind + Execute + Sync in one write."""
+        p = msg(b"P", cstr(name) + cstr(sql) + struct.pack("!H", 0))
+        vals = b"".join(struct.pack("!I", len(v)) + v.encode() for v in params)
+        bnd = msg(b"B", cstr("") + cstr(name) + struct.pack("!H", 0) +
+                  struct.pack("!H", len(params)) + vals + struct.pack("!H", 0))
+        self.s.sendall(p + bnd + msg(b"E", cstr("") + struct.pack("!I", 0)) + msg(b"S", b""))
+        return self.until_ready()
+
+    def execute(self, name, params=()):
+        """Bind + Execute + Sync of an already prepared statement."""
+        vals = b"".join(struct.pack("!I", len(v)) + v.encode() for v in params)
+        bnd = msg(b"B", cstr("") + cstr(name) + struct.pack("!H", 0) +
+                  struct.pack("!H", len(params)) + vals + struct.pack("!H", 0))
+        self.s.sendall(bnd + msg(b"E", cstr("") + struct.pack("!I", 0)) + msg(b"S", b""))
+        return self.until_ready()
+
+    def close(self):
+        try:
+            self.s.sendall(msg(b"X", b""))
+        except OSError:
+            pass
+        self.s.close()
+
+
+def rows_of(msgs):
+    """DataRow first-column values as strings."""
+    out = []
+    for t, b in msgs:
+        if t == b"D":
+            n = struct.unpack("!i", b[2:6])[0]
+            out.append(None if n < 0 else b[6:6 + n].decode())
+    return out
+
+
+def main():
+    t = Suite("test_pg")
+    tmp = make_tmpdir("pg")
+    if not pg_bindir():
+        t.check("PostgreSQL server installed (/usr/lib/postgresql/*/bin/postgres)", False)
+        t.finish()
+
+    with t.section("setup"):
+        pg = PgServer()
+        pg.init()
+        pg.start()
+        pg.sql("SET password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD 'md5secret'")
+        pg.sql("SET password_encryption = 'scram-sha-256'; "
+               "CREATE ROLE scramuser LOGIN PASSWORD 'scramsecret'")
+        pg.sql("CREATE ROLE blocked LOGIN")
+        pg.sql("CREATE DATABASE shop")
+        pg.sql("CREATE DATABASE analytics")
+        pg.sql("CREATE TABLE users (id int PRIMARY KEY, name text);"
+               "INSERT INTO users VALUES (1, 'ann'), (2, 'bob'), (3, 'cy');"
+               "CREATE TABLE orders (id serial PRIMARY KEY, user_id int, item text);"
+               "GRANT ALL ON ALL TABLES IN SCHEMA public TO md5user, scramuser;"
+               "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO md5user, scramuser", db="shop")
+        pg.sql("CREATE TABLE events (id int)", db="analytics")
+
+        admin, port, dead = free_port(), free_port(), free_port()
+        docs = [
+            proxy_doc(admin, workers=1),
+            listener_doc("pg", port, protocol="postgres"),
+            listener_doc("pgdead", dead, protocol="postgres"),
+            cluster_doc("shop", [pg.port]),
+            cluster_doc("analytics", [pg.port]),
+            cluster_doc("nowhere", [free_port()], connectTimeout="1s"),
+            route_doc("db", ["pg"], [
+                {"name": "analytics", "match": [{"attribute": "db.name", "exact": "analytics"}],
+                 "backends": [{"cluster": "analytics"}]},
+                {"name": "shop", "match": [{"attribute": "db.name", "in": ["shop", "postgres"]}],
+                 "backends": [{"cluster": "shop"}]}]),
+            route_doc("dead", ["pgdead"], [{"backends": [{"cluster": "nowhere"}]}]),
+            policy("no-delete-users", ["pg"], "DENY", [[
+                {"attribute": "sql.verb", "exact": "DELETE"},
+                {"attribute": "sql.tables", "in": ["users"]}]]),
+            policy("no-drop-in-txn", ["pg"], "DENY", [[
+                {"attribute": "sql.verb", "exact": "DROP"},
+                {"attribute": "sql.in_transaction", "exact": "true"}]]),
+            policy("no-blocked", ["pg"], "DENY", [[
+                {"attribute": "db.user", "exact": "blocked"}]]),
+        ]
+        s = start_strand(t, tmp, [docs])
+    if t.failed:
+        t.finish()
+
+    def connect(db="shop", user="postgres", password=None, **kw):
+        return psycopg2.connect(host="127.0.0.1", port=port, user=user, dbname=db,
+                                password=password, connect_timeout=5, sslmode="disable",
+                                gssencmode="disable", **kw)
+
+    def psql(conninfo, sql, password=None):
+        env = dict(os.environ, PGCONNECT_TIMEOUT="5")
+        if password:
+            env["PGPASSWORD"] = password
+        return subprocess.run([PSQL, "-X", "-At", "-v", "ON_ERROR_STOP=1", conninfo, "-c", sql],
+                              capture_output=True, text=True, env=env, timeout=10)
+
+    base = "host=127.0.0.1 port=%d user=postgres" % port
+
+    with t.section("psql through strand, SSLRequest answered N"):
+        r = psql(base + " dbname=shop sslmode=prefer", "SELECT current_database()")
+        t.eq("psql sslmode=prefer falls back to plain", (r.returncode, r.stdout.strip()),
+             (0, "shop"))
+        r = psql(base + " dbname=shop sslmode=require", "SELECT 1")
+        t.check("psql sslmode=require is refused (no TLS on the listener)", r.returncode != 0,
+                r.stderr)
+        r = psql(base + " dbname=shop sslmode=disable",
+                 "INSERT INTO orders (user_id, item) VALUES (1, 'pen'), (2, 'ink'); "
+                 "UPDATE users SET name = 'ann2' WHERE id = 1; SELECT count(*) FROM orders")
+        t.eq("psql -c INSERT/UPDATE/SELECT", (r.returncode, r.stdout.strip().splitlines()[-1:]),
+             (0, ["2"]))
+
+    with t.section("routing on db.name"):
+        r = psql(base + " dbname=analytics sslmode=disable", "SELECT current_database()")
+        t.eq("db.name analytics -> analytics cluster", r.stdout.strip(), "analytics")
+        c = connect("postgres")
+        cur = c.cursor()
+        cur.execute("SELECT current_database()")
+        t.eq("db.name postgres -> shop cluster", cur.fetchone()[0], "postgres")
+        c.close()
+        r = psql(base + " dbname=nosuch sslmode=disable", "SELECT 1")
+        t.check("no route for the database -> error",
+                r.returncode != 0 and "no route" in r.stderr, r.stderr)
+        m = s.metrics()
+        t.check("statements counted under cluster analytics",
+                m.get("strand_db_statements_total", cluster="analytics") >= 1,
+                m.describe("strand_db_statements_total"))
+
+    with t.section("password authentication passes through"):
+        c = connect(user="md5user", password="md5secret")
+        cur = c.cursor()
+        cur.execute("SELECT current_user")
+        t.eq("md5: right password", cur.fetchone()[0], "md5user")
+        c.close()
+        c = connect(user="scramuser", password="scramsecret")
+        cur = c.cursor()
+        cur.execute("SELECT current_user")
+        t.eq("SCRAM: right password", cur.fetchone()[0], "scramuser")
+        c.close()
+        for user in ("md5user", "scramuser"):
+            r = psql("host=127.0.0.1 port=%d user=%s dbname=shop sslmode=disable" % (port, user),
+                     "SELECT 1", password="wrong")
+            t.check("%s: wrong password -> server's password authentication failed" % user,
+                    r.returncode != 0 and "password authentication failed" in r.stderr, r.stderr)
+        try:
+            connect(user="blocked")
+            t.check("session refused by policy", False, "connected")
+        except psycopg2.OperationalError as e:
+            t.check("session refused by policy no-blocked",
+                    "permission denied by policy no-blocked" in str(e), str(e))
+
+    with t.section("psycopg2: parameters, transactions, refused statements"):
+        c = connect()
+        c.autocommit = True
+        cur = c.cursor()
+        cur.execute("SELECT name FROM users WHERE id = %s", (2,))
+        t.eq("SELECT with a parameter", cur.fetchone()[0], "bob")
+        cur.execute("INSERT INTO orders (user_id, item) VALUES (%s, %s)", (3, "cup"))
+        t.eq("INSERT rowcount", cur.rowcount, 1)
+        cur.execute("UPDATE orders SET item = %s WHERE user_id = %s", ("mug", 3))
+        t.eq("UPDATE rowcount", cur.rowcount, 1)
+        try:
+            cur.execute("DELETE FROM users WHERE id = %s", (3,))
+            t.check("DELETE FROM users refused", False, "it ran")
+        except psycopg2.Error as e:
+            t.eq("DELETE FROM users refused with 42501", e.pgcode, "42501")
+            t.check("the refusal names the policy", "no-delete-users" in str(e), str(e))
+        cur.execute("SELECT count(*) FROM users")
+        t.eq("same connection still usable; the row is still there", cur.fetchone()[0], 3)
+        cur.execute("DELETE FROM orders WHERE item = %s", ("mug",))
+        t.eq("DELETE on another table is allowed", cur.rowcount, 1)
+        cur.execute("CREATE TABLE scratch1 (x int); DROP TABLE scratch1")
+        t.check("DROP outside a transaction is allowed", True)
+
+        c.autocommit = False
+        cur.execute("SELECT count(*) FROM orders")   # psycopg2 sends BEGIN first
+        cur.fetchone()
+        cur.execute("INSERT INTO orders (user_id, item) VALUES (1, 'txn')")
+        try:
+            cur.execute("DROP TABLE orders")
+            t.check("DROP inside a transaction refused", False, "it ran")
+        except psycopg2.Error as e:
+            t.eq("DROP inside a transaction refused (sql.in_transaction)", e.pgcode, "42501")
+        c.rollback()
+        cur.execute("SELECT count(*) FROM orders WHERE item = 'txn'")
+        t.eq("rolled back transaction left nothing", cur.fetchone()[0], 0)
+        c.commit()
+        cur.execute("BEGIN; INSERT INTO orders (user_id, item) VALUES (2, 'kept'); COMMIT")
+        c.commit()
+        cur.execute("SELECT count(*) FROM orders WHERE item = 'kept'")
+        t.eq("BEGIN/COMMIT in a simple query", cur.fetchone()[0], 1)
+        c.commit()
+        c.close()
+
+    with t.section("extended protocol (Parse/Bind/Execute/Sync)"):
+        r = RawPg(port, "postgres", "shop")
+        out = r.extended("SELECT name FROM users WHERE id = $1", ["2"])
+        t.eq("unnamed statement with a parameter", rows_of(out), ["bob"])
+        out = r.extended("DELETE FROM users WHERE id = $1", ["1"], name="del")
+        t.eq("prepared DELETE FROM users refused with 42501", RawPg.sqlstate(out), "42501")
+        t.eq("nothing but ErrorResponse + ReadyForQuery", [m[0] for m in out], [b"E", b"Z"])
+        out = r.extended("SELECT count(*) FROM users", [], name="cnt")
+        t.eq("same connection still usable", rows_of(out), ["3"])
+        out = r.execute("cnt")
+        t.eq("named statement executed again", rows_of(out), ["3"])
+        out = r.execute("del", ["1"])
+        t.eq("the refused statement was never prepared on the server",
+             RawPg.sqlstate(out), "26000")
+        # A refused Query pipelined behind an allowed one: answers in order.
+        r.s.sendall(msg(b"Q", cstr("SELECT 7")) + msg(b"Q", cstr("DELETE FROM users")) +
+                    msg(b"Q", cstr("SELECT 8")))
+        a, b, c3 = r.until_ready(), r.until_ready(), r.until_ready()
+        t.eq("pipelined queries answered in order",
+             (rows_of(a), RawPg.sqlstate(b), rows_of(c3)), (["7"], "42501", ["8"]))
+        r.close()
+
+    with t.section("COPY passes through"):
+        c = connect()
+        c.autocommit = True
+        cur = c.cursor()
+        cur.copy_expert("COPY orders (user_id, item) FROM STDIN", io.StringIO("5\tcopy1\n5\tcopy2\n"))
+        out = io.StringIO()
+        cur.copy_expert("COPY (SELECT item FROM orders WHERE user_id = 5 ORDER BY item) TO STDOUT",
+                        out)
+        t.eq("COPY FROM STDIN then COPY TO STDOUT", out.getvalue(), "copy1\ncopy2\n")
+        cur.execute("SELECT count(*) FROM orders WHERE user_id = 5")
+        t.eq("connection usable after COPY", cur.fetchone()[0], 2)
+        c.close()
+
+    with t.section("messages larger than a buffer"):
+        c = connect()
+        c.autocommit = True
+        cur = c.cursor()
+        big = "y" * 300000
+        cur.execute("SELECT length(%s)", (big,))
+        t.eq("300 kB query (simple protocol)", cur.fetchone()[0], 300000)
+        cur.execute("SELECT repeat('x', 2000000), g FROM generate_series(1, 3) g")
+        rows = cur.fetchall()
+        t.eq("2 MB data rows streamed", [(len(a), g) for a, g in rows],
+             [(2000000, 1), (2000000, 2), (2000000, 3)])
+        r = RawPg(port, "postgres", "shop")
+        out = r.extended("SELECT length($1)", [big])
+        t.eq("300 kB Bind (extended protocol)", rows_of(out), ["300000"])
+        r.close()
+        c.close()
+
+    with t.section("metrics"):
+        m = s.metrics()
+        name = "strand_db_statements_total"
+        t.check("SELECT ok counted", m.get(name, verb="SELECT", outcome="ok") >= 5, m.describe(name))
+        t.check("DELETE denied counted", m.get(name, verb="DELETE", outcome="denied") >= 3,
+                m.describe(name))
+        t.check("DROP denied counted", m.get(name, verb="DROP", outcome="denied") >= 1,
+                m.describe(name))
+        t.check("INSERT ok counted", m.get(name, verb="INSERT", outcome="ok") >= 2,
+                m.describe(name))
+        t.check("server errors counted", m.get(name, outcome="error") >= 1, m.describe(name))
+        t.check("strand_db_statement_duration_seconds exists",
+                m.has("strand_db_statement_duration_seconds_count") or
+                m.has("strand_db_statement_duration_seconds_bucket"),
+                m.describe("strand_db_statement_duration_seconds_count"))
+        t.check("rows counted for SELECT", m.get("strand_db_rows_total", verb="SELECT") >= 5,
+                m.describe("strand_db_rows_total"))
+        t.check("rows counted for INSERT", m.get("strand_db_rows_total", verb="INSERT") >= 3,
+                m.describe("strand_db_rows_total"))
+
+    with t.section("unreachable and stopped servers"):
+        t0 = time.monotonic()
+        r = psql("host=127.0.0.1 port=%d user=postgres dbname=shop sslmode=disable" % dead,
+                 "SELECT 1")
+        t.check("no server behind the cluster -> error, promptly",
+                r.returncode != 0 and time.monotonic() - t0 < 5, r.stderr)
+        c = connect()
+        c.autocommit = True
+        cur = c.cursor()
+        cur.execute("SELECT 1")
+        pg.stop()
+        t0 = time.monotonic()
+        try:
+            cur.execute("SELECT 1")
+            cur.fetchone()
+            t.check("stopped server -> error", False, "the query ran")
+        except psycopg2.Error as e:
+            t.check("stopped server -> error, not a hang", time.monotonic() - t0 < 5, str(e))
+        c.close()
+        try:
+            connect()
+            t.check("new session to a stopped server fails", False, "connected")
+        except psycopg2.OperationalError as e:
+            t.check("new session to a stopped server fails", "could not connect" in str(e) or
+                    "closed" in str(e), str(e))
+        t.check("strand still running", s.alive())
+
+    with t.section("drain: idle sessions closed, busy ones finish their statement"):
+        pg.start()
+        idle = RawPg(port, "postgres", "shop")
+        busy = RawPg(port, "postgres", "shop")
+        busy.s.sendall(msg(b"Q", cstr("SELECT 42 FROM pg_sleep(0.7)")))
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        got = b""
+        idle.s.settimeout(3)
+        try:
+            while True:
+                b = idle.s.recv(4096)
+                if not b:
+                    break
+                got += b
+        except OSError:
+            pass
+        t.check("idle session closed at once, told why (57P01)",
+                b"57P01" in got and time.monotonic() - t0 < 1, repr(got))
+        out = busy.until_ready()
+        t.eq("busy session's statement completed", rows_of(out), ["42"])
+        try:
+            more = busy.until_ready()
+            t.check("busy session closed after its statement", False, repr(more))
+        except (EOFError, OSError):
+            t.check("busy session closed after its statement", True)
+        t.eq("strand exits cleanly", s.proc.wait(timeout=5), 0)
+
+    t.finish()
+
+
+if __name__ == "__main__":
+    main()
