@@ -4,8 +4,11 @@
 
 #include <string.h>
 
+#include "core/loop.h"
+#include "proxy/accesslog.h"
 #include "proxy/metrics.h"
 #include "proxy/worker.h"
+#include "router/router.h"
 
 static int one(attr_val *out, int max, const char *p)
 {
@@ -58,6 +61,30 @@ int db_attr_get(void *ctx, const struct attr_key *key, attr_val *out, int max)
     if (is(key, "sql.in_transaction"))
         return one(out, max, a->in_transaction ? "true" : "false");
     return 0;
+}
+
+/* w, gl, rr, wc, peer_ip, err: borrowed. */
+void db_log_session(struct worker *w, int protocol, const struct gen_listener *gl,
+                    const struct route_rule *rr, const struct wcluster *wc, const char *peer_ip,
+                    uint64_t t_start_us, uint64_t bytes_in, uint64_t bytes_out, const char *err)
+{
+    if (!w->alog)
+        return;
+    struct alog_rec rec = {0};
+    rec.start_ms = unix_ms();
+    rec.duration_us = loop_now_us() - t_start_us;
+    rec.protocol = (enum alog_proto)protocol;
+    rec.listener = alog_cstr(gl->cfg->name);
+    if (rr)
+        rec.route = alog_cstr(gl->rules[route_rule_index(rr)].name);
+    if (wc)
+        rec.cluster = alog_cstr(wc->gc->cfg->name);
+    rec.source = alog_cstr(peer_ip);
+    rec.outcome = err ? ALOG_UNAVAILABLE : ALOG_OK;
+    rec.bytes_in = bytes_in;
+    rec.bytes_out = bytes_out;
+    rec.reason = alog_cstr(err);
+    alog_write(w->alog, &rec);
 }
 
 void db_stmt_record(struct worker *w, struct gen_stats *s, int verb, enum db_outcome outcome,

@@ -51,4 +51,14 @@ enum db_outcome { DB_OK, DB_ERROR, DB_DENIED, DB_FAILED, DB_OUTCOME_N };
 void db_stmt_record(struct worker *w, struct gen_stats *s, int verb, enum db_outcome outcome,
                     uint64_t duration_us, uint64_t rows);
 
+/* The session's access-log record (one per database session): protocol
+ * ALOG_POSTGRES or ALOG_MYSQL; err NULL when it ended well (else the
+ * reason, and the outcome says unavailable). All pointers borrowed; rr and
+ * wc may be NULL (not routed / not connected). */
+struct route_rule;
+struct wcluster;
+void db_log_session(struct worker *w, int protocol, const struct gen_listener *gl,
+                    const struct route_rule *rr, const struct wcluster *wc, const char *peer_ip,
+                    uint64_t t_start_us, uint64_t bytes_in, uint64_t bytes_out, const char *err);
+
 #endif

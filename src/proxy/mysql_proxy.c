@@ -89,10 +89,9 @@ struct msess {
     const struct route_rule *rr;
     struct gen_stats *stats;
     struct uconn *uc;           /* NULL until connected */
-    int cfd, ep;
-    uint64_t tried;
-    uint32_t attempts;
-    uint64_t t_start_us, t_attempt_us;
+    int cfd;
+    struct uconn_try ct;        /* connect attempts */
+    uint64_t t_start_us;
     char peer_ip[INET6_ADDRSTRLEN];
     char port[8];
 
@@ -205,24 +204,8 @@ static void stmt_clear(struct msess *s)
 
 static void ms_log(struct msess *s, const char *err)
 {
-    struct worker *w = s->w;
-    if (!w->alog)
-        return;
-    struct alog_rec rec = {0};
-    rec.start_ms = unix_ms();
-    rec.duration_us = loop_now_us() - s->t_start_us;
-    rec.protocol = ALOG_MYSQL;
-    rec.listener = alog_cstr(s->gl->cfg->name);
-    if (s->rr)
-        rec.route = alog_cstr(s->gl->rules[route_rule_index(s->rr)].name);
-    if (s->wc)
-        rec.cluster = alog_cstr(s->wc->gc->cfg->name);
-    rec.source = alog_cstr(s->peer_ip);
-    rec.outcome = err ? ALOG_UNAVAILABLE : ALOG_OK;
-    rec.bytes_in = s->bytes_in;
-    rec.bytes_out = s->bytes_out;
-    rec.reason = alog_cstr(err);
-    alog_write(w->alog, &rec);
+    db_log_session(s->w, ALOG_MYSQL, s->gl, s->rr, s->wc, s->peer_ip, s->t_start_us, s->bytes_in,
+                   s->bytes_out, err);
 }
 
 /* Ends the session and frees it (deferred: an event may still be queued). */
@@ -905,13 +888,8 @@ static void ms_connect(struct msess *s);
 static void ms_connected(void *owner, struct uconn *uc, int err)
 {
     struct msess *s = owner;
-    struct wcluster *wc = s->wc;
     struct worker *w = s->w;
-    lb_request_end(wc->lb, s->ep, err ? LB_CONNECT_FAIL : LB_OK, loop_now_us() - s->t_attempt_us,
-                   loop_now(w->loop));
-    wc->active--;
-    metrics_add(w->shard,
-                wc->gc->m_endpoint[s->ep * OUTCOME_N + (err ? OUTCOME_UNAVAILABLE : OUTCOME_OK)], 1);
+    uconn_try_done(s->wc, &s->ct, err);
     if (err) {
         ms_connect(s);
         return;
@@ -934,42 +912,17 @@ static const struct uconn_ops ms_uc_ops = {ms_connected, ms_uc_io};
 /* Tries the next endpoint; refuses the client when none is left. */
 static void ms_connect(struct msess *s)
 {
-    struct wcluster *wc = s->wc;
-    const struct cfg_rule *cr = route_rule_cfg(s->rr);
-    uint32_t limit =
-        1 + (cr->retry.attempts > 0 ? cr->retry.attempts : (uint32_t)wc->gc->cfg->nendpoints - 1);
-    uint64_t now = loop_now(s->w->loop);
-    const char *fail = NULL;
-    int ep = -1;
-    if (s->attempts >= limit)
-        fail = "upstream connect error";
-    else if (!uconn_can_open(wc)) {
-        metrics_add(s->w->shard, wc->gc->m_overflow, 1);
-        fail = "upstream overflow: maxConnections";
-    } else if ((ep = lb_pick(wc->lb, 0, 0, s->tried, now)) < 0)
-        fail = "no healthy upstream endpoint";
-    if (fail) {
+    struct uconn *uc;
+    int ready, err, rc;
+    while ((rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &ms_uc_ops, s, &uc, &ready,
+                                &err)) == UCONN_TRY_ERROR)
+        ;
+    if (rc != UCONN_TRY_STARTED) {
         snprintf(s->errbuf, sizeof(s->errbuf), "Can't connect to the database through the proxy: %s",
-                 fail);
+                 uconn_try_reason(rc));
         refuse_now(s, 2003, "HY000", s->errbuf);
         return;
     }
-    if (s->attempts > 0)
-        metrics_add(s->w->shard, wc->gc->m_retries, 1);
-    s->attempts++;
-    s->ep = ep;
-    if (ep < 64)
-        s->tried |= 1ull << ep;
-    lb_request_start(wc->lb, ep);
-    wc->active++;
-    s->t_attempt_us = loop_now_us();
-    int ready = 0;
-    struct uconn *uc = uconn_get(wc, ep, &ms_uc_ops, s, &ready);
-    if (!uc) {
-        ms_connected(s, NULL, errno ? errno : ECONNREFUSED);
-        return;
-    }
-    uc->reused = 0;
     if (ready) /* a pooled connection: not expected for a database cluster */
         ms_connected(s, uc, 0);
 }

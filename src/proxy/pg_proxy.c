@@ -97,11 +97,9 @@ struct pgs {
     struct gen_stats *stats;
     struct uconn *uc;
     enum pg_phase phase;
-    int ep;
-    uint64_t tried;
-    uint32_t attempts;
+    struct uconn_try ct;        /* connect attempts */
     int connecting;             /* a connect attempt is open (lb/active books) */
-    uint64_t t_start_us, t_attempt_us;
+    uint64_t t_start_us;
     uint64_t bytes_in, bytes_out;
 
     struct buf cin;             /* read from the client, not yet handled */
@@ -158,24 +156,8 @@ static void s_free(void *p)
 
 static void s_log(struct pgs *s)
 {
-    struct worker *w = s->w;
-    if (!w->alog)
-        return;
-    struct alog_rec rec = {0};
-    rec.start_ms = unix_ms();
-    rec.duration_us = loop_now_us() - s->t_start_us;
-    rec.protocol = ALOG_POSTGRES;
-    rec.listener = alog_cstr(s->gl->cfg->name);
-    if (s->rr)
-        rec.route = alog_cstr(s->gl->rules[route_rule_index(s->rr)].name);
-    if (s->wc)
-        rec.cluster = alog_cstr(s->wc->gc->cfg->name);
-    rec.source = alog_cstr(s->peer_ip);
-    rec.outcome = s->err ? ALOG_UNAVAILABLE : ALOG_OK;
-    rec.bytes_in = s->bytes_in;
-    rec.bytes_out = s->bytes_out;
-    rec.reason = alog_cstr(s->err);
-    alog_write(w->alog, &rec);
+    db_log_session(s->w, ALOG_POSTGRES, s->gl, s->rr, s->wc, s->peer_ip, s->t_start_us, s->bytes_in,
+                   s->bytes_out, s->err);
 }
 
 /* Closes both sides and frees the session (deferred). Statements still in
@@ -198,11 +180,8 @@ static void s_end(struct pgs *s)
     loop_timer_cancel(w->loop, &s->timer);
     loop_io_del(w->loop, &s->io);
     close(s->io.fd);
-    if (s->connecting) {
-        lb_request_end(s->wc->lb, s->ep, LB_CONNECT_FAIL, loop_now_us() - s->t_attempt_us,
-                       loop_now(w->loop));
-        s->wc->active--;
-    }
+    if (s->connecting)
+        uconn_try_done(s->wc, &s->ct, ECONNABORTED);
     if (s->uc)
         uconn_close(s->uc);
     s->uc = NULL;
@@ -254,13 +233,8 @@ static void s_connect(struct pgs *s);
  * Never calls run() (callers inside run() continue themselves). */
 static void s_connect_done(struct pgs *s, struct uconn *uc, int err)
 {
-    struct wcluster *wc = s->wc;
-    struct worker *w = s->w;
     s->connecting = 0;
-    lb_request_end(wc->lb, s->ep, err ? LB_CONNECT_FAIL : LB_OK, loop_now_us() - s->t_attempt_us,
-                   loop_now(w->loop));
-    wc->active--;
-    metrics_add(w->shard, wc->gc->m_endpoint[s->ep * OUTCOME_N + (err ? OUTCOME_UNAVAILABLE : OUTCOME_OK)], 1);
+    uconn_try_done(s->wc, &s->ct, err);
     if (err) {
         s->uc = NULL;
         s_connect(s);
@@ -284,40 +258,22 @@ static const struct uconn_ops pg_uc_ops = {s_connected, s_uc_io};
 /* Tries the next endpoint; fails the session when none is left. */
 static void s_connect(struct pgs *s)
 {
-    struct wcluster *wc = s->wc;
-    const struct cfg_rule *cr = route_rule_cfg(s->rr);
-    uint32_t limit = 1 + (cr->retry.attempts > 0 ? cr->retry.attempts : (uint32_t)wc->gc->cfg->nendpoints - 1);
-    if (s->attempts >= limit) {
-        s_fail(s, "FATAL", "08006", "could not connect to the database server");
-        return;
-    }
-    if (!uconn_can_open(wc)) {
-        metrics_add(s->w->shard, wc->gc->m_overflow, 1);
+    struct uconn *uc;
+    int ready, err, rc;
+    while ((rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &pg_uc_ops, s, &uc, &ready,
+                                &err)) == UCONN_TRY_ERROR)
+        ;
+    if (rc == UCONN_TRY_FULL) {
         s_fail(s, "FATAL", "53300", "too many connections to the database server");
         return;
     }
-    int ep = lb_pick(wc->lb, 0, 0, s->tried, loop_now(s->w->loop));
-    if (ep < 0) {
-        s_fail(s, "FATAL", "08006", "no healthy database server");
+    if (rc != UCONN_TRY_STARTED) {
+        s_fail(s, "FATAL", "08006",
+               rc == UCONN_TRY_NO_ENDPOINT ? "no healthy database server"
+                                           : "could not connect to the database server");
         return;
     }
-    if (s->attempts > 0)
-        metrics_add(s->w->shard, wc->gc->m_retries, 1);
-    s->attempts++;
-    s->ep = ep;
-    if (ep < 64)
-        s->tried |= 1ull << ep;
-    lb_request_start(wc->lb, ep);
-    wc->active++;
     s->connecting = 1;
-    s->t_attempt_us = loop_now_us();
-    int ready;
-    struct uconn *uc = uconn_get(wc, ep, &pg_uc_ops, s, &ready);
-    if (!uc) {
-        s_connect_done(s, NULL, errno);
-        return;
-    }
-    uc->reused = 0;
     s->uc = uc; /* closed by s_end if the session ends while connecting */
     if (ready) /* a pooled connection (a cluster shared with HTTP): use it as new */
         s_connect_done(s, uc, 0);

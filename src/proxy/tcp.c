@@ -43,10 +43,8 @@ struct tsess {
     struct wcluster *wc;
     const struct route_rule *rr;
     int cfd;
-    int ep;
-    uint64_t tried;
-    uint32_t attempts;
-    uint64_t t_start_us, t_attempt_us;
+    struct uconn_try ct;        /* connect attempts */
+    uint64_t t_start_us;
     char peer_ip[INET6_ADDRSTRLEN];
     char port[8];
     struct gen_stats *stats;
@@ -140,12 +138,8 @@ static void sess_connect(struct tsess *s);
 static void sess_connected(void *owner, struct uconn *uc, int err)
 {
     struct tsess *s = owner;
-    struct wcluster *wc = s->wc;
     struct worker *w = s->w;
-    lb_request_end(wc->lb, s->ep, err ? LB_CONNECT_FAIL : LB_OK, loop_now_us() - s->t_attempt_us,
-                   loop_now(w->loop));
-    wc->active--;
-    metrics_add(w->shard, wc->gc->m_endpoint[s->ep * OUTCOME_N + (err ? OUTCOME_UNAVAILABLE : OUTCOME_OK)], 1);
+    uconn_try_done(s->wc, &s->ct, err);
     if (err) {
         sess_connect(s);
         return;
@@ -165,41 +159,14 @@ static const struct uconn_ops sess_ops = {sess_connected, sess_io};
 /* Tries the next endpoint; ends the session when none is left. */
 static void sess_connect(struct tsess *s)
 {
-    struct wcluster *wc = s->wc;
-    const struct cfg_rule *cr = route_rule_cfg(s->rr);
-    uint32_t limit = 1 + (cr->retry.attempts > 0 ? cr->retry.attempts : (uint32_t)wc->gc->cfg->nendpoints - 1);
-    uint64_t now = loop_now(s->w->loop);
-    if (s->attempts >= limit) {
-        sess_end(s, "upstream connect error");
-        return;
-    }
-    if (!uconn_can_open(wc)) {
-        metrics_add(s->w->shard, wc->gc->m_overflow, 1);
-        sess_end(s, "upstream overflow: maxConnections");
-        return;
-    }
-    int ep = lb_pick(wc->lb, 0, 0, s->tried, now);
-    if (ep < 0) {
-        sess_end(s, "no healthy upstream endpoint");
-        return;
-    }
-    if (s->attempts > 0)
-        metrics_add(s->w->shard, wc->gc->m_retries, 1);
-    s->attempts++;
-    s->ep = ep;
-    if (ep < 64)
-        s->tried |= 1ull << ep;
-    lb_request_start(wc->lb, ep);
-    wc->active++;
-    s->t_attempt_us = loop_now_us();
-    int ready;
+    struct uconn *uc;
+    int ready, err, rc;
     /* TCP streams are never pooled, so this is always a fresh connect. */
-    struct uconn *uc = uconn_get(wc, ep, &sess_ops, s, &ready);
-    if (!uc) {
-        sess_connected(s, NULL, errno);
-        return;
-    }
-    uc->reused = 0;
+    while ((rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &sess_ops, s, &uc, &ready,
+                                &err)) == UCONN_TRY_ERROR)
+        ;
+    if (rc != UCONN_TRY_STARTED)
+        sess_end(s, uconn_try_reason(rc));
 }
 
 /* Routes the session on its attributes and starts connecting. */

@@ -8,7 +8,9 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "tls/tls.h"
+#include "proxy/lb.h"
 #include "proxy/metrics.h"
+#include "router/router.h"
 
 void (*uconn_slot_freed)(struct wcluster *wc);
 
@@ -217,6 +219,65 @@ void uconn_release(struct uconn *uc, int reusable)
     loop_timer_arm(w->loop, &uc->timer, loop_now(w->loop) + wc->gc->cfg->idle_timeout_ms);
     if (uconn_slot_freed)
         uconn_slot_freed(wc);
+}
+
+int uconn_try_next(struct wcluster *wc, const struct cfg_rule *cr, struct uconn_try *t,
+                   const struct uconn_ops *ops, void *owner, struct uconn **out, int *ready,
+                   int *err)
+{
+    struct worker *w = wc->wg->w;
+    uint32_t limit = 1 + (cr->retry.attempts > 0 ? cr->retry.attempts
+                                                 : (uint32_t)wc->gc->cfg->nendpoints - 1);
+    if (t->attempts >= limit)
+        return UCONN_TRY_EXHAUSTED;
+    if (!uconn_can_open(wc)) {
+        metrics_add(w->shard, wc->gc->m_overflow, 1);
+        return UCONN_TRY_FULL;
+    }
+    int ep = lb_pick(wc->lb, 0, 0, t->tried, loop_now(w->loop));
+    if (ep < 0)
+        return UCONN_TRY_NO_ENDPOINT;
+    if (t->attempts > 0)
+        metrics_add(w->shard, wc->gc->m_retries, 1);
+    t->attempts++;
+    t->ep = ep;
+    if (ep < 64)
+        t->tried |= 1ull << ep;
+    lb_request_start(wc->lb, ep);
+    wc->active++;
+    t->t_start_us = loop_now_us();
+    *ready = 0;
+    struct uconn *uc = uconn_get(wc, ep, ops, owner, ready);
+    if (!uc) {
+        *err = errno ? errno : ECONNREFUSED;
+        uconn_try_done(wc, t, *err);
+        return UCONN_TRY_ERROR;
+    }
+    uc->reused = 0;
+    *out = uc;
+    return UCONN_TRY_STARTED;
+}
+
+const char *uconn_try_reason(int rc)
+{
+    switch (rc) {
+    case UCONN_TRY_FULL:
+        return "upstream overflow: maxConnections";
+    case UCONN_TRY_NO_ENDPOINT:
+        return "no healthy upstream endpoint";
+    default:
+        return "upstream connect error";
+    }
+}
+
+void uconn_try_done(struct wcluster *wc, struct uconn_try *t, int err)
+{
+    struct worker *w = wc->wg->w;
+    lb_request_end(wc->lb, t->ep, err ? LB_CONNECT_FAIL : LB_OK, loop_now_us() - t->t_start_us,
+                   loop_now(w->loop));
+    wc->active--;
+    metrics_add(w->shard,
+                wc->gc->m_endpoint[t->ep * OUTCOME_N + (err ? OUTCOME_UNAVAILABLE : OUTCOME_OK)], 1);
 }
 
 void uconn_close_idle(struct wcluster *wc)

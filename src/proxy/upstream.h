@@ -59,6 +59,39 @@ int uconn_can_open(const struct wcluster *wc);
 int uconn_has_idle(const struct wcluster *wc, int ep);
 /* Closes every pooled connection of wc (generation retired). */
 void uconn_close_idle(struct wcluster *wc);
+/* Connect attempts of a connection-level session (tcp, postgres, mysql):
+ * the endpoints tried so far and the attempt in flight. Zero it to start. */
+struct uconn_try {
+    int ep;                 /* endpoint of the attempt in flight */
+    uint64_t tried;         /* endpoints tried (bit mask of the first 64) */
+    uint32_t attempts;
+    uint64_t t_start_us;    /* the attempt in flight began */
+};
+
+/* Why uconn_try_next did not start an attempt. */
+enum {
+    UCONN_TRY_STARTED = 0,
+    UCONN_TRY_EXHAUSTED,    /* the route's retries (or every endpoint once) are used up */
+    UCONN_TRY_FULL,         /* the cluster's maxConnections (counted in m_overflow) */
+    UCONN_TRY_NO_ENDPOINT,  /* no healthy endpoint left to try */
+    UCONN_TRY_ERROR,        /* the connect failed at once: *err; books closed */
+};
+
+struct cfg_rule;
+/* Starts the next attempt to an endpoint of wc not tried yet, within the
+ * rule's retry budget (retries.attempts, else each endpoint once), with
+ * the LB and counter books of tcp-like sessions. On UCONN_TRY_STARTED *out
+ * is the connection (ops->connected follows, or *ready is 1 for a pooled
+ * one, which a session takes as new); on UCONN_TRY_ERROR *err says why.
+ * cr, t: borrowed; owner: passed to ops. */
+int uconn_try_next(struct wcluster *wc, const struct cfg_rule *cr, struct uconn_try *t,
+                   const struct uconn_ops *ops, void *owner, struct uconn **out, int *ready,
+                   int *err);
+/* Why no attempt started (UCONN_TRY_*), as a short static phrase. */
+const char *uconn_try_reason(int rc);
+/* Closes the books of the attempt in flight: err 0 = connected. */
+void uconn_try_done(struct wcluster *wc, struct uconn_try *t, int err);
+
 /* Hook the HTTP layer sets: called when a connection slot frees up in wc so
  * that waiting requests can proceed. */
 extern void (*uconn_slot_freed)(struct wcluster *wc);
