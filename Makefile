@@ -7,7 +7,7 @@
 #                       tests and short fuzz runs (build-fuzz/); prints
 #                       "Total: N passed, M failed"
 #   make unit | integration | asan | fuzz    one stage of `make test`
-#   make bench          HTTP/1.1 (bench/http1.sh), router and HTTP/2 + gRPC (bench/h2.sh) benchmarks
+#   make bench          HTTP/1.1 (bench/http1.sh), router, HTTP/2 + gRPC (bench/h2.sh) and database (bench/db.sh) benchmarks
 #   make demo           nginx backend + strand + a few curl requests
 #   make clean          remove the build trees
 #
@@ -20,7 +20,7 @@ SHELL     := /bin/bash
 export JOBS
 
 .PHONY: all build deps deps-test deps-bench test unit integration asan fuzz \
-        bench bench-http1 bench-router bench-h2 demo clean
+        bench bench-http1 bench-router bench-h2 bench-db demo clean
 
 all: build
 
@@ -52,7 +52,7 @@ asan: deps-test
 fuzz: deps
 	@bash scripts/test.sh fuzz
 
-bench: bench-http1 bench-router bench-h2
+bench: bench-http1 bench-router bench-h2 bench-db
 
 bench-http1: deps-bench build
 	bash bench/http1.sh
@@ -62,6 +62,9 @@ bench-router: build
 
 bench-h2: deps-bench build
 	bash bench/h2.sh
+
+bench-db: deps-bench build
+	bash bench/db.sh
 
 demo:
 	bash demo/run.sh

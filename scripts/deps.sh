@@ -18,7 +18,8 @@ BUILD_PKGS=(make cmake gcc clang pkg-config libyaml-dev libpcre2-dev libssl-dev
 TEST_PKGS=(nginx-light curl wrk prometheus python3 python3-yaml python3-grpcio nghttp2-client
            procps iproute2 postgresql postgresql-client mariadb-server mariadb-client
            python3-psycopg2 python3-pymysql)
-BENCH_PKGS=(haproxy nginx-light wrk curl python3 python3-grpcio nghttp2-client procps util-linux iproute2)
+BENCH_PKGS=(haproxy nginx-light wrk curl python3 python3-grpcio nghttp2-client procps util-linux iproute2
+            postgresql postgresql-client pgbouncer mariadb-server mariadb-client sysbench)
 DEMO_PKGS=(nginx-light curl procps iproute2)
 # Services that Debian packages above would start on install.
 # Each is "service" or "service:process name" when they differ.
