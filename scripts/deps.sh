@@ -23,7 +23,8 @@ BENCH_PKGS=(haproxy nginx-light wrk curl python3 python3-grpcio nghttp2-client p
 DEMO_PKGS=(nginx-light curl procps iproute2)
 # Services that Debian packages above would start on install.
 # Each is "service" or "service:process name" when they differ.
-SERVICES=(nginx haproxy prometheus prometheus-node-exporter postgresql:postgres mariadb:mariadbd)
+SERVICES=(nginx haproxy prometheus prometheus-node-exporter postgresql:postgres mariadb:mariadbd
+          pgbouncer)
 
 usage() { echo "usage: $0 [build|test|bench|demo|all]..." >&2; exit 2; }
 
