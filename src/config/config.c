@@ -463,6 +463,8 @@ void config_free(struct config *cfg)
             free(c->endpoints[j].address);
         free(c->endpoints);
         free(c->hash_attr);
+        free(c->auth_user);
+        free(c->auth_password);
         cfg_cluster_tls_free(&c->tls);
     }
     free(cfg->clusters);

@@ -212,6 +212,11 @@ struct cfg_cluster {
     struct cfg_where where;
     struct cfg_cluster_tls tls;        /* upstream TLS; tls.enabled false = plaintext */
     enum cfg_upstream_proto protocol;  /* spec.protocol: http1 (default) or http2 */
+    /* spec.auth: credentials the proxy uses for database connections it
+     * opens itself (read replicas of a postgres session), instead of the
+     * client's pass-through authentication. NULL when absent. */
+    char *auth_user;
+    char *auth_password;
 };
 
 struct cfg_listener {

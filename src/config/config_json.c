@@ -386,6 +386,14 @@ static void jw_cluster(struct jw *w, const struct cfg_cluster *c)
     jw_close(w, ']');
     jw_kstr(w, "loadBalancer", lbs[c->lb]);
     jw_kstr(w, "protocol", c->protocol == CFG_UPSTREAM_HTTP2 ? "http2" : "http1");
+    if (c->auth_user) {
+        /* The password never leaves the process through the admin view. */
+        jw_key(w, "auth");
+        jw_open(w, '{');
+        jw_kstr(w, "user", c->auth_user);
+        jw_kstr(w, "password", c->auth_password ? "(set)" : "(none)");
+        jw_close(w, '}');
+    }
     jw_kstr(w, "hashOn", c->hash_attr);
     jw_u64(w, "maxConnections", c->max_connections);
     jw_u64(w, "maxPendingRequests", c->max_pending);

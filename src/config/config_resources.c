@@ -273,7 +273,8 @@ int cfg_load_cluster(struct cload *cl, int line, const struct ynode *name,
         "endpoints",          "loadBalancer",   "hashOn",
         "maxConnections",     "maxPendingRequests", "maxRequests",
         "connectTimeout",     "idleTimeout",    "outlierDetection",
-        "tls",                "protocol",       NULL};
+        "tls",                "protocol",       "auth",
+        NULL};
     struct config *cfg = cl->cfg;
     const struct ynode *n;
 
@@ -358,6 +359,25 @@ int cfg_load_cluster(struct cload *cl, int line, const struct ynode *name,
             c->protocol = CFG_UPSTREAM_HTTP2;
         else
             return cl_fail(cl, n->line, "protocol: expected http1 or http2, got '%.80s'", s);
+    }
+    if ((n = ytree_get(spec, "auth")) != NULL) {
+        static const char *const akeys[] = {"user", "password", NULL};
+        const struct ynode *u, *p;
+        const char *s;
+        if (cl_map(cl, n, "auth", akeys) != 0)
+            return -1;
+        if ((u = cl_need(cl, n, "user", "auth")) == NULL || cl_scalar(cl, u, "user", &s) != 0)
+            return -1;
+        if (s[0] == 0)
+            return cl_fail(cl, u->line, "auth.user: empty");
+        if ((c->auth_user = strdup(s)) == NULL)
+            return cl_fail(cl, u->line, "out of memory");
+        if ((p = ytree_get(n, "password")) != NULL) {
+            if (cl_scalar(cl, p, "password", &s) != 0)
+                return -1;
+            if ((c->auth_password = strdup(s)) == NULL)
+                return cl_fail(cl, p->line, "out of memory");
+        }
     }
     if ((n = ytree_get(spec, "tls")) &&
         cfg_load_cluster_tls(cl, &c->tls, n, c->protocol == CFG_UPSTREAM_HTTP2))

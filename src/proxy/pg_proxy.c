@@ -16,6 +16,16 @@
  *            against the policies with the statement's attributes, the
  *            rest is streamed through untouched.
  *
+ * Read/write split: a simple Query that only reads, outside a transaction
+ * and with nothing in flight, is routed again with its statement
+ * attributes; when the rule picks another cluster that has `auth`
+ * credentials (a read replica), it runs on the session's own replica
+ * connection, opened lazily and authenticated with those credentials, and
+ * its answer is relayed in place of the home server's. Session state, the
+ * extended protocol and (for 1 s) writes pin the session home; a replica
+ * that fails before answering is given up for the session and the Query
+ * goes home. Details in the "read replicas" section.
+ *
  * Refusing a statement: its messages are not forwarded; a Sync is sent to
  * the server in its place (for a Parse, the client's own Sync ends the
  * swallowed batch), so the server answers one ReadyForQuery exactly where
@@ -63,6 +73,7 @@
 #define PG_NAME_MAX 64            /* NAMEDATALEN: longer names are not remembered */
 #define PG_STARTUP_PARAMS 64
 #define PG_NEGOTIATIONS 4         /* SSL/GSSENC requests before the startup */
+#define PG_STICKY_US 1000000      /* after a write, reads stay on the primary this long */
 
 enum pg_phase { PH_STARTUP, PH_CONNECT, PH_AUTH, PH_READY };
 
@@ -82,6 +93,30 @@ struct pg_stmt {
     char name[PG_NAME_MAX];
     uint8_t verb;
     uint8_t used;
+};
+
+/* The session's read-replica connection (see "read replicas" below). */
+enum rep_state { RS_NONE, RS_CONNECTING, RS_AUTH, RS_READY };
+
+struct pg_rep {
+    enum rep_state state;
+    struct wcluster *wc;        /* the replica's cluster (set once) */
+    const struct route_rule *rr; /* the rule that picked it (retries) */
+    struct gen_stats *stats;    /* that rule's backend: the statements' metrics */
+    struct uconn *uc;
+    struct uconn_try ct;
+    int connecting;             /* a connect attempt is open */
+    unsigned down : 1;          /* failed once: the session's reads go home */
+    unsigned pinned : 1;        /* session state or extended protocol: home for good */
+    unsigned eof : 1;
+    unsigned busy : 1;          /* the Query at the head of cin is the replica's */
+    unsigned sent : 1;          /* ... and it has been written to the replica */
+    unsigned started : 1;       /* ... and part of its answer reached the client */
+    uint64_t sticky_until_us;   /* after a write: home until then */
+    uint32_t qbytes;            /* the held Query's length (in cin) */
+    struct pg_inflight f;       /* the held Query's metrics */
+    struct buf up, uin;         /* to / from the replica */
+    uint32_t pass, skip;        /* replica bytes to forward / to drop */
 };
 
 struct pgs {
@@ -129,6 +164,7 @@ struct pgs {
 
     struct pg_inflight q[PG_INFLIGHT];
     unsigned qhead, qlen;
+    struct pg_rep rep;
 
     char user[PG_NAME_MAX * 4], dbname[PG_NAME_MAX * 4];
     char peer_ip[64];
@@ -143,6 +179,7 @@ static __thread struct wlink pg_sessions;
 static __thread int pg_sessions_init;
 
 static void run(struct pgs *s);
+static void rep_close(struct pgs *s, int graceful);
 
 static void s_free(void *p)
 {
@@ -151,6 +188,8 @@ static void s_free(void *p)
     buf_free(&s->up);
     buf_free(&s->uin);
     buf_free(&s->down);
+    buf_free(&s->rep.up);
+    buf_free(&s->rep.uin);
     free(s);
 }
 
@@ -175,6 +214,10 @@ static void s_end(struct pgs *s)
             db_stmt_record(w, s->stats, f->verb, f->denied ? DB_DENIED : DB_FAILED,
                            loop_now_us() - f->start_us, f->rows);
     }
+    if (s->rep.busy)
+        db_stmt_record(w, s->rep.stats, s->rep.f.verb, DB_FAILED,
+                       loop_now_us() - s->rep.f.start_us, s->rep.f.rows);
+    rep_close(s, 1);
     s_log(s);
     wlist_del(&s->link);
     loop_timer_cancel(w->loop, &s->timer);
@@ -200,13 +243,14 @@ static void s_fail(struct pgs *s, const char *severity, const char *sqlstate, co
         s->err = msg;
     int n = pg_build_error(eb, sizeof(eb), severity, sqlstate, msg);
     /* The message goes at a boundary only: never inside a forwarded one. */
-    if (n > 0 && s->be_pass == 0)
+    if (n > 0 && s->be_pass == 0 && s->rep.pass == 0)
         buf_append(&s->down, eb, (size_t)n);
     s->closing = 1;
     if (s->uc) {
         uconn_close(s->uc);
         s->uc = NULL;
     }
+    rep_close(s, 0);
     /* A client that does not read its error must not hold the session. */
     loop_timer_arm(s->w->loop, &s->timer, loop_now(s->w->loop) + 5000);
 }
@@ -507,6 +551,362 @@ static int fit(struct buf *b, size_t len)
     return buf_grow(b, (uint32_t)len);
 }
 
+/* ---- Read replicas ----------------------------------------------------------
+ *
+ * A simple Query that only reads may run on a replica instead of the
+ * session's home server: the route is matched again with the statement's
+ * attributes and, when its rule picks another cluster that has `auth`
+ * credentials, the Query goes there. Only when that cannot change what the
+ * client sees: the statement is SQLC_READ_ONLY (no locking read, no session
+ * state, no transaction control), the session is idle ('I'), nothing is in
+ * flight at home (answers stay in order), and the session is not pinned:
+ * for good after a session-state statement or any extended-protocol
+ * message, and for PG_STICKY_US after a write (read-your-writes).
+ *
+ * The replica connection is opened on the first such Query, authenticates
+ * with the cluster's credentials (trust, md5, cleartext; SCRAM is refused
+ * as a failure), and stays with the session. While it connects and while
+ * its answer is relayed the Query is held at the head of cin and the client
+ * is not read further (fe_step waits on rep.busy). Its ParameterStatus,
+ * BackendKeyData, notifications and out-of-statement notices are dropped.
+ *
+ * Failures: when the replica cannot be opened or authenticated, or it
+ * fails before any of the answer reached the client, it is given up for the
+ * rest of the session (rep.down) and the held Query is handled again, now
+ * going home: reads never fail because of a replica. A failure in the
+ * middle of an answer ends the client session, like a server loss. */
+
+static void rep_connect(struct pgs *s);
+
+/* Closes the replica connection (first a Terminate, best effort, when it is
+ * idle and `graceful`). The replica's buffered bytes are dropped. */
+static void rep_close(struct pgs *s, int graceful)
+{
+    struct pg_rep *r = &s->rep;
+    if (r->connecting) {
+        uconn_try_done(r->wc, &r->ct, ECONNABORTED);
+        r->connecting = 0;
+    }
+    if (r->uc) {
+        if (graceful && r->state == RS_READY && !r->busy && !r->eof && buf_len(&r->up) == 0) {
+            char x[8];
+            int n = pg_build_terminate(x, sizeof(x));
+            struct iovec iov = {x, (size_t)n};
+            if (n > 0)
+                (void)sio_writev(&r->uc->sio, &iov, 1);
+        }
+        uconn_close(r->uc);
+        r->uc = NULL;
+    }
+    buf_consume(&r->up, buf_len(&r->up));
+    buf_consume(&r->uin, buf_len(&r->uin));
+    r->pass = r->skip = 0;
+    r->eof = 0;
+    r->state = RS_NONE;
+}
+
+/* Gives up on the replica for the rest of the session. A held Query whose
+ * answer had not started goes back to fe_step (which now sends it home);
+ * one whose answer had started ends the session. Never calls run(). */
+static void rep_fail(struct pgs *s, const char *why)
+{
+    struct pg_rep *r = &s->rep;
+    log_info("postgres: read replica %s given up for this session: %s",
+             r->wc ? r->wc->gc->cfg->name : "?", why);
+    if (r->busy && r->started) {
+        db_stmt_record(s->w, r->stats, r->f.verb, DB_FAILED, loop_now_us() - r->f.start_us,
+                       r->f.rows);
+        r->busy = 0;
+        s_fail(s, "FATAL", "08006", "the read replica failed during a statement");
+    }
+    rep_close(s, 0);
+    r->down = 1;
+    r->busy = r->sent = r->started = 0;
+}
+
+static void rep_connect_done(struct pgs *s, struct uconn *uc, int err)
+{
+    struct pg_rep *r = &s->rep;
+    r->connecting = 0;
+    uconn_try_done(r->wc, &r->ct, err);
+    if (err) {
+        r->uc = NULL;
+        rep_connect(s);
+        return;
+    }
+    r->uc = uc;
+    const char *user = r->wc->gc->cfg->auth_user;
+    struct pg_param p[3] = {
+        {{"user", 4}, {user, strlen(user)}},
+        {{"database", 8}, {s->dbname, strlen(s->dbname)}},
+        {{"application_name", 16}, {"strand", 6}},
+    };
+    char sb[1024];
+    int n = pg_build_startup(sb, sizeof(sb), 3, 0, p, 3);
+    if (n < 0 || buf_append(&r->up, sb, (size_t)n) < 0) {
+        rep_fail(s, "cannot build the startup message");
+        return;
+    }
+    r->state = RS_AUTH;
+}
+
+static void rep_connected(void *owner, struct uconn *uc, int err)
+{
+    struct pgs *s = owner;
+    rep_connect_done(s, uc, err);
+    run(s);
+}
+
+static const struct uconn_ops rep_uc_ops = {rep_connected, s_uc_io};
+
+/* Tries the next endpoint of the replica cluster; gives up when none is
+ * left. */
+static void rep_connect(struct pgs *s)
+{
+    struct pg_rep *r = &s->rep;
+    struct uconn *uc;
+    int ready, err, rc;
+    while ((rc = uconn_try_next(r->wc, route_rule_cfg(r->rr), &r->ct, &rep_uc_ops, s, &uc, &ready,
+                                &err)) == UCONN_TRY_ERROR)
+        ;
+    if (rc != UCONN_TRY_STARTED) {
+        rep_fail(s, uconn_try_reason(rc));
+        return;
+    }
+    r->connecting = 1;
+    r->uc = uc;
+    r->state = RS_CONNECTING;
+    if (ready)
+        rep_connect_done(s, uc, 0);
+}
+
+/* Called for an allowed simple Query of qbytes bytes at the head of cin
+ * (res: its classification): updates the pins and, when the Query goes to
+ * the replica, holds it there and returns 1. 0: it goes home. */
+static int rep_take(struct pgs *s, const struct sqlc_result *res, uint32_t qbytes)
+{
+    struct pg_rep *r = &s->rep;
+    uint64_t now = loop_now_us();
+    unsigned fl = res->flags;
+    int ok = (fl & SQLC_READ_ONLY) &&
+             !(fl & (SQLC_LOCKING_READ | SQLC_SESSION_STATE | SQLC_TXN_BEGIN | SQLC_TXN_END)) &&
+             s->tx == 'I' && s->qlen == 0 && !s->batch.open && !r->down && !r->pinned &&
+             now >= r->sticky_until_us;
+    if (fl & SQLC_SESSION_STATE)
+        r->pinned = 1;
+    if (!(fl & SQLC_READ_ONLY))
+        r->sticky_until_us = now + PG_STICKY_US;
+    if (!ok)
+        return 0;
+    s->attrs.command = "query";
+    s->attrs.cls = res;
+    s->attrs.in_transaction = 0;
+    struct attr_src src = {db_attr_get, &s->attrs};
+    const struct route_rule *rr = router_match(s->gl->router, &src);
+    s->attrs.command = NULL;
+    s->attrs.cls = NULL;
+    if (!rr)
+        return 0;
+    const struct cfg_rule *cr = route_rule_cfg(rr);
+    int b = route_pick_backend(rr, (uint32_t)worker_rand(s->w));
+    int ci = b >= 0 ? gen_cluster_index(s->wg->gen, cr->backends[b].cluster) : -1;
+    if (ci < 0)
+        return 0;
+    struct wcluster *wc = &s->wg->clusters[ci];
+    if (wc == s->wc || !wc->gc->cfg->auth_user)
+        return 0;
+    if (r->wc && r->wc != wc)
+        return 0; /* one replica cluster per session: the first one picked */
+    r->wc = wc;
+    r->rr = rr;
+    r->stats = &s->gl->rules[route_rule_index(rr)].backends[b];
+    r->busy = 1;
+    r->sent = r->started = 0;
+    r->qbytes = qbytes;
+    memset(&r->f, 0, sizeof(r->f));
+    r->f.verb = (uint8_t)res->verb;
+    r->f.start_us = now;
+    if (r->state == RS_NONE)
+        rep_connect(s); /* may give up at once: then busy is 0 again */
+    return r->busy;
+}
+
+static int is_fatal(const struct pg_msg *m)
+{
+    struct pg_error e;
+    if (pg_be_error(m, &e) != PG_OK)
+        return 1;
+    pg_str v = e.severity_v.len ? e.severity_v : e.severity;
+    return (v.len == 5 && memcmp(v.p, "FATAL", 5) == 0) ||
+           (v.len == 5 && memcmp(v.p, "PANIC", 5) == 0);
+}
+
+/* One step of the replica -> proxy direction. 1: progress, 0: wait. */
+static int rep_step(struct pgs *s)
+{
+    struct pg_rep *r = &s->rep;
+    if (r->pass)
+        return pass(&r->uin, &s->down, &r->pass);
+    if (r->skip) {
+        uint32_t n = buf_len(&r->uin) < r->skip ? buf_len(&r->uin) : r->skip;
+        buf_consume(&r->uin, n);
+        r->skip -= n;
+        return n > 0;
+    }
+    uint32_t n = buf_len(&r->uin);
+    if (n < 5)
+        return 0;
+    struct pg_msg m;
+    if (pg_frame_header(buf_start(&r->uin), n, PG_MESSAGE_MAX, &m) != PG_OK) {
+        rep_fail(s, "invalid message from the read replica");
+        return 1;
+    }
+    uint8_t t = m.type;
+    int relay = r->busy && r->sent; /* the held Query's answer */
+    if (t == 'S' || t == 'K' || t == 'A' || (!relay && t != 'R' && t != 'E' && t != 'Z')) {
+        r->skip = (uint32_t)m.len; /* kept to itself */
+        return 1;
+    }
+    if (relay && t != 'C' && t != 'E' && t != 'Z') {
+        if (s->be_pass)
+            return 0; /* at a boundary of the home's messages only */
+        r->started = 1;
+        r->pass = (uint32_t)m.len;
+        return 1;
+    }
+    if (m.len > PG_INSPECT_MAX) {
+        rep_fail(s, "message from the read replica too large");
+        return 1;
+    }
+    if (n < m.len) {
+        if (fit(&r->uin, m.len) < 0)
+            rep_fail(s, "out of memory");
+        return 0;
+    }
+    if (pg_frame(buf_start(&r->uin), n, PG_INSPECT_MAX, &m) != PG_OK) {
+        rep_fail(s, "invalid message from the read replica");
+        return 1;
+    }
+    if (!relay) {
+        if (t == 'E') {
+            rep_fail(s, r->state == RS_AUTH ? "the read replica refused the session"
+                                            : "the read replica closed the connection");
+            return 1;
+        }
+        if (t == 'Z' && r->state == RS_AUTH)
+            r->state = RS_READY;
+        if (t == 'R') {
+            struct pg_auth a;
+            char pb[512];
+            int pn = -1;
+            const struct cfg_cluster *cc = r->wc->gc->cfg;
+            if (r->state != RS_AUTH || pg_be_auth(&m, &a) != PG_OK) {
+                rep_fail(s, "unexpected authentication message from the read replica");
+                return 1;
+            }
+            if (a.code == PG_AUTH_MD5)
+                pn = pg_build_md5_password(pb, sizeof(pb), cc->auth_user,
+                                           cc->auth_password ? cc->auth_password : "", a.salt);
+            else if (a.code == PG_AUTH_CLEARTEXT)
+                pn = pg_build_password(pb, sizeof(pb),
+                                       cc->auth_password ? cc->auth_password : "");
+            else if (a.code != PG_AUTH_OK) {
+                rep_fail(s, "the read replica asks for an unsupported authentication method");
+                return 1;
+            }
+            if (a.code != PG_AUTH_OK && (pn < 0 || buf_append(&r->up, pb, (size_t)pn) < 0)) {
+                rep_fail(s, "cannot answer the read replica's password request");
+                return 1;
+            }
+        }
+        buf_consume(&r->uin, (uint32_t)m.len);
+        return 1;
+    }
+    if (s->be_pass)
+        return 0;
+    switch (t) {
+    case 'E':
+        if (!r->started && is_fatal(&m)) {
+            rep_fail(s, "the read replica ended the connection");
+            return 1;
+        }
+        r->f.error = 1;
+        break;
+    case 'C': {
+        struct pg_command_complete cc;
+        if (pg_be_command_complete(&m, &cc) == PG_OK && cc.has_rows)
+            r->f.rows += cc.rows;
+        break;
+    }
+    case 'Z': {
+        if (room(&s->down) < m.len)
+            return 0; /* the client must read first */
+        buf_append(&s->down, buf_start(&r->uin), m.len);
+        buf_consume(&r->uin, (uint32_t)m.len);
+        db_stmt_record(s->w, r->stats, r->f.verb, r->f.error ? DB_ERROR : DB_OK,
+                       loop_now_us() - r->f.start_us, r->f.rows);
+        buf_consume(&s->cin, r->qbytes); /* the held Query is answered */
+        r->busy = r->sent = r->started = 0;
+        return 1;
+    }
+    }
+    r->started = 1;
+    r->pass = (uint32_t)m.len;
+    return 1;
+}
+
+/* 1 when the replica has closed and what it sent can no longer move. */
+static int rep_stuck(struct pgs *s)
+{
+    struct pg_rep *r = &s->rep;
+    uint32_t n = buf_len(&r->uin);
+    if (r->pass || r->skip)
+        return n == 0;
+    struct pg_msg m;
+    return n < 5 || pg_frame_header(buf_start(&r->uin), n, PG_MESSAGE_MAX, &m) != PG_OK ||
+           m.len > n;
+}
+
+/* The replica connection's I/O: sends the held Query once authenticated,
+ * relays its answer. 1: progress. */
+static int rep_io(struct pgs *s)
+{
+    struct pg_rep *r = &s->rep;
+    int progress = 0;
+    if (!r->uc || r->state < RS_AUTH)
+        return 0;
+    if (r->busy && !r->sent && r->state == RS_READY && buf_len(&r->up) == 0) {
+        if (fit(&r->up, r->qbytes) < 0 || buf_append(&r->up, buf_start(&s->cin), r->qbytes) < 0) {
+            rep_fail(s, "out of memory");
+            return 1;
+        }
+        r->sent = 1;
+    }
+    if (buf_len(&r->up) > 0 && !r->eof) {
+        ssize_t n = sio_write_buf(&r->uc->sio, &r->up);
+        if (n > 0)
+            progress = 1;
+        else if (n < 0 && errno != EAGAIN && errno != EINTR)
+            r->eof = 1;
+    }
+    if (!r->eof && buf_has_room(&r->uin)) {
+        ssize_t n = sio_read_buf(&r->uc->sio, &r->uin);
+        if (n == 0)
+            r->eof = 1;
+        else if (n > 0)
+            progress = 1;
+        else if (n == -1 && errno != EAGAIN && errno != EINTR)
+            r->eof = 1;
+    }
+    while (!s->closing && r->uc && rep_step(s))
+        progress = 1;
+    if (r->uc && r->eof && !s->closing && rep_stuck(s)) {
+        rep_fail(s, "the read replica closed the connection");
+        progress = 1;
+    }
+    return progress;
+}
+
 /* One step of the client -> server direction. 1: progress, 0: wait. */
 static int fe_step(struct pgs *s)
 {
@@ -518,8 +918,8 @@ static int fe_step(struct pgs *s)
         s->fe_skip -= n;
         return n > 0;
     }
-    if (s->terminated || buf_len(&s->cin) < 5)
-        return 0;
+    if (s->rep.busy || s->terminated || buf_len(&s->cin) < 5)
+        return 0; /* rep.busy: the replica answers the Query at the head first */
     struct pg_msg m;
     if (pg_frame_header(buf_start(&s->cin), buf_len(&s->cin), PG_MESSAGE_MAX, &m) != PG_OK) {
         s_fail(s, "FATAL", "08P01", "invalid frontend message");
@@ -535,6 +935,8 @@ static int fe_step(struct pgs *s)
         s->fe_pass = (uint32_t)m.len;
         return 1;
     }
+    if (t != 'Q')
+        s->rep.pinned = 1; /* extended protocol, COPY, ...: home for good */
     if (s->batch.denied && t != 'S') {
         s->fe_skip = (uint32_t)m.len; /* the rest of a refused batch */
         return 1;
@@ -576,6 +978,8 @@ static int fe_step(struct pgs *s)
             return 1;
         }
         const struct cfg_authz *deny = stmt_check(s, "query", sql, &res);
+        if (!deny && rep_take(s, &res, (uint32_t)m.len))
+            return 1; /* held for the replica (rep_io sends it) */
         struct pg_inflight *f = q_push(s, (uint8_t)res.verb, loop_now_us());
         if (deny) {
             /* The server answers the Sync with the ReadyForQuery that
@@ -666,7 +1070,7 @@ static int be_step(struct pgs *s)
 {
     if (s->be_pass)
         return pass(&s->uin, &s->down, &s->be_pass);
-    if (buf_len(&s->uin) < 5)
+    if (s->rep.pass || buf_len(&s->uin) < 5)
         return 0;
     struct pg_msg m;
     if (pg_frame_header(buf_start(&s->uin), buf_len(&s->uin), PG_MESSAGE_MAX, &m) != PG_OK) {
@@ -752,7 +1156,7 @@ static int be_step(struct pgs *s)
 static int s_idle(const struct pgs *s)
 {
     return s->phase != PH_READY ||
-           (s->qlen == 0 && !s->batch.open && s->fe_pass == 0 && s->be_pass == 0 &&
+           (s->qlen == 0 && !s->rep.busy && !s->batch.open && s->fe_pass == 0 && s->be_pass == 0 &&
             buf_len(&s->cin) == 0 && buf_len(&s->uin) == 0);
 }
 
@@ -844,6 +1248,12 @@ static void run(struct pgs *s)
                 }
             }
         }
+        /* Proxy <-> read replica. */
+        if (s->rep.uc && !s->closing) {
+            progress |= rep_io(s);
+            if (s->closed)
+                return;
+        }
         /* Proxy -> client. */
         if (buf_len(&s->down) > 0) {
             ssize_t n = sio_write_buf(&s->cs, &s->down);
@@ -881,6 +1291,16 @@ static void run(struct pgs *s)
             um |= LOOP_READ;
         uconn_want(s->uc, um);
     }
+    if (s->rep.uc && s->rep.state >= RS_AUTH) {
+        um = 0;
+        if (buf_len(&s->rep.up) > 0 && !s->rep.eof)
+            um |= LOOP_WRITE;
+        if (!s->rep.eof && buf_has_room(&s->rep.uin))
+            um |= LOOP_READ;
+        uconn_want(s->rep.uc, um);
+    }
+    buf_shrink(&s->rep.up);
+    buf_shrink(&s->rep.uin);
     buf_shrink(&s->cin);
     buf_shrink(&s->up);
     buf_shrink(&s->uin);

@@ -10,7 +10,11 @@ clusters (proved by current_database() and the cluster label), a session
 refused by policy, a missing route, password authentication passed through,
 statement policies on sql.verb/sql.tables/sql.in_transaction refused with
 SQLSTATE 42501 and the connection still usable, the statement metrics, and
-a stopped server answered with an error rather than a hang.
+a stopped server answered with an error rather than a hang. Read/write
+split: a real streaming replica (pg_basebackup) behind a second cluster with
+md5 credentials; reads land on it (pg_is_in_recovery() true), transactions,
+locking reads and reads right after a write stay on the primary, and a
+stopped replica falls back to the primary without a failed statement.
 """
 
 import glob
@@ -76,6 +80,8 @@ class PgServer:
             f.write("local all all trust\n"
                     "host all md5user 127.0.0.1/32 md5\n"
                     "host all scramuser 127.0.0.1/32 scram-sha-256\n"
+                    "host all strandro 127.0.0.1/32 md5\n"
+                    "host replication all 127.0.0.1/32 trust\n"
                     "host all all 127.0.0.1/32 trust\n")
 
     def start(self):
@@ -423,6 +429,103 @@ def main():
                 m.describe("strand_db_rows_total"))
         t.check("rows counted for INSERT", m.get("strand_db_rows_total", verb="INSERT") >= 3,
                 m.describe("strand_db_rows_total"))
+
+    with t.section("read/write split to a streaming replica"):
+        pg.sql("SET password_encryption = 'md5'; CREATE ROLE strandro LOGIN PASSWORD 'ropass'")
+        pg.sql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO strandro", db="shop")
+        rp = PgServer()
+        subprocess.run(rp.prefix + [rp.bindir + "/pg_basebackup", "-h", "127.0.0.1", "-p",
+                                    str(pg.port), "-U", "postgres", "-D", rp.data, "-R",
+                                    "-X", "stream", "-c", "fast"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env=rp.env, timeout=30)
+        rp.start()
+        t.check("replica is in recovery",
+                wait_for(lambda: rp.sql("SELECT pg_is_in_recovery()").strip() == "t",
+                         timeout=10))
+        radmin, rport = free_port(), free_port()
+        rdocs = [
+            proxy_doc(radmin, workers=1),
+            listener_doc("pgrw", rport, protocol="postgres"),
+            cluster_doc("primary", [pg.port]),
+            cluster_doc("replica", [rp.port], connectTimeout="1s",
+                        auth={"user": "strandro", "password": "ropass"}),
+            route_doc("rw", ["pgrw"], [
+                {"name": "reads", "match": [{"attribute": "sql.verb", "in": ["SELECT", "SHOW"]}],
+                 "backends": [{"cluster": "replica"}]},
+                {"name": "writes", "backends": [{"cluster": "primary"}]}]),
+        ]
+        rs = start_strand(t, make_tmpdir("pgrw"), [rdocs])
+
+        def rconnect():
+            c = psycopg2.connect(host="127.0.0.1", port=rport, user="postgres", dbname="shop",
+                                 connect_timeout=5, sslmode="disable", gssencmode="disable")
+            c.autocommit = True
+            return c
+
+        def one(cur, sql):
+            cur.execute(sql)
+            return cur.fetchone()
+
+        c = rconnect()
+        cur = c.cursor()
+        t.eq("SELECT goes to the replica (pg_is_in_recovery true)",
+             one(cur, "SELECT pg_is_in_recovery()")[0], True)
+        cur.execute("BEGIN")
+        t.eq("SELECT inside a transaction stays on the primary",
+             one(cur, "SELECT pg_is_in_recovery()")[0], False)
+        cur.execute("COMMIT")
+        time.sleep(1.1)   # past the stickiness window of COMMIT
+        t.eq("SELECT ... FOR UPDATE goes to the primary",
+             one(cur, "SELECT pg_is_in_recovery() FROM users WHERE id = 2 FOR UPDATE")[0], False)
+        time.sleep(1.1)
+        cur.execute("INSERT INTO orders (user_id, item) VALUES (9, 'replicated')")
+        t.eq("SELECT right after an INSERT stays on the primary and sees the row",
+             one(cur, "SELECT pg_is_in_recovery(), count(*) FROM orders WHERE item = 'replicated'"),
+             (False, 1))
+        time.sleep(1.1)
+        seen = None
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 5:
+            seen = one(cur, "SELECT pg_is_in_recovery(), count(*) FROM orders "
+                            "WHERE item = 'replicated'")
+            if seen == (True, 1):
+                break
+            time.sleep(0.2)
+        t.eq("SELECT > 1 s after the write goes to the replica and sees the row", seen, (True, 1))
+        r = subprocess.run([PSQL, "-X", "-At", "-v", "ON_ERROR_STOP=1",
+                            "host=127.0.0.1 port=%d user=postgres dbname=shop sslmode=disable"
+                            % rport, "-c", "SHOW transaction_read_only"],
+                           capture_output=True, text=True, timeout=10,
+                           env=dict(os.environ, PGCONNECT_TIMEOUT="5"))
+        t.eq("psql: SHOW goes to the replica (transaction_read_only on)",
+             (r.returncode, r.stdout.strip()), (0, "on"))
+        m = rs.metrics()
+        name = "strand_db_statements_total"
+        t.check("statements counted under cluster replica",
+                m.get(name, cluster="replica", verb="SELECT", outcome="ok") >= 2, m.describe(name))
+        t.check("statements counted under cluster primary",
+                m.get(name, cluster="primary", verb="INSERT", outcome="ok") >= 1, m.describe(name))
+        rp.stop()
+        try:
+            t.eq("replica stopped: the same session's SELECT falls back to the primary",
+                 one(cur, "SELECT pg_is_in_recovery()")[0], False)
+            t.eq("... and the session stays usable",
+                 one(cur, "SELECT count(*) FROM orders WHERE item = 'replicated'")[0], 1)
+        except psycopg2.Error as e:
+            t.check("replica stopped: the same session's SELECT falls back", False, str(e))
+        c.close()
+        try:
+            c = rconnect()
+            t.eq("replica stopped: a new session's SELECT goes to the primary",
+                 one(c.cursor(), "SELECT pg_is_in_recovery()")[0], False)
+            c.close()
+        except psycopg2.Error as e:
+            t.check("replica stopped: a new session's SELECT goes to the primary", False, str(e))
+        m = rs.metrics()
+        t.eq("no failed statements", m.get(name, outcome="failed"), 0)
+        t.check("strand (read/write split) still running", rs.alive())
+        rs.stop()
 
     with t.section("unreachable and stopped servers"):
         t0 = time.monotonic()

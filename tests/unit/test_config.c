@@ -1898,6 +1898,26 @@ static void test_db_listeners(void)
         free(json);
         config_free(cfg);
     }
+    /* Cluster auth: the credentials for connections the proxy opens itself;
+     * the admin view never shows the password. */
+    cfg = load(API "kind: Cluster\nmetadata: {name: replica}\n"
+                   "spec:\n  endpoints: [{address: 127.0.0.1:5433}]\n"
+                   "  auth: {user: strand, password: s3cret}\n",
+               err, sizeof(err));
+    CHECK(cfg && strcmp(cfg->clusters[0].auth_user, "strand") == 0 &&
+              strcmp(cfg->clusters[0].auth_password, "s3cret") == 0,
+          "cluster auth: %s", err);
+    if (cfg) {
+        char *json = config_to_json(cfg);
+        CHECK(json && strstr(json, "\"user\":\"strand\"") && !strstr(json, "s3cret"),
+              "admin view hides the password");
+        free(json);
+        config_free(cfg);
+    }
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: replica}\n"
+                   "spec:\n  endpoints: [{address: 127.0.0.1:5433}]\n"
+                   "  auth: {password: x} #<\n",
+               "auth: missing required key 'user'");
     EXPECT_ERR(API "kind: Listener\nmetadata: {name: pg}\n"
                    "spec:\n  address: 127.0.0.1:15432\n  protocol: postgres\n"
                    "  tls: {certificates: [{certFile: a, keyFile: b}]} #<\n",
