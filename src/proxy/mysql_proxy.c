@@ -103,6 +103,9 @@ struct msess {
     uint8_t c_dropping;         /* dropping the later packets of a refused > 16 MiB command */
     uint8_t client_turn;        /* the server waits for the client (auth reply, LOCAL INFILE) */
     uint8_t io_added, dead, c_eof, u_eof, closing, quit;
+    /* epoll said readable and no read has drained the socket since: saves
+     * a read that would find nothing on every event. */
+    uint8_t c_ready, u_ready;
     struct my_session ms;
 
     char user[NAME_MAX_], dbname[NAME_MAX_];
@@ -771,7 +774,8 @@ static void ms_run(struct msess *s)
     for (;;) {
         int moved = 0;
         ssize_t n;
-        if (!s->c_eof && !s->closing && !s->quit && buf_has_room(&s->cin)) {
+        if (s->c_ready && !s->c_eof && !s->closing && !s->quit && buf_has_room(&s->cin)) {
+            uint32_t room = s->cin.data ? buf_space(&s->cin) : buf_block_size();
             n = sio_read_buf(&s->cs, &s->cin);
             if (n > 0) {
                 moved = 1;
@@ -780,6 +784,8 @@ static void ms_run(struct msess *s)
             } else if (n == 0 || (n == -1 && errno != EAGAIN)) {
                 s->c_eof = 1;
             }
+            if (n < 0 || (n > 0 && (uint32_t)n < room))
+                s->c_ready = 0; /* drained */
         }
         int r = c_process(s);
         if (r < 0)
@@ -794,12 +800,15 @@ static void ms_run(struct msess *s)
                 s->u_eof = 1;
             }
         }
-        if (!s->u_eof && buf_has_room(&s->uc->in)) {
+        if (s->u_ready && !s->u_eof && buf_has_room(&s->uc->in)) {
+            uint32_t room = s->uc->in.data ? buf_space(&s->uc->in) : buf_block_size();
             n = sio_read_buf(us, &s->uc->in);
             if (n > 0)
                 moved = 1;
             else if (n == 0 || (n == -1 && errno != EAGAIN))
                 s->u_eof = 1;
+            if (n < 0 || (n > 0 && (uint32_t)n < room))
+                s->u_ready = 0;
         }
         r = s_process(s);
         if (r < 0)
@@ -862,16 +871,20 @@ static void ms_run(struct msess *s)
 
 static void ms_client_io(struct loop *l, struct loop_io *io, unsigned events)
 {
+    struct msess *s = io->ud;
     (void)l;
-    (void)events;
-    ms_run(io->ud);
+    if (events & LOOP_READ)
+        s->c_ready = 1;
+    ms_run(s);
 }
 
 static void ms_uc_io(void *owner, struct uconn *uc, unsigned events)
 {
+    struct msess *s = owner;
     (void)uc;
-    (void)events;
-    ms_run(owner);
+    if (events & LOOP_READ)
+        s->u_ready = 1;
+    ms_run(s);
 }
 
 static void ms_timeout(struct loop *l, struct loop_timer *t)
@@ -895,6 +908,7 @@ static void ms_connected(void *owner, struct uconn *uc, int err)
         return;
     }
     s->uc = uc;
+    s->u_ready = 1; /* the greeting may already be there */
     s->io.fd = s->cfd;
     s->io.cb = ms_client_io;
     s->io.ud = s;

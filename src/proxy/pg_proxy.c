@@ -146,6 +146,9 @@ struct pgs {
     int negotiations;
 
     unsigned c_eof : 1, u_eof : 1, closing : 1, closed : 1, terminated : 1, draining : 1;
+    /* epoll said readable and no read has drained the socket since: a
+     * read that would find nothing costs a syscall per event otherwise. */
+    unsigned c_ready : 1, u_ready : 1;
     unsigned last_be_error : 1; /* the last whole server message was an ErrorResponse */
     char tx;                    /* last ReadyForQuery status, 0 before */
     unsigned sqlc_modes;        /* SQLC_MODE_PG_BACKSLASH_STRINGS when the server says so */
@@ -286,6 +289,7 @@ static void s_connect_done(struct pgs *s, struct uconn *uc, int err)
     }
     s->uc = uc;
     s->phase = PH_AUTH;
+    s->u_ready = 1;
 }
 
 static void s_connected(void *owner, struct uconn *uc, int err)
@@ -295,7 +299,14 @@ static void s_connected(void *owner, struct uconn *uc, int err)
     run(s);
 }
 
-static void s_uc_io(void *owner, struct uconn *uc, unsigned events) { run(owner); }
+static void s_uc_io(void *owner, struct uconn *uc, unsigned events)
+{
+    struct pgs *s = owner;
+    (void)uc;
+    if (events & LOOP_READ)
+        s->u_ready = 1;
+    run(s);
+}
 
 static const struct uconn_ops pg_uc_ops = {s_connected, s_uc_io};
 
@@ -1186,7 +1197,8 @@ static void run(struct pgs *s)
     for (int iter = 0; iter < 64 && !s->closed; iter++) {
         int progress = 0;
         /* Client -> proxy. */
-        if (!s->c_eof && !s->closing && !s->terminated && buf_has_room(&s->cin)) {
+        if (s->c_ready && !s->c_eof && !s->closing && !s->terminated && buf_has_room(&s->cin)) {
+            uint32_t room = s->cin.data ? buf_space(&s->cin) : buf_block_size();
             ssize_t n = sio_read_buf(&s->cs, &s->cin);
             if (n == 0)
                 s->c_eof = 1;
@@ -1194,6 +1206,8 @@ static void run(struct pgs *s)
                 progress = 1, s->bytes_in += (uint64_t)n;
             else if (n == -1 && errno != EAGAIN && errno != EINTR)
                 s->c_eof = 1;
+            if (n < 0 || (n > 0 && (uint32_t)n < room))
+                s->c_ready = 0; /* drained */
         }
         if (s->c_eof && !s->terminated) {
             if (!s->err && s->phase != PH_READY)
@@ -1219,7 +1233,8 @@ static void run(struct pgs *s)
                 else if (n < 0 && errno != EAGAIN && errno != EINTR)
                     s->u_eof = 1;
             }
-            if (!s->u_eof && buf_has_room(&s->uin)) {
+            if (s->u_ready && !s->u_eof && buf_has_room(&s->uin)) {
+                uint32_t room = s->uin.data ? buf_space(&s->uin) : buf_block_size();
                 ssize_t n = sio_read_buf(&s->uc->sio, &s->uin);
                 if (n == 0)
                     s->u_eof = 1;
@@ -1227,6 +1242,8 @@ static void run(struct pgs *s)
                     progress = 1;
                 else if (n == -1 && errno != EAGAIN && errno != EINTR)
                     s->u_eof = 1;
+                if (n < 0 || (n > 0 && (uint32_t)n < room))
+                    s->u_ready = 0;
             }
             while (!s->closing && be_step(s))
                 progress = 1;
@@ -1313,7 +1330,14 @@ static void run(struct pgs *s)
         loop_timer_arm(w->loop, &s->timer, loop_now(w->loop) + s->gl->cfg->idle_timeout_ms);
 }
 
-static void s_client_io(struct loop *l, struct loop_io *io, unsigned events) { run(io->ud); }
+static void s_client_io(struct loop *l, struct loop_io *io, unsigned events)
+{
+    struct pgs *s = io->ud;
+    (void)l;
+    if (events & LOOP_READ)
+        s->c_ready = 1;
+    run(s);
+}
 
 static void pg_accept(struct worker *w, struct gen_listener *gl, int fd,
                       const struct sockaddr_storage *peer)
