@@ -63,6 +63,37 @@ int db_attr_get(void *ctx, const struct attr_key *key, attr_val *out, int max)
     return 0;
 }
 
+int db_replica_eligible(unsigned fl)
+{
+    return (fl & SQLC_READ_ONLY) &&
+           !(fl & (SQLC_LOCKING_READ | SQLC_SESSION_STATE | SQLC_TXN_BEGIN | SQLC_TXN_END |
+                   SQLC_UNTERMINATED));
+}
+
+/* w, gl, wg, home, a: borrowed; *rr and *stats point into the generation. */
+struct wcluster *db_replica_route(struct worker *w, struct gen_listener *gl, struct wgen *wg,
+                                  const struct wcluster *home, struct db_attrs *a,
+                                  const struct route_rule **rr, struct gen_stats **stats)
+{
+    if (!gl->router)
+        return NULL;
+    struct attr_src src = {db_attr_get, a};
+    const struct route_rule *r = router_match(gl->router, &src);
+    if (!r)
+        return NULL;
+    const struct cfg_rule *cr = route_rule_cfg(r);
+    int b = route_pick_backend(r, (uint32_t)worker_rand(w));
+    int ci = b >= 0 ? gen_cluster_index(wg->gen, cr->backends[b].cluster) : -1;
+    if (ci < 0)
+        return NULL;
+    struct wcluster *wc = &wg->clusters[ci];
+    if (wc == home || !wc->gc->cfg->auth_user)
+        return NULL;
+    *rr = r;
+    *stats = &gl->rules[route_rule_index(r)].backends[b];
+    return wc;
+}
+
 /* w, gl, rr, wc, peer_ip, err: borrowed. */
 void db_log_session(struct worker *w, int protocol, const struct gen_listener *gl,
                     const struct route_rule *rr, const struct wcluster *wc, const char *peer_ip,

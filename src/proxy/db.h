@@ -51,6 +51,21 @@ enum db_outcome { DB_OK, DB_ERROR, DB_DENIED, DB_FAILED, DB_OUTCOME_N };
 void db_stmt_record(struct worker *w, struct gen_stats *s, int verb, enum db_outcome outcome,
                     uint64_t duration_us, uint64_t rows);
 
+/* Read/write split. A statement may leave the session's home connection
+ * for a read replica only when it is a pure read (not a locking read, not
+ * a session-state change, not transaction control, fully lexed). */
+int db_replica_eligible(unsigned sqlc_flags);
+struct wgen;
+struct wcluster;
+struct route_rule;
+/* Routes the statement again (a: the session's attributes with the
+ * statement's cls and command set; borrowed) and returns the cluster its
+ * rule picks when that is not home and the proxy can log into it (Cluster
+ * auth), with *rr and *stats (the rule backend's) set; NULL otherwise. */
+struct wcluster *db_replica_route(struct worker *w, struct gen_listener *gl, struct wgen *wg,
+                                  const struct wcluster *home, struct db_attrs *a,
+                                  const struct route_rule **rr, struct gen_stats **stats);
+
 /* The session's access-log record (one per database session): protocol
  * ALOG_POSTGRES or ALOG_MYSQL; err NULL when it ended well (else the
  * reason, and the outcome says unavailable). All pointers borrowed; rr and

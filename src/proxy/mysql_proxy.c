@@ -30,7 +30,15 @@
  * 32 KiB buffer). The one exception is the first packet of a COM_QUERY or
  * COM_STMT_PREPARE, held whole (up to 16 MiB) so that the classifier sees
  * the whole statement text. A full output buffer stops reads on the other
- * side. */
+ * side.
+ *
+ * Read/write split: a read-only COM_QUERY outside a transaction, on a
+ * session not pinned by session state and not within 1 s of a write, is
+ * routed again with its statement attributes; when the rule picks another
+ * cluster that has `auth` credentials (a read replica), it runs on the
+ * session's own replica connection (opened lazily, logged into with those
+ * credentials) and its answer is relayed in place of the home server's.
+ * Details in the "read replicas" section. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -77,6 +85,35 @@ struct stmt_table {
     struct sqlc_result pending; /* the COM_STMT_PREPARE being answered */
 };
 
+/* The session's read-replica connection (see "read replicas" below). */
+enum rep_state { RS_NONE, RS_CONNECTING, RS_GREETING, RS_AUTH, RS_READY };
+
+struct mrep {
+    enum rep_state state;
+    struct wcluster *wc;         /* the replica's cluster (set once) */
+    const struct route_rule *rr; /* the rule that picked it (retries) */
+    struct gen_stats *stats;     /* that rule's backend: the statements' metrics */
+    struct uconn *uc;
+    struct uconn_try ct;
+    int connecting;              /* a connect attempt is open */
+    uint8_t down;                /* failed once: the session's reads go home */
+    uint8_t pinned;              /* session state: home for good */
+    uint8_t busy;                /* the COM_QUERY at the head of cin is the replica's */
+    uint8_t sent;                /* ... and it has been queued for the replica */
+    uint8_t started;             /* ... and part of its answer reached the client */
+    uint8_t done;                /* ... and its last packet has been seen */
+    uint8_t eof, ready;
+    uint64_t caps;               /* negotiated with the replica */
+    uint64_t sticky_until_us;    /* after a write: home until then */
+    uint32_t qbytes;             /* the held COM_QUERY packet (header included) */
+    uint32_t left;               /* bytes of the replica packet still to relay */
+    int verb;
+    uint64_t t_us;
+    struct buf out;              /* to the replica; uc->in holds its bytes */
+    struct my_resp resp;
+    char db[256];                /* the database the connection was opened with */
+};
+
 struct msess {
     struct loop_io io;          /* the client socket */
     struct loop_timer timer;    /* handshake / idle / closing bound */
@@ -117,6 +154,7 @@ struct msess {
     int stmt_verb;
     uint64_t t_stmt_us;
     struct stmt_table *stmts;   /* allocated on the first COM_STMT_PREPARE */
+    struct mrep rep;            /* read replica (read/write split) */
     uint8_t pend_err[ERR_ROOM]; /* refusal of a > 16 MiB command, sent after its last packet */
     int pend_err_len;
 
@@ -131,6 +169,7 @@ static _Thread_local struct wlink sessions;
 
 static const struct uconn_ops ms_uc_ops;
 static void ms_run(struct msess *s);
+static void rep_close(struct msess *s, int graceful);
 
 /* ---- attributes ------------------------------------------------------- */
 
@@ -222,6 +261,12 @@ static void ms_end(struct msess *s, const char *err)
         err = s->reason;
     if (s->stmt_active)
         db_stmt_record(w, s->stats, s->stmt_verb, DB_FAILED, loop_now_us() - s->t_stmt_us, 0);
+    if (s->rep.busy && s->rep.stats)
+        db_stmt_record(w, s->rep.stats, s->rep.verb, DB_FAILED, loop_now_us() - s->rep.t_us,
+                       s->rep.resp.rows);
+    s->rep.busy = 0;
+    rep_close(s, 0);
+    buf_free(&s->rep.out);
     ms_log(s, err);
     loop_timer_cancel(w->loop, &s->timer);
     if (s->io_added)
@@ -322,6 +367,441 @@ static const struct cfg_authz *session_denied(struct msess *s)
     struct attr_src src = {db_attr_get, &a};
     const char *why;
     return authz_check(s->gl->authz, &src, &why);
+}
+
+/* ---- read replicas -----------------------------------------------------------
+ *
+ * A COM_QUERY that only reads may run on a replica instead of the session's
+ * home server: the route is matched again with the statement's attributes
+ * and, when its rule picks another cluster that has `auth` credentials, the
+ * query goes there. Only when that cannot change what the client sees: the
+ * statement is SQLC_READ_ONLY (no locking read, no session state, no
+ * transaction control) and names no user variable, the last OK/EOF said
+ * autocommit on and no transaction, the query is one packet, and the
+ * session is not pinned: for good after a session-state statement,
+ * COM_STMT_PREPARE or COM_CHANGE_USER, and for REP_STICKY_US after a write
+ * (read-your-writes).
+ *
+ * The replica connection is opened on the first such query and logs in
+ * with the cluster's credentials (mysql_native_password, an auth switch to
+ * it included) and the session's current database, asking for the
+ * capabilities that shape responses exactly as the client negotiated them
+ * (the replica's packets are relayed as they are: their sequence ids start
+ * at 1 like the home server's would). While it connects and answers, the
+ * query is held at the head of cin and the client's later commands wait.
+ *
+ * Failures: a replica that cannot be opened or logged into, or fails before
+ * any of the answer reached the client, is given up for the rest of the
+ * session (rep.down) and the held query is handled again, now going home.
+ * A failure in the middle of an answer ends the client session, like a
+ * server loss. */
+
+#define REP_STICKY_US 1000000
+/* Capabilities copied from the client's handshake for the replica login. */
+#define REP_COPY_CAPS                                                                       \
+    (MY_CLIENT_LONG_PASSWORD | MY_CLIENT_FOUND_ROWS | MY_CLIENT_LONG_FLAG |                 \
+     MY_CLIENT_IGNORE_SPACE | MY_CLIENT_TRANSACTIONS | MY_CLIENT_MULTI_STATEMENTS |         \
+     MY_CLIENT_MULTI_RESULTS | MY_CLIENT_PS_MULTI_RESULTS | MY_CLIENT_SESSION_TRACK |       \
+     MY_CLIENT_DEPRECATE_EOF | MY_CLIENT_OPTIONAL_RESULTSET_METADATA |                    \
+     MY_MARIADB_CLIENT_EXTENDED_METADATA | MY_MARIADB_CLIENT_PROGRESS)
+/* Capabilities that change the shape of a query's response: the replica's
+ * negotiated ones must equal the client's. */
+#define REP_SHAPE_CAPS                                                                      \
+    (MY_CLIENT_PROTOCOL_41 | MY_CLIENT_MULTI_RESULTS | MY_CLIENT_SESSION_TRACK |            \
+     MY_CLIENT_DEPRECATE_EOF | MY_CLIENT_OPTIONAL_RESULTSET_METADATA |                    \
+     MY_MARIADB_CLIENT_EXTENDED_METADATA | MY_MARIADB_CLIENT_PROGRESS)
+
+static void rep_connect(struct msess *s);
+
+static const char *cur_db(const struct msess *s) { return s->has_db ? s->dbname : ""; }
+
+/* Closes the replica connection (a COM_QUIT first, best effort, when it is
+ * idle and `graceful`). Its buffered bytes are dropped. */
+static void rep_close(struct msess *s, int graceful)
+{
+    struct mrep *r = &s->rep;
+    if (r->connecting) {
+        uconn_try_done(r->wc, &r->ct, ECONNABORTED);
+        r->connecting = 0;
+    }
+    if (r->uc) {
+        if (graceful && r->state == RS_READY && !r->busy && !r->eof && buf_len(&r->out) == 0) {
+            uint8_t q[8];
+            int n = my_build_quit(q, sizeof(q));
+            struct iovec iov = {q, (size_t)(n > 0 ? n : 0)};
+            if (n > 0)
+                (void)sio_writev(&r->uc->sio, &iov, 1);
+        }
+        uconn_close(r->uc);
+        r->uc = NULL;
+    }
+    buf_consume(&r->out, buf_len(&r->out));
+    r->left = 0;
+    r->eof = r->ready = 0;
+    r->state = RS_NONE;
+}
+
+/* Gives up on the replica for the rest of the session. A held query whose
+ * answer had not started goes back to c_process (which now sends it home);
+ * one whose answer had started ends the session (s->dead afterwards). */
+static void rep_fail(struct msess *s, const char *why)
+{
+    struct mrep *r = &s->rep;
+    log_info("mysql: read replica %s given up for this session: %s",
+             r->wc ? r->wc->gc->cfg->name : "?", why);
+    int cut = r->busy && r->started;
+    if (cut) {
+        db_stmt_record(s->w, r->stats, r->verb, DB_FAILED, loop_now_us() - r->t_us,
+                       r->resp.rows);
+        r->busy = 0;
+    }
+    rep_close(s, 0);
+    r->down = 1;
+    r->busy = r->sent = r->started = r->done = 0;
+    if (cut)
+        ms_end(s, "the read replica failed during a statement");
+}
+
+static void rep_connected(void *owner, struct uconn *uc, int err)
+{
+    struct msess *s = owner;
+    struct mrep *r = &s->rep;
+    r->connecting = 0;
+    uconn_try_done(r->wc, &r->ct, err);
+    if (err) {
+        r->uc = NULL;
+        rep_connect(s);
+    } else {
+        r->uc = uc;
+        r->state = RS_GREETING;
+        r->ready = 1;
+    }
+    ms_run(s);
+}
+
+static void rep_uc_io(void *owner, struct uconn *uc, unsigned events)
+{
+    struct msess *s = owner;
+    (void)uc;
+    if (events & LOOP_READ)
+        s->rep.ready = 1;
+    ms_run(s);
+}
+
+static const struct uconn_ops rep_uc_ops = {rep_connected, rep_uc_io};
+
+/* Tries the next endpoint of the replica cluster; gives up when none is
+ * left. */
+static void rep_connect(struct msess *s)
+{
+    struct mrep *r = &s->rep;
+    struct uconn *uc;
+    int ready, err, rc;
+    while ((rc = uconn_try_next(r->wc, route_rule_cfg(r->rr), &r->ct, &rep_uc_ops, s, &uc, &ready,
+                                &err)) == UCONN_TRY_ERROR)
+        ;
+    if (rc != UCONN_TRY_STARTED) {
+        rep_fail(s, uconn_try_reason(rc));
+        return;
+    }
+    r->connecting = 1;
+    r->uc = uc;
+    r->state = RS_CONNECTING;
+    snprintf(r->db, sizeof(r->db), "%s", cur_db(s));
+    if (ready) {
+        r->connecting = 0;
+        uconn_try_done(r->wc, &r->ct, 0);
+        r->state = RS_GREETING;
+        r->ready = 1;
+    }
+}
+
+/* 1 when the statement text names a user variable (@x, not @@x): it lives
+ * in the home server's session. Conservative: '@' inside a literal or a
+ * quoted name counts too. */
+static int names_user_var(const struct my_command *c)
+{
+    const char *p = c->sql.p;
+    size_t n = c->sql.len;
+    for (size_t i = 0; p && i < n; i++) {
+        if (p[i] != '@')
+            continue;
+        if (i + 1 < n && p[i + 1] == '@') {
+            i++; /* @@system_variable */
+            continue;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* Called for an allowed COM_QUERY (pkt at the head of cin, res its
+ * classification): updates the pins and, when the query goes to the
+ * replica, holds it there and returns 1. 0: it goes home. */
+static int rep_take(struct msess *s, const struct my_pkt *pkt, const struct sqlc_result *res)
+{
+    struct mrep *r = &s->rep;
+    uint64_t now = loop_now_us();
+    unsigned fl = res->flags;
+    if (fl & SQLC_SESSION_STATE)
+        r->pinned = 1;
+    if (!(fl & SQLC_READ_ONLY))
+        r->sticky_until_us = now + REP_STICKY_US;
+    int ok = db_replica_eligible(fl) && !(s->status & MY_SERVER_STATUS_IN_TRANS) &&
+             (s->status & MY_SERVER_STATUS_AUTOCOMMIT) &&
+             !s->ms.in_msg && pkt->len < MY_MAX_PAYLOAD && !r->down && !r->pinned &&
+             now >= r->sticky_until_us && !s->c_dropping && buf_len(&s->uout) == 0 &&
+             !names_user_var(&s->ms.last);
+    if (!ok)
+        return 0;
+    struct db_attrs a;
+    attrs_of(s, &a);
+    a.command = "query";
+    a.cls = res;
+    const struct route_rule *rr;
+    struct gen_stats *stats;
+    struct wcluster *wc = db_replica_route(s->w, s->gl, s->wg, s->wc, &a, &rr, &stats);
+    if (!wc)
+        return 0;
+    if (r->wc && r->wc != wc)
+        return 0; /* one replica cluster per session: the first one picked */
+    if (r->state != RS_NONE && strcmp(r->db, cur_db(s)) != 0)
+        rep_close(s, 1); /* COM_INIT_DB since: a new login with the new database */
+    r->wc = wc;
+    r->rr = rr;
+    r->stats = stats;
+    r->busy = 1;
+    r->sent = r->started = r->done = 0;
+    r->qbytes = MY_HDR_LEN + pkt->len;
+    r->verb = (int)res->verb;
+    r->t_us = now;
+    r->left = 0;
+    if (r->state == RS_NONE)
+        rep_connect(s); /* may give up at once: then busy is 0 again */
+    return r->busy;
+}
+
+/* Queues a packet for the replica. */
+static int rep_send(struct mrep *r, const uint8_t *p, size_t n)
+{
+    if (hold(&r->out, buf_len(&r->out) + (uint32_t)n) < 0)
+        return -1;
+    return buf_put(&r->out, p, n);
+}
+
+/* One login packet from the replica (greeting or auth exchange), whole in
+ * p[0..len). 0, or -1 after rep_fail. */
+static int rep_login_packet(struct msess *s, const struct my_pkt *pkt, const uint8_t *p,
+                            uint32_t len)
+{
+    struct mrep *r = &s->rep;
+    const struct cfg_cluster *cc = r->wc->gc->cfg;
+    const char *pw = cc->auth_password ? cc->auth_password : "";
+    uint8_t out[1024];
+    if (len == 0 || p[0] == 0xff) {
+        rep_fail(s, r->state == RS_GREETING ? "the read replica refused the connection"
+                                            : "the read replica refused the login");
+        return -1;
+    }
+    if (r->state == RS_GREETING) {
+        struct my_handshake hs;
+        if (my_parse_handshake(p, len, &hs) != 0 || hs.scramble_len != 20) {
+            rep_fail(s, "unexpected greeting from the read replica");
+            return -1;
+        }
+        uint64_t want = (s->ms.client_caps & REP_COPY_CAPS) | MY_CLIENT_PROTOCOL_41 |
+                        MY_CLIENT_SECURE_CONNECTION | MY_CLIENT_PLUGIN_AUTH;
+        if (r->db[0])
+            want |= MY_CLIENT_CONNECT_WITH_DB;
+        r->caps = want & hs.caps;
+        if ((r->caps ^ s->ms.caps) & REP_SHAPE_CAPS) {
+            rep_fail(s, "the read replica cannot answer in the client's format");
+            return -1;
+        }
+        uint8_t scr[20];
+        int sn = my_scramble_native(scr, hs.scramble, pw, strlen(pw));
+        struct my_hs_response hr;
+        memset(&hr, 0, sizeof(hr));
+        hr.caps = want;
+        hr.max_packet = 1u << 24;
+        hr.charset = s->ms.hsr.charset ? s->ms.hsr.charset : hs.charset;
+        hr.user = (my_str){cc->auth_user, strlen(cc->auth_user)};
+        hr.auth_response = (my_str){(const char *)scr, (size_t)(sn > 0 ? sn : 0)};
+        hr.database = (my_str){r->db, strlen(r->db)};
+        hr.auth_plugin = (my_str){"mysql_native_password", 21};
+        int n = my_build_hs_response(out, sizeof(out), (uint8_t)(pkt->seq + 1), &hr);
+        if (n < 0 || rep_send(r, out, (size_t)n) < 0) {
+            rep_fail(s, "cannot build the login for the read replica");
+            return -1;
+        }
+        r->state = RS_AUTH;
+        return 0;
+    }
+    /* RS_AUTH */
+    if (p[0] == 0x00) {
+        r->state = RS_READY;
+        return 0;
+    }
+    struct my_auth_pkt ap;
+    if (p[0] == 0xfe && my_parse_auth_packet(p, len, &ap) == 0 && ap.kind == MY_AUTH_SWITCH &&
+        ap.plugin.len == 21 && memcmp(ap.plugin.p, "mysql_native_password", 21) == 0 &&
+        ap.data.len >= 20) {
+        uint8_t scr[20];
+        int sn = my_scramble_native(scr, (const uint8_t *)ap.data.p, pw, strlen(pw));
+        if (sn < 0)
+            sn = 0;
+        my_pkt_put_header(out, (uint32_t)sn, (uint8_t)(pkt->seq + 1));
+        memcpy(out + MY_HDR_LEN, scr, (size_t)sn);
+        if (rep_send(r, out, MY_HDR_LEN + (size_t)sn) < 0) {
+            rep_fail(s, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    rep_fail(s, "the read replica asks for an unsupported authentication method");
+    return -1;
+}
+
+/* The held query's answer is complete and relayed. */
+static void rep_finish(struct msess *s)
+{
+    struct mrep *r = &s->rep;
+    const struct my_resp *rs = &r->resp;
+    uint64_t rows = rs->nresultsets ? rs->rows : rs->affected_rows;
+    db_stmt_record(s->w, r->stats, r->verb, rs->error ? DB_ERROR : DB_OK,
+                   loop_now_us() - r->t_us, rows);
+    buf_consume(&s->cin, r->qbytes); /* the held query is answered */
+    r->busy = r->sent = r->started = r->done = 0;
+    if (s->w->draining)
+        start_closing(s, NULL);
+}
+
+/* One step of the replica -> proxy direction. 1: progress, 0: wait, -1:
+ * the session ended. */
+static int rep_step(struct msess *s)
+{
+    struct mrep *r = &s->rep;
+    struct buf *in = &r->uc->in;
+    if (r->left) {
+        if (!pass(in, &s->cout, &r->left, 0))
+            return 0;
+        if (!r->left && r->done)
+            rep_finish(s);
+        return 1;
+    }
+    if (buf_len(in) < MY_HDR_LEN)
+        return 0;
+    struct my_pkt pkt;
+    my_pkt_header((const uint8_t *)buf_start(in), buf_len(in), &pkt);
+    uint8_t *p = (uint8_t *)buf_start(in) + MY_HDR_LEN;
+    uint32_t have = buf_len(in) - MY_HDR_LEN;
+    if (r->state == RS_GREETING || r->state == RS_AUTH || !r->busy || !r->sent) {
+        /* Login packets, or a packet out of turn (a shutdown notice...). */
+        if (r->state != RS_GREETING && r->state != RS_AUTH) {
+            rep_fail(s, "the read replica sent a packet out of turn");
+            return s->dead ? -1 : 1;
+        }
+        if (pkt.len >= 65536) {
+            rep_fail(s, "oversized login packet from the read replica");
+            return 1;
+        }
+        if (have < pkt.len) {
+            if (hold(in, MY_HDR_LEN + pkt.len) < 0) {
+                rep_fail(s, "out of memory");
+                return 1;
+            }
+            return 0;
+        }
+        int rc = rep_login_packet(s, &pkt, p, pkt.len);
+        if (rc == 0)
+            buf_consume(in, MY_HDR_LEN + pkt.len);
+        return 1;
+    }
+    /* The held query's answer. */
+    uint32_t avail = have < pkt.len ? have : pkt.len;
+    int rc = my_resp_feed(&r->resp, &pkt, p, avail);
+    if (rc == MY_INCOMPLETE) {
+        if (hold(in, MY_HDR_LEN + r->resp.need) < 0) {
+            rep_fail(s, "out of memory");
+            return s->dead ? -1 : 1;
+        }
+        return 0;
+    }
+    if (rc < 0 || rc == MY_R_CLIENT) {
+        rep_fail(s, "unexpected answer from the read replica");
+        return s->dead ? -1 : 1;
+    }
+    if (!r->started && rc == MY_R_DONE && r->resp.error &&
+        (r->resp.err_code == MY_ER_SERVER_SHUTDOWN || r->resp.err_code == 1927 /* killed */)) {
+        rep_fail(s, "the read replica is shutting down");
+        return 1;
+    }
+    r->started = 1;
+    r->left = MY_HDR_LEN + pkt.len;
+    r->done = rc == MY_R_DONE;
+    return 1;
+}
+
+/* 1 when the replica has closed and what it sent can no longer move. */
+static int rep_stuck(struct msess *s)
+{
+    struct mrep *r = &s->rep;
+    uint32_t n = buf_len(&r->uc->in);
+    if (r->left)
+        return n == 0;
+    return 1; /* rep_step ran to a stop: a packet cut short, or nothing */
+}
+
+/* The replica connection's I/O: login, sends the held query, relays its
+ * answer. 1: progress, 0: none, -1: the session ended. */
+static int rep_io(struct msess *s)
+{
+    struct mrep *r = &s->rep;
+    int moved = 0;
+    if (!r->uc || r->state < RS_GREETING)
+        return 0;
+    if (r->busy && !r->sent && r->state == RS_READY && buf_len(&r->out) == 0) {
+        if (rep_send(r, (const uint8_t *)buf_start(&s->cin), r->qbytes) < 0) {
+            rep_fail(s, "out of memory");
+            return 1;
+        }
+        my_resp_init(&r->resp, MY_COM_QUERY, r->caps, 1);
+        r->sent = 1;
+    }
+    if (buf_len(&r->out) > 0 && !r->eof) {
+        ssize_t n = sio_write_buf(&r->uc->sio, &r->out);
+        if (n > 0)
+            moved = 1;
+        else if (n < 0 && errno != EAGAIN && errno != EINTR)
+            r->eof = 1;
+    }
+    if (r->ready && !r->eof && buf_has_room(&r->uc->in)) {
+        uint32_t room = r->uc->in.data ? buf_space(&r->uc->in) : buf_block_size();
+        ssize_t n = sio_read_buf(&r->uc->sio, &r->uc->in);
+        if (n == 0)
+            r->eof = 1;
+        else if (n > 0)
+            moved = 1;
+        else if (n == -1 && errno != EAGAIN && errno != EINTR)
+            r->eof = 1;
+        if (n < 0 || (n > 0 && (uint32_t)n < room))
+            r->ready = 0;
+    }
+    for (;;) {
+        if (s->dead || s->closing || !r->uc)
+            break;
+        int rc = rep_step(s);
+        if (rc < 0 || s->dead)
+            return -1;
+        if (!rc)
+            break;
+        moved = 1;
+    }
+    if (r->uc && r->eof && !s->closing && rep_stuck(s)) {
+        rep_fail(s, "the read replica closed the connection");
+        return s->dead ? -1 : 1;
+    }
+    return moved;
 }
 
 /* ---- client -> server --------------------------------------------------- */
@@ -425,6 +905,14 @@ static int on_command(struct msess *s, const struct my_pkt *pkt, int rc)
             return 0;
         }
     }
+    if (c->cmd == MY_COM_QUERY && rep_take(s, pkt, &cls)) {
+        s->ms.phase = MY_PH_COMMAND; /* the replica answers; home stays idle */
+        return 2;
+    }
+    if (c->cmd == MY_COM_STMT_PREPARE || c->cmd == MY_COM_CHANGE_USER)
+        s->rep.pinned = 1; /* statements bound to the home connection, a new user */
+    else if (c->cmd == MY_COM_STMT_EXECUTE && !(clsp && (clsp->flags & SQLC_READ_ONLY)))
+        s->rep.sticky_until_us = loop_now_us() + REP_STICKY_US;
     if (verb >= 0) {
         s->stmt_active = 1;
         s->stmt_verb = verb;
@@ -534,8 +1022,11 @@ static int c_packet(struct msess *s, const struct my_pkt *pkt)
         copy_str(s->dbname, sizeof(s->dbname), s->ms.hsr.database);
         s->has_db = s->dbname[0] != 0;
     } else if (ph == MY_PH_COMMAND) {
-        if (!on_command(s, pkt, rc))
+        int oc = on_command(s, pkt, rc);
+        if (!oc || s->dead)
             return s->dead ? -1 : 1;
+        if (oc == 2)
+            return 1; /* held at the head of cin for the read replica */
     } else if (rc == MY_R_MORE) {
         s->client_turn = 0;
     }
@@ -554,7 +1045,7 @@ static int c_process(struct msess *s)
             moved = 1;
             continue;
         }
-        if (s->quit || s->closing)
+        if (s->quit || s->closing || s->rep.busy)
             break;
         struct my_pkt pkt;
         if (buf_len(&s->cin) < MY_HDR_LEN)
@@ -814,6 +1305,12 @@ static void ms_run(struct msess *s)
         if (r < 0)
             return;
         moved |= r;
+        if (s->rep.uc && !s->closing) {
+            r = rep_io(s);
+            if (r < 0 || s->dead)
+                return;
+            moved |= r;
+        }
         if (buf_len(&s->cout) > 0) {
             n = sio_write_buf(&s->cs, &s->cout);
             if (n > 0) {
@@ -860,6 +1357,14 @@ static void ms_run(struct msess *s)
         um |= LOOP_WRITE;
     loop_io_set(w->loop, &s->io, cm | s->cs.want);
     uconn_want(s->uc, um | us->want);
+    if (s->rep.uc && s->rep.state >= RS_GREETING) {
+        um = 0;
+        if (buf_len(&s->rep.out) > 0 && !s->rep.eof)
+            um |= LOOP_WRITE;
+        if (!s->rep.eof && buf_has_room(&s->rep.uc->in))
+            um |= LOOP_READ;
+        uconn_want(s->rep.uc, um | s->rep.uc->sio.want);
+    }
     if (any || s->closing) {
         uint64_t ms = s->ms.phase == MY_PH_COMMAND || s->ms.phase == MY_PH_RESPONSE
                           ? s->gl->cfg->idle_timeout_ms : s->gl->cfg->header_timeout_ms;
@@ -1015,7 +1520,7 @@ static void ms_drain(struct worker *w)
         l = l->next;
         if (s->w != w || s->dead || !s->uc)
             continue;
-        if (s->ms.phase == MY_PH_COMMAND && !s->c_left && buf_len(&s->cin) == 0 &&
+        if (s->ms.phase == MY_PH_COMMAND && !s->c_left && !s->rep.busy && buf_len(&s->cin) == 0 &&
             buf_len(&s->uout) == 0) {
             start_closing(s, NULL);
             ms_run(s);

@@ -699,9 +699,7 @@ static int rep_take(struct pgs *s, const struct sqlc_result *res, uint32_t qbyte
     struct pg_rep *r = &s->rep;
     uint64_t now = loop_now_us();
     unsigned fl = res->flags;
-    int ok = (fl & SQLC_READ_ONLY) &&
-             !(fl & (SQLC_LOCKING_READ | SQLC_SESSION_STATE | SQLC_TXN_BEGIN | SQLC_TXN_END)) &&
-             s->tx == 'I' && s->qlen == 0 && !s->batch.open && !r->down && !r->pinned &&
+    int ok = db_replica_eligible(fl) && s->tx == 'I' && s->qlen == 0 && !s->batch.open && !r->down && !r->pinned &&
              now >= r->sticky_until_us;
     if (fl & SQLC_SESSION_STATE)
         r->pinned = 1;
@@ -712,25 +710,18 @@ static int rep_take(struct pgs *s, const struct sqlc_result *res, uint32_t qbyte
     s->attrs.command = "query";
     s->attrs.cls = res;
     s->attrs.in_transaction = 0;
-    struct attr_src src = {db_attr_get, &s->attrs};
-    const struct route_rule *rr = router_match(s->gl->router, &src);
+    const struct route_rule *rr;
+    struct gen_stats *stats;
+    struct wcluster *wc = db_replica_route(s->w, s->gl, s->wg, s->wc, &s->attrs, &rr, &stats);
     s->attrs.command = NULL;
     s->attrs.cls = NULL;
-    if (!rr)
-        return 0;
-    const struct cfg_rule *cr = route_rule_cfg(rr);
-    int b = route_pick_backend(rr, (uint32_t)worker_rand(s->w));
-    int ci = b >= 0 ? gen_cluster_index(s->wg->gen, cr->backends[b].cluster) : -1;
-    if (ci < 0)
-        return 0;
-    struct wcluster *wc = &s->wg->clusters[ci];
-    if (wc == s->wc || !wc->gc->cfg->auth_user)
+    if (!wc)
         return 0;
     if (r->wc && r->wc != wc)
         return 0; /* one replica cluster per session: the first one picked */
     r->wc = wc;
     r->rr = rr;
-    r->stats = &s->gl->rules[route_rule_index(rr)].backends[b];
+    r->stats = stats;
     r->busy = 1;
     r->sent = r->started = 0;
     r->qbytes = qbytes;

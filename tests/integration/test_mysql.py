@@ -10,6 +10,11 @@ several result sets, PREPARE/EXECUTE, a > 16 MiB row both ways, a DENY on
 connection that stays usable, a session policy on db.user (1045), a wrong
 password (the server's 1045 passes through), the strand_db_* metrics, a
 listener whose cluster is down and a server that stops mid-session.
+Read/write split: a second mariadbd replicating from the first (binlog,
+GTID) behind a cluster with `auth`; reads outside transactions land on it
+(@@server_id 2), transactions, locking reads and reads within 1 s of a
+write stay on the primary (1), and a stopped replica falls back to the
+primary without a failed statement.
 """
 
 import hashlib
@@ -42,8 +47,8 @@ def policy(name, targets, action, rules):
 class MariaDB:
     """mariadbd on a free loopback port with its own datadir under tmp."""
 
-    def __init__(self, tmp):
-        self.dir = os.path.join(tmp, "mariadb")
+    def __init__(self, tmp, name="mariadb", server_id=1):
+        self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir)
         self.data = os.path.join(self.dir, "data")
         self.sock = os.path.join(self.dir, "sock")
@@ -54,7 +59,9 @@ class MariaDB:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.proc = spawn(["mariadbd", "--no-defaults", "--user=root", "--datadir=" + self.data,
                            "--socket=" + self.sock, "--port=%d" % self.port,
-                           "--bind-address=127.0.0.1", "--skip-log-bin",
+                           "--bind-address=127.0.0.1", "--server-id=%d" % server_id,
+                           "--log-bin=" + os.path.join(self.dir, "binlog"),
+                           "--binlog-format=ROW",
                            "--max-allowed-packet=64M", "--innodb-buffer-pool-size=32M",
                            "--log-error=" + os.path.join(self.dir, "err.log")],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -73,6 +80,12 @@ class MariaDB:
     def sql(self, text):
         subprocess.run(["mariadb", "--no-defaults", "-uroot", "--socket=" + self.sock, "-e", text],
                        check=True, timeout=10, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def query(self, text):
+        """Output of text (batch mode, no column names)."""
+        return subprocess.run(["mariadb", "--no-defaults", "-uroot", "--socket=" + self.sock,
+                               "--batch", "--skip-column-names", "-e", text],
+                              check=True, timeout=10, capture_output=True).stdout.decode()
 
     def stop(self):
         kill_group(self.proc, grace=10)
@@ -178,7 +191,22 @@ def main():
 
     with t.section("setup"):
         db = MariaDB(tmp)
+        rp = MariaDB(tmp, name="replica", server_id=2)
         t.check("mariadbd starts", db.wait_ready(), "see %s/err.log" % db.dir)
+        t.check("replica mariadbd starts", rp.wait_ready(), "see %s/err.log" % rp.dir)
+        # Replication first, so that everything below reaches the replica.
+        db.sql("CREATE USER 'repl'@'%' IDENTIFIED BY 'repl-pw';"
+               "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';")
+        rp.sql("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl',"
+               " MASTER_PASSWORD='repl-pw', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos;"
+               " START SLAVE;" % db.port)
+
+        def replicating():
+            # ON when both the IO and the SQL thread run
+            return rp.query("SHOW GLOBAL STATUS LIKE 'Slave_running'").split() == \
+                ["Slave_running", "ON"]
+        t.check("the replica replicates (IO and SQL threads running)",
+                wait_for(replicating, 15, 0.2), "see %s/err.log" % rp.dir)
         db.sql("CREATE USER '%s'@'%%' IDENTIFIED VIA mysql_native_password USING PASSWORD('%s');"
                "GRANT ALL ON *.* TO '%s'@'%%';"
                "CREATE USER '%s'@'%%' IDENTIFIED BY 'eve-pw'; GRANT ALL ON *.* TO '%s'@'%%';"
@@ -188,14 +216,27 @@ def main():
                "CREATE TABLE shop.scratch (id INT);"
                "CREATE TABLE shop.blobs (id INT PRIMARY KEY, b LONGBLOB);"
                "INSERT INTO shop.users VALUES (1, 'ann'), (2, 'bob'), (3, 'cy');"
+               "CREATE USER 'strand_ro'@'%%' IDENTIFIED VIA mysql_native_password"
+               " USING PASSWORD('ro-secret'); GRANT SELECT ON *.* TO 'strand_ro'@'%%';"
                % (USER, PASSWORD, USER, BLOCKED, BLOCKED))
+        t.check("the setup reached the replica",
+                wait_for(lambda: rp.query("SELECT COUNT(*) FROM shop.users;"
+                                          " SELECT COUNT(*) FROM mysql.user"
+                                          " WHERE user = 'strand_ro'") == "3\n1\n", 15, 0.1))
         admin, myl, dead_l, dead_port = free_port(), free_port(), free_port(), free_port()
-        open_l = free_port()
+        open_l, rw_l = free_port(), free_port()
         docs = [
             proxy_doc(admin, workers=2),
             listener_doc("my", myl, protocol="mysql"),
             listener_doc("my-open", open_l, protocol="mysql"),
             listener_doc("my-dead", dead_l, protocol="mysql"),
+            listener_doc("my-rw", rw_l, protocol="mysql"),
+            cluster_doc("replica", [rp.port], connectTimeout="1s",
+                        auth={"user": "strand_ro", "password": "ro-secret"}),
+            route_doc("rw", ["my-rw"], [
+                {"name": "reads", "match": [{"attribute": "sql.verb", "in": ["SELECT", "SHOW"]}],
+                 "backends": [{"cluster": "replica"}]},
+                {"name": "writes", "backends": [{"cluster": "maria"}]}]),
             cluster_doc("maria", [db.port]),
             cluster_doc("gone", [dead_port], connectTimeout="1s"),
             route_doc("maria", ["my", "my-open"], [{"name": "all", "backends": [{"cluster": "maria"}]}]),
@@ -390,6 +431,88 @@ def main():
         t.check("a duration histogram per verb",
                 m.get("strand_db_statement_duration_seconds_count", verb="SELECT") >= 12,
                 m.describe("strand_db_statement_duration_seconds_count"))
+
+    with t.section("read/write split to a replica", s):
+        def one(cur, q):
+            cur.execute(q)
+            return cur.fetchone()
+        c = connect(rw_l, autocommit=True)
+        try:
+            cur = c.cursor()
+            t.eq("SELECT outside a transaction goes to the replica",
+                 one(cur, "SELECT @@server_id")[0], 2)
+            t.eq("the replica answers with the session's database",
+                 one(cur, "SELECT DATABASE(), COUNT(*) FROM users"), ("shop", 3))
+            cur.execute("SHOW TABLES")
+            t.check("SHOW through the replica", len(cur.fetchall()) >= 4)
+            cur.execute("START TRANSACTION")
+            t.eq("SELECT inside a transaction stays on the primary",
+                 one(cur, "SELECT @@server_id")[0], 1)
+            cur.execute("COMMIT")
+            t.eq("SELECT ... FOR UPDATE goes to the primary",
+                 one(cur, "SELECT @@server_id, id FROM users WHERE id = 1 FOR UPDATE"), (1, 1))
+            time.sleep(1.1)
+            t.eq("after the transaction, reads go to the replica again",
+                 one(cur, "SELECT @@server_id")[0], 2)
+            cur.execute("INSERT INTO items (name) VALUES ('split')")
+            t.eq("SELECT right after a write stays on the primary and sees the row",
+                 one(cur, "SELECT @@server_id, COUNT(*) FROM items WHERE name = 'split'"), (1, 1))
+            time.sleep(1.1)
+            seen = wait_for(lambda: (lambda r: r if r == (2, 1) else None)(
+                one(cur, "SELECT @@server_id, COUNT(*) FROM items WHERE name = 'split'")), 5, 0.1)
+            t.eq("SELECT > 1 s after the write goes to the replica and sees the row", seen, (2, 1))
+            cur.execute("SET @v = 5")
+            t.eq("after session state (SET) the session stays on the primary",
+                 one(cur, "SELECT @@server_id, @v"), (1, 5))
+        finally:
+            c.close()
+        c = connect(rw_l, autocommit=True,
+                    client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)
+        try:
+            cur = c.cursor()
+            cur.execute("SELECT @@server_id; SELECT name FROM users WHERE id = 2")
+            sets = [cur.fetchall()]
+            while cur.nextset():
+                sets.append(cur.fetchall())
+            t.eq("multi-statement reads: both results from the replica", sets,
+                 [((2,),), (("bob",),)])
+            t.eq("then the next read", one(cur, "SELECT @@server_id")[0], 2)
+        finally:
+            c.close()
+        r = subprocess.run(["mariadb", "--no-defaults", "--protocol=TCP", "-h127.0.0.1",
+                            "-P%d" % rw_l, "-u" + USER, "-p" + PASSWORD, "--batch",
+                            "--skip-column-names", "shop", "-e",
+                            "SELECT @@server_id, COUNT(*) FROM users"],
+                           capture_output=True, timeout=10)
+        t.eq("mariadb CLI: a read answered by the replica", (r.returncode, r.stdout),
+             (0, b"2\t3\n"))
+        m = s.metrics()
+        name = "strand_db_statements_total"
+        t.check("statements counted under cluster replica",
+                m.get(name, listener="my-rw", cluster="replica", verb="SELECT",
+                      outcome="ok") >= 4, m.describe(name))
+        t.check("and the primary's under cluster maria",
+                m.get(name, listener="my-rw", cluster="maria", verb="SELECT",
+                      outcome="ok") >= 3, m.describe(name))
+        c = connect(rw_l, autocommit=True)
+        try:
+            cur = c.cursor()
+            t.eq("before the replica stops", one(cur, "SELECT @@server_id")[0], 2)
+            rp.stop()
+            t0 = time.monotonic()
+            e = errno_of(lambda: t.eq("replica stopped: the same session's SELECT falls back "
+                                      "to the primary", one(cur, "SELECT @@server_id")[0], 1))
+            t.check("no client error and no long wait", e is None and time.monotonic() - t0 < 5,
+                    repr(e))
+            t.eq("the session goes on", one(cur, "SELECT COUNT(*) FROM users")[0], 3)
+        finally:
+            c.close()
+        c = connect(rw_l, autocommit=True)
+        try:
+            t.eq("replica stopped: a new session's SELECT goes to the primary",
+                 one(c.cursor(), "SELECT @@server_id")[0], 1)
+        finally:
+            c.close()
 
     with t.section("drain on shutdown", s):
         idle = connect(myl)
