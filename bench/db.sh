@@ -763,7 +763,7 @@ if [ ${#MY_ROWS[@]} -gt 0 ]; then
 fi
 case " ${DBS[*]} " in
     *" mysql "*|*" postgres "*)
-        bench_report "- Read/write split target: cannot be measured yet (Strand has no read/write splitting to replicas)" ;;
+        bench_report "- Read/write split target (sysbench read-only load spread across primary and replica): not measured here, this script runs no replica; tests/integration/test_mysql.py and test_pg.py prove where statements land" ;;
 esac
 
 line="- Idle RSS right after start:"
