@@ -73,20 +73,6 @@ static void body_ready(struct h2s *st)
         h2h1_update(st);
 }
 
-/* The whole body so far no longer fits: give up the right to retry, so the
- * bytes already sent can go and the client's window reopens. */
-static void replay_off(struct h2s *st)
-{
-    if (!st->replay)
-        return;
-    st->replay = 0;
-    if (st->req_off) {
-        buf_consume(&st->reqb, st->req_off);
-        h2_consume(st->hc->h2->s, st->id, st->req_off);
-        st->req_off = 0;
-    }
-}
-
 static int on_data(void *ud, int32_t id, const uint8_t *data, size_t len)
 {
     struct hconn *hc = ud;
@@ -105,8 +91,10 @@ static int on_data(void *ud, int32_t id, const uint8_t *data, size_t len)
         return -1;
     st->req_bytes += len;
     metrics_add(hc->w->shard, hc->gl->m_bytes_in, len);
-    if (buf_room(&st->reqb) == 0 && st->replay)
-        replay_off(st);
+    /* The whole body so far no longer fits: give up the right to retry,
+     * so the bytes already sent can go and the client's window reopens. */
+    if (buf_room(&st->reqb) == 0)
+        h2s_release_replay(st);
     body_ready(st);
     return 0;
 }

@@ -747,8 +747,7 @@ static size_t resp_fields(struct h2s *st, const struct h2_header *hs, size_t n,
     return k;
 }
 
-/* The replayed body is no longer needed once a response is taken. */
-static void release_replay(struct h2s *st)
+void h2s_release_replay(struct h2s *st)
 {
     if (!st->replay)
         return;
@@ -792,7 +791,7 @@ int h2s_response(struct h2s *st, int status, const struct h2_header *hs, size_t 
     st->ep = -1;
     st->holds_active = 1;
     loop_timer_cancel(st_loop(st), &st->timer);
-    release_replay(st);
+    h2s_release_replay(st);
     if (st->reset_down)
         return 0;
     struct h2_header out[UP_MAX_FIELDS];

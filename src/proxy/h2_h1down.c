@@ -311,11 +311,8 @@ void h1x_update(struct hconn *hc)
         st->req_done = st->h1req.done;
         /* A body larger than a block cannot be replayed: release what was
          * sent so that reading can go on. */
-        if (st->replay && !st->req_done && buf_room(&st->reqb) < H1_CHUNK_LINE_MAX + 8) {
-            st->replay = 0;
-            buf_consume(&st->reqb, st->req_off);
-            st->req_off = 0;
-        }
+        if (!st->req_done && buf_room(&st->reqb) < H1_CHUNK_LINE_MAX + 8)
+            h2s_release_replay(st);
         if (st->up == H2S_UP_H2)
             h2u_body_ready(st);
     }

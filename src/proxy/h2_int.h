@@ -184,6 +184,10 @@ void h2s_resp_data(struct h2s *st, const uint8_t *p, size_t len);
 void h2s_resp_end(struct h2s *st, const struct h2_header *trl, size_t n);
 /* The upstream failed after the response head: reset the client stream. */
 void h2s_resp_abort(struct h2s *st, uint32_t code);
+/* Gives up the right to retry: the request bytes already sent upstream
+ * leave reqb and the client may send more (once a response is taken, or
+ * when the body outgrows reqb). Harmless when already given up. */
+void h2s_release_replay(struct h2s *st);
 /* Request body bytes were taken by the upstream side: n bytes from the
  * front of reqb (replay mode: past req_off). */
 void h2s_req_taken(struct h2s *st, size_t n);

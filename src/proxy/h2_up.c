@@ -239,9 +239,11 @@ static void on_end_stream(void *ud, int32_t sid)
     }
 }
 
-static void on_reset(void *ud, int32_t sid, uint32_t code)
+/* The upstream stream sid ended without (or before the end of) its
+ * response: the request is retried or answered (fresh: the server never
+ * touched it), or a started response is reset with abort_code. */
+static void stream_lost(struct h2u *u, int32_t sid, int fresh, uint32_t abort_code)
 {
-    struct h2u *u = ud;
     struct h2s *st = stream(u, sid);
     if (!st)
         return;
@@ -249,27 +251,24 @@ static void on_reset(void *ud, int32_t sid, uint32_t code)
     unlink_stream(u, st);
     h2_mark(st->hc);
     if (!st->resp_head_done)
-        /* REFUSED_STREAM: the server did not touch it, always safe to
-         * send again. */
-        h2s_attempt_failed(st, LB_RESET, code == H2_REFUSED_STREAM);
+        h2s_attempt_failed(st, LB_RESET, fresh);
     else if (!st->resp_done)
-        h2s_resp_abort(st, code == H2_NO_ERROR ? H2_INTERNAL_ERROR : code);
+        h2s_resp_abort(st, abort_code);
 }
 
+static void on_reset(void *ud, int32_t sid, uint32_t code)
+{
+    /* REFUSED_STREAM: the server did not touch it, always safe to send
+     * again. */
+    stream_lost(ud, sid, code == H2_REFUSED_STREAM,
+                code == H2_NO_ERROR ? H2_INTERNAL_ERROR : code);
+}
+
+/* A stream still linked at its close (a reset already unlinked it). */
 static void on_close(void *ud, int32_t sid, uint32_t code)
 {
-    struct h2u *u = ud;
-    struct h2s *st = stream(u, sid);
     (void)code;
-    if (!st)
-        return;
-    h2_set_stream_ud(u->s, sid, NULL);
-    unlink_stream(u, st);
-    h2_mark(st->hc);
-    if (!st->resp_head_done)
-        h2s_attempt_failed(st, LB_RESET, 0);
-    else if (!st->resp_done)
-        h2s_resp_abort(st, H2_INTERNAL_ERROR);
+    stream_lost(ud, sid, 0, H2_INTERNAL_ERROR);
 }
 
 static void on_goaway(void *ud, int32_t last, uint32_t code)

@@ -496,10 +496,8 @@ static void rep_connect(struct msess *s)
 {
     struct mrep *r = &s->rep;
     struct uconn *uc;
-    int ready, err, rc;
-    while ((rc = uconn_try_next(r->wc, route_rule_cfg(r->rr), &r->ct, &rep_uc_ops, s, &uc, &ready,
-                                &err)) == UCONN_TRY_ERROR)
-        ;
+    int ready, rc;
+    rc = uconn_try_next(r->wc, route_rule_cfg(r->rr), &r->ct, &rep_uc_ops, s, &uc, &ready);
     if (rc != UCONN_TRY_STARTED) {
         rep_fail(s, uconn_try_reason(rc));
         return;
@@ -1432,10 +1430,8 @@ static const struct uconn_ops ms_uc_ops = {ms_connected, ms_uc_io};
 static void ms_connect(struct msess *s)
 {
     struct uconn *uc;
-    int ready, err, rc;
-    while ((rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &ms_uc_ops, s, &uc, &ready,
-                                &err)) == UCONN_TRY_ERROR)
-        ;
+    int ready, rc;
+    rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &ms_uc_ops, s, &uc, &ready);
     if (rc != UCONN_TRY_STARTED) {
         snprintf(s->errbuf, sizeof(s->errbuf), "Can't connect to the database through the proxy: %s",
                  uconn_try_reason(rc));

@@ -314,10 +314,8 @@ static const struct uconn_ops pg_uc_ops = {s_connected, s_uc_io};
 static void s_connect(struct pgs *s)
 {
     struct uconn *uc;
-    int ready, err, rc;
-    while ((rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &pg_uc_ops, s, &uc, &ready,
-                                &err)) == UCONN_TRY_ERROR)
-        ;
+    int ready, rc;
+    rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &pg_uc_ops, s, &uc, &ready);
     if (rc == UCONN_TRY_FULL) {
         s_fail(s, "FATAL", "53300", "too many connections to the database server");
         return;
@@ -676,10 +674,8 @@ static void rep_connect(struct pgs *s)
 {
     struct pg_rep *r = &s->rep;
     struct uconn *uc;
-    int ready, err, rc;
-    while ((rc = uconn_try_next(r->wc, route_rule_cfg(r->rr), &r->ct, &rep_uc_ops, s, &uc, &ready,
-                                &err)) == UCONN_TRY_ERROR)
-        ;
+    int ready, rc;
+    rc = uconn_try_next(r->wc, route_rule_cfg(r->rr), &r->ct, &rep_uc_ops, s, &uc, &ready);
     if (rc != UCONN_TRY_STARTED) {
         rep_fail(s, uconn_try_reason(rc));
         return;

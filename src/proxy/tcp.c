@@ -160,11 +160,9 @@ static const struct uconn_ops sess_ops = {sess_connected, sess_io};
 static void sess_connect(struct tsess *s)
 {
     struct uconn *uc;
-    int ready, err, rc;
+    int ready, rc;
     /* TCP streams are never pooled, so this is always a fresh connect. */
-    while ((rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &sess_ops, s, &uc, &ready,
-                                &err)) == UCONN_TRY_ERROR)
-        ;
+    rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &sess_ops, s, &uc, &ready);
     if (rc != UCONN_TRY_STARTED)
         sess_end(s, uconn_try_reason(rc));
 }

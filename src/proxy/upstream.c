@@ -222,12 +222,12 @@ void uconn_release(struct uconn *uc, int reusable)
 }
 
 int uconn_try_next(struct wcluster *wc, const struct cfg_rule *cr, struct uconn_try *t,
-                   const struct uconn_ops *ops, void *owner, struct uconn **out, int *ready,
-                   int *err)
+                   const struct uconn_ops *ops, void *owner, struct uconn **out, int *ready)
 {
     struct worker *w = wc->wg->w;
     uint32_t limit = 1 + (cr->retry.attempts > 0 ? cr->retry.attempts
                                                  : (uint32_t)wc->gc->cfg->nendpoints - 1);
+again:
     if (t->attempts >= limit)
         return UCONN_TRY_EXHAUSTED;
     if (!uconn_can_open(wc)) {
@@ -249,9 +249,8 @@ int uconn_try_next(struct wcluster *wc, const struct cfg_rule *cr, struct uconn_
     *ready = 0;
     struct uconn *uc = uconn_get(wc, ep, ops, owner, ready);
     if (!uc) {
-        *err = errno ? errno : ECONNREFUSED;
-        uconn_try_done(wc, t, *err);
-        return UCONN_TRY_ERROR;
+        uconn_try_done(wc, t, errno ? errno : ECONNREFUSED);
+        goto again;
     }
     uc->reused = 0;
     *out = uc;

@@ -74,19 +74,18 @@ enum {
     UCONN_TRY_EXHAUSTED,    /* the route's retries (or every endpoint once) are used up */
     UCONN_TRY_FULL,         /* the cluster's maxConnections (counted in m_overflow) */
     UCONN_TRY_NO_ENDPOINT,  /* no healthy endpoint left to try */
-    UCONN_TRY_ERROR,        /* the connect failed at once: *err; books closed */
 };
 
 struct cfg_rule;
 /* Starts the next attempt to an endpoint of wc not tried yet, within the
  * rule's retry budget (retries.attempts, else each endpoint once), with
- * the LB and counter books of tcp-like sessions. On UCONN_TRY_STARTED *out
- * is the connection (ops->connected follows, or *ready is 1 for a pooled
- * one, which a session takes as new); on UCONN_TRY_ERROR *err says why.
- * cr, t: borrowed; owner: passed to ops. */
+ * the LB and counter books of tcp-like sessions. An endpoint whose connect
+ * fails at once is booked as failed and the next one tried. On
+ * UCONN_TRY_STARTED *out is the connection (ops->connected follows, or
+ * *ready is 1 for a pooled one, which a session takes as new). cr, t:
+ * borrowed; owner: passed to ops. */
 int uconn_try_next(struct wcluster *wc, const struct cfg_rule *cr, struct uconn_try *t,
-                   const struct uconn_ops *ops, void *owner, struct uconn **out, int *ready,
-                   int *err);
+                   const struct uconn_ops *ops, void *owner, struct uconn **out, int *ready);
 /* Why no attempt started (UCONN_TRY_*), as a short static phrase. */
 const char *uconn_try_reason(int rc);
 /* Closes the books of the attempt in flight: err 0 = connected. */
