@@ -264,19 +264,12 @@ static void on_tick(struct loop *l, struct loop_timer *t)
     loop_timer_arm(l, t, loop_now(l) + WORKER_TICK_MS);
 }
 
-static void *worker_main(void *arg)
+/* The end of a worker's loop, on its thread: flushes the access log, stops
+ * listening, closes idle upstream connections and drops the current view. */
+static void release_view(struct worker *w)
 {
-    struct worker *w = arg;
-    loop_update_time(w->loop);
-    w->tick.cb = on_tick;
-    w->tick.ud = w;
-    loop_timer_arm(w->loop, &w->tick, loop_now(w->loop) + WORKER_TICK_MS);
-    loop_run(w->loop);
     if (w->alog)
         alog_flush(w->alog);
-    /* Pooled state is released on this thread: buffer blocks go back to
-     * this thread's pool, which is freed last. Connections that outlived
-     * the drain deadline are abandoned with the process. */
     listeners_unregister(w);
     struct wgen *cur = w->cur;
     if (cur) {
@@ -289,6 +282,31 @@ static void *worker_main(void *arg)
             wgen_free(cur);
     }
     loop_run_deferred(w->loop);
+}
+
+/* What worker_join_free and worker_test_free release after the thread. */
+static void worker_free(struct worker *w)
+{
+    if (w->alog)
+        alog_close(w->alog);
+    free(w->alog_path);
+    loop_free(w->loop);
+    metrics_shard_free(w->shard);
+    free(w);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    loop_update_time(w->loop);
+    w->tick.cb = on_tick;
+    w->tick.ud = w;
+    loop_timer_arm(w->loop, &w->tick, loop_now(w->loop) + WORKER_TICK_MS);
+    loop_run(w->loop);
+    /* Pooled state is released on this thread: buffer blocks go back to
+     * this thread's pool, which is freed last. Connections that outlived
+     * the drain deadline are abandoned with the process. */
+    release_view(w);
     h2_batch_free();
     buf_pool_free();
     atomic_store(&w->exited, 1);
@@ -388,36 +406,13 @@ int worker_test_adopt(struct worker *w, struct gen *g)
 void worker_test_free(struct worker *w)
 {
     loop_timer_cancel(w->loop, &w->tick);
-    if (w->alog)
-        alog_flush(w->alog);
-    listeners_unregister(w);
-    struct wgen *cur = w->cur;
-    if (cur) {
-        for (size_t i = 0; i < cur->gen->nclusters; i++) {
-            uconn_close_idle(&cur->clusters[i]);
-            h2u_close_idle(&cur->clusters[i]);
-        }
-        w->cur = NULL;
-        if (--cur->users == 0)
-            wgen_free(cur);
-    }
-    loop_run_deferred(w->loop);
-    if (w->alog)
-        alog_close(w->alog);
-    free(w->alog_path);
-    loop_free(w->loop);
-    metrics_shard_free(w->shard);
-    free(w);
+    release_view(w);
+    worker_free(w);
 }
 
 /* Takes ownership of w. */
 void worker_join_free(struct worker *w)
 {
     pthread_join(w->thread, NULL);
-    if (w->alog)
-        alog_close(w->alog);
-    free(w->alog_path);
-    loop_free(w->loop);
-    metrics_shard_free(w->shard);
-    free(w);
+    worker_free(w);
 }
