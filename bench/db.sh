@@ -25,6 +25,22 @@
 # --percentile=99 --histogram=on) direct and through Strand (a mysql
 # listener + cluster). p99 is sysbench's, p95 is read off its histogram.
 #
+# MySQL read/write split (BENCH_MY_SPLIT=1): after the runs above, the
+# primary is shut down cleanly, its datadir copied for a replica, and it is
+# restarted on the same datadir with log-bin, server-id 1 and
+# binlog_format=ROW; the replica (server-id 2, no binlog) replicates from it
+# with GTID (CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos), on the load
+# CPU like the primary. Strand gets a mysql listener whose Route sends
+# `sql.verb in [SELECT, SHOW]` to a replica Cluster with `auth` (strand_ro,
+# SELECT on sbtest, created before the copy so it exists on both) and
+# everything else to the primary. sysbench oltp_read_only --skip-trx=on
+# (no BEGIN/COMMIT: transactions stay on the primary by design) runs direct
+# against the primary and through that listener. Where statements landed:
+# SHOW GLOBAL STATUS LIKE 'Com_select' on each server (root, unix socket)
+# before and after the measured run, and strand_db_statements_total by
+# cluster from the admin /metrics. The verdict "spreads load" is met when
+# the replica answered >= BENCH_MY_SPLIT_MIN_PCT (30) % of the SELECTs.
+#
 # Proxy CPU: utime+stime of the proxy's process (group) over the run, per
 # transaction (PostgreSQL) or per query (MySQL); RSS after the run and peak
 # RSS (VmHWM). The proxy is pinned to BENCH_PROXY_CPU (0); the database
@@ -49,10 +65,15 @@
 #   BENCH_SB_TABLES (4), BENCH_SB_TABLE_SIZE (10000)
 #   BENCH_SB_PS_MODE (disable) sysbench --db-ps-mode (auto = server-side
 #                              prepared statements)
+#   BENCH_MY_SPLIT (1)         0 skips the read/write split runs (2 runs)
+#   BENCH_MY_SPLIT_MIN_PCT (30) replica share of SELECTs that counts as
+#                              "spreads load"
 #   BENCH_PORT_BASE (first free of 28700, 28710, ...) PostgreSQL port;
 #                              PgBouncer +1, Strand postgres listener +2,
 #                              Strand admin +3 (postgres) / +6 (mysql),
-#                              MariaDB +4, Strand mysql listener +5
+#                              MariaDB +4, Strand mysql listener +5,
+#                              MariaDB replica +7, Strand split listener +8,
+#                              its admin +9
 #   STRAND_BIN (build/strand)
 #   BENCH_RESULTS (bench/results/db-<date>-<time>.md)
 #   BENCH_NOISE_PCT (10)       report a "Noise:" line when other processes
@@ -81,6 +102,8 @@ read -r -a MY_TESTS <<<"${BENCH_MY_TESTS:-oltp_read_only oltp_read_write}"
 SB_TABLES=${BENCH_SB_TABLES:-4}
 SB_TABLE_SIZE=${BENCH_SB_TABLE_SIZE:-10000}
 SB_PS_MODE=${BENCH_SB_PS_MODE:-disable}
+MY_SPLIT=${BENCH_MY_SPLIT:-1}
+SPLIT_MIN_PCT=${BENCH_MY_SPLIT_MIN_PCT:-30}
 STRAND_BIN=${STRAND_BIN:-$BENCH_ROOT/build/strand}
 STAMP=$(date +%Y%m%d-%H%M%S)
 RESULTS=${BENCH_RESULTS:-$BENCH_ROOT/bench/results/db-$STAMP.md}
@@ -92,7 +115,7 @@ PORT_BASE=${BENCH_PORT_BASE:-}
 if [ -z "$PORT_BASE" ]; then
     for ((PORT_BASE = 28700; PORT_BASE < 29100; PORT_BASE += 10)); do
         ok=1
-        for ((i = 0; i < 7; i++)); do bench_port_free $((PORT_BASE + i)) || ok=0; done
+        for ((i = 0; i < 10; i++)); do bench_port_free $((PORT_BASE + i)) || ok=0; done
         [ "$ok" = 1 ] && break
     done
 fi
@@ -103,11 +126,18 @@ SPG_ADMIN=$((PORT_BASE + 3))
 MY_PORT=$((PORT_BASE + 4))
 SMY_PORT=$((PORT_BASE + 5))
 SMY_ADMIN=$((PORT_BASE + 6))
-for port in "$PG_PORT" "$BOUNCER_PORT" "$SPG_PORT" "$SPG_ADMIN" "$MY_PORT" "$SMY_PORT" "$SMY_ADMIN"; do
+REPL_PORT=$((PORT_BASE + 7))
+SSPLIT_PORT=$((PORT_BASE + 8))
+SSPLIT_ADMIN=$((PORT_BASE + 9))
+for port in "$PG_PORT" "$BOUNCER_PORT" "$SPG_PORT" "$SPG_ADMIN" "$MY_PORT" "$SMY_PORT" "$SMY_ADMIN" \
+    "$REPL_PORT" "$SSPLIT_PORT" "$SSPLIT_ADMIN"; do
     bench_port_free "$port" || bench_die "port $port is in use (set BENCH_PORT_BASE)"
 done
 
 declare -A R_TPS R_QPS R_AVG R_P50 R_P95 R_P99 R_CPU R_UTIL R_RSS R_HWM R_ERR IDLE_RSS
+# Read/write split rows: SELECTs counted by each server (Com_select delta),
+# sysbench's read count, statements by cluster from Strand's /metrics.
+declare -A R_SEL_P R_SEL_R R_READS R_MET R_CONN
 PG_ROWS=()
 MY_ROWS=()
 SKIPPED=()
@@ -115,6 +145,10 @@ NOISE=()
 PG_PID=""
 MY_PID=""
 MY_SOCK=""
+REPL_PID=""
+REPL_SOCK=""
+SPLIT_ROWS=()
+SPLIT_NOTES=()
 VERSIONS=()
 
 skip() {   # skip "what: reason"
@@ -133,19 +167,21 @@ stop_pg() {
     bench_stop "$PG_PID" 3 quiet
     PG_PID=""
 }
-stop_my() {
-    [ -n "$MY_PID" ] || return 0
-    if bench_alive "$MY_PID"; then
-        kill -TERM "$MY_PID" 2>/dev/null || true    # clean shutdown
-        for ((i = 0; i < 150; i++)); do bench_alive "$MY_PID" || break; sleep 0.1; done
+stop_mariadbd() {   # stop_mariadbd PID: clean shutdown (TERM), then KILL
+    [ -n "$1" ] || return 0
+    if bench_alive "$1"; then
+        kill -TERM "$1" 2>/dev/null || true    # clean shutdown
+        for ((i = 0; i < 150; i++)); do bench_alive "$1" || break; sleep 0.1; done
     fi
-    bench_stop "$MY_PID" 3 quiet
-    MY_PID=""
+    bench_stop "$1" 3 quiet
 }
+stop_my() { stop_mariadbd "$MY_PID"; MY_PID=""; }
+stop_repl() { stop_mariadbd "$REPL_PID"; REPL_PID=""; }
 db_cleanup() {
     local rc=$?
     set +e
     stop_pg
+    stop_repl
     stop_my
     (exit "$rc")
     bench_cleanup
@@ -542,6 +578,31 @@ run_postgres() {
 
 # ---------------------------------------------------------------- MySQL
 
+# spawn_mariadbd NAME DIR PORT EXTRA_ARGS...: mariadbd on DIR/data (socket
+# DIR/sock) on the load CPU, with the options all servers here share; waits
+# until root answers over the socket. Sets SPAWNED_PID; non-zero (with the
+# tail of its error log) when it does not come up within 30 s.
+spawn_mariadbd() {
+    local name=$1 dir=$2 port=$3 i; shift 3
+    bench_spawn "$name" "$BENCH_LOAD_CPU" "$dir/out.log" \
+        mariadbd --no-defaults --user="$(id -un)" --datadir="$dir/data" --socket="$dir/sock" \
+        --port="$port" --bind-address=127.0.0.1 --skip-name-resolve \
+        --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size=256M \
+        --innodb-log-file-size=256M --max-connections=200 --performance-schema=OFF \
+        --max-allowed-packet=64M --log-error="$dir/err.log" "$@"
+    local pid=$SPAWNED_PID
+    for ((i = 0; i < 300; i++)); do
+        bench_alive "$pid" || break
+        if mariadb --no-defaults -uroot --socket="$dir/sock" -e 'SELECT 1' >/dev/null 2>&1; then
+            SPAWNED_PID=$pid; return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 15 "$dir/err.log" 2>/dev/null | sed 's/^/    /' >&2
+    SPAWNED_PID=$pid
+    return 1
+}
+
 start_mariadb() {
     local dir="$BENCH_TMP/mariadb" me
     command -v mariadbd >/dev/null || { skip "mysql: mariadbd not installed (apt-get install mariadb-server)"; return 1; }
@@ -556,23 +617,10 @@ start_mariadb() {
         tail -n 15 "$BENCH_TMP/mariadb-install.log" | sed 's/^/    /' >&2
         skip "mysql: mariadb-install-db failed"; return 1
     fi
-    bench_spawn mariadbd "$BENCH_LOAD_CPU" "$dir/out.log" \
-        mariadbd --no-defaults --user="$me" --datadir="$dir/data" --socket="$MY_SOCK" \
-        --port="$MY_PORT" --bind-address=127.0.0.1 --skip-log-bin --skip-name-resolve \
-        --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size=256M \
-        --innodb-log-file-size=256M --max-connections=200 --performance-schema=OFF \
-        --max-allowed-packet=64M --log-error="$dir/err.log"
-    MY_PID=$SPAWNED_PID
-    local i up=0
-    for ((i = 0; i < 300; i++)); do
-        bench_alive "$MY_PID" || break
-        if mariadb --no-defaults -uroot --socket="$MY_SOCK" -e 'SELECT 1' >/dev/null 2>&1; then up=1; break; fi
-        sleep 0.1
-    done
-    if [ "$up" = 0 ]; then
-        tail -n 15 "$dir/err.log" 2>/dev/null | sed 's/^/    /' >&2
-        stop_my; skip "mysql: mariadbd did not start"; return 1
+    if ! spawn_mariadbd mariadbd "$dir" "$MY_PORT" --skip-log-bin; then
+        MY_PID=$SPAWNED_PID; stop_my; skip "mysql: mariadbd did not start"; return 1
     fi
+    MY_PID=$SPAWNED_PID
     mariadb --no-defaults -uroot --socket="$MY_SOCK" -e "
         CREATE DATABASE sbtest;
         CREATE USER '$MY_USER'@'%' IDENTIFIED BY '$MY_PASS';
@@ -588,21 +636,30 @@ sb_args() {   # sb_args PORT THREADS
         "--table-size=$SB_TABLE_SIZE" "--threads=$2" "--db-ps-mode=$SB_PS_MODE")
 }
 
-# measure_my TEST TARGET PORT PID|"" LOG
+# measure_my TEST TARGET PORT PID|"" LOG [ROW [SYSBENCH_ARGS...]]: the row
+# is ROW/TARGET (ROW defaults to TEST). With MY_COUNT_HOOK set, that
+# function is called with "begin ROW/TARGET" right before the measured run
+# (after the warm-up) and "end ROW/TARGET" right after it.
 measure_my() {
-    local test=$1 target=$2 port=$3 pid=$4 plog=$5
-    local key="$test/$target" label="mysql $test $target"
-    local out="$BENCH_TMP/sysbench-$test-$target.txt"
+    local test=$1 target=$2 port=$3 pid=$4 plog=$5 row=${6:-$1}
+    shift 5; [ $# -gt 0 ] && shift
+    local extra=("$@")
+    local key="$row/$target" label="mysql $row $target"
+    local out="$BENCH_TMP/sysbench-${row// /_}-$target.txt"
     sb_args "$port" "$CLIENTS"
+    SB_ARGS+=("${extra[@]}")
     if [ "$WARMUP" != 0 ]; then
         bench_run "$BENCH_LOAD_CPU" "$BENCH_TMP/warmup.txt" sysbench "$test" "${SB_ARGS[@]}" \
             "--time=$WARMUP" --percentile=99 run >/dev/null 2>&1 || true
     fi
+    [ -n "${MY_COUNT_HOOK:-}" ] && "$MY_COUNT_HOOK" begin "$key"
     cpu_begin "$pid"
-    bench_log "$label: sysbench --threads=$CLIENTS --time=$DURATION"
+    bench_log "$label: sysbench --threads=$CLIENTS --time=$DURATION${extra[*]:+ ${extra[*]}}"
     local rc=0
     bench_run "$BENCH_LOAD_CPU" "$out" sysbench "$test" "${SB_ARGS[@]}" "--time=$DURATION" \
         --percentile=99 --histogram=on --report-interval=0 run || rc=$?
+    [ -n "${MY_COUNT_HOOK:-}" ] && "$MY_COUNT_HOOK" end "$key"
+    R_READS[$key]=$(awk '/^ *read:/ { print $2; exit }' "$out")
     if proxy_dead "$target" "$pid" "$plog" "$label"; then return 1; fi
     local txns tps queries qps errs p99 avg
     read -r txns tps <<<"$(awk '/^ *transactions:/ { gsub(/\(/, "", $3); print $2, $3; exit }' "$out")"
@@ -679,7 +736,217 @@ run_mysql() {
     done
     [ -n "$SMY_PID" ] && bench_stop "$SMY_PID" 5
     SMY_PID=""
+    if [ "$MY_SPLIT" = 1 ]; then
+        run_my_split || true
+    else
+        SPLIT_NOTES+=("not measured: BENCH_MY_SPLIT=0")
+    fi
+    [ -n "$SSPLIT_PID" ] && bench_stop "$SSPLIT_PID" 5
+    SSPLIT_PID=""
+    stop_repl
     stop_my
+    return 0
+}
+
+# ---------------------------------------------------------------- MySQL split
+
+SPLIT_RO_USER=strand_ro
+SPLIT_RO_PASS=strand-ro-pw
+SPLIT_REPL_PASS=repl-pw
+SSPLIT_PID=""
+SPLIT_ADMIN_NOW=""   # the split proxy's admin port while its row is measured
+
+my_root() {   # my_root SOCKET SQL: as root over a server's unix socket
+    mariadb --no-defaults -uroot --socket="$1" --connect-timeout=5 -N -B -e "$2"
+}
+my_status() {   # my_status SOCKET VARIABLE: a server's global status counter
+    my_root "$1" "SHOW GLOBAL STATUS LIKE '$2'" 2>/dev/null | awk '{ print $2 }' || true
+}
+# db_metrics ADMIN: "cluster verb outcome value" of strand_db_statements_total.
+db_metrics() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" 2>/dev/null | awk '
+        /^strand_db_statements_total\{/ {
+            c = v = o = "?"
+            if (match($0, /cluster="[^"]*"/)) c = substr($0, RSTART + 9, RLENGTH - 10)
+            if (match($0, /verb="[^"]*"/)) v = substr($0, RSTART + 6, RLENGTH - 7)
+            if (match($0, /outcome="[^"]*"/)) o = substr($0, RSTART + 9, RLENGTH - 10)
+            print c, v, o, $NF }' || true
+}
+
+# split_count begin|end KEY: MY_COUNT_HOOK of the split rows: Com_select on
+# the primary and the replica around the measured run, and (for the proxied
+# row) the proxy's statement counters by cluster.
+split_count() {
+    local what=$1 key=$2
+    if [ "$what" = begin ]; then
+        SC_P0=$(my_status "$MY_SOCK" Com_select); SC_R0=$(my_status "$REPL_SOCK" Com_select)
+        SC_PC0=$(my_status "$MY_SOCK" Connections); SC_RC0=$(my_status "$REPL_SOCK" Connections)
+        : >"$BENCH_TMP/metrics-before.txt"
+        [ -n "$SPLIT_ADMIN_NOW" ] && db_metrics "$SPLIT_ADMIN_NOW" >"$BENCH_TMP/metrics-before.txt"
+        return 0
+    fi
+    local p1 r1 pc1 rc1
+    p1=$(my_status "$MY_SOCK" Com_select); r1=$(my_status "$REPL_SOCK" Com_select)
+    pc1=$(my_status "$MY_SOCK" Connections); rc1=$(my_status "$REPL_SOCK" Connections)
+    [ -n "$SC_P0" ] && [ -n "$p1" ] && R_SEL_P[$key]=$((p1 - SC_P0))
+    [ -n "$SC_R0" ] && [ -n "$r1" ] && R_SEL_R[$key]=$((r1 - SC_R0))
+    # connections opened during the run (sysbench's, and the proxy's own
+    # logins to the replica), minus the 2 of these root queries
+    [ -n "$SC_PC0" ] && [ -n "$pc1" ] && R_CONN[$key]="primary $((pc1 - SC_PC0 - 2))"
+    [ -n "$SC_RC0" ] && [ -n "$rc1" ] && R_CONN[$key]+=", replica $((rc1 - SC_RC0 - 2))"
+    if [ -n "$SPLIT_ADMIN_NOW" ]; then
+        db_metrics "$SPLIT_ADMIN_NOW" >"$BENCH_TMP/metrics-after.txt"
+        # "cluster VERB outcome: delta" for every series that moved
+        R_MET[$key]=$(awk '
+            NR == FNR { b[$1 " " $2 " " $3] = $4; next }
+            { d = $4 - b[$1 " " $2 " " $3]; if (d > 0) printf "%s%s %s %s: %d", (n++ ? "; " : ""), $1, $2, $3, d }
+            END { if (!n) printf "none" }' "$BENCH_TMP/metrics-before.txt" "$BENCH_TMP/metrics-after.txt")
+    fi
+    bench_log "SELECTs during the run: primary ${R_SEL_P[$key]:-?}, replica ${R_SEL_R[$key]:-?}${R_MET[$key]:+; strand_db_statements_total: ${R_MET[$key]}}; connections opened: ${R_CONN[$key]:-?}"
+    return 0
+}
+
+write_strand_split_conf() {
+    {
+        strand_common "$SSPLIT_ADMIN"
+        cat <<EOF
+---
+apiVersion: strand.dev/v1alpha1
+kind: Listener
+metadata: {name: my-rw}
+spec:
+  address: 127.0.0.1:$SSPLIT_PORT
+  protocol: mysql
+---
+apiVersion: strand.dev/v1alpha1
+kind: Cluster
+metadata: {name: primary}
+spec:
+  endpoints:
+  - {address: 127.0.0.1:$MY_PORT}
+---
+apiVersion: strand.dev/v1alpha1
+kind: Cluster
+metadata: {name: replica}
+spec:
+  endpoints:
+  - {address: 127.0.0.1:$REPL_PORT}
+  auth: {user: $SPLIT_RO_USER, password: $SPLIT_RO_PASS}
+---
+apiVersion: strand.dev/v1alpha1
+kind: Route
+metadata: {name: rw}
+spec:
+  parents: [my-rw]
+  rules:
+  - name: reads
+    match: [{attribute: sql.verb, in: [SELECT, SHOW]}]
+    backends: [{cluster: replica}]
+  - name: writes
+    backends: [{cluster: primary}]
+EOF
+    } >"$1"
+}
+
+# wait_for SECS CMD...: until CMD succeeds (every 0.2 s).
+wait_for() {
+    local secs=$1 i; shift
+    for ((i = 0; i < secs * 5; i++)); do "$@" && return 0; sleep 0.2; done
+    return 1
+}
+repl_running() { [ "$(my_root "$REPL_SOCK" "SHOW GLOBAL STATUS LIKE 'Slave_running'" 2>/dev/null | awk '{ print $2 }')" = ON ]; }
+repl_has_check() { [ "$(my_root "$REPL_SOCK" "SELECT COUNT(*) FROM sbtest.split_check" 2>/dev/null)" = 1 ]; }
+
+# split_fail REASON: the split is not measured (report note + skip line).
+split_fail() {
+    SPLIT_NOTES+=("not measured: $1")
+    skip "mysql read/write split: $1"
+    return 1
+}
+
+# run_my_split: the primary (MY_PID, sysbench tables prepared) gets a
+# replica and a binlog; then oltp_read_only --skip-trx=on direct and
+# through a Strand read/write split listener. Leaves the servers and the
+# proxy running (run_mysql stops them).
+run_my_split() {
+    local dir="$BENCH_TMP/mariadb" rdir="$BENCH_TMP/replica" got row="oltp_read_only --skip-trx=on"
+    [ -x "$STRAND_BIN" ] || { split_fail "$STRAND_BIN not built"; return 1; }
+    { [ -n "$MY_PID" ] && bench_alive "$MY_PID"; } || { split_fail "the primary is not running"; return 1; }
+    bench_log "read/write split: the primary gets a binlog and a replica"
+    # Users first, so that the copy of the datadir has them too: Strand's
+    # own login for the replica, and the replication user.
+    my_root "$MY_SOCK" "
+        CREATE USER '$SPLIT_RO_USER'@'%' IDENTIFIED VIA mysql_native_password USING PASSWORD('$SPLIT_RO_PASS');
+        GRANT SELECT ON sbtest.* TO '$SPLIT_RO_USER'@'%';
+        CREATE USER 'repl'@'%' IDENTIFIED BY '$SPLIT_REPL_PASS';
+        GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';" ||
+        { split_fail "could not create the users"; return 1; }
+    stop_my
+    mkdir -p "$rdir"
+    cp -a "$dir/data" "$rdir/data" || { split_fail "could not copy the datadir"; return 1; }
+    if ! spawn_mariadbd "mariadbd (primary, log-bin)" "$dir" "$MY_PORT" \
+        --server-id=1 --log-bin="$dir/binlog" --binlog-format=ROW; then
+        MY_PID=$SPAWNED_PID; stop_my
+        split_fail "the primary did not restart with log-bin"; return 1
+    fi
+    MY_PID=$SPAWNED_PID
+    REPL_SOCK="$rdir/sock"
+    if ! spawn_mariadbd "mariadbd (replica)" "$rdir" "$REPL_PORT" --server-id=2 --skip-log-bin; then
+        REPL_PID=$SPAWNED_PID; stop_repl
+        split_fail "the replica mariadbd did not start"; return 1
+    fi
+    REPL_PID=$SPAWNED_PID
+    # GTID replication from the start of the primary's (new) binlog.
+    if ! my_root "$REPL_SOCK" "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$MY_PORT,
+            MASTER_USER='repl', MASTER_PASSWORD='$SPLIT_REPL_PASS', MASTER_CONNECT_RETRY=1,
+            MASTER_USE_GTID=slave_pos; START SLAVE;" ||
+        ! wait_for 15 repl_running; then
+        tail -n 15 "$rdir/err.log" 2>/dev/null | sed 's/^/    /' >&2
+        split_fail "replication did not start (IO and SQL threads)"; return 1
+    fi
+    # A write on the primary must reach the replica.
+    my_root "$MY_SOCK" "CREATE TABLE sbtest.split_check (id INT PRIMARY KEY); INSERT INTO sbtest.split_check VALUES (1)" || true
+    if ! wait_for 15 repl_has_check; then
+        tail -n 15 "$rdir/err.log" 2>/dev/null | sed 's/^/    /' >&2
+        split_fail "a write on the primary did not reach the replica within 15 s"; return 1
+    fi
+    my_root "$MY_SOCK" "DROP TABLE sbtest.split_check" || true
+    got=$(my_root "$REPL_SOCK" "SELECT COUNT(*) FROM sbtest.sbtest1" 2>&1) || true
+    [ "$got" = "$SB_TABLE_SIZE" ] || { split_fail "the replica's sbtest1 has '$got' rows"; return 1; }
+    VERSIONS+=("Read/write split runs: after the runs above, the primary restarted on the same datadir with log-bin, server-id 1, binlog_format=ROW; the replica is a copy of that datadir (same options, server-id 2, no binlog) replicating with GTID (MASTER_USE_GTID=slave_pos), on the load CPU like the primary; Strand logs into it as $SPLIT_RO_USER (mysql_native_password, SELECT on sbtest)")
+
+    SKIP_REASON=""
+    S_PID=""
+    if start_strand split write_strand_split_conf "$SSPLIT_PORT" "$SSPLIT_ADMIN"; then
+        SSPLIT_PID=$S_PID
+        got=$(my_q "$SSPLIT_PORT" "SELECT count(*) FROM sbtest1" 2>&1) || true
+        if [ "$got" = "$SB_TABLE_SIZE" ]; then
+            IDLE_RSS[strand-split]=$(bench_rss_kb "$SSPLIT_PID")
+            got=$(my_q "$SSPLIT_PORT" "SELECT @@server_id" 2>&1) || true
+            SPLIT_NOTES+=("one \`SELECT @@server_id\` through the split listener (mariadb CLI) before the runs answered $(head -c 100 <<<"$got" | tr '\n' ' ')(1 = primary, 2 = replica)")
+        else
+            SKIP_REASON="does not proxy: SELECT count(*) FROM sbtest1 returned '$(head -c 200 <<<"$got" | tr '\n' ' ')'"
+            bench_stop "$SSPLIT_PID" 3 quiet; SSPLIT_PID=""
+        fi
+    elif [ -n "$S_PID" ]; then
+        bench_stop "$S_PID" 3 quiet
+    fi
+    # Without the proxy, the direct row alone says nothing about the split.
+    [ -n "$SSPLIT_PID" ] || { split_fail "Strand (split config): $SKIP_REASON"; return 1; }
+
+    MY_COUNT_HOOK=split_count
+    SPLIT_ADMIN_NOW=""
+    if measure_my oltp_read_only direct "$MY_PORT" "" "" "$row" --skip-trx=on; then
+        SPLIT_ROWS+=("$row/direct")
+    fi
+    SPLIT_ADMIN_NOW=$SSPLIT_ADMIN
+    if bench_alive "$SSPLIT_PID" &&
+        measure_my oltp_read_only strand-split "$SSPLIT_PORT" "$SSPLIT_PID" "$S_LOG" "$row" --skip-trx=on; then
+        SPLIT_ROWS+=("$row/strand-split")
+    fi
+    SPLIT_ADMIN_NOW=""
+    MY_COUNT_HOOK=""
+    repl_running || SPLIT_NOTES+=("replication was no longer running after the runs (see the replica's err.log)")
     return 0
 }
 
@@ -746,7 +1013,7 @@ if [ ${#MY_ROWS[@]} -gt 0 ]; then
     bench_report ""
     bench_report "### MySQL protocol (MariaDB, sysbench --threads=$CLIENTS --time=$DURATION)"
     bench_report ""
-    bench_report "p99 and average are sysbench's; p95 is read off its latency histogram (--histogram=on). A transaction of oltp_read_only is 16 statements (BEGIN, 14 SELECTs, COMMIT), of oltp_read_write 20 (plus 2 UPDATEs, a DELETE and an INSERT); errors are sysbench's ignored errors (deadlocks)."
+    bench_report "p99 and average are sysbench's; p95 is read off its latency histogram (--histogram=on). A transaction of oltp_read_only is 16 statements (BEGIN, 14 SELECTs, COMMIT), of oltp_read_write 20 (plus 2 UPDATEs, a DELETE and an INSERT); errors are sysbench's ignored errors (deadlocks). The \`--skip-trx=on\` rows (read/write split, below) run oltp_read_only without BEGIN/COMMIT: 14 statements per transaction."
     bench_report ""
     bench_report "| test | target | TPS | QPS | avg ms | p95 ms | p99 ms | proxy CPU µs/query | proxy CPU % | RSS after MiB | peak RSS MiB | errors |"
     bench_report "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -761,13 +1028,57 @@ if [ ${#MY_ROWS[@]} -gt 0 ]; then
         bench_report "- $test, Strand/direct: TPS $(bench_ratio "${R_TPS[$s]:-}" "${R_TPS[$d]:-}"), QPS $(bench_ratio "${R_QPS[$s]:-}" "${R_QPS[$d]:-}"), avg latency $(bench_ratio "${R_AVG[$s]:-}" "${R_AVG[$d]:-}"), p95 $(bench_ratio "${R_P95[$s]:-}" "${R_P95[$d]:-}"), p99 $(bench_ratio "${R_P99[$s]:-}" "${R_P99[$d]:-}")"
     done
 fi
+if [ ${#SPLIT_ROWS[@]} -gt 0 ]; then
+    bench_report ""
+    bench_report "### MySQL read/write split (sysbench oltp_read_only --skip-trx=on --threads=$CLIENTS --time=$DURATION)"
+    bench_report ""
+    bench_report "No BEGIN/COMMIT (--skip-trx=on): 14 SELECTs per sysbench transaction, each in autocommit mode. direct = the primary alone; strand-split = Strand's mysql listener whose Route sends \`sql.verb in [SELECT, SHOW]\` to the replica Cluster (with \`auth\`) and everything else to the primary. SELECTs per server = the delta of SHOW GLOBAL STATUS LIKE 'Com_select' over the measured run (root over each server's unix socket, not through the proxy); sysbench reads = sysbench's own count. Both servers share the load CPU with sysbench, so the split cannot add throughput here: this measures where statements land and what the split costs."
+    bench_report ""
+    bench_report "| target | TPS | QPS | avg ms | p99 ms | sysbench reads | SELECTs on primary | SELECTs on replica | replica share | proxy CPU µs/query |"
+    bench_report "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for key in "${SPLIT_ROWS[@]}"; do
+        target=${key#*/}
+        share=$(awk -v p="${R_SEL_P[$key]:-}" -v r="${R_SEL_R[$key]:-}" 'BEGIN {
+            if (p == "" || r == "" || p + r == 0) print "-"; else printf "%.1f%%", r / (p + r) * 100 }')
+        bench_report "| $target | $(fmt_int "${R_TPS[$key]}") | $(fmt_int "${R_QPS[$key]}") | ${R_AVG[$key]} | ${R_P99[$key]} | ${R_READS[$key]:--} | ${R_SEL_P[$key]:--} | ${R_SEL_R[$key]:--} | $share | ${R_CPU[$key]:--} |"
+    done
+    bench_report ""
+    s="oltp_read_only --skip-trx=on/strand-split"; d="oltp_read_only --skip-trx=on/direct"
+    if [ -n "${R_TPS[$s]:-}" ]; then
+        bench_report "- Split/direct: TPS $(bench_ratio "${R_TPS[$s]:-}" "${R_TPS[$d]:-}"), QPS $(bench_ratio "${R_QPS[$s]:-}" "${R_QPS[$d]:-}"), avg latency $(bench_ratio "${R_AVG[$s]:-}" "${R_AVG[$d]:-}"), p95 $(bench_ratio "${R_P95[$s]:-}" "${R_P95[$d]:-}"), p99 $(bench_ratio "${R_P99[$s]:-}" "${R_P99[$d]:-}"); Strand CPU per query ${R_CPU[$s]:--} µs (single-cluster oltp_read_only row, with BEGIN/COMMIT: ${R_CPU[oltp_read_only/strand]:--} µs)"
+        bench_report "- strand_db_statements_total during the split run (cluster verb outcome: count): ${R_MET[$s]:-n/a}"
+        bench_report "- Connections opened on the servers during the runs (status Connections delta; $CLIENTS sysbench threads): direct: ${R_CONN[$d]:-n/a}; strand-split: ${R_CONN[$s]:-n/a} (each client session keeps its home connection to the primary and the proxy opens its own login to the replica)"
+        # the servers' counters should add up to what sysbench sent
+        chk=$(awk -v p="${R_SEL_P[$s]:-}" -v r="${R_SEL_R[$s]:-}" -v n="${R_READS[$s]:-}" 'BEGIN {
+            if (p == "" || r == "" || n == "" || n + 0 == 0) exit
+            d = (p + r - n) / n * 100; if (d < 0) d = -d
+            if (d > 5) printf "primary + replica SELECTs (%d) differ from sysbench reads (%d) by %.0f%%", p + r, n, d }')
+        if [ -n "$chk" ]; then bench_report "- Read/write split: warning: $chk"; fi
+    fi
+fi
+for s in "${SPLIT_NOTES[@]}"; do bench_report "- Read/write split: $s"; done
 case " ${DBS[*]} " in
-    *" mysql "*|*" postgres "*)
-        bench_report "- Read/write split target (sysbench read-only load spread across primary and replica): not measured here, this script runs no replica; tests/integration/test_mysql.py and test_pg.py prove where statements land" ;;
+    *" mysql "*)
+        s="oltp_read_only --skip-trx=on/strand-split"
+        if [ -n "${R_SEL_R[$s]:-}" ] && [ -n "${R_SEL_P[$s]:-}" ]; then
+            v=$(awk -v p="${R_SEL_P[$s]}" -v r="${R_SEL_R[$s]}" -v m="$SPLIT_MIN_PCT" 'BEGIN {
+                t = p + r
+                if (t == 0) { print "n/a (no SELECTs counted)"; exit }
+                printf "%s (replica %.1f%%, primary %.1f%% of %d SELECTs)", (r / t * 100 >= m) ? "**met**" : "**NOT met**", r / t * 100, p / t * 100, t
+                if (p / t < 0.05 && r / t >= m / 100)
+                    printf "; the reads rule names one cluster, so every eligible read moved to the replica and the primary kept only its idle home connections (a reads rule with weighted backends, replica + primary, would share them per statement: not measured here)" }')
+        else
+            v="n/a (not measured; see the lines above)"
+        fi
+        bench_report "- Target \"read/write split spreads sysbench read_only load across primary and replica\" (replica >= ${SPLIT_MIN_PCT}% of SELECTs, oltp_read_only --skip-trx=on through Strand): $v" ;;
+esac
+case " ${DBS[*]} " in
+    *" postgres "*)
+        bench_report "- PostgreSQL read/write split: not measured here (no streaming replica in this script); tests/integration/test_pg.py proves where statements land" ;;
 esac
 
 line="- Idle RSS right after start:"
-for name in pgbouncer strand-postgres strand-mysql; do
+for name in pgbouncer strand-postgres strand-mysql strand-split; do
     [ -n "${IDLE_RSS[$name]:-}" ] && line+=" $name $(bench_fmt_mib "${IDLE_RSS[$name]}") MiB;"
 done
 [ "$line" != "- Idle RSS right after start:" ] && bench_report "${line%;}"
