@@ -28,74 +28,14 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from capture_relay import Relay, free_port  # noqa: E402
 
 import pymysql
 
 USER, PASSWORD = "strand", "s3cret-pw"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Relay:
-    """Accepts on a port, connects each client to the server, records both ways."""
-
-    def __init__(self, server_port):
-        self.server_port = server_port
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(16)
-        self.port = self.lsock.getsockname()[1]
-        self.conns = []  # [client_bytes, server_bytes, done_event]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            s = socket.create_connection(("127.0.0.1", self.server_port))
-            rec = [bytearray(), bytearray(), threading.Event(), threading.Event()]
-            self.conns.append(rec)
-            threading.Thread(target=self._pump, args=(c, s, rec[0], rec[2]), daemon=True).start()
-            threading.Thread(target=self._pump, args=(s, c, rec[1], rec[3]), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst, buf, done):
-        try:
-            while True:
-                d = src.recv(65536)
-                if not d:
-                    break
-                buf += d
-                dst.sendall(d)
-        except OSError:
-            pass
-        finally:
-            try:
-                dst.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-            done.set()
-
-    def take(self):
-        """Waits for every recorded connection to finish; returns and clears them."""
-        out = []
-        for rec in self.conns:
-            rec[2].wait(10)
-            rec[3].wait(10)
-            out.append((bytes(rec[0]), bytes(rec[1])))
-        self.conns = []
-        return out
 
 
 class Server:

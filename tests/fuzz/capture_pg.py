@@ -22,12 +22,13 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from capture_relay import Relay, free_port  # noqa: E402
 
 
 def pg_bindir():
@@ -35,70 +36,6 @@ def pg_bindir():
         if os.path.exists(os.path.join(d, "postgres")):
             return d
     sys.exit("capture_pg: no /usr/lib/postgresql/*/bin/postgres (apt-get install postgresql)")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Relay:
-    """Accepts on a port, connects each client to the server and records
-    both directions per connection, in accept order."""
-
-    def __init__(self, upstream_port):
-        self.upstream = upstream_port
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.sessions = []  # [fe bytearray, be bytearray, done Event]
-        self.lock = threading.Lock()
-        threading.Thread(target=self.accept_loop, daemon=True).start()
-
-    def accept_loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            u = socket.create_connection(("127.0.0.1", self.upstream))
-            rec = [bytearray(), bytearray(), threading.Event(), threading.Event()]
-            with self.lock:
-                self.sessions.append(rec)
-            threading.Thread(target=self.pump, args=(c, u, rec[0], rec[2]), daemon=True).start()
-            threading.Thread(target=self.pump, args=(u, c, rec[1], rec[3]), daemon=True).start()
-
-    @staticmethod
-    def pump(src, dst, log, done):
-        try:
-            while True:
-                b = src.recv(65536)
-                if not b:
-                    break
-                log += b
-                dst.sendall(b)
-        except OSError:
-            pass
-        try:
-            dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        done.set()
-
-    def take(self, timeout=10):
-        """Waits for every recorded connection to finish; returns and clears them."""
-        with self.lock:
-            sess = list(self.sessions)
-            self.sessions.clear()
-        for s in sess:
-            s[2].wait(timeout)
-            s[3].wait(timeout)
-        return [(bytes(s[0]), bytes(s[1])) for s in sess]
 
 
 def main():
