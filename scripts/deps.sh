@@ -13,8 +13,11 @@
 # during the install, and any service that started anyway is stopped after.
 set -euo pipefail
 
+# lld, wasi-libc and libclang-rt-14-dev-wasm32 let clang build the proxy-wasm
+# example filters (examples/wasm) for wasm32-wasi; wabt validates them and
+# converts the WebAssembly spec tests (wast2json) for tests/wasm.
 BUILD_PKGS=(make cmake gcc clang pkg-config libyaml-dev libpcre2-dev libssl-dev
-            libnghttp2-dev libclang-rt-14-dev)
+            libnghttp2-dev libclang-rt-14-dev lld wasi-libc libclang-rt-14-dev-wasm32 wabt)
 TEST_PKGS=(nginx-light curl wrk prometheus python3 python3-yaml python3-grpcio nghttp2-client
            procps iproute2 postgresql postgresql-client mariadb-server mariadb-client
            python3-psycopg2 python3-pymysql)

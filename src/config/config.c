@@ -19,7 +19,8 @@
 
 #define STRAND_API "strand.dev/v1alpha1"
 
-enum doc_kind { DOC_PROXY, DOC_LISTENER, DOC_CLUSTER, DOC_ROUTE, DOC_HTTPROUTE, DOC_AUTHZ };
+enum doc_kind { DOC_PROXY, DOC_LISTENER, DOC_CLUSTER, DOC_ROUTE, DOC_HTTPROUTE, DOC_AUTHZ,
+               DOC_RATELIMIT };
 
 /* A document's validated header; nodes borrowed from the tree. */
 struct doc_head {
@@ -68,10 +69,12 @@ static int doc_header(struct cload *cl, const struct ynode *root, struct doc_hea
         h->kind = DOC_HTTPROUTE;
     else if (strcmp(kind, "AuthorizationPolicy") == 0)
         h->kind = DOC_AUTHZ;
+    else if (strcmp(kind, "RateLimit") == 0)
+        h->kind = DOC_RATELIMIT;
     else
         return cl_fail(cl, n->line,
-                       "unknown kind '%s' (use Proxy, Listener, Cluster, Route, HTTPRoute or "
-                       "AuthorizationPolicy)",
+                       "unknown kind '%s' (use Proxy, Listener, Cluster, Route, HTTPRoute, "
+                       "AuthorizationPolicy or RateLimit)",
                        kind);
 
     if ((n = cl_need(cl, root, "apiVersion", "document")) == NULL ||
@@ -147,6 +150,8 @@ static int load_doc(struct cload *cl, const struct ynode *root, bool routes)
         return cfg_load_httproute(cl, root->line, h.name, h.spec);
     if (h.kind == DOC_AUTHZ)
         return cfg_load_authz(cl, root->line, h.name, h.spec);
+    if (h.kind == DOC_RATELIMIT)
+        return cfg_load_ratelimit(cl, root->line, h.name, h.spec);
     return 0;
 }
 
@@ -465,6 +470,7 @@ void config_free(struct config *cfg)
         free(c->hash_attr);
         free(c->auth_user);
         free(c->auth_password);
+        free(c->replica_check.query);
         cfg_cluster_tls_free(&c->tls);
     }
     free(cfg->clusters);
@@ -487,6 +493,17 @@ void config_free(struct config *cfg)
         free(a->rules);
     }
     free(cfg->authz);
+    for (size_t i = 0; i < cfg->nratelimits; i++) {
+        struct cfg_ratelimit *rl = &cfg->ratelimits[i];
+        free(rl->name);
+        free_strv(rl->listeners, rl->nlisteners);
+        for (size_t j = 0; j < rl->nrules; j++) {
+            cfg_conds_free(rl->rules[j].conds, rl->rules[j].nconds);
+            free(rl->rules[j].key);
+        }
+        free(rl->rules);
+    }
+    free(cfg->ratelimits);
     free(cfg->admin_address);
     free(cfg->access_log.path);
     free_strv(cfg->files, cfg->nfiles);

@@ -191,6 +191,20 @@ struct cfg_cluster_tls {
                                         * or neither (NULL) */
 };
 
+/* spec.replicaCheck of a Cluster with auth: the proxy checks each endpoint
+ * of a read-replica cluster itself (login with auth, then `query`) and
+ * sends reads elsewhere while one fails, is not replicating or lags more
+ * than max_lag_ms (see src/proxy/db_check.h). */
+struct cfg_replica_check {
+    bool enabled;                      /* spec.replicaCheck present */
+    uint64_t interval_ms;              /* between checks of an endpoint; default 1000 */
+    uint64_t max_lag_ms;               /* more lag than this is out; default 5000 */
+    uint64_t timeout_ms;               /* connect + login + query; default 2000 */
+    char *query;                       /* first column of the first row = lag in seconds
+                                        * (NULL = not replicating); NULL = the protocol's
+                                        * default */
+};
+
 /* How HTTP requests travel to a cluster's endpoints (tcp routes ignore it):
  * HTTP/1.1 connections carrying one request at a time, or HTTP/2
  * connections each shared by many requests as streams. Either way the
@@ -217,6 +231,7 @@ struct cfg_cluster {
      * client's pass-through authentication. NULL when absent. */
     char *auth_user;
     char *auth_password;
+    struct cfg_replica_check replica_check; /* only with auth */
 };
 
 struct cfg_listener {
@@ -272,6 +287,34 @@ struct cfg_authz {
     struct cfg_where where;
 };
 
+/* RateLimit. For each message on a target listener (an HTTP request or
+ * gRPC call, a database statement, a tcp connection) that an
+ * AuthorizationPolicy let through, every rule whose conditions hold takes
+ * one token from its bucket; when a bucket is empty the message is refused
+ * in its protocol's words (HTTP 429, gRPC RESOURCE_EXHAUSTED, PostgreSQL
+ * SQLSTATE 53400, MySQL ERR 1226, a closed tcp connection). Buckets are
+ * shared by every worker. docs/config.md has the details. */
+struct cfg_ratelimit_rule {
+    struct cfg_cond *conds;            /* all must hold; none = every message */
+    size_t nconds;
+    char *key;                         /* attribute whose value picks a bucket
+                                        * (one per value), or NULL: one bucket */
+    uint32_t requests;                 /* tokens per `per` (>= 1) */
+    uint64_t per_ms;                   /* default 1000 */
+    uint32_t burst;                    /* bucket size; default = requests */
+    uint32_t max_keys;                 /* keyed buckets kept; default 10000 */
+    struct cfg_where where;
+};
+
+struct cfg_ratelimit {
+    char *name;                        /* unique among RateLimits */
+    char **listeners;                  /* spec.targets (>= 1, at most 100) */
+    size_t nlisteners;
+    struct cfg_ratelimit_rule *rules;  /* each rule is a separate limit */
+    size_t nrules;                     /* >= 1 (at most 100) */
+    struct cfg_where where;
+};
+
 struct config {
     uint32_t workers;                  /* 0 on load means "number of cores" */
     char *admin_address;               /* default "127.0.0.1:9901"; NULL if disabled */
@@ -294,6 +337,9 @@ struct config {
     struct cfg_authz *authz;           /* AuthorizationPolicies, in load order (at most
                                         * 10000) */
     size_t nauthz;
+
+    struct cfg_ratelimit *ratelimits;  /* RateLimits, in load order (at most 10000) */
+    size_t nratelimits;
 };
 
 /* Load and validate every file in paths (each may hold several YAML

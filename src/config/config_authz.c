@@ -50,19 +50,19 @@ static struct cfg_authz *authz_new(struct cload *cl, int line, const struct ynod
     return a;
 }
 
-/* spec.targets into a->listeners; *protos receives the set of their
- * protocols (CFG_PROTO_BIT()s). Borrows seq; the names are owned by a. */
-static int load_targets(struct cload *cl, struct cfg_authz *a, const struct ynode *seq,
-                        unsigned *protos)
+/* spec.targets of a policy-like resource into *list / *n (allocated here,
+ * owned by the caller's struct also after a failure); *protos receives the
+ * set of their protocols (CFG_PROTO_BIT()s). Borrows seq. */
+int cfg_load_targets(struct cload *cl, const struct ynode *seq, char ***list, size_t *n,
+                     unsigned *protos)
 {
     if (cl_seq(cl, seq, "targets", true, CFG_MAX_LIST) != 0)
         return -1;
-    if ((a->listeners = calloc(seq->n, sizeof(*a->listeners))) == NULL)
+    if ((*list = calloc(seq->n, sizeof(**list))) == NULL)
         return cl_fail(cl, seq->line, "out of memory");
     *protos = 0;
     for (size_t i = 0; i < seq->n; i++) {
-        const struct cfg_listener *l =
-            cfg_listener_ref(cl, seq->items[i], "target", a->listeners, &a->nlisteners);
+        const struct cfg_listener *l = cfg_listener_ref(cl, seq->items[i], "target", *list, n);
         if (l == NULL)
             return -1;
         *protos |= CFG_PROTO_BIT(l->proto);
@@ -110,7 +110,7 @@ int cfg_load_authz(struct cload *cl, int line, const struct ynode *name,
     struct cfg_authz *a = authz_new(cl, line, name);
     if (a == NULL)
         return -1;
-    if ((n = cl_need(cl, spec, "targets", what)) == NULL || load_targets(cl, a, n, &protos))
+    if ((n = cl_need(cl, spec, "targets", what)) == NULL || cfg_load_targets(cl, n, &a->listeners, &a->nlisteners, &protos))
         return -1;
     if ((n = cl_need(cl, spec, "action", what)) == NULL || cl_scalar(cl, n, "action", &s))
         return -1;

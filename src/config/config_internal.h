@@ -46,7 +46,7 @@ struct cload {
     char *err;
     size_t errlen;
     struct cfg_where proxy_where; /* the Proxy document, once seen */
-    size_t cap_listeners, cap_clusters, cap_routes, cap_authz;
+    size_t cap_listeners, cap_clusters, cap_routes, cap_authz, cap_ratelimits;
     int *listener_addr_lines; /* line of each listener's address, for errors
                                * found after all files are read */
     /* Sorted by name once pass 1 is done: routes look names up in these. */
@@ -176,6 +176,13 @@ int cfg_load_httproute(struct cload *cl, int line, const struct ynode *name,
                        const struct ynode *spec);
 int cfg_load_authz(struct cload *cl, int line, const struct ynode *name,
                    const struct ynode *spec);
+/* spec.targets (listener names) of AuthorizationPolicy and RateLimit into
+ * *list / *n, owned by the caller's struct also after a failure; *protos
+ * gets the set of the listeners' protocols. Borrows seq. */
+int cfg_load_targets(struct cload *cl, const struct ynode *seq, char ***list, size_t *n,
+                     unsigned *protos);
+int cfg_load_ratelimit(struct cload *cl, int line, const struct ynode *name,
+                       const struct ynode *spec);
 
 /* Route helpers shared by Route and HTTPRoute (config_route.c). */
 

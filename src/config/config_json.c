@@ -394,6 +394,16 @@ static void jw_cluster(struct jw *w, const struct cfg_cluster *c)
         jw_kstr(w, "password", c->auth_password ? "(set)" : "(none)");
         jw_close(w, '}');
     }
+    if (c->replica_check.enabled) {
+        /* query null: the listener protocol's default (see docs/config.md). */
+        jw_key(w, "replicaCheck");
+        jw_open(w, '{');
+        jw_u64(w, "intervalMs", c->replica_check.interval_ms);
+        jw_u64(w, "maxLagMs", c->replica_check.max_lag_ms);
+        jw_u64(w, "timeoutMs", c->replica_check.timeout_ms);
+        jw_kstr(w, "query", c->replica_check.query);
+        jw_close(w, '}');
+    }
     jw_kstr(w, "hashOn", c->hash_attr);
     jw_u64(w, "maxConnections", c->max_connections);
     jw_u64(w, "maxPendingRequests", c->max_pending);
@@ -412,6 +422,16 @@ static void jw_cluster(struct jw *w, const struct cfg_cluster *c)
     jw_close(w, '}');
 }
 
+/* "match": [conditions]. Borrows all. */
+static void jw_conds(struct jw *w, const struct cfg_cond *c, size_t n)
+{
+    jw_key(w, "match");
+    jw_open(w, '[');
+    for (size_t j = 0; j < n; j++)
+        jw_cond(w, &c[j]);
+    jw_close(w, ']');
+}
+
 /* Borrows all. */
 static void jw_authz(struct jw *w, const struct cfg_authz *a)
 {
@@ -424,16 +444,42 @@ static void jw_authz(struct jw *w, const struct cfg_authz *a)
     for (size_t i = 0; i < a->nrules; i++) {
         const struct cfg_authz_rule *r = &a->rules[i];
         jw_open(w, '{');
-        jw_key(w, "match");
-        jw_open(w, '[');
-        for (size_t j = 0; j < r->nconds; j++)
-            jw_cond(w, &r->conds[j]);
-        jw_close(w, ']');
+        jw_conds(w, r->conds, r->nconds);
         jw_where(w, &r->where);
         jw_close(w, '}');
     }
     jw_close(w, ']');
     jw_where(w, &a->where);
+    jw_close(w, '}');
+}
+
+/* Borrows all. */
+static void jw_ratelimit(struct jw *w, const struct cfg_ratelimit *rl)
+{
+    jw_open(w, '{');
+    jw_kstr(w, "name", rl->name);
+    jw_strv(w, "targets", rl->listeners, rl->nlisteners);
+    jw_key(w, "rules");
+    jw_open(w, '[');
+    for (size_t i = 0; i < rl->nrules; i++) {
+        const struct cfg_ratelimit_rule *r = &rl->rules[i];
+        jw_open(w, '{');
+        jw_conds(w, r->conds, r->nconds);
+        if (r->key)
+            jw_kstr(w, "key", r->key);
+        jw_key(w, "limit");
+        jw_open(w, '{');
+        jw_u64(w, "requests", r->requests);
+        jw_u64(w, "perMs", r->per_ms);
+        jw_close(w, '}');
+        jw_u64(w, "burst", r->burst);
+        if (r->key)
+            jw_u64(w, "maxKeys", r->max_keys);
+        jw_where(w, &r->where);
+        jw_close(w, '}');
+    }
+    jw_close(w, ']');
+    jw_where(w, &rl->where);
     jw_close(w, '}');
 }
 
@@ -490,6 +536,11 @@ char *config_to_json(const struct config *cfg)
     jw_open(&w, '[');
     for (size_t i = 0; i < cfg->nauthz; i++)
         jw_authz(&w, &cfg->authz[i]);
+    jw_close(&w, ']');
+    jw_key(&w, "rateLimits");
+    jw_open(&w, '[');
+    for (size_t i = 0; i < cfg->nratelimits; i++)
+        jw_ratelimit(&w, &cfg->ratelimits[i]);
     jw_close(&w, ']');
     jw_strv(&w, "files", cfg->files, cfg->nfiles);
     jw_close(&w, '}');

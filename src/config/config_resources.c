@@ -265,6 +265,47 @@ static int load_outlier(struct cload *cl, struct cfg_outlier *o, const struct yn
     return 0;
 }
 
+/* Fills c->replica_check from the replicaCheck mapping rc; c->auth_user
+ * must be known already (the checks log in with it). Borrows rc. */
+static int load_replica_check(struct cload *cl, struct cfg_cluster *c, const struct ynode *rc)
+{
+    static const char *const keys[] = {"interval", "maxLag", "timeout", "query", NULL};
+    struct cfg_replica_check *r = &c->replica_check;
+    const struct ynode *n;
+    if (cl_map(cl, rc, "replicaCheck", keys) != 0)
+        return -1;
+    if (!c->auth_user)
+        return cl_fail(cl, rc->key_line,
+                       "replicaCheck requires auth: the checks log in with its credentials");
+    /* The proxy's endpoint masks (lb_pick's exclude) cover 64 endpoints. */
+    if (c->nendpoints > 64)
+        return cl_fail(cl, rc->key_line,
+                       "replicaCheck: at most 64 endpoints, the cluster has %zu", c->nendpoints);
+    r->enabled = true;
+    r->interval_ms = 1000;
+    r->max_lag_ms = 5000;
+    r->timeout_ms = 2000;
+    if ((n = ytree_get(rc, "interval")) &&
+        cl_duration(cl, n, "replicaCheck.interval", 10, 3600000, &r->interval_ms))
+        return -1;
+    if ((n = ytree_get(rc, "maxLag")) &&
+        cl_duration(cl, n, "replicaCheck.maxLag", 0, CFG_MAX_DURATION_MS, &r->max_lag_ms))
+        return -1;
+    if ((n = ytree_get(rc, "timeout")) &&
+        cl_duration(cl, n, "replicaCheck.timeout", 1, 3600000, &r->timeout_ms))
+        return -1;
+    if ((n = ytree_get(rc, "query")) != NULL) {
+        const char *q;
+        if (cl_scalar(cl, n, "replicaCheck.query", &q) != 0)
+            return -1;
+        if (strlen(q) > 4096)
+            return cl_fail(cl, n->line, "replicaCheck.query: longer than 4096 bytes");
+        if ((r->query = strdup(q)) == NULL)
+            return cl_fail(cl, n->line, "out of memory");
+    }
+    return 0;
+}
+
 /* Borrows the nodes; the cluster it adds is owned by cl->cfg. */
 int cfg_load_cluster(struct cload *cl, int line, const struct ynode *name,
                      const struct ynode *spec)
@@ -274,7 +315,7 @@ int cfg_load_cluster(struct cload *cl, int line, const struct ynode *name,
         "maxConnections",     "maxPendingRequests", "maxRequests",
         "connectTimeout",     "idleTimeout",    "outlierDetection",
         "tls",                "protocol",       "auth",
-        NULL};
+        "replicaCheck",       NULL};
     struct config *cfg = cl->cfg;
     const struct ynode *n;
 
@@ -379,6 +420,8 @@ int cfg_load_cluster(struct cload *cl, int line, const struct ynode *name,
                 return cl_fail(cl, p->line, "out of memory");
         }
     }
+    if ((n = ytree_get(spec, "replicaCheck")) != NULL && load_replica_check(cl, c, n) != 0)
+        return -1;
     if ((n = ytree_get(spec, "tls")) &&
         cfg_load_cluster_tls(cl, &c->tls, n, c->protocol == CFG_UPSTREAM_HTTP2))
         return -1;

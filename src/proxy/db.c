@@ -6,8 +6,13 @@
 
 #include "core/loop.h"
 #include "proxy/accesslog.h"
+#include "proxy/db_check.h"
+#include "proxy/lb.h"
 #include "proxy/metrics.h"
+#include "proxy/upstream.h"
 #include "proxy/worker.h"
+#include "router/authz.h"
+#include "router/ratelimit.h"
 #include "router/router.h"
 
 static int one(attr_val *out, int max, const char *p)
@@ -70,6 +75,38 @@ int db_replica_eligible(unsigned fl)
                    SQLC_UNTERMINATED));
 }
 
+/* wc: borrowed. */
+uint64_t db_replica_unusable(struct wcluster *wc)
+{
+    uint64_t now = loop_now(wc->wg->w->loop);
+    uint64_t out = db_check_out_mask(wc);
+    int n = lb_size(wc->lb);
+    for (int i = 0; i < n && i < 64; i++)
+        if (lb_is_ejected(wc->lb, i, now))
+            out |= 1ull << i;
+    return out;
+}
+
+/* wc: borrowed. */
+int db_replica_any_usable(struct wcluster *wc)
+{
+    const struct cfg_cluster *cc = wc->gc->cfg;
+    uint64_t out = db_replica_unusable(wc);
+    for (size_t i = 0; i < cc->nendpoints; i++)
+        if (cc->endpoints[i].weight > 0 && (i >= 64 || !(out >> i & 1)))
+            return 1;
+    return 0;
+}
+
+/* wc, cr, t, ops, owner: borrowed; *out is the owner's connection. */
+int db_replica_connect(struct wcluster *wc, const struct cfg_rule *cr, struct uconn_try *t,
+                       const struct uconn_ops *ops, void *owner, struct uconn **out)
+{
+    t->strict = 1;
+    t->avoid = db_replica_unusable(wc);
+    return uconn_try_next(wc, cr, t, ops, owner, out);
+}
+
 /* w, gl, wg, home, a: borrowed; *rr and *stats point into the generation. */
 struct wcluster *db_replica_route(struct worker *w, struct gen_listener *gl, struct wgen *wg,
                                   const struct wcluster *home, struct db_attrs *a,
@@ -89,6 +126,11 @@ struct wcluster *db_replica_route(struct worker *w, struct gen_listener *gl, str
     struct wcluster *wc = &wg->clusters[ci];
     if (wc == home || !wc->gc->cfg->auth_user)
         return NULL;
+    if (wc->gc->cfg->replica_check.enabled)
+        (void)db_check_start(wc, a->proto && strcmp(a->proto, "mysql") == 0 ? CFG_PROTO_MYSQL
+                                                                           : CFG_PROTO_POSTGRES);
+    if (!db_replica_any_usable(wc))
+        return NULL; /* every replica is out: the read goes home */
     *rr = r;
     *stats = &gl->rules[route_rule_index(r)].backends[b];
     return wc;
@@ -125,4 +167,24 @@ void db_stmt_record(struct worker *w, struct gen_stats *s, int verb, enum db_out
     metrics_observe(w->shard, gen_stats_db(s, GEN_DB_DURATION, verb, 0), duration_us);
     if (rows)
         metrics_add(w->shard, gen_stats_db(s, GEN_DB_ROWS, verb, 0), rows);
+}
+
+/* Borrows everything. */
+int db_stmt_refusal(struct worker *w, const struct gen_listener *gl, const struct attr_src *src,
+                    const char **name)
+{
+    const char *why;
+    const struct cfg_authz *deny = authz_check(gl->authz, src, &why);
+    if (deny) {
+        metrics_add(w->shard, gl->m_denied, 1);
+        *name = deny->name;
+        return REF_DENIED;
+    }
+    int lim = rl_check(gl->rl, src, gl->rl ? rl_now_ns() : 0, NULL);
+    if (lim >= 0) {
+        metrics_add(w->shard, gl->m_limited[lim], 1);
+        *name = rl_list_at(gl->rl, lim)->name;
+        return REF_LIMITED;
+    }
+    return REF_NONE;
 }

@@ -12,8 +12,10 @@
 #include "proto/http2/grpc.h"
 #include "proto/sql/sqlc.h"
 #include "proxy/accesslog.h"
+#include "proxy/db.h"
 #include "proxy/metrics.h"
 #include "router/authz.h"
+#include "router/ratelimit.h"
 #include "router/router.h"
 #include "tls/tls.h"
 
@@ -123,15 +125,15 @@ uint32_t gen_stats_grpc(struct gen_stats *s, int code)
 }
 
 struct gen_db_ids {
-    _Atomic uint32_t stmts[SQLC_V_COUNT_][4];
+    _Atomic uint32_t stmts[SQLC_V_COUNT_][5];
     _Atomic uint32_t dur[SQLC_V_COUNT_];
     _Atomic uint32_t rows[SQLC_V_COUNT_];
 };
 
 uint32_t gen_stats_db(struct gen_stats *s, int kind, int verb, int outcome)
 {
-    static const char *const outcomes[4] = {"ok", "error", "denied", "failed"};
-    if (verb < 0 || verb >= SQLC_V_COUNT_ || outcome < 0 || outcome > 3)
+    static const char *const outcomes[5] = {"ok", "error", "denied", "failed", "limited"};
+    if (verb < 0 || verb >= SQLC_V_COUNT_ || outcome < 0 || outcome > 4)
         return METRICS_INVALID;
     struct gen_db_ids *d = atomic_load_explicit(&s->db, memory_order_acquire);
     if (!d) {
@@ -165,7 +167,7 @@ uint32_t gen_stats_db(struct gen_stats *s, int kind, int verb, int outcome)
         id = metrics_counter("strand_db_statements_total",
                              "Database statements, by listener, route, cluster, verb and "
                              "outcome (ok, error from the server, denied by a policy, failed "
-                             "with the upstream).",
+                             "with the upstream, limited by a RateLimit).",
                              labels);
     else if (kind == GEN_DB_DURATION)
         id = metrics_histogram("strand_db_statement_duration_seconds",
@@ -199,6 +201,25 @@ static void listener_metrics(struct gen_listener *gl)
                                    "Messages refused by authorization policies.", labels);
     gl->m_tls_errors = metrics_counter("strand_downstream_tls_handshake_errors_total",
                                        "TLS handshakes with clients that failed.", labels);
+}
+
+/* strand_ratelimited_total{listener,ratelimit} for each RateLimit of gl. */
+static int ratelimit_metrics(struct gen_listener *gl)
+{
+    size_t n = rl_list_count(gl->rl);
+    if (n == 0)
+        return 0;
+    if (!(gl->m_limited = calloc(n, sizeof(*gl->m_limited))))
+        return -1;
+    char l[256], r[256], labels[600];
+    esc(l, sizeof(l), gl->cfg->name);
+    for (size_t i = 0; i < n; i++) {
+        esc(r, sizeof(r), rl_list_at(gl->rl, i)->name);
+        snprintf(labels, sizeof(labels), "listener=\"%s\",ratelimit=\"%s\"", l, r);
+        gl->m_limited[i] = metrics_counter("strand_ratelimited_total",
+                                           "Messages refused by a RateLimit.", labels);
+    }
+    return 0;
 }
 
 static int cluster_metrics(struct gen_cluster *gc)
@@ -284,7 +305,12 @@ static int listener_build(struct gen *g, struct gen_listener *gl, char *err, siz
     gl->authz = authz_build(g->cfg, lc->name, err, errlen);
     if (!gl->authz && err[0])
         return -1;
+    gl->rl = rl_list_build(g->rl, lc->name, err, errlen);
+    if (!gl->rl && err[0])
+        return -1;
     listener_metrics(gl);
+    if (ratelimit_metrics(gl) < 0)
+        goto oom;
     stats_init(&gl->noroute, lc->name, "", "", tcp);
     gl->nrules = router_nrules(gl->router);
     gl->rules = calloc(gl->nrules ? gl->nrules : 1, sizeof(*gl->rules));
@@ -337,6 +363,9 @@ static void gen_free(struct gen *g)
         router_free(gl->router);
         tls_server_free(gl->tls);
         authz_free(gl->authz);
+        rl_list_free(gl->rl);
+        free(gl->m_limited);
+        db_table_set_free(atomic_load(&gl->tables));
         free(gl->fds);
     }
     for (size_t i = 0; i < g->nclusters; i++) {
@@ -345,6 +374,7 @@ static void gen_free(struct gen *g)
     }
     free(g->listeners);
     free(g->clusters);
+    rl_set_free(g->rl);
     config_free(g->cfg);
     free(g);
 }
@@ -378,6 +408,9 @@ struct gen *gen_build(struct config *cfg, unsigned nworkers, uint64_t id, char *
         if (cluster_tls(&g->clusters[i], err, errlen) < 0)
             goto fail;
     }
+    g->rl = rl_set_build(cfg, err, errlen);
+    if (!g->rl && err[0])
+        goto fail;
     g->nlisteners = cfg->nlisteners;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         g->listeners[i].cfg = &cfg->listeners[i];

@@ -15,6 +15,9 @@ struct router;
 struct tls_server;
 struct authz;
 struct tls_client;
+struct rl_set;
+struct rl_list;
+struct db_table_set;
 
 /* Series ids of one (listener, rule, backend) combination. */
 struct gen_db_ids;
@@ -42,7 +45,7 @@ enum { GEN_DB_STATEMENTS, GEN_DB_DURATION, GEN_DB_ROWS };
 uint32_t gen_stats_grpc(struct gen_stats *s, int code);
 /* The series of s for database statements of verb (SQLC_V_*, the label is
  * its name) and, for GEN_DB_STATEMENTS, outcome (enum db_outcome: ok, error,
- * denied, failed): strand_db_statements_total, ..._duration_seconds,
+ * denied, failed, limited): strand_db_statements_total, ..._duration_seconds,
  * strand_db_rows_total. Registered when first needed; METRICS_INVALID on
  * failure (safe to use). Any thread. */
 uint32_t gen_stats_db(struct gen_stats *s, int kind, int verb, int outcome);
@@ -62,6 +65,11 @@ struct gen_listener {
     int *fds;                   /* listening socket per worker (owned by the server) */
     struct tls_server *tls;     /* TLS termination, or NULL */
     struct authz *authz;        /* authorization policies, or NULL when none */
+    struct rl_list *rl;         /* rate limits, or NULL when none */
+    uint32_t *m_limited;        /* strand_ratelimited_total per RateLimit of rl */
+    /* Table names with their own strand_db_table_statements_total series
+     * (db_metrics.c), made on first use, freed with the generation. */
+    _Atomic(struct db_table_set *) tables;
     uint32_t m_tls_errors, m_denied;
     uint32_t m_conn_active, m_conn_total, m_bytes_in, m_bytes_out;
 };
@@ -106,6 +114,7 @@ struct gen {
     size_t nlisteners;
     struct gen_cluster *clusters;   /* same order as cfg->clusters */
     size_t nclusters;
+    struct rl_set *rl;              /* every RateLimit's buckets, or NULL */
 };
 
 /* Builds a generation from cfg, taking ownership of cfg on success (on

@@ -25,6 +25,7 @@
 #include "proxy/lb.h"
 #include "proxy/metrics.h"
 #include "proxy/upstream.h"
+#include "router/ratelimit.h"
 #include "router/authz.h"
 #include "router/router.h"
 
@@ -321,6 +322,18 @@ void h2s_begin(struct h2s *st, const struct h2_header *hs, size_t n)
         h2s_local(st, 403, st->errbuf, OUTCOME_CLIENT_ERROR);
         return;
     }
+    uint64_t wait_ms = 0;
+    int lim = rl_check(gl->rl, &src, gl->rl ? rl_now_ns() : 0, &wait_ms);
+    if (lim >= 0) {
+        if (st->rr)
+            st->stats = &gl->rules[route_rule_index(st->rr)].direct;
+        metrics_add(hc->w->shard, gl->m_limited[lim], 1);
+        st->retry_after = http_retry_after(wait_ms);
+        snprintf(st->errbuf, sizeof(st->errbuf), "rate limited by %s",
+                 rl_list_at(gl->rl, lim)->name);
+        h2s_local(st, 429, st->errbuf, OUTCOME_CLIENT_ERROR);
+        return;
+    }
     if (!st->rr) {
         h2s_local(st, 404, "no route matched", OUTCOME_CLIENT_ERROR);
         return;
@@ -457,6 +470,11 @@ static void local_http(struct h2s *st, int status, const char *msg)
             k = sizeof(body) - 1;
         b = body;
         bl = (size_t)k;
+    }
+    char ra[16];
+    if (status == 429 && st->retry_after) {
+        int k = snprintf(ra, sizeof(ra), "%u", st->retry_after);
+        hs[n++] = (struct h2_header){"retry-after", 11, ra, (size_t)k};
     }
     hs[n++] = (struct h2_header){"content-type", 12, ctype, strlen(ctype)};
     int cl = snprintf(clen, sizeof(clen), "%zu", bl);

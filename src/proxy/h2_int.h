@@ -113,6 +113,7 @@ struct h2s {
     uint64_t resp_bytes;
     int outcome;
     int denied;
+    uint32_t retry_after;       /* seconds, for a 429 from a RateLimit; 0 = none */
     int reset_down;             /* the downstream stream was reset/closed */
 
     /* For the access log. */

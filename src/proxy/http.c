@@ -33,6 +33,7 @@
 #include "proxy/proto.h"
 #include "proxy/tunnel.h"
 #include "proxy/upstream.h"
+#include "router/ratelimit.h"
 #include "router/authz.h"
 #include "router/router.h"
 #include "tls/tls.h"
@@ -525,6 +526,7 @@ static void hc_process_head(struct hconn *hc)
     r->rr = router_match(gl->router, &src);
     r->stats = &gl->noroute;
     const char *why;
+    uint64_t wait_ms = 0;
     const struct cfg_authz *deny = authz_check(gl->authz, &src, &why);
     if (deny) {
         if (r->rr)
@@ -534,6 +536,17 @@ static void hc_process_head(struct hconn *hc)
         buf_consume(&hc->in, (uint32_t)rc);
         snprintf(r->errbuf, sizeof(r->errbuf), "%s %s", why, deny->name);
         req_local(r, 403, r->errbuf, OUTCOME_CLIENT_ERROR);
+        return;
+    }
+    int lim = rl_check(gl->rl, &src, gl->rl ? rl_now_ns() : 0, &wait_ms);
+    if (lim >= 0) {
+        if (r->rr)
+            r->stats = &gl->rules[route_rule_index(r->rr)].direct;
+        metrics_add(hc->w->shard, gl->m_limited[lim], 1);
+        buf_consume(&hc->in, (uint32_t)rc);
+        r->retry_after = http_retry_after(wait_ms);
+        snprintf(r->errbuf, sizeof(r->errbuf), "rate limited by %s", rl_list_at(gl->rl, lim)->name);
+        req_local(r, 429, r->errbuf, OUTCOME_CLIENT_ERROR);
         return;
     }
     if (!r->rr) {

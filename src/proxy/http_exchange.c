@@ -63,8 +63,15 @@ void req_local(struct hreq *r, int status, const char *msg, int outcome)
         int n = snprintf(body, sizeof(body), "%s\n", msg ? msg : h1_status_reason(status));
         if (n >= (int)sizeof(body))
             n = sizeof(body) - 1;
+        /* A RateLimit says when to come back (RFC 9110 Retry-After). */
+        char ra[16], raname[] = "retry-after";
+        struct cfg_header h = {raname, ra};
+        struct cfg_header_ops ops = {.set = &h, .nset = 1};
+        int retry = status == 429 && r->retry_after;
+        if (retry)
+            snprintf(ra, sizeof(ra), "%u", r->retry_after);
         rc = http_local_response(hc, status, "text/plain", body, (size_t)n, http_conn_header(r),
-                                 NULL);
+                                 retry ? &ops : NULL);
     }
     if (rc < 0)
         r->close_after = 1;

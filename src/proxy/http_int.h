@@ -126,6 +126,7 @@ struct hreq {
     const char *error;          /* why a local response was sent */
     char errbuf[160];           /* storage for a composed error */
     int denied;                 /* refused by an authorization policy */
+    uint32_t retry_after;       /* seconds, for a 429 from a RateLimit; 0 = none */
     int outcome;
 };
 
@@ -195,6 +196,13 @@ int http_local_response(struct hconn *hc, int status, const char *ctype, const c
 const char *http_rule_prefix(const struct cfg_rule *cr);
 /* Writes a version 4 UUID (36 chars + NUL) from w's generator. */
 void http_request_id(struct worker *w, char out[40]);
+/* Retry-After seconds for a RateLimit refusal that a token is due in
+ * wait_ms: rounded up, at least 1. */
+static inline uint32_t http_retry_after(uint64_t wait_ms)
+{
+    uint64_t s = (wait_ms + 999) / 1000;
+    return s == 0 ? 1 : s > 86400 ? 86400 : (uint32_t)s;
+}
 
 /* http_attr.c */
 /* Attribute source over a parsed request; ctx is borrowed. */

@@ -618,6 +618,18 @@ int lb_is_ejected(const struct lb *lb, int idx, uint64_t now_ms) {
     return h->ejected && now_ms < h->ejected_until;
 }
 
+/* lb is borrowed. */
+void lb_uneject(struct lb *lb, int idx, uint64_t now_ms) {
+    if (!lb || idx < 0 || idx >= lb->n || !lb->hosts[idx].ejected)
+        return;
+    struct lb_host *h = &lb->hosts[idx];
+    h->ejected = false;
+    if (h->ejected_until > now_ms)
+        h->ejected_until = now_ms; /* the backoff's forgiveness counts from now */
+    h->cons_5xx = h->cons_fail = 0;
+    lb->nejected--;
+}
+
 uint32_t lb_ejections_total(const struct lb *lb) {
     return lb ? lb->ejections : 0;
 }

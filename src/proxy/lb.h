@@ -62,6 +62,10 @@ void lb_request_end(struct lb *lb, int idx, int kind, uint64_t latency_us, uint6
 int lb_size(const struct lb *lb);
 /* 1 if endpoint idx is ejected at now_ms, else 0 (also for a bad idx). */
 int lb_is_ejected(const struct lb *lb, int idx, uint64_t now_ms);
+/* Ends endpoint idx's ejection now, when an active check (db_check.c)
+ * finds it healthy again; its backoff level stays, so a relapse is ejected
+ * for longer. No-op when it is not ejected or idx is bad. */
+void lb_uneject(struct lb *lb, int idx, uint64_t now_ms);
 /* Ejections performed since lb_new, for metrics. */
 uint32_t lb_ejections_total(const struct lb *lb);
 /* Attempts in flight on endpoint idx (0 for a bad idx). */

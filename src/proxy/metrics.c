@@ -51,6 +51,7 @@ struct family {
     char *name;
     char *help;
     enum metrics_type type;
+    bool milli;         /* gauge values are thousandths (metrics_gauge_milli) */
     uint32_t *series;   /* indices into reg.ser, registration order */
     size_t nseries, capseries;
 };
@@ -546,6 +547,19 @@ uint32_t metrics_gauge(const char *family, const char *help, const char *labels)
     return register_series(family, help, labels, METRICS_GAUGE);
 }
 
+uint32_t metrics_gauge_milli(const char *family, const char *help, const char *labels)
+{
+    uint32_t id = register_series(family, help, labels, METRICS_GAUGE);
+    if (id == METRICS_INVALID)
+        return id;
+    pthread_mutex_lock(&reg.mu);
+    long fi = family_get(family, help, METRICS_GAUGE);
+    if (fi >= 0)
+        reg.fam[fi].milli = true;
+    pthread_mutex_unlock(&reg.mu);
+    return id;
+}
+
 uint32_t metrics_histogram(const char *family, const char *help, const char *labels)
 {
     return register_series(family, help, labels, METRICS_HISTOGRAM);
@@ -786,7 +800,12 @@ char *metrics_render(size_t *len)
             }
             render_name(&b, f->name, "", se->labels, NULL);
             uint64_t v = slot_sum(se->id);
-            if (f->type == METRICS_GAUGE)
+            if (f->type == METRICS_GAUGE && f->milli) {
+                int64_t x = (int64_t)v;
+                uint64_t a = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+                sb_printf(&b, "%s%llu.%03llu\n", x < 0 ? "-" : "", (unsigned long long)(a / 1000),
+                          (unsigned long long)(a % 1000));
+            } else if (f->type == METRICS_GAUGE)
                 sb_printf(&b, "%lld\n", (long long)(int64_t)v);
             else
                 sb_printf(&b, "%llu\n", (unsigned long long)v);

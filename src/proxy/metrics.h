@@ -52,6 +52,10 @@ enum metrics_type { METRICS_COUNTER, METRICS_GAUGE, METRICS_HISTOGRAM };
  * id space is full or memory ran out. */
 uint32_t metrics_counter(const char *family, const char *help, const char *labels);
 uint32_t metrics_gauge(const char *family, const char *help, const char *labels);
+/* A gauge whose values are thousandths (a lag in milliseconds rendered as
+ * seconds with three decimals). The family is marked so on the first call;
+ * use it for every series of that family. */
+uint32_t metrics_gauge_milli(const char *family, const char *help, const char *labels);
 /* Latency histogram: values observed in microseconds, rendered in seconds
  * (buckets 100us .. 10s, see METRICS_HIST_BOUNDS). Name it "..._seconds". */
 uint32_t metrics_histogram(const char *family, const char *help, const char *labels);

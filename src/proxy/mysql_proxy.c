@@ -61,6 +61,7 @@
 #include "proxy/upstream.h"
 #include "router/attr.h"
 #include "router/authz.h"
+#include "router/ratelimit.h"
 #include "router/router.h"
 
 #define ERR_ROOM 600u     /* an ERR packet the proxy writes: 4 + 9 + 512 bytes at most */
@@ -96,7 +97,6 @@ struct mrep {
     struct uconn *uc;
     struct uconn_try ct;
     int connecting;              /* a connect attempt is open */
-    uint8_t down;                /* failed once: the session's reads go home */
     uint8_t pinned;              /* session state: home for good */
     uint8_t busy;                /* the COM_QUERY at the head of cin is the replica's */
     uint8_t sent;                /* ... and it has been queued for the replica */
@@ -105,6 +105,7 @@ struct mrep {
     uint8_t eof, ready;
     uint64_t caps;               /* negotiated with the replica */
     uint64_t sticky_until_us;    /* after a write: home until then */
+    uint64_t down_until_us;      /* the replica failed: home until then */
     uint32_t qbytes;             /* the held COM_QUERY packet (header included) */
     uint32_t left;               /* bytes of the replica packet still to relay */
     int verb;
@@ -125,7 +126,8 @@ struct msess {
     struct wcluster *wc;
     const struct route_rule *rr;
     struct gen_stats *stats;
-    struct uconn *uc;           /* NULL until connected */
+    struct uconn *uc;           /* connecting or connected, else NULL */
+    int connecting;             /* a connect attempt is open (lb/active books) */
     int cfd;
     struct uconn_try ct;        /* connect attempts */
     uint64_t t_start_us;
@@ -273,6 +275,8 @@ static void ms_end(struct msess *s, const char *err)
         loop_io_del(w->loop, &s->io);
     sio_tls_close(&s->cs);
     close(s->cfd);
+    if (s->connecting)
+        uconn_try_done(s->wc, &s->ct, ECONNABORTED);
     if (s->uc)
         uconn_close(s->uc);
     s->uc = NULL;
@@ -391,10 +395,17 @@ static const struct cfg_authz *session_denied(struct msess *s)
  * query is held at the head of cin and the client's later commands wait.
  *
  * Failures: a replica that cannot be opened or logged into, or fails before
- * any of the answer reached the client, is given up for the rest of the
- * session (rep.down) and the held query is handled again, now going home.
- * A failure in the middle of an answer ends the client session, like a
- * server loss. */
+ * any of the answer reached the client, is given up for the next
+ * DB_REPLICA_RETRY_US (rep.down_until_us) and the held query is handled
+ * again, now going home; after that the session tries the replica cluster
+ * again on a new connection. A failure in the middle of an answer ends the
+ * client session, like a server loss.
+ *
+ * Health: the connection is opened only to an endpoint that is neither
+ * ejected by the load balancer nor out by the replica checks (db_check.h),
+ * and while no endpoint is usable reads go home. A kept connection whose
+ * endpoint has gone out since is closed before the next read (which then
+ * opens another, or goes home). */
 
 #define REP_STICKY_US 1000000
 /* Capabilities copied from the client's handshake for the replica login. */
@@ -456,7 +467,7 @@ static void rep_fail(struct msess *s, const char *why)
         r->busy = 0;
     }
     rep_close(s, 0);
-    r->down = 1;
+    r->down_until_us = loop_now_us() + DB_REPLICA_RETRY_US;
     r->busy = r->sent = r->started = r->done = 0;
     if (cut)
         ms_end(s, "the read replica failed during a statement");
@@ -496,8 +507,7 @@ static void rep_connect(struct msess *s)
 {
     struct mrep *r = &s->rep;
     struct uconn *uc;
-    int ready, rc;
-    rc = uconn_try_next(r->wc, route_rule_cfg(r->rr), &r->ct, &rep_uc_ops, s, &uc, &ready);
+    int rc = db_replica_connect(r->wc, route_rule_cfg(r->rr), &r->ct, &rep_uc_ops, s, &uc);
     if (rc != UCONN_TRY_STARTED) {
         rep_fail(s, uconn_try_reason(rc));
         return;
@@ -506,12 +516,6 @@ static void rep_connect(struct msess *s)
     r->uc = uc;
     r->state = RS_CONNECTING;
     snprintf(r->db, sizeof(r->db), "%s", cur_db(s));
-    if (ready) {
-        r->connecting = 0;
-        uconn_try_done(r->wc, &r->ct, 0);
-        r->state = RS_GREETING;
-        r->ready = 1;
-    }
 }
 
 /* 1 when the statement text names a user variable (@x, not @@x): it lives
@@ -546,8 +550,8 @@ static int rep_take(struct msess *s, const struct my_pkt *pkt, const struct sqlc
     if (!(fl & SQLC_READ_ONLY))
         r->sticky_until_us = now + REP_STICKY_US;
     int ok = db_replica_eligible(fl) && !(s->status & MY_SERVER_STATUS_IN_TRANS) &&
-             (s->status & MY_SERVER_STATUS_AUTOCOMMIT) &&
-             !s->ms.in_msg && pkt->len < MY_MAX_PAYLOAD && !r->down && !r->pinned &&
+             (s->status & MY_SERVER_STATUS_AUTOCOMMIT) && !s->ms.in_msg &&
+             pkt->len < MY_MAX_PAYLOAD && now >= r->down_until_us && !r->pinned &&
              now >= r->sticky_until_us && !s->c_dropping && buf_len(&s->uout) == 0 &&
              !names_user_var(&s->ms.last);
     if (!ok)
@@ -565,6 +569,9 @@ static int rep_take(struct msess *s, const struct my_pkt *pkt, const struct sqlc
         return 0; /* one replica cluster per session: the first one picked */
     if (r->state != RS_NONE && strcmp(r->db, cur_db(s)) != 0)
         rep_close(s, 1); /* COM_INIT_DB since: a new login with the new database */
+    if (r->uc && r->state == RS_READY && r->uc->ep < 64 &&
+        (db_replica_unusable(wc) >> r->uc->ep & 1))
+        rep_close(s, 1); /* its endpoint went out since: another, or home */
     r->wc = wc;
     r->rr = rr;
     r->stats = stats;
@@ -574,8 +581,10 @@ static int rep_take(struct msess *s, const struct my_pkt *pkt, const struct sqlc
     r->verb = (int)res->verb;
     r->t_us = now;
     r->left = 0;
-    if (r->state == RS_NONE)
+    if (r->state == RS_NONE) {
+        memset(&r->ct, 0, sizeof(r->ct)); /* a fresh set of attempts */
         rep_connect(s); /* may give up at once: then busy is 0 again */
+    }
     return r->busy;
 }
 
@@ -660,6 +669,14 @@ static int rep_login_packet(struct msess *s, const struct my_pkt *pkt, const uin
     return -1;
 }
 
+/* strand_db_errors_total for a statement answered by ERR r->err_code. */
+static void record_error(struct msess *s, struct gen_stats *stats, const struct my_resp *r)
+{
+    char code[8];
+    snprintf(code, sizeof(code), "%u", (unsigned)r->err_code);
+    db_stmt_error(s->w, stats, r->err_code ? code : "unknown");
+}
+
 /* The held query's answer is complete and relayed. */
 static void rep_finish(struct msess *s)
 {
@@ -668,6 +685,8 @@ static void rep_finish(struct msess *s)
     uint64_t rows = rs->nresultsets ? rs->rows : rs->affected_rows;
     db_stmt_record(s->w, r->stats, r->verb, rs->error ? DB_ERROR : DB_OK,
                    loop_now_us() - r->t_us, rows);
+    if (rs->error)
+        record_error(s, r->stats, rs);
     buf_consume(&s->cin, r->qbytes); /* the held query is answered */
     r->busy = r->sent = r->started = r->done = 0;
     if (s->w->draining)
@@ -806,13 +825,21 @@ static int rep_io(struct msess *s)
 
 /* A statement refused by policy: the packet (and, for a > 16 MiB command,
  * the packets after it) are dropped; the client gets ERR 1142. */
+/* Refuses the command in pkt: by policy deny (or for the reason why), or,
+ * with limit set, by that RateLimit (ERR 1226, as MySQL answers a user over
+ * a max_queries_per_hour resource limit; the refusal is counted already). */
 static void refuse_command(struct msess *s, const struct my_pkt *pkt, int verb,
-                           const struct cfg_authz *deny, const char *why)
+                           const struct cfg_authz *deny, const char *why, const char *limit)
 {
-    metrics_add(s->w->shard, s->gl->m_denied, 1);
-    db_stmt_record(s->w, s->stats, verb, DB_DENIED, 0, 0);
+    if (!limit)
+        metrics_add(s->w->shard, s->gl->m_denied, 1);
+    db_stmt_record(s->w, s->stats, verb, limit ? DB_LIMITED : DB_DENIED, 0, 0);
     char msg[400];
-    if (deny)
+    uint16_t code = limit ? MY_ER_USER_LIMIT_REACHED : MY_ER_TABLEACCESS_DENIED;
+    if (limit)
+        snprintf(msg, sizeof(msg), "User '%s' has exceeded the '%s' resource (RateLimit %s)",
+                 s->user, sqlc_verb_name((enum sqlc_verb)verb), limit);
+    else if (deny)
         snprintf(msg, sizeof(msg), "%s command denied to user '%s' by policy %s%s",
                  sqlc_verb_name((enum sqlc_verb)verb), s->user, deny->name,
                  why && strncmp(why, "no ALLOW", 8) == 0 ? " (no ALLOW policy matched)" : "");
@@ -828,10 +855,10 @@ static void refuse_command(struct msess *s, const struct my_pkt *pkt, int verb,
         s->c_dropping = 1;
         s->pend_err_len = my_build_err(s->pend_err, sizeof(s->pend_err), 0,
                                        s->ms.caps | MY_CLIENT_PROTOCOL_41,
-                                       MY_ER_TABLEACCESS_DENIED, "42000", msg, strlen(msg));
+                                       code, "42000", msg, strlen(msg));
         return;
     }
-    send_err(s, (uint8_t)(pkt->seq + 1), MY_ER_TABLEACCESS_DENIED, "42000", msg);
+    send_err(s, (uint8_t)(pkt->seq + 1), code, "42000", msg);
 }
 
 /* A command was parsed (s->ms.last): classify, check, remember what the
@@ -899,9 +926,18 @@ static int on_command(struct msess *s, const struct my_pkt *pkt, int rc)
         else if (!deny)
             why = NULL;
         if (deny || why) {
-            refuse_command(s, pkt, verb < 0 ? SQLC_V_OTHER : verb, deny, why);
+            refuse_command(s, pkt, verb < 0 ? SQLC_V_OTHER : verb, deny, why, NULL);
             return 0;
         }
+        int lim = rl_check(s->gl->rl, &src, s->gl->rl ? rl_now_ns() : 0, NULL);
+        if (lim >= 0) {
+            metrics_add(s->w->shard, s->gl->m_limited[lim], 1);
+            refuse_command(s, pkt, verb < 0 ? SQLC_V_OTHER : verb, NULL, NULL,
+                           rl_list_at(s->gl->rl, lim)->name);
+            return 0;
+        }
+        if (clsp)
+            db_count_tables(s->w, s->gl, clsp);
     }
     if (c->cmd == MY_COM_QUERY && rep_take(s, pkt, &cls)) {
         s->ms.phase = MY_PH_COMMAND; /* the replica answers; home stays idle */
@@ -1089,6 +1125,8 @@ static void on_response_done(struct msess *s)
         uint64_t rows = r->nresultsets ? r->rows : r->affected_rows;
         db_stmt_record(s->w, s->stats, s->stmt_verb, r->error ? DB_ERROR : DB_OK,
                        loop_now_us() - s->t_stmt_us, rows);
+        if (r->error)
+            record_error(s, s->stats, r);
     }
     if (r->error)
         return;
@@ -1405,8 +1443,10 @@ static void ms_connected(void *owner, struct uconn *uc, int err)
 {
     struct msess *s = owner;
     struct worker *w = s->w;
+    s->connecting = 0;
     uconn_try_done(s->wc, &s->ct, err);
     if (err) {
+        s->uc = NULL;
         ms_connect(s);
         return;
     }
@@ -1430,16 +1470,16 @@ static const struct uconn_ops ms_uc_ops = {ms_connected, ms_uc_io};
 static void ms_connect(struct msess *s)
 {
     struct uconn *uc;
-    int ready, rc;
-    rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &ms_uc_ops, s, &uc, &ready);
+    int rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &ms_uc_ops, s, &uc);
     if (rc != UCONN_TRY_STARTED) {
         snprintf(s->errbuf, sizeof(s->errbuf), "Can't connect to the database through the proxy: %s",
                  uconn_try_reason(rc));
         refuse_now(s, 2003, "HY000", s->errbuf);
         return;
     }
-    if (ready) /* a pooled connection: not expected for a database cluster */
-        ms_connected(s, uc, 0);
+    /* ms_connected follows; until then ms_end must close it. */
+    s->uc = uc;
+    s->connecting = 1;
 }
 
 /* Routes on the connection's attributes (no db.user/db.name yet). */

@@ -54,12 +54,14 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "proto/pg/pg.h"
+#include "proto/pg/pg_scram.h"
 #include "proto/sql/sqlc.h"
 #include "proxy/accesslog.h"
 #include "proxy/db.h"
 #include "proxy/gen.h"
 #include "proxy/lb.h"
 #include "proxy/metrics.h"
+#include "proxy/pg_cancel.h"
 #include "proxy/proto.h"
 #include "proxy/upstream.h"
 #include "proxy/worker.h"
@@ -81,13 +83,23 @@ enum pg_phase { PH_STARTUP, PH_CONNECT, PH_AUTH, PH_READY };
  * ReadyForQuery. */
 struct pg_inflight {
     uint8_t verb;
-    uint8_t denied;       /* refused: write the ErrorResponse before its ReadyForQuery */
+    uint8_t denied;       /* REF_*: write the ErrorResponse before its ReadyForQuery */
     uint8_t error;        /* the server answered an ErrorResponse */
+    char code[6];         /* ... with this SQLSTATE (the first one) */
     uint64_t start_us;
     uint64_t rows;
-    const char *policy;   /* the refusing policy's name (config-owned; the
+    const char *policy;   /* the refusing policy's or RateLimit's name (config-owned; the
                            * session holds the generation) */
 };
+
+/* The server answered f's statement with ErrorResponse m. */
+static void f_error(struct pg_inflight *f, const struct pg_msg *m)
+{
+    struct pg_error e;
+    if (!f->error && pg_be_error(m, &e) == PG_OK && e.sqlstate.len == 5)
+        memcpy(f->code, e.sqlstate.p, 5);
+    f->error = 1;
+}
 
 struct pg_stmt {
     char name[PG_NAME_MAX];
@@ -106,17 +118,18 @@ struct pg_rep {
     struct uconn *uc;
     struct uconn_try ct;
     int connecting;             /* a connect attempt is open */
-    unsigned down : 1;          /* failed once: the session's reads go home */
     unsigned pinned : 1;        /* session state or extended protocol: home for good */
     unsigned eof : 1;
     unsigned busy : 1;          /* the Query at the head of cin is the replica's */
     unsigned sent : 1;          /* ... and it has been written to the replica */
     unsigned started : 1;       /* ... and part of its answer reached the client */
     uint64_t sticky_until_us;   /* after a write: home until then */
+    uint64_t down_until_us;     /* the replica failed: home until then */
     uint32_t qbytes;            /* the held Query's length (in cin) */
     struct pg_inflight f;       /* the held Query's metrics */
     struct buf up, uin;         /* to / from the replica */
     uint32_t pass, skip;        /* replica bytes to forward / to drop */
+    struct pg_scram scram;      /* the login's SCRAM-SHA-256 exchange */
 };
 
 struct pgs {
@@ -175,6 +188,7 @@ struct pgs {
     struct db_attrs attrs;
     const char *err;            /* why the session ended early (access log) */
     char errbuf[320];
+    struct pg_cancel_key *cancel_key; /* the server's BackendKeyData, registered */
 };
 
 /* Sessions of this worker thread, for drain. */
@@ -214,13 +228,15 @@ static void s_end(struct pgs *s)
         struct pg_inflight *f = &s->q[s->qhead];
         s->qhead = (s->qhead + 1) % PG_INFLIGHT;
         if (s->stats)
-            db_stmt_record(w, s->stats, f->verb, f->denied ? DB_DENIED : DB_FAILED,
+            db_stmt_record(w, s->stats, f->verb, f->denied ? db_refusal_outcome(f->denied) : DB_FAILED,
                            loop_now_us() - f->start_us, f->rows);
     }
     if (s->rep.busy)
         db_stmt_record(w, s->rep.stats, s->rep.f.verb, DB_FAILED,
                        loop_now_us() - s->rep.f.start_us, s->rep.f.rows);
     rep_close(s, 1);
+    pg_cancel_forget(s->cancel_key);
+    s->cancel_key = NULL;
     s_log(s);
     wlist_del(&s->link);
     loop_timer_cancel(w->loop, &s->timer);
@@ -314,8 +330,7 @@ static const struct uconn_ops pg_uc_ops = {s_connected, s_uc_io};
 static void s_connect(struct pgs *s)
 {
     struct uconn *uc;
-    int ready, rc;
-    rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &pg_uc_ops, s, &uc, &ready);
+    int rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &pg_uc_ops, s, &uc);
     if (rc == UCONN_TRY_FULL) {
         s_fail(s, "FATAL", "53300", "too many connections to the database server");
         return;
@@ -328,8 +343,6 @@ static void s_connect(struct pgs *s)
     }
     s->connecting = 1;
     s->uc = uc; /* closed by s_end if the session ends while connecting */
-    if (ready) /* a pooled connection (a cluster shared with HTTP): use it as new */
-        s_connect_done(s, uc, 0);
 }
 
 /* Routes the session once on its attributes and starts connecting. */
@@ -420,7 +433,10 @@ static int startup_step(struct pgs *s)
         return 1;
     }
     if (st.kind == PG_STARTUP_CANCEL) {
-        s->err = "cancel request (not forwarded)";
+        /* No answer either way, as from a server. */
+        s->err = pg_cancel_forward(s->w, st.pid, st.cancel_key.p, st.cancel_key.len)
+                     ? "cancel request forwarded"
+                     : "cancel request for no session of this proxy";
         s_end(s);
         return 1;
     }
@@ -500,22 +516,23 @@ static uint8_t stmt_get(struct pgs *s, pg_str name)
     return SQLC_V_OTHER;
 }
 
-/* Classifies sql and checks it; returns the refusing policy or NULL. */
-static const struct cfg_authz *stmt_check(struct pgs *s, const char *command, pg_str sql,
-                                          struct sqlc_result *res)
+/* Classifies sql and checks it against the listener's policies, then its
+ * RateLimits. Returns REF_NONE, or REF_DENIED / REF_LIMITED with *name set
+ * to the refusing policy's / RateLimit's name (config-owned). */
+static int stmt_check(struct pgs *s, const char *command, pg_str sql, struct sqlc_result *res,
+                      const char **name)
 {
     sqlc_classify(SQLC_POSTGRES, s->sqlc_modes, sql.p, sql.len, res);
     s->attrs.command = command;
     s->attrs.cls = res;
     s->attrs.in_transaction = s->tx == 'T' || s->tx == 'E';
     struct attr_src src = {db_attr_get, &s->attrs};
-    const char *why;
-    const struct cfg_authz *deny = authz_check(s->gl->authz, &src, &why);
+    int ref = db_stmt_refusal(s->w, s->gl, &src, name);
+    if (ref == REF_NONE)
+        db_count_tables(s->w, s->gl, res);
     s->attrs.command = NULL;
     s->attrs.cls = NULL;
-    if (deny)
-        metrics_add(s->w->shard, s->gl->m_denied, 1);
-    return deny;
+    return ref;
 }
 
 static void batch_start(struct pgs *s)
@@ -573,17 +590,25 @@ static int fit(struct buf *b, size_t len)
  * message, and for PG_STICKY_US after a write (read-your-writes).
  *
  * The replica connection is opened on the first such Query, authenticates
- * with the cluster's credentials (trust, md5, cleartext; SCRAM is refused
- * as a failure), and stays with the session. While it connects and while
+ * with the cluster's credentials (trust, md5, cleartext, SCRAM-SHA-256
+ * without channel binding), and stays with the session. While it connects and while
  * its answer is relayed the Query is held at the head of cin and the client
  * is not read further (fe_step waits on rep.busy). Its ParameterStatus,
  * BackendKeyData, notifications and out-of-statement notices are dropped.
  *
  * Failures: when the replica cannot be opened or authenticated, or it
  * fails before any of the answer reached the client, it is given up for the
- * rest of the session (rep.down) and the held Query is handled again, now
- * going home: reads never fail because of a replica. A failure in the
- * middle of an answer ends the client session, like a server loss. */
+ * next DB_REPLICA_RETRY_US (rep.down_until_us) and the held Query is
+ * handled again, now going home: reads never fail because of a replica.
+ * After that the session tries the replica cluster again, on a new
+ * connection to an endpoint usable then. A failure in the middle of an
+ * answer ends the client session, like a server loss.
+ *
+ * Health: the connection is opened only to an endpoint that is neither
+ * ejected by the load balancer nor out by the replica checks (db_check.h),
+ * and while no endpoint is usable reads go home. A kept connection whose
+ * endpoint has gone out since is closed before the next read (which then
+ * opens another, or goes home). */
 
 static void rep_connect(struct pgs *s);
 
@@ -629,7 +654,7 @@ static void rep_fail(struct pgs *s, const char *why)
         s_fail(s, "FATAL", "08006", "the read replica failed during a statement");
     }
     rep_close(s, 0);
-    r->down = 1;
+    r->down_until_us = loop_now_us() + DB_REPLICA_RETRY_US;
     r->busy = r->sent = r->started = 0;
 }
 
@@ -674,8 +699,7 @@ static void rep_connect(struct pgs *s)
 {
     struct pg_rep *r = &s->rep;
     struct uconn *uc;
-    int ready, rc;
-    rc = uconn_try_next(r->wc, route_rule_cfg(r->rr), &r->ct, &rep_uc_ops, s, &uc, &ready);
+    int rc = db_replica_connect(r->wc, route_rule_cfg(r->rr), &r->ct, &rep_uc_ops, s, &uc);
     if (rc != UCONN_TRY_STARTED) {
         rep_fail(s, uconn_try_reason(rc));
         return;
@@ -683,8 +707,6 @@ static void rep_connect(struct pgs *s)
     r->connecting = 1;
     r->uc = uc;
     r->state = RS_CONNECTING;
-    if (ready)
-        rep_connect_done(s, uc, 0);
 }
 
 /* Called for an allowed simple Query of qbytes bytes at the head of cin
@@ -695,8 +717,8 @@ static int rep_take(struct pgs *s, const struct sqlc_result *res, uint32_t qbyte
     struct pg_rep *r = &s->rep;
     uint64_t now = loop_now_us();
     unsigned fl = res->flags;
-    int ok = db_replica_eligible(fl) && s->tx == 'I' && s->qlen == 0 && !s->batch.open && !r->down && !r->pinned &&
-             now >= r->sticky_until_us;
+    int ok = db_replica_eligible(fl) && s->tx == 'I' && s->qlen == 0 && !s->batch.open &&
+             now >= r->down_until_us && !r->pinned && now >= r->sticky_until_us;
     if (fl & SQLC_SESSION_STATE)
         r->pinned = 1;
     if (!(fl & SQLC_READ_ONLY))
@@ -715,6 +737,9 @@ static int rep_take(struct pgs *s, const struct sqlc_result *res, uint32_t qbyte
         return 0;
     if (r->wc && r->wc != wc)
         return 0; /* one replica cluster per session: the first one picked */
+    if (r->uc && r->state == RS_READY && r->uc->ep < 64 &&
+        (db_replica_unusable(wc) >> r->uc->ep & 1))
+        rep_close(s, 1); /* its endpoint went out since: another, or home */
     r->wc = wc;
     r->rr = rr;
     r->stats = stats;
@@ -724,8 +749,10 @@ static int rep_take(struct pgs *s, const struct sqlc_result *res, uint32_t qbyte
     memset(&r->f, 0, sizeof(r->f));
     r->f.verb = (uint8_t)res->verb;
     r->f.start_us = now;
-    if (r->state == RS_NONE)
+    if (r->state == RS_NONE) {
+        memset(&r->ct, 0, sizeof(r->ct)); /* a fresh set of attempts */
         rep_connect(s); /* may give up at once: then busy is 0 again */
+    }
     return r->busy;
 }
 
@@ -737,6 +764,28 @@ static int is_fatal(const struct pg_msg *m)
     pg_str v = e.severity_v.len ? e.severity_v : e.severity;
     return (v.len == 5 && memcmp(v.p, "FATAL", 5) == 0) ||
            (v.len == 5 && memcmp(v.p, "PANIC", 5) == 0);
+}
+
+/* One step of the replica login's SCRAM-SHA-256 exchange for a (SASL,
+ * SASL_CONTINUE or SASL_FINAL): the message to send in out[0..cap), its
+ * length, 0 when nothing is to be sent, or -1 (not offered, malformed, or
+ * the server did not prove it knows the password). r, a: borrowed. */
+static int rep_scram(struct pg_rep *r, const struct pg_auth *a, char *out, size_t cap)
+{
+    const char *pw = r->wc->gc->cfg->auth_password ? r->wc->gc->cfg->auth_password : "";
+    char msg[320];
+    int n;
+    switch (a->code) {
+    case PG_AUTH_SASL:
+        if (!a->scram_sha256 || (n = pg_scram_first(&r->scram, msg, sizeof(msg))) < 0)
+            return -1;
+        return pg_build_sasl_initial(out, cap, "SCRAM-SHA-256", msg, (size_t)n);
+    case PG_AUTH_SASL_CONTINUE:
+        n = pg_scram_final(&r->scram, pw, a->data.p, a->data.len, msg, sizeof(msg));
+        return n < 0 ? -1 : pg_build_sasl_response(out, cap, msg, (size_t)n);
+    default:
+        return pg_scram_verify(&r->scram, a->data.p, a->data.len);
+    }
 }
 
 /* One step of the replica -> proxy direction. 1: progress, 0: wait. */
@@ -808,11 +857,15 @@ static int rep_step(struct pgs *s)
             else if (a.code == PG_AUTH_CLEARTEXT)
                 pn = pg_build_password(pb, sizeof(pb),
                                        cc->auth_password ? cc->auth_password : "");
+            else if (a.code == PG_AUTH_SASL || a.code == PG_AUTH_SASL_CONTINUE ||
+                     a.code == PG_AUTH_SASL_FINAL)
+                pn = rep_scram(r, &a, pb, sizeof(pb));
             else if (a.code != PG_AUTH_OK) {
                 rep_fail(s, "the read replica asks for an unsupported authentication method");
                 return 1;
             }
-            if (a.code != PG_AUTH_OK && (pn < 0 || buf_append(&r->up, pb, (size_t)pn) < 0)) {
+            if (a.code != PG_AUTH_OK &&
+                (pn < 0 || (pn > 0 && buf_append(&r->up, pb, (size_t)pn) < 0))) {
                 rep_fail(s, "cannot answer the read replica's password request");
                 return 1;
             }
@@ -828,7 +881,7 @@ static int rep_step(struct pgs *s)
             rep_fail(s, "the read replica ended the connection");
             return 1;
         }
-        r->f.error = 1;
+        f_error(&r->f, &m);
         break;
     case 'C': {
         struct pg_command_complete cc;
@@ -843,6 +896,8 @@ static int rep_step(struct pgs *s)
         buf_consume(&r->uin, (uint32_t)m.len);
         db_stmt_record(s->w, r->stats, r->f.verb, r->f.error ? DB_ERROR : DB_OK,
                        loop_now_us() - r->f.start_us, r->f.rows);
+        if (r->f.error)
+            db_stmt_error(s->w, r->stats, r->f.code[0] ? r->f.code : "unknown");
         buf_consume(&s->cin, r->qbytes); /* the held Query is answered */
         r->busy = r->sent = r->started = 0;
         return 1;
@@ -975,15 +1030,16 @@ static int fe_step(struct pgs *s)
             s_fail(s, "FATAL", "08P01", "invalid Query message");
             return 1;
         }
-        const struct cfg_authz *deny = stmt_check(s, "query", sql, &res);
-        if (!deny && rep_take(s, &res, (uint32_t)m.len))
+        const char *refuser = NULL;
+        int ref = stmt_check(s, "query", sql, &res, &refuser);
+        if (!ref && rep_take(s, &res, (uint32_t)m.len))
             return 1; /* held for the replica (rep_io sends it) */
         struct pg_inflight *f = q_push(s, (uint8_t)res.verb, loop_now_us());
-        if (deny) {
+        if (ref) {
             /* The server answers the Sync with the ReadyForQuery that
              * follows our ErrorResponse. */
-            f->denied = 1;
-            f->policy = deny->name;
+            f->denied = (uint8_t)ref;
+            f->policy = refuser;
             buf_consume(&s->cin, (uint32_t)m.len);
             char sync[8];
             int n = pg_build_sync(sync, sizeof(sync));
@@ -999,15 +1055,16 @@ static int fe_step(struct pgs *s)
             return 1;
         }
         batch_start(s);
-        const struct cfg_authz *deny = stmt_check(s, "prepare", p.query, &res);
+        const char *refuser = NULL;
+        int ref = stmt_check(s, "prepare", p.query, &res, &refuser);
         if (!s->batch.has_verb) {
             s->batch.verb = (uint8_t)res.verb;
             s->batch.has_verb = 1;
         }
-        if (deny) {
-            s->batch.denied = 1;
+        if (ref) {
+            s->batch.denied = ref;
             s->batch.verb = (uint8_t)res.verb;
-            s->batch.policy = deny->name;
+            s->batch.policy = refuser;
             buf_consume(&s->cin, (uint32_t)m.len);
             return 1;
         }
@@ -1057,13 +1114,28 @@ static void stmt_done(struct pgs *s)
     struct pg_inflight *f = q_head(s);
     if (!f)
         return;
-    enum db_outcome o = f->denied ? DB_DENIED : f->error ? DB_ERROR : DB_OK;
+    enum db_outcome o = f->denied ? db_refusal_outcome(f->denied) : f->error ? DB_ERROR : DB_OK;
     db_stmt_record(s->w, s->stats, f->verb, o, loop_now_us() - f->start_us, f->rows);
+    if (o == DB_ERROR)
+        db_stmt_error(s->w, s->stats, f->code[0] ? f->code : "unknown");
     s->qhead = (s->qhead + 1) % PG_INFLIGHT;
     s->qlen--;
 }
 
 /* One step of the server -> client direction. 1: progress, 0: wait. */
+/* The server's BackendKeyData, registered so that the client's
+ * CancelRequests (new connections, any worker) reach this server. */
+static void remember_key(struct pgs *s, const struct pg_msg *m)
+{
+    uint32_t pid, key32;
+    pg_str key;
+    if (s->cancel_key || s->phase != PH_AUTH || pg_be_key_data(m, &pid, &key, &key32) != PG_OK)
+        return;
+    const struct cfg_endpoint *e = &s->wc->gc->cfg->endpoints[s->ct.ep];
+    s->cancel_key = pg_cancel_remember(pid, key.p, key.len, (const struct sockaddr *)&e->addr,
+                                       e->addrlen);
+}
+
 static int be_step(struct pgs *s)
 {
     if (s->be_pass)
@@ -1076,7 +1148,7 @@ static int be_step(struct pgs *s)
         return 1;
     }
     uint8_t t = m.type;
-    if (t != 'C' && t != 'E' && t != 'Z' && t != 'S') {
+    if (t != 'C' && t != 'E' && t != 'Z' && t != 'S' && t != 'K') {
         s->last_be_error = 0;
         s->be_pass = (uint32_t)m.len;
         return 1;
@@ -1107,7 +1179,10 @@ static int be_step(struct pgs *s)
     }
     case 'E':
         if (f)
-            f->error = 1;
+            f_error(f, &m);
+        break;
+    case 'K':
+        remember_key(s, &m);
         break;
     case 'S': {
         pg_str name, value;
@@ -1126,9 +1201,13 @@ static int be_step(struct pgs *s)
         }
         if (f && f->denied) {
             char eb[512], msg[300];
-            snprintf(msg, sizeof(msg), "permission denied: %s refused by policy %s",
+            /* PostgreSQL has no rate-limit code; 53400 is its class 53
+             * (insufficient resources) "configuration_limit_exceeded". */
+            int lim = f->denied == REF_LIMITED;
+            snprintf(msg, sizeof(msg), lim ? "rate limit exceeded: %s limited by RateLimit %s"
+                                           : "permission denied: %s refused by policy %s",
                      sqlc_verb_name((enum sqlc_verb)f->verb), f->policy ? f->policy : "?");
-            int n = pg_build_error(eb, sizeof(eb), "ERROR", "42501", msg);
+            int n = pg_build_error(eb, sizeof(eb), "ERROR", lim ? "53400" : "42501", msg);
             if (n < 0)
                 n = 0;
             if (room(&s->down) < (uint32_t)n + m.len)

@@ -26,6 +26,7 @@
 #include "proxy/upstream.h"
 #include "router/attr.h"
 #include "router/authz.h"
+#include "router/ratelimit.h"
 #include "router/router.h"
 #include "tls/tls.h"
 
@@ -160,9 +161,7 @@ static const struct uconn_ops sess_ops = {sess_connected, sess_io};
 static void sess_connect(struct tsess *s)
 {
     struct uconn *uc;
-    int ready, rc;
-    /* TCP streams are never pooled, so this is always a fresh connect. */
-    rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &sess_ops, s, &uc, &ready);
+    int rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &sess_ops, s, &uc);
     if (rc != UCONN_TRY_STARTED)
         sess_end(s, uconn_try_reason(rc));
 }
@@ -181,6 +180,13 @@ static void sess_route(struct tsess *s)
         /* TCP has no way to say no: the connection is closed. */
         metrics_add(w->shard, gl->m_denied, 1);
         snprintf(s->errbuf, sizeof(s->errbuf), "%s %s", why, deny->name);
+        sess_end(s, s->errbuf);
+        return;
+    }
+    int lim = rl_check(gl->rl, &src, gl->rl ? rl_now_ns() : 0, NULL);
+    if (lim >= 0) {
+        metrics_add(w->shard, gl->m_limited[lim], 1);
+        snprintf(s->errbuf, sizeof(s->errbuf), "rate limited by %s", rl_list_at(gl->rl, lim)->name);
         sess_end(s, s->errbuf);
         return;
     }

@@ -142,6 +142,9 @@ int uconn_can_open(const struct wcluster *wc)
 
 int uconn_has_idle(const struct wcluster *wc, int ep) { return !wlist_empty(&wc->idle[ep]); }
 
+static struct uconn *uc_open(struct wcluster *wc, int ep, const struct uconn_ops *ops,
+                             void *owner);
+
 /* owner is not owned; the returned uconn is the owner's until released. */
 struct uconn *uconn_get(struct wcluster *wc, int ep, const struct uconn_ops *ops, void *owner,
                         int *ready)
@@ -162,6 +165,16 @@ struct uconn *uconn_get(struct wcluster *wc, int ep, const struct uconn_ops *ops
         *ready = 1;
         return uc;
     }
+    *ready = 0;
+    return uc_open(wc, ep, ops, owner);
+}
+
+/* A new connection to endpoint ep, connecting; owner is not owned. NULL
+ * with errno set when the connect fails at once. */
+static struct uconn *uc_open(struct wcluster *wc, int ep, const struct uconn_ops *ops,
+                             void *owner)
+{
+    struct worker *w = wc->wg->w;
     const struct cfg_endpoint *e = &wc->gc->cfg->endpoints[ep];
     int fd = net_connect((const struct sockaddr *)&e->addr, e->addrlen);
     if (fd < 0)
@@ -196,7 +209,6 @@ struct uconn *uconn_get(struct wcluster *wc, int ep, const struct uconn_ops *ops
     wgen_hold(wc->wg);
     metrics_gauge_add(w->shard, wc->gc->m_conn_active, 1);
     loop_timer_arm(w->loop, &uc->timer, loop_now(w->loop) + wc->gc->cfg->connect_timeout_ms);
-    *ready = 0;
     return uc;
 }
 
@@ -222,7 +234,7 @@ void uconn_release(struct uconn *uc, int reusable)
 }
 
 int uconn_try_next(struct wcluster *wc, const struct cfg_rule *cr, struct uconn_try *t,
-                   const struct uconn_ops *ops, void *owner, struct uconn **out, int *ready)
+                   const struct uconn_ops *ops, void *owner, struct uconn **out)
 {
     struct worker *w = wc->wg->w;
     uint32_t limit = 1 + (cr->retry.attempts > 0 ? cr->retry.attempts
@@ -234,9 +246,13 @@ again:
         metrics_add(w->shard, wc->gc->m_overflow, 1);
         return UCONN_TRY_FULL;
     }
-    int ep = lb_pick(wc->lb, 0, 0, t->tried, loop_now(w->loop));
+    uint64_t now = loop_now(w->loop);
+    uint64_t excl = t->tried | (t->strict ? t->avoid : 0);
+    int ep = lb_pick(wc->lb, 0, 0, excl, now);
     if (ep < 0)
         return UCONN_TRY_NO_ENDPOINT;
+    if (t->strict && ((ep < 64 && (excl >> ep & 1)) || lb_is_ejected(wc->lb, ep, now)))
+        return UCONN_TRY_NO_ENDPOINT; /* only lb_pick's fallbacks were left */
     if (t->attempts > 0)
         metrics_add(w->shard, wc->gc->m_retries, 1);
     t->attempts++;
@@ -246,8 +262,10 @@ again:
     lb_request_start(wc->lb, ep);
     wc->active++;
     t->t_start_us = loop_now_us();
-    *ready = 0;
-    struct uconn *uc = uconn_get(wc, ep, ops, owner, ready);
+    /* Always a new connection: these are byte streams and database
+     * sessions, and a pooled connection of the cluster is an HTTP
+     * keep-alive one, mid-protocol. */
+    struct uconn *uc = uc_open(wc, ep, ops, owner);
     if (!uc) {
         uconn_try_done(wc, t, errno ? errno : ECONNREFUSED);
         goto again;

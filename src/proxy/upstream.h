@@ -66,6 +66,11 @@ struct uconn_try {
     uint64_t tried;         /* endpoints tried (bit mask of the first 64) */
     uint32_t attempts;
     uint64_t t_start_us;    /* the attempt in flight began */
+    /* Read replicas (db.c): pick only endpoints not tried, not in `avoid`
+     * and not ejected, with none of lb_pick's fallbacks (a read that finds
+     * no such endpoint goes to the primary instead). */
+    int strict;
+    uint64_t avoid;
 };
 
 /* Why uconn_try_next did not start an attempt. */
@@ -81,11 +86,12 @@ struct cfg_rule;
  * rule's retry budget (retries.attempts, else each endpoint once), with
  * the LB and counter books of tcp-like sessions. An endpoint whose connect
  * fails at once is booked as failed and the next one tried. On
- * UCONN_TRY_STARTED *out is the connection (ops->connected follows, or
- * *ready is 1 for a pooled one, which a session takes as new). cr, t:
- * borrowed; owner: passed to ops. */
+ * UCONN_TRY_STARTED *out is a new connection, connecting: ops->connected
+ * follows (the cluster's pooled connections are HTTP keep-alive ones and
+ * never handed to a byte stream or a database session). cr, t: borrowed;
+ * owner: passed to ops. */
 int uconn_try_next(struct wcluster *wc, const struct cfg_rule *cr, struct uconn_try *t,
-                   const struct uconn_ops *ops, void *owner, struct uconn **out, int *ready);
+                   const struct uconn_ops *ops, void *owner, struct uconn **out);
 /* Why no attempt started (UCONN_TRY_*), as a short static phrase. */
 const char *uconn_try_reason(int rc);
 /* Closes the books of the attempt in flight: err 0 = connected. */

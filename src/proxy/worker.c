@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "proxy/accesslog.h"
+#include "proxy/db_check.h"
 #include "proxy/lb.h"
 #include "proxy/metrics.h"
 #include "proxy/proto.h"
@@ -58,6 +59,7 @@ void wgen_hold(struct wgen *wg) { wg->users++; }
 static void wgen_free(struct wgen *wg)
 {
     for (size_t i = 0; i < wg->gen->nclusters; i++) {
+        db_check_free(wg->clusters[i].dbc);
         lb_free(wg->clusters[i].lb);
         free(wg->clusters[i].idle);
         free(wg->clusters[i].h2pool);

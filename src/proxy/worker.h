@@ -19,6 +19,7 @@ struct alog;
 struct metrics_shard;
 struct uconn;
 struct hreq;
+struct db_check;
 
 /* A doubly linked list node, embedded in the objects it links. */
 struct wlink {
@@ -56,6 +57,7 @@ struct wcluster {
     struct wlink pending;       /* struct hreq waiting for a connection slot */
     struct wlink pending_h2;    /* struct h2s waiting likewise (HTTP/2 clients) */
     struct wlink *h2pool;       /* per endpoint: HTTP/2 sessions (struct h2u) */
+    struct db_check *dbc;       /* replica checks (db_check.h), started lazily; or NULL */
 };
 
 /* One generation as seen by one worker. */

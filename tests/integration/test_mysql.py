@@ -14,7 +14,12 @@ Read/write split: a second mariadbd replicating from the first (binlog,
 GTID) behind a cluster with `auth`; reads outside transactions land on it
 (@@server_id 2), transactions, locking reads and reads within 1 s of a
 write stay on the primary (1), and a stopped replica falls back to the
-primary without a failed statement.
+primary without a failed statement. Replica checks (Cluster replicaCheck,
+SHOW SLAVE STATUS): reads reach the replica only once it is checked, never
+an endpoint the checks put out (a closed port), go to the primary while the
+replica's SQL thread is stopped (Seconds_Behind_Master NULL) and come back
+when it runs again; a stopped replica costs no failed statement, and reads
+(new sessions and a long one) return once it is restarted.
 """
 
 import hashlib
@@ -53,13 +58,18 @@ class MariaDB:
         self.data = os.path.join(self.dir, "data")
         self.sock = os.path.join(self.dir, "sock")
         self.port = free_port()
+        self.server_id = server_id
         subprocess.run(["mariadb-install-db", "--no-defaults", "--datadir=" + self.data,
                         "--user=root", "--auth-root-authentication-method=normal",
                         "--skip-test-db"], check=True, timeout=30,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.start()
+
+    def start(self):
+        """Starts mariadbd on the datadir (again, after stop())."""
         self.proc = spawn(["mariadbd", "--no-defaults", "--user=root", "--datadir=" + self.data,
                            "--socket=" + self.sock, "--port=%d" % self.port,
-                           "--bind-address=127.0.0.1", "--server-id=%d" % server_id,
+                           "--bind-address=127.0.0.1", "--server-id=%d" % self.server_id,
                            "--log-bin=" + os.path.join(self.dir, "binlog"),
                            "--binlog-format=ROW",
                            "--max-allowed-packet=64M", "--innodb-buffer-pool-size=32M",
@@ -432,6 +442,32 @@ def main():
                 m.get("strand_db_statement_duration_seconds_count", verb="SELECT") >= 12,
                 m.describe("strand_db_statement_duration_seconds_count"))
 
+    with t.section("per-table and per-error-code metrics", s):
+        before = s.metrics()
+        c = connect(myl)
+        try:
+            cur = c.cursor()
+            for _ in range(2):
+                cur.execute("SELECT u.name FROM users u JOIN items i ON i.id = u.id")
+                cur.fetchall()
+            cur.execute("UPDATE shop.items SET name = 'y' WHERE id < 0")
+            for q in ("SELECT * FROM no_such_table", "SELEKT 1"):
+                t.check("%s fails" % q, errno_of(lambda: cur.execute(q)) is not None)
+        finally:
+            c.close()
+        after = s.metrics()
+
+        def delta(name, **labels):
+            return after.get(name, **labels) - before.get(name, **labels)
+        tbl = "strand_db_table_statements_total"
+        t.eq("a join counts for users", delta(tbl, listener="my", table="users", verb="SELECT"), 2)
+        t.eq("... and for items", delta(tbl, listener="my", table="items", verb="SELECT"), 2)
+        t.eq("a schema-qualified name is counted as written",
+             delta(tbl, listener="my", table="shop.items", verb="UPDATE"), 1)
+        err = "strand_db_errors_total"
+        t.eq("no such table: 1146", delta(err, listener="my", code="1146"), 1)
+        t.eq("syntax error: 1064", delta(err, listener="my", code="1064"), 1)
+
     with t.section("read/write split to a replica", s):
         def one(cur, q):
             cur.execute(q)
@@ -513,6 +549,135 @@ def main():
                  one(c.cursor(), "SELECT @@server_id")[0], 1)
         finally:
             c.close()
+
+    with t.section("replica checks (replicaCheck): SQL thread stopped, server stopped", s):
+        # The replica stopped above comes back and catches up.
+        rp.start()
+        t.check("replica mariadbd restarts", rp.wait_ready(), "see %s/err.log" % rp.dir)
+        t.check("the replica replicates again", wait_for(replicating, 15, 0.2))
+        # SHOW SLAVE STATUS needs SLAVE MONITOR; granted on the primary, replicated.
+        db.sql("GRANT SLAVE MONITOR ON *.* TO 'strand_ro'@'%'")
+        t.check("the grant reached the replica",
+                wait_for(lambda: "SLAVE MONITOR" in rp.query("SHOW GRANTS FOR 'strand_ro'@'%'"),
+                         15, 0.1))
+        cadmin, cport, closed = free_port(), free_port(), free_port()
+        cdocs = [
+            proxy_doc(cadmin, workers=2),
+            listener_doc("my-chk", cport, protocol="mysql"),
+            cluster_doc("maria", [db.port]),
+            # A closed port first: the checks keep reads away from it.
+            cluster_doc("replica", [closed, rp.port], connectTimeout="1s",
+                        auth={"user": "strand_ro", "password": "ro-secret"},
+                        replicaCheck={"interval": "200ms", "maxLag": "1s", "timeout": "1s"}),
+            route_doc("chk", ["my-chk"], [
+                {"name": "reads", "match": [{"attribute": "sql.verb", "in": ["SELECT"]}],
+                 "backends": [{"cluster": "replica"}]},
+                {"name": "writes", "backends": [{"cluster": "maria"}]}]),
+        ]
+        cs = start_strand(t, make_tmpdir("mychk"), [cdocs])
+        rep_ep = "127.0.0.1:%d" % rp.port
+        closed_ep = "127.0.0.1:%d" % closed
+        failures = []
+
+        def read(q):
+            """One statement in a new session (no stickiness); None if it failed."""
+            try:
+                c = connect(cport, autocommit=True)
+                try:
+                    cur = c.cursor()
+                    cur.execute(q)
+                    return cur.fetchone()
+                finally:
+                    c.close()
+            except pymysql.err.MySQLError as e:
+                failures.append(repr(e))
+                return None
+
+        def until(q, want, timeout=15):
+            """Reads in new sessions until one answers want (bounded)."""
+            got = None
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                got = read(q)
+                if got == want:
+                    break
+                time.sleep(0.1)
+            return got
+
+        def up(ep):
+            return cs.metrics().get("strand_db_replica_up", cluster="replica", endpoint=ep)
+
+        def poll(fn, want, timeout=10):
+            """fn() until it returns want (bounded): a session's worker may
+            start its own checks only with that session's first read."""
+            got = None
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                got = fn()
+                if got == want:
+                    break
+                time.sleep(0.1)
+            return got
+
+        where = "SELECT @@server_id"
+        read(where)   # the first read starts the checks
+        t.eq("once checked and in sync, reads go to the replica", until(where, (2,)), (2,))
+        t.eq("strand_db_replica_up is 1 for the replica",
+             wait_for(lambda: up(rep_ep) == 1, 5, 0.1), True)
+        t.eq("... and 0 for the closed port", wait_for(lambda: up(closed_ep) == 0, 5, 0.1), True)
+        m = cs.metrics()
+        before = m.get("strand_upstream_requests_total", cluster="replica", endpoint=closed_ep)
+        for _ in range(10):
+            read(where)
+        t.eq("reads never try the endpoint the checks put out",
+             cs.metrics().get("strand_upstream_requests_total", cluster="replica",
+                              endpoint=closed_ep), before)
+
+        # SQL thread stopped: Seconds_Behind_Master is NULL (not replicating).
+        rp.sql("STOP SLAVE SQL_THREAD")
+        db.sql("INSERT INTO shop.items (name) VALUES ('sql-thread-stopped')")
+        seen = "SELECT @@server_id, COUNT(*) FROM items WHERE name = 'sql-thread-stopped'"
+        t.eq("SQL thread stopped: reads go to the primary and see the new row",
+             until(seen, (1, 1)), (1, 1))
+        t.eq("strand_db_replica_up is 0", up(rep_ep), 0)
+        rp.sql("START SLAVE SQL_THREAD")
+        t.eq("SQL thread started: reads return to the replica, which has the row",
+             until(seen, (2, 1)), (2, 1))
+
+        # A session that keeps its replica connection across the stop.
+        keep = connect(cport, autocommit=True)
+        kcur = keep.cursor()
+
+        def kept():
+            try:
+                kcur.execute(where)
+                return kcur.fetchone()
+            except pymysql.err.MySQLError as e:
+                failures.append(repr(e))
+                return None
+
+        t.eq("a long session reads from the replica", poll(kept, (2,)), (2,))
+
+        # The replica stops: no read fails, they land on the primary.
+        del failures[:]
+        rp.stop()
+        t.eq("replica stopped: the long session's read goes to the primary", kept(), (1,))
+        answers = [read(where) for _ in range(10)]
+        t.eq("replica stopped: every read answered by the primary, none failed",
+             (answers, failures), ([(1,)] * 10, []))
+        t.eq("strand_db_replica_up is 0 for the stopped replica",
+             wait_for(lambda: up(rep_ep) == 0, 5, 0.1), True)
+        rp.start()
+        t.check("replica mariadbd restarts", rp.wait_ready(), "see %s/err.log" % rp.dir)
+        t.eq("replica restarted: reads return to it", until(where, (2,), timeout=20), (2,))
+        t.eq("... and the long session's reads too, a few seconds later",
+             poll(kept, (2,), timeout=20), (2,))
+        keep.close()
+        t.eq("no failed statements",
+             cs.metrics().get("strand_db_statements_total", outcome="failed"), 0)
+        t.eq("no client statement failed at any point", failures, [])
+        t.check("strand (replica checks) still running", cs.alive())
+        cs.stop()
 
     with t.section("drain on shutdown", s):
         idle = connect(myl)

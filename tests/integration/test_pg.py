@@ -15,6 +15,12 @@ split: a real streaming replica (pg_basebackup) behind a second cluster with
 md5 credentials; reads land on it (pg_is_in_recovery() true), transactions,
 locking reads and reads right after a write stay on the primary, and a
 stopped replica falls back to the primary without a failed statement.
+Replica checks (Cluster replicaCheck, md5 and SCRAM-SHA-256 logins): reads
+reach the replica only once it is checked and in sync, never an endpoint
+the checks put out (a closed port); with WAL replay paused they go to the
+primary (strand_db_replica_up 0) and come back on resume; across a reload;
+a stopped replica costs no failed statement, and reads (new sessions and a
+long one) return once it is restarted.
 """
 
 import glob
@@ -28,6 +34,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
@@ -88,7 +95,9 @@ class PgServer:
         self.proc = spawn(self.prefix + [self.bindir + "/postgres", "-D", self.data,
                                          "-k", self.dir, "-p", str(self.port), "-h", "127.0.0.1",
                                          "-c", "ssl=off", "-c", "fsync=off",
-                                         "-c", "max_connections=40"],
+                                         "-c", "max_connections=40",
+                                         # a restarted standby streams again quickly
+                                         "-c", "wal_retrieve_retry_interval=200ms"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env)
         on_cleanup(self.stop)
         ok = wait_for(lambda: subprocess.run([self.bindir + "/pg_isready", "-q", "-h", self.dir,
@@ -410,6 +419,71 @@ def main():
         r.close()
         c.close()
 
+    with t.section("per-table and per-error-code metrics"):
+        before = s.metrics()
+        c = connect()
+        c.autocommit = True
+        cur = c.cursor()
+        for _ in range(3):
+            cur.execute("SELECT u.name FROM users u JOIN orders o ON o.user_id = u.id")
+            cur.fetchall()
+        cur.execute("INSERT INTO orders (user_id, item) VALUES (9, 'tbl')")
+        for q in ("SELECT * FROM no_such_table", "SELECT 1/0", "DELETE FROM users"):
+            try:
+                cur.execute(q)
+            except psycopg2.Error:
+                pass
+        c.close()
+        after = s.metrics()
+
+        def delta(name, **labels):
+            return after.get(name, **labels) - before.get(name, **labels)
+        tbl = "strand_db_table_statements_total"
+        t.eq("a join counts for users", delta(tbl, listener="pg", table="users", verb="SELECT"), 3)
+        t.eq("... and for orders", delta(tbl, listener="pg", table="orders", verb="SELECT"), 3)
+        t.eq("INSERT into orders", delta(tbl, listener="pg", table="orders", verb="INSERT"), 1)
+        t.eq("a refused DELETE never reached a server",
+             delta(tbl, listener="pg", table="users", verb="DELETE"), 0)
+        err = "strand_db_errors_total"
+        t.eq("undefined table: 42P01", delta(err, listener="pg", code="42P01"), 1)
+        t.eq("division by zero: 22012", delta(err, listener="pg", code="22012"), 1)
+        t.check("error series carry route and cluster",
+                all(lb.get("cluster") == "shop" for lb, _ in after.find(err, code="22012")),
+                after.describe(err))
+
+    with t.section("CancelRequest reaches the session's server"):
+        c = connect()
+        c.autocommit = True
+        cur = c.cursor()
+
+        def sleeping():
+            return pg.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                          "AND query = 'SELECT pg_sleep(30)'", db="shop").strip() == "1"
+
+        def cancel_when_running():
+            if wait_for(sleeping, timeout=10):
+                c.cancel()
+        th = threading.Thread(target=cancel_when_running)
+        th.start()
+        try:
+            cur.execute("SELECT pg_sleep(30)")
+            t.check("pg_sleep(30) cancelled", False, "it ran to the end")
+        except psycopg2.Error as e:
+            t.eq("cancelled with 57014 (query_canceled)", e.pgcode, "57014")
+        th.join()
+        cur.execute("SELECT 1")
+        t.eq("the session goes on", cur.fetchone()[0], 1)
+        # A CancelRequest with a key no session holds is dropped: the proxy
+        # closes without forwarding, and the running query is untouched.
+        key = c.get_backend_pid()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(struct.pack("!IIII", 16, 80877102, key, 12345))
+        t.eq("bogus cancel: closed without an answer", sock.recv(16), b"")
+        sock.close()
+        cur.execute("SELECT 2")
+        t.eq("... and the session is unaffected", cur.fetchone()[0], 2)
+        c.close()
+
     with t.section("metrics"):
         m = s.metrics()
         name = "strand_db_statements_total"
@@ -526,6 +600,178 @@ def main():
         t.eq("no failed statements", m.get(name, outcome="failed"), 0)
         t.check("strand (read/write split) still running", rs.alive())
         rs.stop()
+
+    with t.section("replica checks (replicaCheck): lag, pause, stop"):
+        # The replica stopped above comes back; the checks must find it.
+        rp.start()
+        t.check("replica back in recovery",
+                wait_for(lambda: rp.sql("SELECT pg_is_in_recovery()").strip() == "t",
+                         timeout=10))
+        cadmin, cport, sport, closed = free_port(), free_port(), free_port(), free_port()
+        check = {"interval": "200ms", "maxLag": "1s", "timeout": "1s"}
+        cdocs = [
+            proxy_doc(cadmin, workers=2),
+            listener_doc("pgchk", cport, protocol="postgres"),
+            listener_doc("pgscram", sport, protocol="postgres"),
+            cluster_doc("primary", [pg.port]),
+            # A closed port first: the checks keep reads away from it.
+            cluster_doc("replica", [closed, rp.port], connectTimeout="1s",
+                        auth={"user": "strandro", "password": "ropass"}, replicaCheck=check),
+            # The checks log in with SCRAM-SHA-256 here (and so does the session).
+            cluster_doc("replica-scram", [rp.port], connectTimeout="1s",
+                        auth={"user": "scramuser", "password": "scramsecret"},
+                        replicaCheck=check),
+            route_doc("chk", ["pgchk"], [
+                {"name": "reads", "match": [{"attribute": "sql.verb", "in": ["SELECT"]}],
+                 "backends": [{"cluster": "replica"}]},
+                {"name": "writes", "backends": [{"cluster": "primary"}]}]),
+            route_doc("scram", ["pgscram"], [
+                {"name": "reads", "match": [{"attribute": "sql.verb", "in": ["SELECT"]}],
+                 "backends": [{"cluster": "replica-scram"}]},
+                {"name": "writes", "backends": [{"cluster": "primary"}]}]),
+        ]
+        cs = start_strand(t, make_tmpdir("pgchk"), [cdocs])
+        rep_ep = "127.0.0.1:%d" % rp.port
+        closed_ep = "127.0.0.1:%d" % closed
+        failures = []
+
+        def read(sql, listen=cport):
+            """One statement in a new session (no stickiness); None if it failed."""
+            try:
+                c = psycopg2.connect(host="127.0.0.1", port=listen, user="postgres",
+                                     dbname="shop", connect_timeout=5, sslmode="disable",
+                                     gssencmode="disable")
+                try:
+                    c.autocommit = True
+                    cur = c.cursor()
+                    cur.execute(sql)
+                    return cur.fetchone()
+                finally:
+                    c.close()
+            except psycopg2.Error as e:
+                failures.append(str(e))
+                return None
+
+        def until(sql, want, listen=cport, timeout=15):
+            """Reads in new sessions until one answers want (bounded)."""
+            got = None
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                got = read(sql, listen)
+                if got == want:
+                    break
+                time.sleep(0.1)
+            return got
+
+        def up(cluster, ep):
+            return cs.metrics().get("strand_db_replica_up", cluster=cluster, endpoint=ep)
+
+        def poll(fn, want, timeout=10):
+            """fn() until it returns want (bounded): a session's worker may
+            start its own checks only with that session's first read."""
+            got = None
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                got = fn()
+                if got == want:
+                    break
+                time.sleep(0.1)
+            return got
+
+        where = "SELECT pg_is_in_recovery()"
+        t.eq("the first read goes to the primary (replica not checked yet) or the replica",
+             read(where) in ((False,), (True,)), True)
+        t.eq("once checked and in sync, reads go to the replica",
+             until(where, (True,)), (True,))
+        t.eq("strand_db_replica_up is 1 for the replica",
+             wait_for(lambda: up("replica", rep_ep) == 1, timeout=5), True)
+        t.eq("... and 0 for the closed port",
+             wait_for(lambda: up("replica", closed_ep) == 0, timeout=5), True)
+        m = cs.metrics()
+        t.check("strand_db_replica_lag_seconds is reported for the replica",
+                0 <= m.get("strand_db_replica_lag_seconds", cluster="replica",
+                           endpoint=rep_ep) <= 1,
+                m.describe("strand_db_replica_lag_seconds"))
+        before = m.get("strand_upstream_requests_total", cluster="replica", endpoint=closed_ep)
+        for _ in range(10):
+            read(where)
+        m = cs.metrics()
+        t.eq("reads never try the endpoint the checks put out",
+             m.get("strand_upstream_requests_total", cluster="replica", endpoint=closed_ep),
+             before)
+
+        # Replay paused: the replica receives WAL but falls behind.
+        rp.sql("SELECT pg_wal_replay_pause()")
+        pg.sql("INSERT INTO orders (user_id, item) VALUES (11, 'paused')", db="shop")
+        seen = "SELECT pg_is_in_recovery(), count(*) FROM orders WHERE item = 'paused'"
+        t.eq("replay paused: reads go to the primary and see the new row",
+             until(seen, (False, 1)), (False, 1))
+        t.eq("strand_db_replica_up is 0 for the lagging replica", up("replica", rep_ep), 0)
+        rp.sql("SELECT pg_wal_replay_resume()")
+        t.eq("replay resumed: reads return to the replica, which has the row",
+             until(seen, (True, 1)), (True, 1))
+        t.eq("strand_db_replica_up is 1 again",
+             wait_for(lambda: up("replica", rep_ep) == 1, timeout=5), True)
+
+        # SCRAM-SHA-256: the checks (and the session's replica login) use it.
+        t.eq("SCRAM credentials: the checks pass and reads reach the replica",
+             until(where, (True,), listen=sport), (True,))
+        t.eq("strand_db_replica_up is 1 for the SCRAM cluster",
+             wait_for(lambda: up("replica-scram", rep_ep) == 1, timeout=5), True)
+
+        # A reload: the new generation checks on its own; the old one's
+        # checks end with the last session that holds it.
+        old = psycopg2.connect(host="127.0.0.1", port=cport, user="postgres", dbname="shop",
+                               connect_timeout=5, sslmode="disable", gssencmode="disable")
+        old.autocommit = True
+        ocur = old.cursor()
+
+        def old_read():
+            ocur.execute(where)
+            return ocur.fetchone()
+        t.eq("reload: a session of the old generation reads from the replica",
+             poll(old_read, (True,)), (True,))
+        t.eq("reload (SIGHUP) accepted", cs.reload_sighup(), "ok")
+        t.eq("after the reload, reads reach the replica once checked again",
+             until(where, (True,)), (True,))
+        t.eq("... and the old generation's session still reads from it", old_read(), (True,))
+        old.close()
+
+        # A session that keeps its replica connection across the stop.
+        keep = psycopg2.connect(host="127.0.0.1", port=cport, user="postgres", dbname="shop",
+                                connect_timeout=5, sslmode="disable", gssencmode="disable")
+        keep.autocommit = True
+        kcur = keep.cursor()
+
+        def kept():
+            try:
+                kcur.execute(where)
+                return kcur.fetchone()
+            except psycopg2.Error as e:
+                failures.append(str(e))
+                return None
+
+        t.eq("a long session reads from the replica", poll(kept, (True,)), (True,))
+
+        # The replica stops: no read fails, they land on the primary.
+        del failures[:]
+        rp.stop()
+        t.eq("replica stopped: the long session's read goes to the primary", kept(), (False,))
+        answers = [read(where) for _ in range(10)]
+        t.eq("replica stopped: every read answered by the primary, none failed",
+             (answers, failures), ([(False,)] * 10, []))
+        t.eq("strand_db_replica_up is 0 for the stopped replica",
+             wait_for(lambda: up("replica", rep_ep) == 0, timeout=5), True)
+        rp.start()
+        t.eq("replica restarted: reads return to it", until(where, (True,)), (True,))
+        t.eq("... and the long session's reads too, a few seconds later",
+             poll(kept, (True,), timeout=20), (True,))
+        keep.close()
+        m = cs.metrics()
+        t.eq("no failed statements", m.get("strand_db_statements_total", outcome="failed"), 0)
+        t.eq("no client statement failed at any point", failures, [])
+        t.check("strand (replica checks) still running", cs.alive())
+        cs.stop()
 
     with t.section("unreachable and stopped servers"):
         t0 = time.monotonic()

@@ -1940,6 +1940,94 @@ static void test_db_listeners(void)
                "'requestHeaders' needs an http listener");
 }
 
+/* Cluster replicaCheck: defaults, values, the admin view, and the errors
+ * (only with auth, known keys, durations in range, at most 64 endpoints). */
+static void test_replica_check(void)
+{
+    char err[512];
+    struct config *cfg = load(API "kind: Cluster\nmetadata: {name: replica}\n"
+                                  "spec:\n  endpoints: [{address: 127.0.0.1:5433}]\n"
+                                  "  auth: {user: strand, password: s3cret}\n"
+                                  "  replicaCheck: {}\n"
+                                  "---\n" API "kind: Cluster\nmetadata: {name: r2}\n"
+                                  "spec:\n  endpoints: [{address: 127.0.0.1:5434}]\n"
+                                  "  auth: {user: strand}\n"
+                                  "  replicaCheck: {interval: 200ms, maxLag: 0s, timeout: 1s,\n"
+                                  "                 query: \"SELECT lag FROM x\"}\n"
+                                  "---\n" API "kind: Cluster\nmetadata: {name: plain}\n"
+                                  "spec:\n  endpoints: [{address: 127.0.0.1:5435}]\n"
+                                  "  auth: {user: strand}\n",
+                              err, sizeof(err));
+    CHECK(cfg != NULL, "replicaCheck loads: %s", err);
+    if (!cfg)
+        return;
+    const struct cfg_replica_check *a = &config_cluster(cfg, "replica")->replica_check;
+    const struct cfg_replica_check *b = &config_cluster(cfg, "r2")->replica_check;
+    const struct cfg_replica_check *c = &config_cluster(cfg, "plain")->replica_check;
+    CHECK(a->enabled && a->interval_ms == 1000 && a->max_lag_ms == 5000 && a->timeout_ms == 2000 &&
+              a->query == NULL,
+          "replicaCheck defaults: %llu %llu %llu", (unsigned long long)a->interval_ms,
+          (unsigned long long)a->max_lag_ms, (unsigned long long)a->timeout_ms);
+    CHECK(b->enabled && b->interval_ms == 200 && b->max_lag_ms == 0 && b->timeout_ms == 1000 &&
+              b->query && strcmp(b->query, "SELECT lag FROM x") == 0,
+          "replicaCheck values");
+    CHECK(!c->enabled, "no replicaCheck unless asked for");
+    char *json = config_to_json(cfg);
+    CHECK(json && json_parses(json), "replicaCheck JSON: %s", json ? json : "(null)");
+    CHECK(json && json_check(json, "[c.get(\"replicaCheck\") for c in d[\"clusters\"]] == ["
+                                   "{\"intervalMs\": 1000, \"maxLagMs\": 5000, "
+                                   "\"timeoutMs\": 2000, \"query\": None}, "
+                                   "{\"intervalMs\": 200, \"maxLagMs\": 0, \"timeoutMs\": 1000, "
+                                   "\"query\": \"SELECT lag FROM x\"}, None]"),
+          "replicaCheck in the admin view: %s", json ? json : "(null)");
+    free(json);
+    config_free(cfg);
+
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: replica}\n"
+                   "spec:\n  endpoints: [{address: 127.0.0.1:5433}]\n"
+                   "  replicaCheck: {interval: 1s} #<\n",
+               "replicaCheck requires auth");
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: replica}\n"
+                   "spec:\n  endpoints: [{address: 127.0.0.1:5433}]\n"
+                   "  replicaCheck: #<\n    interval: 1s\n",
+               "replicaCheck requires auth");
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: replica}\n"
+                   "spec:\n  endpoints: [{address: 127.0.0.1:5433}]\n"
+                   "  auth: {user: strand}\n"
+                   "  replicaCheck: {every: 1s} #<\n",
+               "every");
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: replica}\n"
+                   "spec:\n  endpoints: [{address: 127.0.0.1:5433}]\n"
+                   "  auth: {user: strand}\n"
+                   "  replicaCheck:\n    interval: 1ms #<\n",
+               "replicaCheck.interval");
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: replica}\n"
+                   "spec:\n  endpoints: [{address: 127.0.0.1:5433}]\n"
+                   "  auth: {user: strand}\n"
+                   "  replicaCheck:\n    maxLag: soon #<\n",
+               "replicaCheck.maxLag");
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: replica}\n"
+                   "spec:\n  endpoints: [{address: 127.0.0.1:5433}]\n"
+                   "  auth: {user: strand}\n"
+                   "  replicaCheck:\n    timeout: 0ms #<\n",
+               "replicaCheck.timeout");
+    EXPECT_ERR(API "kind: Cluster\nmetadata: {name: replica}\n"
+                   "spec:\n  endpoints: [{address: 127.0.0.1:5433}]\n"
+                   "  auth: {user: strand}\n"
+                   "  replicaCheck:\n    query: \"\" #<\n",
+               "replicaCheck.query");
+    /* 65 endpoints: more than the proxy's endpoint masks cover. */
+    char big[8192];
+    size_t n = (size_t)snprintf(big, sizeof(big), "%s",
+                                API "kind: Cluster\nmetadata: {name: replica}\nspec:\n"
+                                    "  endpoints:\n");
+    for (int i = 0; i < 65; i++)
+        n += (size_t)snprintf(big + n, sizeof(big) - n, "  - {address: 127.0.0.1:%d}\n",
+                              10000 + i);
+    snprintf(big + n, sizeof(big) - n, "  auth: {user: strand}\n  replicaCheck: {} #<\n");
+    EXPECT_ERR(big, "replicaCheck: at most 64 endpoints");
+}
+
 int main(void)
 {
     test_quickstart();
@@ -1957,6 +2045,7 @@ int main(void)
     test_authz_multifile();
     test_http2();
     test_db_listeners();
+    test_replica_check();
     test_multifile();
     test_limits();
     test_parse_values();

@@ -569,6 +569,7 @@ int my_frame_in_place(uint8_t *out, size_t cap, size_t plen, uint8_t seq);
 #define MY_ER_ACCESS_DENIED 1045            /* 28000 */
 #define MY_ER_SERVER_SHUTDOWN 1053          /* 08S01 */
 #define MY_ER_TABLEACCESS_DENIED 1142       /* 42000 "... command denied to user ..." */
+#define MY_ER_USER_LIMIT_REACHED 1226       /* 42000 "User ... has exceeded the ... resource" */
 #define MY_ER_UNKNOWN_COM 1047              /* 08S01 Unknown command */
 #define MY_ER_QUERY_INTERRUPTED 1317        /* 70100 */
 #define MY_CR_SERVER_LOST 2013              /* HY000 Lost connection during query */
