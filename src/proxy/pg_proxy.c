@@ -3,7 +3,8 @@
  *
  * A session goes through four phases:
  *   STARTUP  read the client's first message; SSLRequest and GSSENCRequest
- *            are answered 'N' (no TLS here yet), CancelRequest is closed;
+ *            are answered 'N' (no TLS here yet), a CancelRequest is
+ *            forwarded to the server that issued its key (pg_cancel.c);
  *            the StartupMessage gives db.user and db.name.
  *   CONNECT  route once on the session's attributes (db.*, source.address,
  *            destination.port, protocol), check the AuthorizationPolicies,
