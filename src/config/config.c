@@ -155,6 +155,36 @@ static int load_doc(struct cload *cl, const struct ynode *root, bool routes)
     return 0;
 }
 
+/* A listener that authenticates clients itself (spec.auth) logs into
+ * servers with the cluster's credentials, so every cluster its routes can
+ * pick must have `auth`. */
+static int check_terminated(struct cload *cl)
+{
+    const struct config *cfg = cl->cfg;
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const struct cfg_route *r = &cfg->routes[i];
+        const struct cfg_listener *term = NULL;
+        for (size_t j = 0; j < r->nlisteners && !term; j++) {
+            const struct cfg_listener *l = config_listener(cfg, r->listeners[j]);
+            if (l && l->nauth_users)
+                term = l;
+        }
+        for (size_t j = 0; term && j < r->nrules; j++)
+            for (size_t b = 0; b < r->rules[j].nbackends; b++) {
+                const struct cfg_cluster *c = config_cluster(cfg, r->rules[j].backends[b].cluster);
+                if (c && !c->auth_user) {
+                    cl->file = r->where.file;
+                    return cl_fail(cl, r->rules[j].where.line,
+                                   "cluster '%s' has no auth, but listener '%s' authenticates "
+                                   "clients itself (spec.auth) and logs into servers with the "
+                                   "cluster's credentials",
+                                   c->name, term->name);
+                }
+            }
+    }
+    return 0;
+}
+
 /* The admin listener and the proxy listeners must be bindable together. */
 static int check_admin(struct cload *cl)
 {
@@ -285,6 +315,8 @@ static int load_sources(const char *const *names, const char *const *datas, cons
         if (pass == 0 && (check_admin(&cl) != 0 || build_indexes(&cl) != 0))
             goto out;
     }
+    if (check_terminated(&cl) != 0)
+        goto out;
     rc = 0;
 out:
     for (size_t i = 0; streams != NULL && i < n; i++)
@@ -459,6 +491,12 @@ void config_free(struct config *cfg)
         free(cfg->listeners[i].name);
         free(cfg->listeners[i].address);
         cfg_listener_tls_free(&cfg->listeners[i].tls);
+        for (size_t j = 0; j < cfg->listeners[i].nauth_users; j++) {
+            free(cfg->listeners[i].auth_users[j].user);
+            free(cfg->listeners[i].auth_users[j].password);
+            free(cfg->listeners[i].auth_users[j].scram_secret);
+        }
+        free(cfg->listeners[i].auth_users);
     }
     free(cfg->listeners);
     for (size_t i = 0; i < cfg->nclusters; i++) {

@@ -234,6 +234,14 @@ struct cfg_cluster {
     struct cfg_replica_check replica_check; /* only with auth */
 };
 
+/* One client the proxy itself authenticates (Listener spec.auth.users). */
+struct cfg_db_user {
+    char *user;
+    char *password;                    /* plaintext, or NULL ... */
+    char *scram_secret;                /* ... PostgreSQL's SCRAM-SHA-256 verifier text */
+    struct cfg_where where;
+};
+
 struct cfg_listener {
     char *name;
     char *address;                     /* as written */
@@ -251,6 +259,11 @@ struct cfg_listener {
     struct cfg_where where;
     struct cfg_listener_tls tls;       /* TLS termination (tcp/http only); tls.enabled
                                         * false = plaintext (always for passthrough) */
+    /* spec.auth (postgres only): the proxy authenticates clients itself
+     * (SCRAM-SHA-256) against these users and logs into servers with the
+     * routed cluster's auth; none = clients authenticate to the server. */
+    struct cfg_db_user *auth_users;
+    size_t nauth_users;
 };
 
 struct cfg_access_log {

@@ -365,6 +365,21 @@ static void jw_listener(struct jw *w, const struct cfg_listener *l)
     jw_bool(w, "via", l->via);
     jw_bool(w, "requestId", l->request_id);
     jw_listener_tls(w, &l->tls);
+    if (l->nauth_users) {
+        /* Users, not their secrets. */
+        jw_key(w, "auth");
+        jw_open(w, '{');
+        jw_key(w, "users");
+        jw_open(w, '[');
+        for (size_t i = 0; i < l->nauth_users; i++) {
+            jw_open(w, '{');
+            jw_kstr(w, "user", l->auth_users[i].user);
+            jw_kstr(w, "credential", l->auth_users[i].password ? "password" : "scramSecret");
+            jw_close(w, '}');
+        }
+        jw_close(w, ']');
+        jw_close(w, '}');
+    }
     jw_where(w, &l->where);
     jw_close(w, '}');
 }

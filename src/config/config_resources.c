@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/pg/pg.h"
+#include "proto/pg/pg_scram.h"
+
 /* Parses an address node into a copy of its text and the sockaddr. The
  * string is owned by the caller once stored. */
 static int load_address(struct cload *cl, const struct ynode *n, const char *what, char **text,
@@ -101,6 +104,59 @@ static const struct ynode *http_only_key(const struct ynode *spec)
     return NULL;
 }
 
+/* One entry of auth.users into u (owned by the listener). Borrows y. */
+static int load_db_user(struct cload *cl, struct cfg_db_user *u, const struct ynode *y)
+{
+    static const char *const keys[] = {"user", "password", "scramSecret", NULL};
+    const struct ynode *n, *pw, *sec;
+    if (cl_map(cl, y, "auth user", keys) != 0)
+        return -1;
+    u->where.file = cl->file;
+    u->where.line = y->line;
+    if ((n = cl_need(cl, y, "user", "auth user")) == NULL || cl_strdup(cl, n, "user", &u->user))
+        return -1;
+    if (!u->user[0] || strlen(u->user) >= 64)
+        return cl_fail(cl, n->line, "user: 1..63 bytes (a PostgreSQL name)");
+    pw = ytree_get(y, "password");
+    sec = ytree_get(y, "scramSecret");
+    if (!pw == !sec)
+        return cl_fail(cl, y->line, "auth user '%s': give exactly one of password or scramSecret",
+                       u->user);
+    if (pw)
+        return cl_strdup(cl, pw, "password", &u->password);
+    if (cl_strdup(cl, sec, "scramSecret", &u->scram_secret) != 0)
+        return -1;
+    struct pg_scram_secret parsed;
+    if (pg_scram_secret_parse(&parsed, u->scram_secret, strlen(u->scram_secret)) != PG_OK)
+        return cl_fail(cl, sec->line,
+                       "scramSecret: expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:"
+                       "<ServerKey> (as pg_authid.rolpassword shows it)");
+    return 0;
+}
+
+/* spec.auth ({users: [...]}) of a postgres listener. Borrows a. */
+static int load_listener_auth(struct cload *cl, struct cfg_listener *l, const struct ynode *a)
+{
+    static const char *const keys[] = {"users", NULL};
+    const struct ynode *n;
+    if (l->proto != CFG_PROTO_POSTGRES)
+        return cl_fail(cl, a->line, "'auth' applies only to postgres listeners (for now)");
+    if (cl_map(cl, a, "auth", keys) != 0 || (n = cl_need(cl, a, "users", "auth")) == NULL ||
+        cl_seq(cl, n, "users", true, 10000) != 0)
+        return -1;
+    if ((l->auth_users = calloc(n->n, sizeof(*l->auth_users))) == NULL)
+        return cl_fail(cl, n->line, "out of memory");
+    for (size_t i = 0; i < n->n; i++) {
+        struct cfg_db_user *u = &l->auth_users[l->nauth_users++];
+        if (load_db_user(cl, u, n->items[i]) != 0)
+            return -1;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(l->auth_users[j].user, u->user) == 0)
+                return cl_fail(cl, n->items[i]->line, "auth user '%s' listed twice", u->user);
+    }
+    return 0;
+}
+
 /* Borrows the nodes; the listener it adds is owned by cl->cfg. */
 int cfg_load_listener(struct cload *cl, int line, const struct ynode *name,
                       const struct ynode *spec)
@@ -108,7 +164,8 @@ int cfg_load_listener(struct cload *cl, int line, const struct ynode *name,
     static const char *const keys[] = {
         "address",       "protocol",       "idleTimeout", "requestTimeout",
         "headerTimeout", "maxHeaderBytes", "maxHeaders",  "xForwardedFor",
-        "via",           "requestId",      "tls",         NULL};
+        "via",           "requestId",      "tls",         "auth",
+        NULL};
     struct config *cfg = cl->cfg;
     const struct ynode *n;
 
@@ -206,6 +263,8 @@ int cfg_load_listener(struct cload *cl, int line, const struct ynode *name,
     if ((n = ytree_get(spec, "requestId")) && cl_bool(cl, n, "requestId", &l->request_id))
         return -1;
     if ((n = ytree_get(spec, "tls")) && cfg_load_listener_tls(cl, l, n))
+        return -1;
+    if ((n = ytree_get(spec, "auth")) && load_listener_auth(cl, l, n))
         return -1;
     return 0;
 }

@@ -18,6 +18,7 @@ struct tls_client;
 struct rl_set;
 struct rl_list;
 struct db_table_set;
+struct pg_users;
 
 /* Series ids of one (listener, rule, backend) combination. */
 struct gen_db_ids;
@@ -66,6 +67,7 @@ struct gen_listener {
     struct tls_server *tls;     /* TLS termination, or NULL */
     struct authz *authz;        /* authorization policies, or NULL when none */
     struct rl_list *rl;         /* rate limits, or NULL when none */
+    struct pg_users *pg_users;  /* postgres spec.auth: clients the proxy authenticates */
     uint32_t *m_limited;        /* strand_ratelimited_total per RateLimit of rl */
     /* Table names with their own strand_db_table_statements_total series
      * (db_metrics.c), made on first use, freed with the generation. */

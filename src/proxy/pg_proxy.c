@@ -63,6 +63,7 @@
 #include "proxy/lb.h"
 #include "proxy/metrics.h"
 #include "proxy/pg_cancel.h"
+#include "proxy/pg_users.h"
 #include "proxy/proto.h"
 #include "proxy/upstream.h"
 #include "proxy/worker.h"
@@ -78,7 +79,7 @@
 #define PG_NEGOTIATIONS 4         /* SSL/GSSENC requests before the startup */
 #define PG_STICKY_US 1000000      /* after a write, reads stay on the primary this long */
 
-enum pg_phase { PH_STARTUP, PH_CONNECT, PH_AUTH, PH_READY };
+enum pg_phase { PH_STARTUP, PH_CLIENT_AUTH, PH_CONNECT, PH_AUTH, PH_READY };
 
 /* One statement (Query, Sync of a batch, FunctionCall) awaiting the server's
  * ReadyForQuery. */
@@ -190,6 +191,15 @@ struct pgs {
     const char *err;            /* why the session ended early (access log) */
     char errbuf[320];
     struct pg_cancel_key *cancel_key; /* the server's BackendKeyData, registered */
+
+    /* Listener spec.auth: the proxy authenticates the client itself and
+     * logs into the server with the cluster's credentials. */
+    unsigned term : 1, user_known : 1, client_first_done : 1;
+    const struct pg_scram_secret *secret; /* the client user's (gen-owned) */
+    struct pg_scram_server scr;           /* the client's exchange */
+    struct pg_scram login;                /* the proxy's exchange with the server */
+    char *startup;                        /* the client's StartupMessage, to rebuild */
+    uint32_t startup_len;
 };
 
 /* Sessions of this worker thread, for drain. */
@@ -202,6 +212,7 @@ static void rep_close(struct pgs *s, int graceful);
 static void s_free(void *p)
 {
     struct pgs *s = p;
+    free(s->startup);
     buf_free(&s->cin);
     buf_free(&s->up);
     buf_free(&s->uin);
@@ -283,15 +294,44 @@ static void s_timeout(struct loop *l, struct loop_timer *t)
         s_end(s);
         return;
     }
-    s_fail(s, "FATAL", s->phase == PH_STARTUP ? "08P01" : "57P05",
-           s->phase == PH_STARTUP ? "timed out waiting for the startup message"
-                                  : "terminating connection due to idle timeout");
+    s_fail(s, "FATAL", s->phase <= PH_CLIENT_AUTH ? "08P01" : "57P05",
+           s->phase == PH_STARTUP       ? "timed out waiting for the startup message"
+           : s->phase == PH_CLIENT_AUTH ? "timed out during authentication"
+                                        : "terminating connection due to idle timeout");
     run(s);
 }
 
 /* ---- Routing and connecting ---------------------------------------------- */
 
 static void s_connect(struct pgs *s);
+
+static int fit(struct buf *b, size_t len);
+
+/* Terminated sessions: the client's StartupMessage again, with the
+ * cluster's user in place of the client's, into s->up. 0 or -1. */
+static int term_startup(struct pgs *s)
+{
+    struct pg_msg m;
+    struct pg_param params[PG_STARTUP_PARAMS];
+    struct pg_startup st;
+    memset(&st, 0, sizeof(st));
+    st.params = params;
+    if (pg_frame_startup(s->startup, s->startup_len, PG_STARTUP_MAX, &m) != PG_OK ||
+        pg_parse_startup(&m, &st, PG_STARTUP_PARAMS) != PG_OK || st.nparams > PG_STARTUP_PARAMS)
+        return -1;
+    const char *user = s->wc->gc->cfg->auth_user;
+    for (size_t i = 0; i < st.nparams; i++)
+        if (params[i].name.len == 4 && memcmp(params[i].name.p, "user", 4) == 0)
+            params[i].value = (pg_str){user, strlen(user)};
+    char *b = malloc(s->startup_len + 256);
+    int n = b ? pg_build_startup(b, s->startup_len + 256, st.major, st.minor, params, st.nparams)
+              : -1;
+    int rc = n > 0 && fit(&s->up, (size_t)n) == 0 && buf_append(&s->up, b, (size_t)n) == 0 ? 0 : -1;
+    free(b);
+    free(s->startup);
+    s->startup = NULL;
+    return rc;
+}
 
 /* The books of a finished connect attempt; on failure, the next attempt.
  * Never calls run() (callers inside run() continue themselves). */
@@ -307,6 +347,8 @@ static void s_connect_done(struct pgs *s, struct uconn *uc, int err)
     s->uc = uc;
     s->phase = PH_AUTH;
     s->u_ready = 1;
+    if (s->term && term_startup(s) < 0)
+        s_fail(s, "FATAL", "53200", "cannot build the startup message for the server");
 }
 
 static void s_connected(void *owner, struct uconn *uc, int err)
@@ -456,6 +498,27 @@ static int startup_step(struct pgs *s)
     }
     s->attrs.user = s->user;
     s->attrs.dbname = s->dbname;
+    if (s->gl->pg_users) {
+        /* Ours to authenticate: SCRAM-SHA-256 (the only method offered),
+         * then the server login with the cluster's user. */
+        if (!(s->startup = malloc(m.len))) {
+            s_fail(s, "FATAL", "53200", "out of memory");
+            return 1;
+        }
+        memcpy(s->startup, buf_start(&s->cin), m.len);
+        s->startup_len = (uint32_t)m.len;
+        buf_consume(&s->cin, (uint32_t)m.len);
+        s->term = 1;
+        int known = 0;
+        s->secret = pg_users_secret(s->gl->pg_users, s->user, &known);
+        s->user_known = known != 0;
+        char r[64];
+        int n = pg_build_auth_sasl(r, sizeof(r));
+        if (n > 0)
+            buf_append(&s->down, r, (size_t)n);
+        s->phase = PH_CLIENT_AUTH;
+        return 1;
+    }
     /* The original bytes go to the server once connected. */
     if (m.len > buf_block_size() && buf_grow(&s->up, (uint32_t)m.len) < 0) {
         s_fail(s, "FATAL", "53200", "out of memory");
@@ -468,6 +531,68 @@ static int startup_step(struct pgs *s)
     buf_consume(&s->cin, (uint32_t)m.len);
     loop_timer_arm(s->w->loop, &s->timer, loop_now(s->w->loop) + s->gl->cfg->idle_timeout_ms);
     s_route(s);
+    return 1;
+}
+
+/* ---- Terminated authentication (Listener spec.auth) ------------------------ */
+
+/* The client's two SCRAM-SHA-256 messages: SASLInitialResponse (answered
+ * with the server-first-message) and SASLResponse (checked, answered with
+ * the server-final-message, then the session is routed). A wrong password
+ * and an unknown user fail alike, with PostgreSQL's own words. */
+static int client_auth_step(struct pgs *s)
+{
+    struct pg_msg m;
+    int rc = pg_frame(buf_start(&s->cin), buf_len(&s->cin), 4096, &m);
+    if (rc == PG_INCOMPLETE)
+        return 0;
+    if (rc != PG_OK || m.type != 'p') {
+        s_fail(s, "FATAL", "08P01", "expected a SASL response from the client");
+        return 1;
+    }
+    char msg[PG_SCRAM_MSG_MAX], out[PG_SCRAM_MSG_MAX + 64];
+    int n, k, verified = 0;
+    if (!s->client_first_done) {
+        pg_str mech, data;
+        int has = 0;
+        char nonce[PG_SCRAM_NONCE_LEN + 1];
+        if (pg_fe_sasl_initial(&m, &mech, &data, &has) != PG_OK || !has || mech.len != 13 ||
+            memcmp(mech.p, "SCRAM-SHA-256", 13) != 0) {
+            s_fail(s, "FATAL", "28000", "SCRAM-SHA-256 is the only authentication offered");
+            return 1;
+        }
+        if ((rc = pg_scram_server_parse_client_first(&s->scr, data.p, data.len)) != PG_OK) {
+            s_fail(s, "FATAL", rc == PG_ERR_SCRAM_CBIND ? "0A000" : "08P01", pg_scram_strerror(rc));
+            return 1;
+        }
+        if ((n = pg_scram_nonce(nonce, sizeof(nonce))) < 0 ||
+            (n = pg_scram_server_first(&s->scr, s->secret, nonce, (size_t)n, msg, sizeof(msg))) < 0 ||
+            (k = pg_build_auth_sasl_continue(out, sizeof(out), msg, (size_t)n)) < 0) {
+            s_fail(s, "FATAL", "XX000", "SCRAM exchange failed in the proxy");
+            return 1;
+        }
+        s->client_first_done = 1;
+    } else {
+        if (pg_scram_server_verify_client_final(&s->scr, m.body, m.body_len) != PG_OK ||
+            !s->user_known) {
+            snprintf(s->errbuf, sizeof(s->errbuf), "password authentication failed for user \"%s\"",
+                     s->user);
+            s_fail(s, "FATAL", "28P01", s->errbuf);
+            return 1;
+        }
+        if ((n = pg_scram_server_final(&s->scr, msg, sizeof(msg))) < 0 ||
+            (k = pg_build_auth_sasl_final(out, sizeof(out), msg, (size_t)n)) < 0) {
+            s_fail(s, "FATAL", "XX000", "SCRAM exchange failed in the proxy");
+            return 1;
+        }
+        verified = 1;
+    }
+    buf_consume(&s->cin, (uint32_t)m.len);
+    buf_append(&s->down, out, (size_t)k);
+    if (verified) { /* AuthenticationOk comes from the server's login */
+        loop_timer_arm(s->w->loop, &s->timer, loop_now(s->w->loop) + s->gl->cfg->idle_timeout_ms);
+        s_route(s);
+    }
     return 1;
 }
 
@@ -767,25 +892,36 @@ static int is_fatal(const struct pg_msg *m)
            (v.len == 5 && memcmp(v.p, "PANIC", 5) == 0);
 }
 
-/* One step of the replica login's SCRAM-SHA-256 exchange for a (SASL,
- * SASL_CONTINUE or SASL_FINAL): the message to send in out[0..cap), its
- * length, 0 when nothing is to be sent, or -1 (not offered, malformed, or
- * the server did not prove it knows the password). r, a: borrowed. */
-static int rep_scram(struct pg_rep *r, const struct pg_auth *a, char *out, size_t cap)
+/* The proxy's answer to a server's authentication request a, logging in
+ * with cluster c's credentials (a read replica, or the home server of a
+ * terminated session): the message in out[0..cap) and its length, 0 when
+ * nothing is to be sent (AuthenticationOk, SASL final verified), -1 when
+ * the method is not supported or the exchange failed (sc: the login's
+ * SCRAM state). */
+static int login_answer(struct pg_scram *sc, const struct cfg_cluster *c,
+                        const struct pg_auth *a, char *out, size_t cap)
 {
-    const char *pw = r->wc->gc->cfg->auth_password ? r->wc->gc->cfg->auth_password : "";
+    const char *pw = c->auth_password ? c->auth_password : "";
     char msg[320];
     int n;
     switch (a->code) {
+    case PG_AUTH_OK:
+        return 0;
+    case PG_AUTH_MD5:
+        return pg_build_md5_password(out, cap, c->auth_user, pw, a->salt);
+    case PG_AUTH_CLEARTEXT:
+        return pg_build_password(out, cap, pw);
     case PG_AUTH_SASL:
-        if (!a->scram_sha256 || (n = pg_scram_first(&r->scram, msg, sizeof(msg))) < 0)
+        if (!a->scram_sha256 || (n = pg_scram_first(sc, msg, sizeof(msg))) < 0)
             return -1;
         return pg_build_sasl_initial(out, cap, "SCRAM-SHA-256", msg, (size_t)n);
     case PG_AUTH_SASL_CONTINUE:
-        n = pg_scram_final(&r->scram, pw, a->data.p, a->data.len, msg, sizeof(msg));
+        n = pg_scram_final(sc, pw, a->data.p, a->data.len, msg, sizeof(msg));
         return n < 0 ? -1 : pg_build_sasl_response(out, cap, msg, (size_t)n);
+    case PG_AUTH_SASL_FINAL:
+        return pg_scram_verify(sc, a->data.p, a->data.len);
     default:
-        return pg_scram_verify(&r->scram, a->data.p, a->data.len);
+        return -1;
     }
 }
 
@@ -846,28 +982,13 @@ static int rep_step(struct pgs *s)
         if (t == 'R') {
             struct pg_auth a;
             char pb[512];
-            int pn = -1;
-            const struct cfg_cluster *cc = r->wc->gc->cfg;
             if (r->state != RS_AUTH || pg_be_auth(&m, &a) != PG_OK) {
                 rep_fail(s, "unexpected authentication message from the read replica");
                 return 1;
             }
-            if (a.code == PG_AUTH_MD5)
-                pn = pg_build_md5_password(pb, sizeof(pb), cc->auth_user,
-                                           cc->auth_password ? cc->auth_password : "", a.salt);
-            else if (a.code == PG_AUTH_CLEARTEXT)
-                pn = pg_build_password(pb, sizeof(pb),
-                                       cc->auth_password ? cc->auth_password : "");
-            else if (a.code == PG_AUTH_SASL || a.code == PG_AUTH_SASL_CONTINUE ||
-                     a.code == PG_AUTH_SASL_FINAL)
-                pn = rep_scram(r, &a, pb, sizeof(pb));
-            else if (a.code != PG_AUTH_OK) {
-                rep_fail(s, "the read replica asks for an unsupported authentication method");
-                return 1;
-            }
-            if (a.code != PG_AUTH_OK &&
-                (pn < 0 || (pn > 0 && buf_append(&r->up, pb, (size_t)pn) < 0))) {
-                rep_fail(s, "cannot answer the read replica's password request");
+            int pn = login_answer(&r->scram, r->wc->gc->cfg, &a, pb, sizeof(pb));
+            if (pn < 0 || (pn > 0 && buf_append(&r->up, pb, (size_t)pn) < 0)) {
+                rep_fail(s, "cannot answer the read replica's authentication request");
                 return 1;
             }
         }
@@ -1149,7 +1270,8 @@ static int be_step(struct pgs *s)
         return 1;
     }
     uint8_t t = m.type;
-    if (t != 'C' && t != 'E' && t != 'Z' && t != 'S' && t != 'K') {
+    int login = s->term && s->phase == PH_AUTH && t == 'R';
+    if (t != 'C' && t != 'E' && t != 'Z' && t != 'S' && t != 'K' && !login) {
         s->last_be_error = 0;
         s->be_pass = (uint32_t)m.len;
         return 1;
@@ -1185,6 +1307,27 @@ static int be_step(struct pgs *s)
     case 'K':
         remember_key(s, &m);
         break;
+    case 'R': {
+        /* A terminated session's login (only then is 'R' inspected): the
+         * proxy answers with the cluster's credentials; the client sees
+         * only the final AuthenticationOk. */
+        struct pg_auth a;
+        char pb[512];
+        int pn = pg_be_auth(&m, &a) == PG_OK ? login_answer(&s->login, s->wc->gc->cfg, &a, pb,
+                                                             sizeof(pb))
+                                             : -1;
+        if (pn < 0 || (pn > 0 && buf_append(&s->up, pb, (size_t)pn) < 0)) {
+            s_fail(s, "FATAL", "08006",
+                   "the proxy could not log into the database server with the cluster's "
+                   "credentials (unsupported authentication method or failed exchange)");
+            return 1;
+        }
+        if (a.code != PG_AUTH_OK) {
+            buf_consume(&s->uin, (uint32_t)m.len);
+            return 1;
+        }
+        break;
+    }
     case 'S': {
         pg_str name, value;
         if (pg_be_param_status(&m, &name, &value) == PG_OK && name.len == 27 &&
@@ -1285,6 +1428,8 @@ static void run(struct pgs *s)
         if (!s->closing) {
             if (s->phase == PH_STARTUP)
                 progress |= startup_step(s);
+            else if (s->phase == PH_CLIENT_AUTH)
+                progress |= client_auth_step(s);
             else if (s->phase >= PH_AUTH)
                 while (!s->closing && fe_step(s))
                     progress = 1;

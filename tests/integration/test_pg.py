@@ -231,10 +231,24 @@ def main():
                "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO md5user, scramuser", db="shop")
         pg.sql("CREATE TABLE events (id int)", db="analytics")
 
-        admin, port, dead = free_port(), free_port(), free_port()
+        admin, port, dead, term = free_port(), free_port(), free_port(), free_port()
+        # The verifier PostgreSQL keeps for scramuser, pasted as a proxy user's.
+        scram_verifier = pg.sql("SELECT rolpassword FROM pg_authid WHERE rolname = 'scramuser'")
         docs = [
             proxy_doc(admin, workers=1),
             listener_doc("pg", port, protocol="postgres"),
+            # The proxy authenticates these clients itself and logs into the
+            # server as the cluster's user (SCRAM against the server too).
+            listener_doc("pgterm", term, protocol="postgres", auth={"users": [
+                {"user": "app", "password": "app-secret"},
+                {"user": "pasted", "scramSecret": scram_verifier.strip()},
+                {"user": "readonly", "password": "ro-secret"}]}),
+            cluster_doc("shop-as-scramuser", [pg.port],
+                        auth={"user": "scramuser", "password": "scramsecret"}),
+            route_doc("term", ["pgterm"], [{"backends": [{"cluster": "shop-as-scramuser"}]}]),
+            policy("readonly-reads", ["pgterm"], "DENY", [[
+                {"attribute": "db.user", "exact": "readonly"},
+                {"attribute": "sql.verb", "in": ["INSERT", "UPDATE", "DELETE"]}]]),
             listener_doc("pgdead", dead, protocol="postgres"),
             cluster_doc("shop", [pg.port]),
             cluster_doc("analytics", [pg.port]),
@@ -418,6 +432,50 @@ def main():
         t.eq("300 kB Bind (extended protocol)", rows_of(out), ["300000"])
         r.close()
         c.close()
+
+    with t.section("terminated authentication (Listener auth)"):
+        def tconnect(user, password, db="shop"):
+            return psycopg2.connect(host="127.0.0.1", port=term, user=user, dbname=db,
+                                    password=password, connect_timeout=5, sslmode="disable",
+                                    gssencmode="disable")
+        c = tconnect("app", "app-secret")
+        cur = c.cursor()
+        cur.execute("SELECT current_user, session_user")
+        t.eq("the server session is the cluster's user", cur.fetchone(), ("scramuser", "scramuser"))
+        cur.execute("SELECT count(*) FROM users")
+        t.eq("queries run", cur.fetchone()[0], 3)
+        c.close()
+        c = tconnect("pasted", "scramsecret")
+        cur = c.cursor()
+        cur.execute("SELECT 1")
+        t.eq("a user given as pg_authid's SCRAM verifier logs in", cur.fetchone()[0], 1)
+        c.close()
+        for user, pw, what in (("app", "wrong", "wrong password"),
+                               ("nobody", "app-secret", "unknown user")):
+            try:
+                tconnect(user, pw).close()
+                t.check("%s refused" % what, False, "logged in")
+            except psycopg2.OperationalError as e:
+                t.check("%s refused like PostgreSQL (28P01)" % what,
+                        'password authentication failed for user "%s"' % user in str(e), str(e))
+        r = psql("host=127.0.0.1 port=%d user=app dbname=shop" % term, "SELECT current_user",
+                 password="app-secret")
+        t.eq("psql (libpq) logs in", (r.returncode, r.stdout.strip()), (0, "scramuser"))
+        c = tconnect("readonly", "ro-secret")
+        c.autocommit = True
+        cur = c.cursor()
+        cur.execute("SELECT count(*) FROM users")
+        t.eq("readonly reads", cur.fetchone()[0], 3)
+        try:
+            cur.execute("INSERT INTO orders (user_id, item) VALUES (1, 'ro')")
+            t.check("policies see the proxy's user (db.user readonly)", False, "it ran")
+        except psycopg2.Error as e:
+            t.eq("policies see the proxy's user (db.user readonly)", e.pgcode, "42501")
+        c.close()
+        cfg = s.admin("/config").text
+        t.check("the admin view lists users, not their secrets",
+                '"user":"app"' in cfg and "app-secret" not in cfg and "ro-secret" not in cfg,
+                cfg[:300])
 
     with t.section("per-table and per-error-code metrics"):
         before = s.metrics()

@@ -1940,6 +1940,59 @@ static void test_db_listeners(void)
                "'requestHeaders' needs an http listener");
 }
 
+/* Listener auth (terminated PostgreSQL authentication): users with a
+ * password or a pasted SCRAM verifier, secrets kept out of the admin view,
+ * and the errors, including a route to a cluster the proxy cannot log into. */
+#define TERM_L API "kind: Listener\nmetadata: {name: pg}\nspec:\n  address: 127.0.0.1:15432\n" \
+               "  protocol: postgres\n"
+#define VERIFIER "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0c2FsdA==$" \
+                 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=:" \
+                 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+static void test_listener_auth(void)
+{
+    char err[512];
+    struct config *cfg = load(TERM_L "  auth:\n    users:\n    - {user: app, password: pw1}\n"
+                                     "    - {user: ops, scramSecret: \"" VERIFIER "\"}\n"
+                                     "---\n" API "kind: Cluster\nmetadata: {name: c}\n"
+                                     "spec: {endpoints: [{address: 127.0.0.1:5432}], auth: {user: s}}\n"
+                                     "---\n" API "kind: Route\nmetadata: {name: r}\nspec:\n"
+                                     "  parents: [pg]\n  rules: [{backends: [{cluster: c}]}]\n",
+                              err, sizeof(err));
+    CHECK(cfg != NULL, "listener auth loads: %s", err);
+    if (cfg) {
+        const struct cfg_listener *l = config_listener(cfg, "pg");
+        CHECK(l->nauth_users == 2 && strcmp(l->auth_users[0].password, "pw1") == 0 &&
+                  l->auth_users[1].scram_secret && !l->auth_users[1].password,
+              "users");
+        char *json = config_to_json(cfg);
+        CHECK(json && strstr(json, "\"user\":\"app\"") && strstr(json, "\"credential\":\"scramSecret\"") &&
+                  !strstr(json, "pw1") && !strstr(json, "c2FsdHNhbHRz"),
+              "admin view: users without secrets");
+        free(json);
+        config_free(cfg);
+    }
+    EXPECT_ERR(TERM_L "  auth:\n    users:\n    - {user: app} #<\n",
+               "give exactly one of password or scramSecret");
+    EXPECT_ERR(TERM_L "  auth:\n    users:\n    - {user: app, password: a, scramSecret: b} #<\n",
+               "give exactly one of password or scramSecret");
+    EXPECT_ERR(TERM_L "  auth:\n    users:\n    - {user: app, scramSecret: \"md5abc\"} #<\n",
+               "scramSecret: expected SCRAM-SHA-256$");
+    EXPECT_ERR(TERM_L "  auth:\n    users:\n    - {user: app, password: a}\n"
+                      "    - {user: app, password: b} #<\n",
+               "auth user 'app' listed twice");
+    EXPECT_ERR(TERM_L "  auth: {users: []} #<\n", "users");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: my}\n"
+                   "spec:\n  address: 127.0.0.1:13306\n  protocol: mysql\n"
+                   "  auth: {users: [{user: a, password: b}]} #<\n",
+               "'auth' applies only to postgres listeners");
+    EXPECT_ERR(TERM_L "  auth: {users: [{user: a, password: b}]}\n"
+                      "---\n" API "kind: Cluster\nmetadata: {name: c}\n"
+                      "spec: {endpoints: [{address: 127.0.0.1:5432}]}\n"
+                      "---\n" API "kind: Route\nmetadata: {name: r}\nspec:\n  parents: [pg]\n"
+                      "  rules:\n  - backends: [{cluster: c}] #<\n",
+               "cluster 'c' has no auth, but listener 'pg' authenticates clients itself");
+}
+
 /* Cluster replicaCheck: defaults, values, the admin view, and the errors
  * (only with auth, known keys, durations in range, at most 64 endpoints). */
 static void test_replica_check(void)
@@ -2045,6 +2098,7 @@ int main(void)
     test_authz_multifile();
     test_http2();
     test_db_listeners();
+    test_listener_auth();
     test_replica_check();
     test_multifile();
     test_limits();
