@@ -15,6 +15,9 @@
 #define STRAND_VERSION "0.1.0"
 #define MAX_FILES 64
 
+/* `strand wasm ...` (wasm_cmd.c): argv[0] is "wasm". */
+int wasm_cmd_main(int argc, char **argv);
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -23,6 +26,7 @@ static void usage(FILE *f)
             "commands:\n"
             "  proxy -c FILE [-c FILE]...     run the proxy (SIGHUP reloads, SIGTERM drains)\n"
             "  validate -c FILE [-c FILE]...  check configuration files\n"
+            "  wasm spectest FILE.json | run FILE.wasm EXPORT [ARGS...]  WebAssembly runtime\n"
             "  version                        print the version\n"
             "\n"
             "options:\n"
@@ -104,6 +108,8 @@ int main(int argc, char **argv)
         printf("ok\n");
         return 0;
     }
+    if (!strcmp(cmd, "wasm"))
+        return wasm_cmd_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "proxy")) {
         int n = parse_args(argc, argv, files, 1);
         if (n < 0) {

@@ -1,0 +1,650 @@
+/* wasm_compile.c - translates a validated function body into register-style
+ * internal code (see "Internal code" in wasm_int.h).
+ *
+ * Validation guarantees the operand stack height at every instruction, so
+ * each operand stack position d has a fixed home slot L + d in the frame (L:
+ * params and locals). Instructions name their operand and result slots
+ * directly; nothing is pushed or popped at run time. Two cheap tricks remove
+ * most copies:
+ *   - local.get emits nothing: the stack entry becomes an alias of the
+ *     local's slot, and the consumer reads the local directly. An alias is
+ *     materialized (copied home) before its local is written and at every
+ *     control instruction, so values crossing blocks are always at home.
+ *   - local.set/tee right after the instruction that produced the value
+ *     retargets that instruction's result slot to the local.
+ * Branches carry their target offset and, when values must move, the source
+ * and target slots; blocks disappear; loops become a fuel check at their
+ * header; code after an unconditional branch is not emitted. Forward
+ * branches are chained through their offset field until their block ends. */
+#include <stdlib.h>
+
+#include "wasm/wasm_int.h"
+
+#define WASM_MAX_CONSTS 64 /* constant slots per function */
+
+struct cctl {
+    uint8_t op;         /* 0 function, 0x02 block, 0x03 loop, 0x04 if, 0x05 else */
+    uint8_t dead_entry; /* the block began in unreachable code */
+    uint32_t base;      /* stack depth below the block's params */
+    uint32_t np, nr;
+    uint32_t start;     /* loop: header position */
+    uint32_t chain;     /* forward branches to the end: word position + 1, 0 none */
+    uint32_t else_fix;  /* if: the BR_UNLESS to patch at else/end, + 1 */
+};
+
+struct cstate {
+    struct wasm_reader *r;
+    const struct wasm_module *m;
+    uint64_t *w;
+    uint32_t nw, capw;
+    struct cctl *c;
+    uint32_t nc, capc;
+    uint32_t *vs;       /* per stack entry: its slot (home, or an aliased local) */
+    uint32_t *nalias;   /* per local or constant slot: stack entries aliasing it */
+    uint32_t naliased;  /* all aliased stack entries */
+    uint32_t alias_lo;  /* no aliased entry below this depth */
+    uint32_t h, caph, hmax;
+    uint32_t L;         /* params + locals + constants: first home slot */
+    uint32_t L0;        /* params + locals: first constant slot */
+    uint64_t consts[WASM_MAX_CONSTS];
+    uint32_t nconsts;
+    int64_t last_dst;   /* word holding the result slot of the last instruction, -1 none */
+    int last_packed;    /* that instruction is in the packed one-word form */
+    int dead;
+};
+
+#define HOME(s, d) ((s)->L + (d))
+
+#define TRY(x)                                                                               \
+    do {                                                                                     \
+        int rc_ = (x);                                                                       \
+        if (rc_) return rc_;                                                                 \
+    } while (0)
+
+static int grow_words(struct cstate *s, uint32_t n)
+{
+    if (s->nw + n <= s->capw) return 0;
+    uint32_t nc = s->capw ? s->capw * 2 : 64;
+    while (nc < s->nw + n) nc *= 2;
+    uint64_t *p = realloc(s->w, (size_t)nc * 8);
+    if (!p) return wasm_fail(s->r, WASM_ERR_NOMEM, "out of memory");
+    s->w = p;
+    s->capw = nc;
+    return 0;
+}
+
+static uint64_t word(uint32_t op, uint32_t a)
+{
+    return (uint64_t)op | (uint64_t)a << 32;
+}
+
+static uint64_t pair(uint32_t a, uint32_t b)
+{
+    return (uint64_t)a | (uint64_t)b << 32;
+}
+
+
+/* Emits an instruction of n words; a result slot in word 0's high half
+ * (has_dst) makes it a candidate for retargeting by local.set. */
+static int emit(struct cstate *s, int has_dst, uint32_t n, uint64_t w0, uint64_t w1, uint64_t w2)
+{
+    TRY(grow_words(s, n));
+    s->last_dst = has_dst ? (int64_t)s->nw : -1;
+    s->last_packed = 0;
+    s->w[s->nw++] = w0;
+    if (n > 1) s->w[s->nw++] = w1;
+    if (n > 2) s->w[s->nw++] = w2;
+    return 0;
+}
+
+static int reserve(struct cstate *s, uint32_t h)
+{
+    if (h < s->caph) return 0;
+    uint32_t nc = s->caph ? s->caph : 64;
+    while (nc <= h) nc *= 2;
+    uint32_t *p = realloc(s->vs, (size_t)nc * 4);
+    if (!p) return wasm_fail(s->r, WASM_ERR_NOMEM, "out of memory");
+    s->vs = p;
+    s->caph = nc;
+    return 0;
+}
+
+/* The packed one-word form of numeric operations and moves:
+ * op | d << 16 | x << 32 | y << 48. Frames are limited to 65536 slots. */
+static int emit_packed(struct cstate *s, int has_dst, uint32_t op, uint32_t d, uint32_t x, uint32_t y)
+{
+    if ((d | x | y) > 0xffffu)
+        return wasm_fail(s->r, WASM_ERR_NOMEM, "function needs more than 65536 value slots");
+    TRY(emit(s, has_dst, 1, (uint64_t)op | (uint64_t)d << 16 | (uint64_t)x << 32 | (uint64_t)y << 48, 0, 0));
+    s->last_packed = 1;
+    return 0;
+}
+
+static uint32_t last_dst_slot(const struct cstate *s)
+{
+    uint64_t w = s->w[s->last_dst];
+    return s->last_packed ? (uint32_t)(w >> 16) & 0xffffu : (uint32_t)(w >> 32);
+}
+
+static void retarget_last(struct cstate *s, uint32_t k)
+{
+    uint64_t *w = &s->w[s->last_dst];
+    if (s->last_packed) *w = (*w & ~(uint64_t)0xffff0000u) | (uint64_t)k << 16;
+    else *w = (*w & 0xffffffffu) | (uint64_t)k << 32;
+}
+
+/* Operand count of numeric instructions: 1 (unary) or 2 (binary). */
+static int numeric_arity(uint32_t op)
+{
+    if (op >= 0xfc00 && op <= 0xfc07) return 1;
+    if (op == 0x45 || op == 0x50 || (op >= 0x67 && op <= 0x69) || (op >= 0x79 && op <= 0x7b) ||
+        (op >= 0x8b && op <= 0x91) || (op >= 0x99 && op <= 0x9f) || (op >= 0xa7 && op <= 0xc4))
+        return 1;
+    return 2;
+}
+
+/* The slot the previous instruction wrote, when nothing can jump between
+ * it and the next one: the interpreter still holds that value in a
+ * register (acc), so the next instruction can take it from there instead
+ * of reloading the slot it was just stored to. */
+static uint32_t prev_slot(const struct cstate *s)
+{
+    return s->last_dst >= 0 ? last_dst_slot(s) : UINT32_MAX;
+}
+
+/* Which operands of op have an acc variant: 1 the first, 3 both. */
+static int acc_operands(uint32_t op)
+{
+    if (op >= 0x28 && op <= 0x35) return 1;
+    if (op >= 0x36 && op <= 0x3e) return 3;
+    if ((op >= 0x6d && op <= 0x70) || (op >= 0x7f && op <= 0x82)) return 0;
+    if ((op >= 0x45 && op <= 0xc4) || (op >= OP_FC && op <= OP_FC + 7) || op == 0xd1)
+        return numeric_arity(op >= OP_FC ? 0xfc00 + (op - OP_FC) : op) == 1 ? 1 : 3;
+    return 0;
+}
+
+/* The opcode to emit for op with operands x and y (y unused: UINT32_MAX). */
+static uint32_t with_acc(uint32_t op, uint32_t prev, uint32_t x, uint32_t y)
+{
+    int k = acc_operands(op);
+    if (prev == UINT32_MAX || !k) return op;
+    if (x == prev) return op + OP_ACC_X;
+    if ((k & 2) && y == prev) return op + OP_ACC_Y;
+    return op;
+}
+
+static int push_slot(struct cstate *s, uint32_t slot)
+{
+    TRY(reserve(s, s->h));
+    if (slot != HOME(s, s->h)) {
+        s->nalias[slot]++, s->naliased++;
+        if (s->h < s->alias_lo) s->alias_lo = s->h;
+    }
+    s->vs[s->h++] = slot;
+    if (s->h > s->hmax) s->hmax = s->h;
+    return 0;
+}
+
+/* Pushes a value computed into its home slot. */
+static int push_home(struct cstate *s)
+{
+    return push_slot(s, HOME(s, s->h));
+}
+
+static uint32_t pop_slot(struct cstate *s)
+{
+    uint32_t v = s->vs[--s->h];
+    if (v != HOME(s, s->h)) s->nalias[v]--, s->naliased--;
+    return v;
+}
+
+/* Copies aliased entries home: all of them (local == UINT32_MAX) or those
+ * of one local. The counts keep this free when there is nothing to copy,
+ * so compiling stays linear in the body's size. */
+static int materialize(struct cstate *s, uint32_t local)
+{
+    if (local == UINT32_MAX ? s->naliased == 0 : s->nalias[local] == 0) return 0;
+    for (uint32_t d = s->alias_lo; d < s->h; d++) {
+        uint32_t home = HOME(s, d), v = s->vs[d];
+        if (v == home || (local != UINT32_MAX && v != local)) continue;
+        TRY(emit_packed(s, 1, OP_MOV, home, v, 0));
+        s->vs[d] = home;
+        s->nalias[v]--, s->naliased--;
+    }
+    if (s->naliased == 0) s->alias_lo = UINT32_MAX;
+    return 0;
+}
+
+/* After a label: entries from depth `from` up are gone and the stack is h
+ * deep with every entry from `from` at home (those below are untouched
+ * since the block began, when they were materialized). */
+static int reset_height(struct cstate *s, uint32_t from, uint32_t h)
+{
+    for (uint32_t d = from; d < s->h; d++)
+        if (s->vs[d] != HOME(s, d)) s->nalias[s->vs[d]]--, s->naliased--;
+    TRY(reserve(s, h));
+    for (uint32_t d = from < s->h ? from : s->h; d < h; d++) s->vs[d] = HOME(s, d);
+    s->h = h;
+    if (h > s->hmax) s->hmax = h;
+    return 0;
+}
+
+static void set_off(struct cstate *s, uint32_t at, uint32_t target)
+{
+    int32_t off = (int32_t)(target - at);
+    s->w[at] = (s->w[at] & 0xffffffffu) | (uint64_t)(uint32_t)off << 32;
+}
+
+static void chain(struct cstate *s, struct cctl *c, uint32_t at)
+{
+    s->w[at] = (s->w[at] & 0xffffffffu) | (uint64_t)c->chain << 32;
+    c->chain = at + 1;
+}
+
+static void patch_chain(struct cstate *s, struct cctl *c, uint32_t target)
+{
+    uint32_t p = c->chain;
+    while (p) {
+        uint32_t at = p - 1;
+        p = (uint32_t)(s->w[at] >> 32);
+        set_off(s, at, target);
+    }
+    c->chain = 0;
+}
+
+/* A branch to label l; cond: the slot of the condition (br_if) or
+ * UINT32_MAX. The stack is materialized. */
+static int branch(struct cstate *s, uint32_t l, uint32_t cond)
+{
+    struct cctl *c = &s->c[s->nc - 1 - l];
+    uint32_t arity = c->op == 0x03 ? c->np : c->nr;
+    if (c->op == 0) { /* to the function: a return */
+        if (cond != UINT32_MAX) TRY(emit(s, 0, 2, word(OP_BR_UNLESS, 4), cond, 0));
+        return emit(s, 0, 2, word(OP_RETURN, arity), HOME(s, s->h - arity), 0);
+    }
+    uint32_t src = HOME(s, s->h - arity), dst = HOME(s, c->base);
+    uint32_t at = s->nw;
+    if (src != dst && arity) {
+        if (cond != UINT32_MAX)
+            TRY(emit(s, 0, 3, word(OP_BR_IF_MOVE, 0), pair(src, dst), pair(arity, cond)));
+        else
+            TRY(emit(s, 0, 3, word(OP_BR_MOVE, 0), pair(src, dst), arity));
+    } else if (cond != UINT32_MAX) {
+        TRY(emit(s, 0, 2, word(OP_BR_IF, 0), cond, 0));
+    } else {
+        TRY(emit(s, 0, 1, word(OP_JMP, 0), 0, 0));
+    }
+    if (c->op == 0x03) set_off(s, at, c->start);
+    else chain(s, c, at);
+    return 0;
+}
+
+static int push_ctl(struct cstate *s, uint8_t op, uint32_t np, uint32_t nr)
+{
+    if (s->nc == s->capc) {
+        uint32_t nc = s->capc ? s->capc * 2 : 16;
+        struct cctl *p = realloc(s->c, nc * sizeof(*p));
+        if (!p) return wasm_fail(s->r, WASM_ERR_NOMEM, "out of memory");
+        s->c = p;
+        s->capc = nc;
+    }
+    struct cctl *c = &s->c[s->nc++];
+    memset(c, 0, sizeof(*c));
+    c->op = op;
+    c->dead_entry = (uint8_t)s->dead;
+    c->base = s->h >= np ? s->h - np : 0;
+    c->np = np, c->nr = nr;
+    c->start = s->nw;
+    return 0;
+}
+
+static void blocktype(const struct wasm_module *m, int64_t bt, uint32_t *np, uint32_t *nr)
+{
+    *np = 0;
+    *nr = bt == -64 ? 0 : 1;
+    if (bt >= 0) *np = m->types[bt].np, *nr = m->types[bt].nr;
+}
+
+
+/* The slot of a constant gathered by scan_consts, or UINT32_MAX. */
+static uint32_t const_slot(const struct cstate *s, uint64_t bits)
+{
+    for (uint32_t i = 0; i < s->nconsts; i++)
+        if (s->consts[i] == bits) return s->L0 + i;
+    return UINT32_MAX;
+}
+
+/* Collects the body's most frequent kind of operand, constants, into
+ * read-only frame slots (copied in on entry), so instructions read them
+ * like locals instead of executing a constant instruction each time. */
+static int scan_consts(struct cstate *s, const uint8_t *b, const struct wasm_body *bd)
+{
+    struct wasm_reader rd = {b, bd->off, bd->end, s->r->err};
+    while (rd.pos < rd.end) {
+        struct wasm_instr in;
+        TRY(wasm_read_instr(&rd, &in));
+        if (in.op < 0x41 || in.op > 0x44) continue;
+        uint32_t i = 0;
+        while (i < s->nconsts && s->consts[i] != in.bits) i++;
+        if (i == s->nconsts && s->nconsts < WASM_MAX_CONSTS) s->consts[s->nconsts++] = in.bits;
+    }
+    if (s->nconsts < WASM_MAX_CONSTS) s->consts[s->nconsts++] = 0; /* ref.null, 0 */
+    return 0;
+}
+
+/* If the condition slot cond was just computed by an i32 comparison (or
+ * eqz), removes that instruction and returns its opcode and operands so
+ * the branch can test them itself. */
+static uint32_t take_compare(struct cstate *s, uint32_t cond, uint64_t *xy)
+{
+    if (s->last_dst < 0 || !s->last_packed || cond != HOME(s, s->h)) return 0;
+    uint64_t w0 = s->w[s->last_dst];
+    uint32_t op = (uint16_t)w0;
+    op = op >= OP_ACC_Y ? op - OP_ACC_Y : op >= OP_ACC_X ? op - OP_ACC_X : op;
+    if (last_dst_slot(s) != cond || op < 0x45 || op > 0x4f) return 0;
+    *xy = pair((uint32_t)(w0 >> 32) & 0xffffu, (uint32_t)(w0 >> 48));
+    s->nw = (uint32_t)s->last_dst;
+    s->last_dst = -1;
+    return op;
+}
+
+/* local.set / local.tee of local k with the top value. */
+static int set_local(struct cstate *s, uint32_t k, int tee)
+{
+    uint32_t v = pop_slot(s);
+    int aliased = s->nalias[k] != 0;
+    if (v == k) {
+        /* local.get k; local.set k */
+    } else if (!aliased && v == HOME(s, s->h) && s->last_dst >= 0 && last_dst_slot(s) == v) {
+        retarget_last(s, k);
+    } else {
+        if (aliased) TRY(materialize(s, k));
+        TRY(emit_packed(s, 0, OP_MOV, k, v, 0));
+    }
+    s->last_dst = -1;
+    if (tee) TRY(push_slot(s, k));
+    return 0;
+}
+
+static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_body *bd,
+                        const struct wasm_functype *ft)
+{
+    const struct wasm_module *m = s->m;
+    struct wasm_reader *rd = s->r;
+    TRY(push_ctl(s, 0, 0, ft->nr));
+    while (rd->pos < rd->end && s->nc) {
+        struct wasm_instr in;
+        TRY(wasm_read_instr(rd, &in));
+        uint32_t op = in.op, np, nr;
+        if (s->dead) {
+            /* only nesting matters in unreachable code */
+            if (op == 0x02 || op == 0x03 || op == 0x04) {
+                blocktype(m, in.bt, &np, &nr);
+                TRY(push_ctl(s, (uint8_t)op, 0, nr));
+                s->c[s->nc - 1].np = np;
+                continue;
+            }
+            if (op != 0x05 && op != 0x0b) continue;
+        }
+        struct cctl *c = &s->c[s->nc - 1];
+        switch (op) {
+        case 0x00:
+            TRY(emit(s, 0, 1, word(0x00, 0), 0, 0));
+            s->dead = 1;
+            break;
+        case 0x01: break;
+        case 0x02: case 0x03:
+            blocktype(m, in.bt, &np, &nr);
+            TRY(materialize(s, UINT32_MAX));
+            TRY(push_ctl(s, (uint8_t)op, np, nr));
+            s->last_dst = -1;
+            if (op == 0x03) TRY(emit(s, 0, 1, word(OP_FUEL, 0), 0, 0));
+            break;
+        case 0x04: {
+            blocktype(m, in.bt, &np, &nr);
+            uint32_t cond = pop_slot(s);
+            uint64_t xy = 0;
+            uint32_t cmp = take_compare(s, cond, &xy);
+            TRY(materialize(s, UINT32_MAX));
+            TRY(push_ctl(s, 0x04, np, nr));
+            s->c[s->nc - 1].else_fix = s->nw + 1;
+            if (cmp == 0x45) { /* if (eqz x): skip unless x == 0, i.e. when x != 0 */
+                TRY(emit(s, 0, 2, word(OP_BR_IF, 0), (uint32_t)xy, 0));
+            } else if (cmp) { /* jump to else when the comparison fails */
+                static const uint8_t neg[10] = {1, 0, 8, 9, 6, 7, 4, 5, 2, 3};
+                TRY(emit(s, 0, 2, word(OP_BR_CMP + neg[cmp - 0x46], 0), xy, 0));
+            } else {
+                TRY(emit(s, 0, 2, word(OP_BR_UNLESS, 0), cond, 0));
+            }
+            break;
+        }
+        case 0x05:
+            if (!s->dead) {
+                TRY(materialize(s, UINT32_MAX));
+                chain(s, c, s->nw);
+                TRY(emit(s, 0, 1, word(OP_JMP, 0), 0, 0));
+            }
+            if (c->else_fix) set_off(s, c->else_fix - 1, s->nw);
+            c->else_fix = 0;
+            c->op = 0x05;
+            s->dead = c->dead_entry;
+            TRY(reset_height(s, c->base, c->base + c->np));
+            s->last_dst = -1;
+            break;
+        case 0x0b:
+            if (!s->dead) TRY(materialize(s, UINT32_MAX));
+            if (c->else_fix) set_off(s, c->else_fix - 1, s->nw);
+            patch_chain(s, c, s->nw);
+            s->nc--;
+            s->last_dst = -1;
+            if (s->nc == 0) {
+                TRY(reset_height(s, 0, ft->nr));
+                TRY(emit(s, 0, 2, word(OP_RETURN, ft->nr), HOME(s, 0), 0));
+                break;
+            }
+            s->dead = c->dead_entry;
+            TRY(reset_height(s, c->base, c->base + c->nr));
+            break;
+        case 0x0c:
+            TRY(materialize(s, UINT32_MAX));
+            TRY(branch(s, in.a, UINT32_MAX));
+            s->dead = 1;
+            break;
+        case 0x0d: {
+            uint32_t cond = pop_slot(s);
+            struct cctl *t = &s->c[s->nc - 1 - in.a];
+            uint32_t arity = t->op == 0x03 ? t->np : t->nr;
+            uint64_t xy = 0;
+            uint32_t cmp = 0;
+            if (t->op != 0 && (arity == 0 || HOME(s, s->h - arity) == HOME(s, t->base)))
+                cmp = take_compare(s, cond, &xy);
+            TRY(materialize(s, UINT32_MAX));
+            if (cmp == 0x45) { /* br_if (eqz x): branch unless x */
+                uint32_t at = s->nw;
+                TRY(emit(s, 0, 2, word(OP_BR_UNLESS, 0), (uint32_t)xy, 0));
+                if (t->op == 0x03) set_off(s, at, t->start);
+                else chain(s, t, at);
+            } else if (cmp) {
+                uint32_t at = s->nw;
+                TRY(emit(s, 0, 2, word(OP_BR_CMP + (cmp - 0x46), 0), xy, 0));
+                if (t->op == 0x03) set_off(s, at, t->start);
+                else chain(s, t, at);
+            } else {
+                TRY(branch(s, in.a, cond));
+            }
+            break;
+        }
+        case 0x0e: {
+            uint32_t idx = pop_slot(s);
+            TRY(materialize(s, UINT32_MAX));
+            const struct cctl *dflt = &s->c[s->nc - 1 - in.a];
+            uint32_t arity = dflt->op == 0x03 ? dflt->np : dflt->nr;
+            TRY(emit(s, 0, 2, word(OP_BR_TABLE, in.ntargets), pair(idx, HOME(s, s->h - arity)), 0));
+            struct wasm_reader lr = {b, in.targets_off, rd->end, rd->err};
+            for (uint32_t i = 0; i <= in.ntargets; i++) {
+                uint32_t l = in.a;
+                if (i < in.ntargets) wasm_read_u32(&lr, &l);
+                struct cctl *t = &s->c[s->nc - 1 - l];
+                uint32_t at = s->nw;
+                /* to the function: the final RETURN takes values at home 0 */
+                uint32_t dst = t->op == 0 ? HOME(s, 0) : HOME(s, t->base);
+                TRY(emit(s, 0, 2, 0, pair(dst, arity), 0));
+                if (t->op == 0x03) set_off(s, at, t->start);
+                else chain(s, t, at);
+            }
+            s->dead = 1;
+            break;
+        }
+        case 0x0f:
+            TRY(materialize(s, UINT32_MAX));
+            TRY(emit(s, 0, 2, word(OP_RETURN, ft->nr), HOME(s, s->h - ft->nr), 0));
+            s->dead = 1;
+            break;
+        case 0x10: case 0x11: {
+            const struct wasm_functype *ct = &m->types[op == 0x10 ? m->func_type[in.a] : in.a];
+            uint32_t idx = op == 0x11 ? pop_slot(s) : 0;
+            TRY(materialize(s, UINT32_MAX));
+            uint32_t base = HOME(s, s->h - ct->np);
+            if (op == 0x10) TRY(emit(s, 0, 2, word(OP_CALL, in.a), base, 0));
+            else TRY(emit(s, 0, 3, word(OP_CALL_INDIRECT, in.a), pair(base, in.b), idx));
+            s->h -= ct->np;
+            for (uint32_t i = 0; i < ct->nr; i++) TRY(push_home(s));
+            /* the callee's frame starts at base: make room for its results */
+            break;
+        }
+        case 0x1a: pop_slot(s); break;
+        case 0x1b: case 0x1c: {
+            uint32_t cond = pop_slot(s), y = pop_slot(s), x = pop_slot(s);
+            TRY(emit(s, 1, 3, word(OP_SELECT, HOME(s, s->h)), pair(x, y), cond));
+            TRY(push_home(s));
+            break;
+        }
+        case 0x20: TRY(push_slot(s, in.a)); break;
+        case 0x21: TRY(set_local(s, in.a, 0)); break;
+        case 0x22: TRY(set_local(s, in.a, 1)); break;
+        case 0x23:
+            TRY(emit(s, 1, 2, word(OP_GLOBAL_GET, HOME(s, s->h)), in.a, 0));
+            TRY(push_home(s));
+            break;
+        case 0x24: {
+            uint32_t v = pop_slot(s);
+            TRY(emit(s, 0, 2, word(OP_GLOBAL_SET, in.a), v, 0));
+            break;
+        }
+        case 0x25: {
+            uint32_t i = pop_slot(s);
+            TRY(emit(s, 1, 2, word(OP_TABLE_GET, HOME(s, s->h)), pair(i, in.a), 0));
+            TRY(push_home(s));
+            break;
+        }
+        case 0x26: {
+            uint32_t v = pop_slot(s), i = pop_slot(s);
+            TRY(emit(s, 0, 2, word(OP_TABLE_SET, in.a), pair(i, v), 0));
+            break;
+        }
+        case 0x3f:
+            TRY(emit(s, 1, 1, word(0x3f, HOME(s, s->h)), 0, 0));
+            TRY(push_home(s));
+            break;
+        case 0x40: {
+            uint32_t n = pop_slot(s);
+            TRY(emit(s, 1, 2, word(0x40, HOME(s, s->h)), n, 0));
+            TRY(push_home(s));
+            break;
+        }
+        case 0x41: case 0x42: case 0x43: case 0x44: case 0xd0: {
+            uint64_t bits = op == 0xd0 ? 0 : in.bits;
+            uint32_t k = const_slot(s, bits);
+            if (k != UINT32_MAX) {
+                TRY(push_slot(s, k));
+            } else {
+                TRY(emit(s, 1, 2, word(OP_CONST64, HOME(s, s->h)), bits, 0));
+                TRY(push_home(s));
+            }
+            break;
+        }
+        case 0xd1: {
+            uint32_t prev = prev_slot(s), a = pop_slot(s);
+            TRY(emit_packed(s, 1, with_acc(OP_REF_IS_NULL, prev, a, UINT32_MAX), HOME(s, s->h), a, 0));
+            TRY(push_home(s));
+            break;
+        }
+        case 0xd2:
+            TRY(emit(s, 1, 2, word(OP_REF_FUNC, HOME(s, s->h)), in.a, 0));
+            TRY(push_home(s));
+            break;
+        default: {
+            uint32_t prev = prev_slot(s);
+            if (op >= 0x28 && op <= 0x35) { /* loads */
+                uint32_t a = pop_slot(s);
+                TRY(emit(s, 1, 2, word(with_acc(op, prev, a, UINT32_MAX), HOME(s, s->h)), pair(a, in.b), 0));
+                TRY(push_home(s));
+            } else if (op >= 0x36 && op <= 0x3e) { /* stores */
+                uint32_t v = pop_slot(s), a = pop_slot(s);
+                TRY(emit(s, 0, 2, word(with_acc(op, prev, a, v), in.b), pair(a, v), 0));
+            } else if ((op >= 0x45 && op <= 0xc4) || (op >= 0xfc00 && op <= 0xfc07)) {
+                uint32_t iop = op >= 0xfc00 ? OP_FC + (op & 0xff) : op;
+                if (numeric_arity(op) == 1) {
+                    uint32_t a = pop_slot(s);
+                    TRY(emit_packed(s, 1, with_acc(iop, prev, a, UINT32_MAX), HOME(s, s->h), a, 0));
+                } else {
+                    uint32_t y = pop_slot(s), x = pop_slot(s);
+                    TRY(emit_packed(s, 1, with_acc(iop, prev, x, y), HOME(s, s->h), x, y));
+                }
+                TRY(push_home(s));
+            } else {
+                /* bulk memory and table operations: operands at home, in order */
+                static const uint8_t pops[18] = {[8] = 3, [10] = 3, [11] = 3, [12] = 3,
+                                                 [14] = 3, [15] = 2, [17] = 3};
+                uint32_t sub = op & 0xff, n = pops[sub];
+                TRY(materialize(s, UINT32_MAX));
+                s->h -= n;
+                TRY(emit(s, 0, 2, word(OP_FC + sub, in.a), pair(HOME(s, s->h), in.b), 0));
+                if (sub == 15 || sub == 16) TRY(push_home(s));
+            }
+            break;
+        }
+        }
+    }
+    if (s->nc) return wasm_fail(rd, WASM_ERR_MALFORMED, "unexpected end of function");
+    return 0;
+}
+
+int wasm_compile_func(const uint8_t *b, const struct wasm_module *m, uint32_t fidx,
+                      struct wasm_code *out, struct wasm_error *err)
+{
+    const struct wasm_body *bd = &m->bodies[fidx - m->nfunc_imports];
+    const struct wasm_functype *ft = &m->types[m->func_type[fidx]];
+    struct wasm_reader rd = {b, bd->off, bd->end, err};
+    struct cstate st;
+    memset(&st, 0, sizeof(st));
+    st.r = &rd;
+    st.m = m;
+    st.L0 = ft->np + bd->nlocals;
+    st.last_dst = -1;
+    int rc = scan_consts(&st, b, bd);
+    st.L = st.L0 + st.nconsts;
+    st.alias_lo = UINT32_MAX;
+    st.nalias = calloc((size_t)st.L + 1, sizeof(*st.nalias));
+    if (!st.nalias && !rc) rc = wasm_fail(&rd, WASM_ERR_NOMEM, "out of memory");
+    if (!rc) rc = compile_body(&st, b, bd, ft);
+    if (!rc && st.nconsts) {
+        out->consts = malloc((size_t)st.nconsts * 8);
+        if (!out->consts) rc = wasm_fail(&rd, WASM_ERR_NOMEM, "out of memory");
+        else memcpy(out->consts, st.consts, (size_t)st.nconsts * 8);
+    }
+    free(st.c);
+    free(st.vs);
+    free(st.nalias);
+    if (rc) {
+        free(st.w);
+        return rc;
+    }
+    out->w = st.w;
+    out->nw = st.nw;
+    out->nlocals = bd->nlocals;
+    out->nconsts = st.nconsts;
+    /* callee frames start inside this one, so results may land above hmax */
+    out->frame_max = st.L + st.hmax + ft->nr + 1;
+    return 0;
+}

@@ -1,0 +1,853 @@
+/* wasm_exec.c - the interpreter: runs internal code (wasm_compile.c) with
+ * direct dispatch through a table of label addresses (computed goto).
+ *
+ * State lives in locals the compiler keeps in registers: pc, fp, acc (the
+ * last result, for the operand variants at OP_ACC_X/OP_ACC_Y), the current
+ * instance and its memory base and size (reloaded after anything that may
+ * grow memory: calls, returns, memory.grow). The value stack and
+ * the frame stack belong to the instance the host called (ctx); calls into
+ * another instance's functions run on the same stacks with that instance's
+ * memory, tables and globals. Wasm-to-wasm calls do not recurse in C, so the
+ * call depth limit is the only bound on nesting. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "wasm/wasm_float.h"
+#include "wasm/wasm_int.h"
+
+#pragma GCC diagnostic ignored "-Woverride-init"
+#ifdef __clang__
+#pragma clang diagnostic ignored "-Winitializer-overrides"
+#endif
+
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+static int host_call(struct wasm_instance *caller, struct wasm_func *f, uint64_t *args)
+{
+    struct wasm_val av[64], rv[64];
+    const struct wasm_functype *t = f->type;
+    for (uint32_t i = 0; i < t->np; i++) {
+        av[i].type = (enum wasm_type)t->t[i];
+        av[i].of.u64 = args[i];
+        if (t->t[i] == WASM_I32 || t->t[i] == WASM_F32) av[i].of.u64 = (uint32_t)args[i];
+    }
+    for (uint32_t i = 0; i < t->nr; i++) {
+        rv[i].type = (enum wasm_type)t->t[t->np + i];
+        rv[i].of.u64 = 0;
+    }
+    const char *msg = f->host(f->user, caller, av, rv);
+    if (msg) {
+        if (caller) snprintf(caller->trap_msg, sizeof(caller->trap_msg), "%s", msg);
+        return WASM_TRAP_HOST;
+    }
+    for (uint32_t i = 0; i < t->nr; i++) {
+        uint8_t ty = t->t[t->np + i];
+        args[i] = (ty == WASM_I32 || ty == WASM_F32) ? (uint32_t)rv[i].of.u64 : rv[i].of.u64;
+    }
+    return 0;
+}
+
+static int64_t grow_table(struct wasm_table *t, uint32_t n, uint64_t init)
+{
+    uint64_t want = (uint64_t)t->size + n;
+    if (want > t->max || want > WASM_MAX_TABLE) return -1;
+    if (n) {
+        uint64_t *e = realloc(t->e, (size_t)want * 8 + 8);
+        if (!e) return -1;
+        t->e = e;
+        for (uint64_t i = t->size; i < want; i++) e[i] = init;
+    }
+    uint32_t old = t->size;
+    t->size = (uint32_t)want;
+    return old;
+}
+
+/* Grows mem by n pages within its own maximum and cap pages; returns the
+ * old size in pages or -1. Shared with the public wasm_memory_grow. */
+int64_t wasm_mem_grow(struct wasm_memory *mem, uint32_t n, uint32_t cap)
+{
+    uint64_t want = (uint64_t)mem->pages + n;
+    uint64_t max = mem->max == WASM_NOMAX ? WASM_MAX_PAGES : mem->max;
+    if (cap && cap < max) max = cap;
+    if (want > max) return -1;
+    if (n) {
+        uint8_t *d = realloc(mem->data, (size_t)want * WASM_PAGE + 8);
+        if (!d) return -1;
+        memset(d + mem->size, 0, (size_t)n * WASM_PAGE);
+        mem->data = d;
+    }
+    uint32_t old = mem->pages;
+    mem->pages = (uint32_t)want;
+    mem->size = want * WASM_PAGE;
+    return old;
+}
+
+#define D ((uint32_t)(w >> 32))        /* result slot or immediate of word 0 */
+#define SD ((int32_t)(w >> 32))        /* branch offset */
+#define X ((uint32_t)pc[0])            /* first operand slot */
+#define Y ((uint32_t)(pc[0] >> 32))    /* second operand slot or immediate */
+/* packed one-word form of numeric operations and moves: op | d | x | y, 16 bits each */
+#define PD ((uint32_t)(w >> 16) & 0xffffu)
+#define PX ((uint32_t)(w >> 32) & 0xffffu)
+#define PY ((uint32_t)(w >> 48))
+#define NEXT()                                                                               \
+    do {                                                                                     \
+        w = *pc++;                                                                           \
+        goto *labels[(uint16_t)w];                                                           \
+    } while (0)
+#define TRAP(code, msg)                                                                      \
+    do {                                                                                     \
+        rc = (code);                                                                         \
+        tmsg = (msg);                                                                        \
+        goto trap;                                                                           \
+    } while (0)
+
+#define RELOAD_INST()                                                                        \
+    do {                                                                                     \
+        globals = inst->globals;                                                             \
+        mem = inst->mems ? inst->mems[0] : NULL;                                             \
+        mbase = mem ? mem->data : NULL;                                                      \
+        msize = mem ? mem->size : 0;                                                         \
+    } while (0)
+#define RELOAD_MEM()                                                                         \
+    do {                                                                                     \
+        if (mem) mbase = mem->data, msize = mem->size;                                       \
+    } while (0)
+
+#define I32(x) ((uint32_t)(x))
+#define I64(x) ((uint64_t)(x))
+#define F32(x) wf_f32(x)
+#define F64(x) wf_f64(x)
+
+#define UNOP(n, get, expr, put)                                                              \
+    L_##n : {                                                                                \
+        __typeof__(get(0)) a = get(fp[PX]);                                                  \
+        fp[PD] = acc = put(expr);                                                            \
+        NEXT();                                                                              \
+    }                                                                                        \
+    LA_##n : {                                                                               \
+        __typeof__(get(0)) a = get(acc);                                                     \
+        fp[PD] = acc = put(expr);                                                            \
+        NEXT();                                                                              \
+    }
+#define BINOP(n, get, expr, put)                                                             \
+    L_##n : {                                                                                \
+        __typeof__(get(0)) a = get(fp[PX]), b = get(fp[PY]);                                 \
+        fp[PD] = acc = put(expr);                                                            \
+        NEXT();                                                                              \
+    }                                                                                        \
+    LA_##n : {                                                                               \
+        __typeof__(get(0)) a = get(acc), b = get(fp[PY]);                                    \
+        fp[PD] = acc = put(expr);                                                            \
+        NEXT();                                                                              \
+    }                                                                                        \
+    LB_##n : {                                                                               \
+        __typeof__(get(0)) a = get(fp[PX]), b = get(acc);                                    \
+        fp[PD] = acc = put(expr);                                                            \
+        NEXT();                                                                              \
+    }
+#define CMP(n, get, expr) BINOP(n, get, expr, (uint64_t))
+#define PUT32(x) ((uint64_t)(uint32_t)(x))
+#define PUT64(x) ((uint64_t)(x))
+#define PUTF32(x) wf_b32(x)
+#define PUTF64(x) wf_b64(x)
+
+#define LOAD_AT(src, T, conv)                                                                \
+    {                                                                                        \
+        uint64_t ea = (uint64_t)(uint32_t)(src) + Y;                                         \
+        if (UNLIKELY(ea + sizeof(T) > msize)) TRAP(WASM_TRAP_MEMORY, "out of bounds memory access"); \
+        T v_;                                                                                \
+        memcpy(&v_, mbase + ea, sizeof(T));                                                  \
+        fp[D] = acc = conv(v_);                                                              \
+        pc++;                                                                                \
+        NEXT();                                                                              \
+    }
+#define LOAD(n, T, conv)                                                                     \
+    L_##n : LOAD_AT(fp[X], T, conv)                                                          \
+    LA_##n : LOAD_AT(acc, T, conv)
+#define STORE_AT(addr, val, T)                                                               \
+    {                                                                                        \
+        uint64_t ea = (uint64_t)(uint32_t)(addr) + D;                                        \
+        if (UNLIKELY(ea + sizeof(T) > msize)) TRAP(WASM_TRAP_MEMORY, "out of bounds memory access"); \
+        T v_ = (T)(val);                                                                     \
+        memcpy(mbase + ea, &v_, sizeof(T));                                                  \
+        pc++;                                                                                \
+        NEXT();                                                                              \
+    }
+#define STORE(n, T)                                                                          \
+    L_##n : STORE_AT(fp[X], fp[Y], T)                                                        \
+    LA_##n : STORE_AT(acc, fp[Y], T)                                                         \
+    LB_##n : STORE_AT(fp[X], acc, T)
+#define SX8_32(v) ((uint64_t)(uint32_t)(int32_t)(int8_t)(v))
+#define SX16_32(v) ((uint64_t)(uint32_t)(int32_t)(int16_t)(v))
+#define SX8_64(v) ((uint64_t)(int64_t)(int8_t)(v))
+#define SX16_64(v) ((uint64_t)(int64_t)(int16_t)(v))
+#define SX32_64(v) ((uint64_t)(int64_t)(int32_t)(v))
+#define ZX(v) ((uint64_t)(v))
+
+#define TRUNC_OF(src, fn, get, T, put)                                                       \
+    {                                                                                        \
+        T r_;                                                                                \
+        int e_ = fn((double)get(src), &r_);                                                  \
+        if (UNLIKELY(e_)) {                                                                  \
+            if (e_ == 1) TRAP(WASM_TRAP_CONVERSION, "invalid conversion to integer");        \
+            TRAP(WASM_TRAP_OVERFLOW, "integer overflow");                                    \
+        }                                                                                    \
+        fp[PD] = acc = put(r_);                                                              \
+        NEXT();                                                                              \
+    }
+#define TRUNC(n, fn, get, T, put)                                                            \
+    L_##n : TRUNC_OF(fp[PX], fn, get, T, put)                                                \
+    LA_##n : TRUNC_OF(acc, fn, get, T, put)
+
+static inline uint32_t rotl32(uint32_t a, uint32_t b)
+{
+    b &= 31;
+    return (a << b) | (a >> ((32 - b) & 31));
+}
+static inline uint32_t rotr32(uint32_t a, uint32_t b)
+{
+    b &= 31;
+    return (a >> b) | (a << ((32 - b) & 31));
+}
+static inline uint64_t rotl64(uint64_t a, uint64_t b)
+{
+    b &= 63;
+    return (a << b) | (a >> ((64 - b) & 63));
+}
+static inline uint64_t rotr64(uint64_t a, uint64_t b)
+{
+    b &= 63;
+    return (a >> b) | (a << ((64 - b) & 63));
+}
+
+/* Branch values: n slots from src to dst (ranges may overlap). */
+static inline void move_slots(uint64_t *dst, const uint64_t *src, uint32_t n)
+{
+    if (n == 1) dst[0] = src[0];
+    else if (n && dst != src) memmove(dst, src, (size_t)n * 8);
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+/* keep the frame set-up loops as loops (GCC would turn them into calls) */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
+int wasm_exec(struct wasm_instance *ctx, struct wasm_func *f)
+{
+    static const void *const labels[OP_COUNT] = {
+        [0 ... OP_COUNT - 1] = &&L_bad,
+#define L(n) [n] = &&L_##n
+        L(0x00), L(0x02), L(0x03), L(0x04), L(0x05), L(0x06), L(0x07), L(0x0d), L(0x0e),
+        L(0x0f), L(0x10), L(0x11), L(0x1b), L(0x23), L(0x24),
+        L(0x25), L(0x26), L(0x28), L(0x29), L(0x2a), L(0x2b), L(0x2c), L(0x2d), L(0x2e),
+        L(0x2f), L(0x30), L(0x31), L(0x32), L(0x33), L(0x34), L(0x35), L(0x36), L(0x37),
+        L(0x38), L(0x39), L(0x3a), L(0x3b), L(0x3c), L(0x3d), L(0x3e), L(0x3f), L(0x40),
+        L(0x41), L(0x42), L(0x45), L(0x46), L(0x47), L(0x48), L(0x49), L(0x4a), L(0x4b),
+        L(0x4c), L(0x4d), L(0x4e), L(0x4f), L(0x50), L(0x51), L(0x52), L(0x53), L(0x54),
+        L(0x55), L(0x56), L(0x57), L(0x58), L(0x59), L(0x5a), L(0x5b), L(0x5c), L(0x5d),
+        L(0x5e), L(0x5f), L(0x60), L(0x61), L(0x62), L(0x63), L(0x64), L(0x65), L(0x66),
+        L(0x67), L(0x68), L(0x69), L(0x6a), L(0x6b), L(0x6c), L(0x6d), L(0x6e), L(0x6f),
+        L(0x70), L(0x71), L(0x72), L(0x73), L(0x74), L(0x75), L(0x76), L(0x77), L(0x78),
+        L(0x79), L(0x7a), L(0x7b), L(0x7c), L(0x7d), L(0x7e), L(0x7f), L(0x80), L(0x81),
+        L(0x82), L(0x83), L(0x84), L(0x85), L(0x86), L(0x87), L(0x88), L(0x89), L(0x8a),
+        L(0x8b), L(0x8c), L(0x8d), L(0x8e), L(0x8f), L(0x90), L(0x91), L(0x92), L(0x93),
+        L(0x94), L(0x95), L(0x96), L(0x97), L(0x98), L(0x99), L(0x9a), L(0x9b), L(0x9c),
+        L(0x9d), L(0x9e), L(0x9f), L(0xa0), L(0xa1), L(0xa2), L(0xa3), L(0xa4), L(0xa5),
+        L(0xa6), L(0xa7), L(0xa8), L(0xa9), L(0xaa), L(0xab), L(0xac), L(0xad), L(0xae),
+        L(0xaf), L(0xb0), L(0xb1), L(0xb2), L(0xb3), L(0xb4), L(0xb5), L(0xb6), L(0xb7),
+        L(0xb8), L(0xb9), L(0xba), L(0xbb), L(0xbc), L(0xbd), L(0xbe), L(0xbf), L(0xc0),
+        L(0xc1), L(0xc2), L(0xc3), L(0xc4), L(0xd1), L(0xd2), L(0x100), L(0x101), L(0x102),
+        L(0x103), L(0x104), L(0x105), L(0x106), L(0x107), L(0x108), L(0x109), L(0x10a),
+        L(0x10b), L(0x10c), L(0x10d), L(0x10e), L(0x10f), L(0x110), L(0x111),
+        L(0x112), L(0x113), L(0x114), L(0x115), L(0x116), L(0x117), L(0x118), L(0x119),
+        L(0x11a), L(0x11b),
+#undef L
+        /* variants reading an operand from acc */
+        [OP_ACC_X + 0x28] = &&LA_0x28, [OP_ACC_X + 0x29] = &&LA_0x29,
+        [OP_ACC_X + 0x2a] = &&LA_0x2a, [OP_ACC_X + 0x2b] = &&LA_0x2b,
+        [OP_ACC_X + 0x2c] = &&LA_0x2c, [OP_ACC_X + 0x2d] = &&LA_0x2d,
+        [OP_ACC_X + 0x2e] = &&LA_0x2e, [OP_ACC_X + 0x2f] = &&LA_0x2f,
+        [OP_ACC_X + 0x30] = &&LA_0x30, [OP_ACC_X + 0x31] = &&LA_0x31,
+        [OP_ACC_X + 0x32] = &&LA_0x32, [OP_ACC_X + 0x33] = &&LA_0x33,
+        [OP_ACC_X + 0x34] = &&LA_0x34, [OP_ACC_X + 0x35] = &&LA_0x35,
+        [OP_ACC_X + 0x45] = &&LA_0x45, [OP_ACC_X + 0x50] = &&LA_0x50,
+        [OP_ACC_X + 0x67] = &&LA_0x67, [OP_ACC_X + 0x68] = &&LA_0x68,
+        [OP_ACC_X + 0x69] = &&LA_0x69, [OP_ACC_X + 0x79] = &&LA_0x79,
+        [OP_ACC_X + 0x7a] = &&LA_0x7a, [OP_ACC_X + 0x7b] = &&LA_0x7b,
+        [OP_ACC_X + 0x8b] = &&LA_0x8b, [OP_ACC_X + 0x8c] = &&LA_0x8c,
+        [OP_ACC_X + 0x8d] = &&LA_0x8d, [OP_ACC_X + 0x8e] = &&LA_0x8e,
+        [OP_ACC_X + 0x8f] = &&LA_0x8f, [OP_ACC_X + 0x90] = &&LA_0x90,
+        [OP_ACC_X + 0x91] = &&LA_0x91, [OP_ACC_X + 0x99] = &&LA_0x99,
+        [OP_ACC_X + 0x9a] = &&LA_0x9a, [OP_ACC_X + 0x9b] = &&LA_0x9b,
+        [OP_ACC_X + 0x9c] = &&LA_0x9c, [OP_ACC_X + 0x9d] = &&LA_0x9d,
+        [OP_ACC_X + 0x9e] = &&LA_0x9e, [OP_ACC_X + 0x9f] = &&LA_0x9f,
+        [OP_ACC_X + 0xa7] = &&LA_0xa7, [OP_ACC_X + 0xa8] = &&LA_0xa8,
+        [OP_ACC_X + 0xa9] = &&LA_0xa9, [OP_ACC_X + 0xaa] = &&LA_0xaa,
+        [OP_ACC_X + 0xab] = &&LA_0xab, [OP_ACC_X + 0xac] = &&LA_0xac,
+        [OP_ACC_X + 0xad] = &&LA_0xad, [OP_ACC_X + 0xae] = &&LA_0xae,
+        [OP_ACC_X + 0xaf] = &&LA_0xaf, [OP_ACC_X + 0xb0] = &&LA_0xb0,
+        [OP_ACC_X + 0xb1] = &&LA_0xb1, [OP_ACC_X + 0xb2] = &&LA_0xb2,
+        [OP_ACC_X + 0xb3] = &&LA_0xb3, [OP_ACC_X + 0xb4] = &&LA_0xb4,
+        [OP_ACC_X + 0xb5] = &&LA_0xb5, [OP_ACC_X + 0xb6] = &&LA_0xb6,
+        [OP_ACC_X + 0xb7] = &&LA_0xb7, [OP_ACC_X + 0xb8] = &&LA_0xb8,
+        [OP_ACC_X + 0xb9] = &&LA_0xb9, [OP_ACC_X + 0xba] = &&LA_0xba,
+        [OP_ACC_X + 0xbb] = &&LA_0xbb, [OP_ACC_X + 0xbc] = &&LA_0xbc,
+        [OP_ACC_X + 0xbd] = &&LA_0xbd, [OP_ACC_X + 0xbe] = &&LA_0xbe,
+        [OP_ACC_X + 0xbf] = &&LA_0xbf, [OP_ACC_X + 0xc0] = &&LA_0xc0,
+        [OP_ACC_X + 0xc1] = &&LA_0xc1, [OP_ACC_X + 0xc2] = &&LA_0xc2,
+        [OP_ACC_X + 0xc3] = &&LA_0xc3, [OP_ACC_X + 0xc4] = &&LA_0xc4,
+        [OP_ACC_X + 0xd1] = &&LA_0xd1, [OP_ACC_X + 0x100] = &&LA_0x100,
+        [OP_ACC_X + 0x101] = &&LA_0x101, [OP_ACC_X + 0x102] = &&LA_0x102,
+        [OP_ACC_X + 0x103] = &&LA_0x103, [OP_ACC_X + 0x104] = &&LA_0x104,
+        [OP_ACC_X + 0x105] = &&LA_0x105, [OP_ACC_X + 0x106] = &&LA_0x106,
+        [OP_ACC_X + 0x107] = &&LA_0x107, [OP_ACC_X + 0x36] = &&LA_0x36,
+        [OP_ACC_Y + 0x36] = &&LB_0x36, [OP_ACC_X + 0x37] = &&LA_0x37,
+        [OP_ACC_Y + 0x37] = &&LB_0x37, [OP_ACC_X + 0x38] = &&LA_0x38,
+        [OP_ACC_Y + 0x38] = &&LB_0x38, [OP_ACC_X + 0x39] = &&LA_0x39,
+        [OP_ACC_Y + 0x39] = &&LB_0x39, [OP_ACC_X + 0x3a] = &&LA_0x3a,
+        [OP_ACC_Y + 0x3a] = &&LB_0x3a, [OP_ACC_X + 0x3b] = &&LA_0x3b,
+        [OP_ACC_Y + 0x3b] = &&LB_0x3b, [OP_ACC_X + 0x3c] = &&LA_0x3c,
+        [OP_ACC_Y + 0x3c] = &&LB_0x3c, [OP_ACC_X + 0x3d] = &&LA_0x3d,
+        [OP_ACC_Y + 0x3d] = &&LB_0x3d, [OP_ACC_X + 0x3e] = &&LA_0x3e,
+        [OP_ACC_Y + 0x3e] = &&LB_0x3e, [OP_ACC_X + 0x46] = &&LA_0x46,
+        [OP_ACC_Y + 0x46] = &&LB_0x46, [OP_ACC_X + 0x47] = &&LA_0x47,
+        [OP_ACC_Y + 0x47] = &&LB_0x47, [OP_ACC_X + 0x48] = &&LA_0x48,
+        [OP_ACC_Y + 0x48] = &&LB_0x48, [OP_ACC_X + 0x49] = &&LA_0x49,
+        [OP_ACC_Y + 0x49] = &&LB_0x49, [OP_ACC_X + 0x4a] = &&LA_0x4a,
+        [OP_ACC_Y + 0x4a] = &&LB_0x4a, [OP_ACC_X + 0x4b] = &&LA_0x4b,
+        [OP_ACC_Y + 0x4b] = &&LB_0x4b, [OP_ACC_X + 0x4c] = &&LA_0x4c,
+        [OP_ACC_Y + 0x4c] = &&LB_0x4c, [OP_ACC_X + 0x4d] = &&LA_0x4d,
+        [OP_ACC_Y + 0x4d] = &&LB_0x4d, [OP_ACC_X + 0x4e] = &&LA_0x4e,
+        [OP_ACC_Y + 0x4e] = &&LB_0x4e, [OP_ACC_X + 0x4f] = &&LA_0x4f,
+        [OP_ACC_Y + 0x4f] = &&LB_0x4f, [OP_ACC_X + 0x51] = &&LA_0x51,
+        [OP_ACC_Y + 0x51] = &&LB_0x51, [OP_ACC_X + 0x52] = &&LA_0x52,
+        [OP_ACC_Y + 0x52] = &&LB_0x52, [OP_ACC_X + 0x53] = &&LA_0x53,
+        [OP_ACC_Y + 0x53] = &&LB_0x53, [OP_ACC_X + 0x54] = &&LA_0x54,
+        [OP_ACC_Y + 0x54] = &&LB_0x54, [OP_ACC_X + 0x55] = &&LA_0x55,
+        [OP_ACC_Y + 0x55] = &&LB_0x55, [OP_ACC_X + 0x56] = &&LA_0x56,
+        [OP_ACC_Y + 0x56] = &&LB_0x56, [OP_ACC_X + 0x57] = &&LA_0x57,
+        [OP_ACC_Y + 0x57] = &&LB_0x57, [OP_ACC_X + 0x58] = &&LA_0x58,
+        [OP_ACC_Y + 0x58] = &&LB_0x58, [OP_ACC_X + 0x59] = &&LA_0x59,
+        [OP_ACC_Y + 0x59] = &&LB_0x59, [OP_ACC_X + 0x5a] = &&LA_0x5a,
+        [OP_ACC_Y + 0x5a] = &&LB_0x5a, [OP_ACC_X + 0x5b] = &&LA_0x5b,
+        [OP_ACC_Y + 0x5b] = &&LB_0x5b, [OP_ACC_X + 0x5c] = &&LA_0x5c,
+        [OP_ACC_Y + 0x5c] = &&LB_0x5c, [OP_ACC_X + 0x5d] = &&LA_0x5d,
+        [OP_ACC_Y + 0x5d] = &&LB_0x5d, [OP_ACC_X + 0x5e] = &&LA_0x5e,
+        [OP_ACC_Y + 0x5e] = &&LB_0x5e, [OP_ACC_X + 0x5f] = &&LA_0x5f,
+        [OP_ACC_Y + 0x5f] = &&LB_0x5f, [OP_ACC_X + 0x60] = &&LA_0x60,
+        [OP_ACC_Y + 0x60] = &&LB_0x60, [OP_ACC_X + 0x61] = &&LA_0x61,
+        [OP_ACC_Y + 0x61] = &&LB_0x61, [OP_ACC_X + 0x62] = &&LA_0x62,
+        [OP_ACC_Y + 0x62] = &&LB_0x62, [OP_ACC_X + 0x63] = &&LA_0x63,
+        [OP_ACC_Y + 0x63] = &&LB_0x63, [OP_ACC_X + 0x64] = &&LA_0x64,
+        [OP_ACC_Y + 0x64] = &&LB_0x64, [OP_ACC_X + 0x65] = &&LA_0x65,
+        [OP_ACC_Y + 0x65] = &&LB_0x65, [OP_ACC_X + 0x66] = &&LA_0x66,
+        [OP_ACC_Y + 0x66] = &&LB_0x66, [OP_ACC_X + 0x6a] = &&LA_0x6a,
+        [OP_ACC_Y + 0x6a] = &&LB_0x6a, [OP_ACC_X + 0x6b] = &&LA_0x6b,
+        [OP_ACC_Y + 0x6b] = &&LB_0x6b, [OP_ACC_X + 0x6c] = &&LA_0x6c,
+        [OP_ACC_Y + 0x6c] = &&LB_0x6c, [OP_ACC_X + 0x71] = &&LA_0x71,
+        [OP_ACC_Y + 0x71] = &&LB_0x71, [OP_ACC_X + 0x72] = &&LA_0x72,
+        [OP_ACC_Y + 0x72] = &&LB_0x72, [OP_ACC_X + 0x73] = &&LA_0x73,
+        [OP_ACC_Y + 0x73] = &&LB_0x73, [OP_ACC_X + 0x74] = &&LA_0x74,
+        [OP_ACC_Y + 0x74] = &&LB_0x74, [OP_ACC_X + 0x75] = &&LA_0x75,
+        [OP_ACC_Y + 0x75] = &&LB_0x75, [OP_ACC_X + 0x76] = &&LA_0x76,
+        [OP_ACC_Y + 0x76] = &&LB_0x76, [OP_ACC_X + 0x77] = &&LA_0x77,
+        [OP_ACC_Y + 0x77] = &&LB_0x77, [OP_ACC_X + 0x78] = &&LA_0x78,
+        [OP_ACC_Y + 0x78] = &&LB_0x78, [OP_ACC_X + 0x7c] = &&LA_0x7c,
+        [OP_ACC_Y + 0x7c] = &&LB_0x7c, [OP_ACC_X + 0x7d] = &&LA_0x7d,
+        [OP_ACC_Y + 0x7d] = &&LB_0x7d, [OP_ACC_X + 0x7e] = &&LA_0x7e,
+        [OP_ACC_Y + 0x7e] = &&LB_0x7e, [OP_ACC_X + 0x83] = &&LA_0x83,
+        [OP_ACC_Y + 0x83] = &&LB_0x83, [OP_ACC_X + 0x84] = &&LA_0x84,
+        [OP_ACC_Y + 0x84] = &&LB_0x84, [OP_ACC_X + 0x85] = &&LA_0x85,
+        [OP_ACC_Y + 0x85] = &&LB_0x85, [OP_ACC_X + 0x86] = &&LA_0x86,
+        [OP_ACC_Y + 0x86] = &&LB_0x86, [OP_ACC_X + 0x87] = &&LA_0x87,
+        [OP_ACC_Y + 0x87] = &&LB_0x87, [OP_ACC_X + 0x88] = &&LA_0x88,
+        [OP_ACC_Y + 0x88] = &&LB_0x88, [OP_ACC_X + 0x89] = &&LA_0x89,
+        [OP_ACC_Y + 0x89] = &&LB_0x89, [OP_ACC_X + 0x8a] = &&LA_0x8a,
+        [OP_ACC_Y + 0x8a] = &&LB_0x8a, [OP_ACC_X + 0x92] = &&LA_0x92,
+        [OP_ACC_Y + 0x92] = &&LB_0x92, [OP_ACC_X + 0x93] = &&LA_0x93,
+        [OP_ACC_Y + 0x93] = &&LB_0x93, [OP_ACC_X + 0x94] = &&LA_0x94,
+        [OP_ACC_Y + 0x94] = &&LB_0x94, [OP_ACC_X + 0x95] = &&LA_0x95,
+        [OP_ACC_Y + 0x95] = &&LB_0x95, [OP_ACC_X + 0x96] = &&LA_0x96,
+        [OP_ACC_Y + 0x96] = &&LB_0x96, [OP_ACC_X + 0x97] = &&LA_0x97,
+        [OP_ACC_Y + 0x97] = &&LB_0x97, [OP_ACC_X + 0x98] = &&LA_0x98,
+        [OP_ACC_Y + 0x98] = &&LB_0x98, [OP_ACC_X + 0xa0] = &&LA_0xa0,
+        [OP_ACC_Y + 0xa0] = &&LB_0xa0, [OP_ACC_X + 0xa1] = &&LA_0xa1,
+        [OP_ACC_Y + 0xa1] = &&LB_0xa1, [OP_ACC_X + 0xa2] = &&LA_0xa2,
+        [OP_ACC_Y + 0xa2] = &&LB_0xa2, [OP_ACC_X + 0xa3] = &&LA_0xa3,
+        [OP_ACC_Y + 0xa3] = &&LB_0xa3, [OP_ACC_X + 0xa4] = &&LA_0xa4,
+        [OP_ACC_Y + 0xa4] = &&LB_0xa4, [OP_ACC_X + 0xa5] = &&LA_0xa5,
+        [OP_ACC_Y + 0xa5] = &&LB_0xa5, [OP_ACC_X + 0xa6] = &&LA_0xa6,
+        [OP_ACC_Y + 0xa6] = &&LB_0xa6,
+    };
+    int rc = 0;
+    const char *tmsg = NULL;
+    struct wasm_instance *inst = f->inst;
+    struct wasm_global **globals;
+    struct wasm_memory *mem;
+    uint8_t *mbase;
+    uint64_t msize;
+    uint64_t fuel = ctx->fuel;
+    uint32_t depth = ctx->depth, base_depth = ctx->depth;
+    uint32_t max_depth = ctx->lim.max_call_depth;
+    uint64_t *const stack_end = ctx->stack_end;
+    struct wasm_frame *const frames = ctx->frames;
+    uint64_t *fp = ctx->sp, *nfp = ctx->sp;
+    const uint64_t *pc = NULL; /* the sentinel frame returns to the host */
+    uint64_t w, acc = 0; /* acc: the last result, also in its slot */
+    struct wasm_func *callee = f;
+    RELOAD_INST();
+    goto do_call;
+
+do_call: { /* callee with its arguments at nfp */
+    const struct wasm_code *c = callee->code;
+    uint32_t np = callee->type->np;
+    if (UNLIKELY(fuel == 0)) TRAP(WASM_TRAP_FUEL, "out of fuel");
+    fuel--;
+    if (UNLIKELY(callee->host)) {
+        uint32_t nr = callee->type->nr;
+        ctx->sp = nfp + (np > nr ? np : nr);
+        ctx->fuel = fuel;
+        ctx->depth = depth;
+        int hrc = host_call(inst, callee, nfp);
+        if (hrc) TRAP(hrc, inst->trap_msg);
+        fuel = ctx->fuel; /* the host may have re-entered wasm and spent some */
+        RELOAD_MEM();
+        if (!pc) goto done;
+        NEXT();
+    }
+    if (UNLIKELY(depth >= max_depth)) TRAP(WASM_TRAP_STACK, "call stack exhausted");
+    if (UNLIKELY(c->frame_max > (size_t)(stack_end - nfp))) TRAP(WASM_TRAP_STACK, "call stack exhausted");
+    frames[depth].pc = pc;
+    frames[depth].fp = fp;
+    frames[depth].inst = inst;
+    depth++;
+    fp = nfp;
+    /* plain loops: most functions have a handful of locals and constants,
+     * too few for a library call to pay off */
+    uint64_t *lp = fp + np;
+    for (uint32_t i = 0; i < c->nlocals; i++) lp[i] = 0;
+    lp += c->nlocals;
+    for (uint32_t i = 0; i < c->nconsts; i++) lp[i] = c->consts[i];
+    pc = c->w;
+    if (callee->inst != inst) {
+        inst = callee->inst;
+        RELOAD_INST();
+    }
+    NEXT();
+}
+
+L_0x0f: { /* return: word1 the first result slot */
+    uint32_t n = D;
+    move_slots(fp, fp + X, n);
+    depth--;
+    pc = frames[depth].pc;
+    fp = frames[depth].fp;
+    if (!pc) goto done;
+    if (frames[depth].inst != inst) {
+        inst = frames[depth].inst;
+        RELOAD_INST();
+    } else {
+        RELOAD_MEM();
+    }
+    NEXT();
+}
+
+L_0x10: /* call: word1 the first argument slot */
+    callee = inst->funcs[D];
+    nfp = fp + X;
+    pc++;
+    goto do_call;
+
+L_0x11: { /* call_indirect: word1 arg slot | table; word2 index slot */
+    struct wasm_table *t = inst->tables[Y];
+    uint32_t i = (uint32_t)fp[(uint32_t)pc[1]];
+    nfp = fp + X;
+    pc += 2;
+    if (UNLIKELY(i >= t->size)) TRAP(WASM_TRAP_TABLE, "undefined element");
+    callee = (struct wasm_func *)(uintptr_t)t->e[i];
+    if (UNLIKELY(!callee)) TRAP(WASM_TRAP_NULL, "uninitialized element");
+    if (UNLIKELY(!wasm_functype_eq(callee->type, &inst->mod->types[D])))
+        TRAP(WASM_TRAP_SIGNATURE, "indirect call type mismatch");
+    goto do_call;
+}
+
+L_0x00: TRAP(WASM_TRAP_UNREACHABLE, "unreachable");
+L_0x02: pc = pc - 1 + SD; NEXT(); /* jmp */
+L_0x03: /* br with move: word1 src | dst, word2 arity */
+    move_slots(fp + Y, fp + X, (uint32_t)pc[1]);
+    pc = pc - 1 + SD;
+    NEXT();
+L_0x04: /* br_if with move: word1 src | dst, word2 arity | cond */
+    if ((uint32_t)fp[(uint32_t)(pc[1] >> 32)]) {
+        move_slots(fp + Y, fp + X, (uint32_t)pc[1]);
+        pc = pc - 1 + SD;
+    } else {
+        pc += 2;
+    }
+    NEXT();
+L_0x05: /* br_unless: word1 cond */
+    if (!(uint32_t)fp[X]) pc = pc - 1 + SD;
+    else pc++;
+    NEXT();
+L_0x06: /* loop header */
+    if (UNLIKELY(fuel == 0)) TRAP(WASM_TRAP_FUEL, "out of fuel");
+    fuel--;
+    NEXT();
+L_0x07: fp[PD] = acc = fp[PX]; NEXT(); /* mov (packed) */
+L_0x0d: /* br_if: word1 cond */
+    if ((uint32_t)fp[X]) pc = pc - 1 + SD;
+    else pc++;
+    NEXT();
+L_0x0e: { /* br_table: word1 index | src; then n+1 pairs (offset, dst | arity) */
+    uint32_t i = (uint32_t)fp[X], src = Y;
+    if (i > D) i = D;
+    const uint64_t *e = pc + 1 + 2 * (size_t)i;
+    move_slots(fp + (uint32_t)e[1], fp + src, (uint32_t)(e[1] >> 32));
+    pc = e + (int32_t)(e[0] >> 32);
+    NEXT();
+}
+L_0x1b: /* select: word1 x | y, word2 cond */
+    fp[D] = acc = (uint32_t)fp[(uint32_t)pc[1]] ? fp[X] : fp[Y];
+    pc += 2;
+    NEXT();
+L_0x23: fp[D] = acc = globals[X]->v; pc++; NEXT();
+L_0x24: globals[D]->v = fp[X]; pc++; NEXT();
+L_0x25: { /* table.get: word1 index | table */
+    struct wasm_table *t = inst->tables[Y];
+    uint32_t i = (uint32_t)fp[X];
+    if (UNLIKELY(i >= t->size)) TRAP(WASM_TRAP_TABLE, "out of bounds table access");
+    fp[D] = acc = t->e[i];
+    pc++;
+    NEXT();
+}
+L_0x26: { /* table.set: word1 index | value */
+    struct wasm_table *t = inst->tables[D];
+    uint32_t i = (uint32_t)fp[X];
+    if (UNLIKELY(i >= t->size)) TRAP(WASM_TRAP_TABLE, "out of bounds table access");
+    t->e[i] = fp[Y];
+    pc++;
+    NEXT();
+}
+LOAD(0x28, uint32_t, ZX)
+LOAD(0x29, uint64_t, ZX)
+LOAD(0x2a, uint32_t, ZX)
+LOAD(0x2b, uint64_t, ZX)
+LOAD(0x2c, uint8_t, SX8_32)
+LOAD(0x2d, uint8_t, ZX)
+LOAD(0x2e, uint16_t, SX16_32)
+LOAD(0x2f, uint16_t, ZX)
+LOAD(0x30, uint8_t, SX8_64)
+LOAD(0x31, uint8_t, ZX)
+LOAD(0x32, uint16_t, SX16_64)
+LOAD(0x33, uint16_t, ZX)
+LOAD(0x34, uint32_t, SX32_64)
+LOAD(0x35, uint32_t, ZX)
+STORE(0x36, uint32_t)
+STORE(0x37, uint64_t)
+STORE(0x38, uint32_t)
+STORE(0x39, uint64_t)
+STORE(0x3a, uint8_t)
+STORE(0x3b, uint16_t)
+STORE(0x3c, uint8_t)
+STORE(0x3d, uint16_t)
+STORE(0x3e, uint32_t)
+L_0x3f: fp[D] = acc = mem->pages; NEXT();
+L_0x40: {
+    int64_t old = wasm_mem_grow(mem, (uint32_t)fp[X], inst->lim.max_pages);
+    fp[D] = acc = (uint32_t)(int32_t)old;
+    RELOAD_MEM();
+    pc++;
+    NEXT();
+}
+L_0x41:
+L_0x42: fp[D] = acc = pc[0]; pc++; NEXT(); /* constants */
+
+/* i32 comparisons */
+UNOP(0x45, I32, a == 0, PUT32)
+CMP(0x46, I32, a == b)
+CMP(0x47, I32, a != b)
+CMP(0x48, I32, (int32_t)a < (int32_t)b)
+CMP(0x49, I32, a < b)
+CMP(0x4a, I32, (int32_t)a > (int32_t)b)
+CMP(0x4b, I32, a > b)
+CMP(0x4c, I32, (int32_t)a <= (int32_t)b)
+CMP(0x4d, I32, a <= b)
+CMP(0x4e, I32, (int32_t)a >= (int32_t)b)
+CMP(0x4f, I32, a >= b)
+/* i64 comparisons */
+UNOP(0x50, I64, a == 0, PUT32)
+CMP(0x51, I64, a == b)
+CMP(0x52, I64, a != b)
+CMP(0x53, I64, (int64_t)a < (int64_t)b)
+CMP(0x54, I64, a < b)
+CMP(0x55, I64, (int64_t)a > (int64_t)b)
+CMP(0x56, I64, a > b)
+CMP(0x57, I64, (int64_t)a <= (int64_t)b)
+CMP(0x58, I64, a <= b)
+CMP(0x59, I64, (int64_t)a >= (int64_t)b)
+CMP(0x5a, I64, a >= b)
+/* f32 / f64 comparisons */
+CMP(0x5b, F32, a == b)
+CMP(0x5c, F32, a != b)
+CMP(0x5d, F32, a < b)
+CMP(0x5e, F32, a > b)
+CMP(0x5f, F32, a <= b)
+CMP(0x60, F32, a >= b)
+CMP(0x61, F64, a == b)
+CMP(0x62, F64, a != b)
+CMP(0x63, F64, a < b)
+CMP(0x64, F64, a > b)
+CMP(0x65, F64, a <= b)
+CMP(0x66, F64, a >= b)
+/* i32 arithmetic */
+UNOP(0x67, I32, a ? (uint32_t)__builtin_clz(a) : 32u, PUT32)
+UNOP(0x68, I32, a ? (uint32_t)__builtin_ctz(a) : 32u, PUT32)
+UNOP(0x69, I32, (uint32_t)__builtin_popcount(a), PUT32)
+BINOP(0x6a, I32, a + b, PUT32)
+BINOP(0x6b, I32, a - b, PUT32)
+BINOP(0x6c, I32, a * b, PUT32)
+L_0x6d: {
+    int32_t a = (int32_t)(uint32_t)fp[PX], b = (int32_t)(uint32_t)fp[PY];
+    if (UNLIKELY(b == 0)) TRAP(WASM_TRAP_DIV_ZERO, "integer divide by zero");
+    if (UNLIKELY(a == INT32_MIN && b == -1)) TRAP(WASM_TRAP_OVERFLOW, "integer overflow");
+    fp[PD] = acc = (uint32_t)(a / b);
+    NEXT();
+}
+L_0x6e: {
+    uint32_t a = (uint32_t)fp[PX], b = (uint32_t)fp[PY];
+    if (UNLIKELY(b == 0)) TRAP(WASM_TRAP_DIV_ZERO, "integer divide by zero");
+    fp[PD] = acc = a / b;
+    NEXT();
+}
+L_0x6f: {
+    int32_t a = (int32_t)(uint32_t)fp[PX], b = (int32_t)(uint32_t)fp[PY];
+    if (UNLIKELY(b == 0)) TRAP(WASM_TRAP_DIV_ZERO, "integer divide by zero");
+    fp[PD] = acc = b == -1 ? 0 : (uint32_t)(a % b);
+    NEXT();
+}
+L_0x70: {
+    uint32_t a = (uint32_t)fp[PX], b = (uint32_t)fp[PY];
+    if (UNLIKELY(b == 0)) TRAP(WASM_TRAP_DIV_ZERO, "integer divide by zero");
+    fp[PD] = acc = a % b;
+    NEXT();
+}
+BINOP(0x71, I32, a & b, PUT32)
+BINOP(0x72, I32, a | b, PUT32)
+BINOP(0x73, I32, a ^ b, PUT32)
+BINOP(0x74, I32, a << (b & 31), PUT32)
+BINOP(0x75, I32, (uint32_t)((int32_t)a >> (b & 31)), PUT32)
+BINOP(0x76, I32, a >> (b & 31), PUT32)
+BINOP(0x77, I32, rotl32(a, b), PUT32)
+BINOP(0x78, I32, rotr32(a, b), PUT32)
+/* i64 arithmetic */
+UNOP(0x79, I64, a ? (uint64_t)__builtin_clzll(a) : 64u, PUT64)
+UNOP(0x7a, I64, a ? (uint64_t)__builtin_ctzll(a) : 64u, PUT64)
+UNOP(0x7b, I64, (uint64_t)__builtin_popcountll(a), PUT64)
+BINOP(0x7c, I64, a + b, PUT64)
+BINOP(0x7d, I64, a - b, PUT64)
+BINOP(0x7e, I64, a * b, PUT64)
+L_0x7f: {
+    int64_t a = (int64_t)fp[PX], b = (int64_t)fp[PY];
+    if (UNLIKELY(b == 0)) TRAP(WASM_TRAP_DIV_ZERO, "integer divide by zero");
+    if (UNLIKELY(a == INT64_MIN && b == -1)) TRAP(WASM_TRAP_OVERFLOW, "integer overflow");
+    fp[PD] = acc = (uint64_t)(a / b);
+    NEXT();
+}
+L_0x80: {
+    uint64_t a = fp[PX], b = fp[PY];
+    if (UNLIKELY(b == 0)) TRAP(WASM_TRAP_DIV_ZERO, "integer divide by zero");
+    fp[PD] = acc = a / b;
+    NEXT();
+}
+L_0x81: {
+    int64_t a = (int64_t)fp[PX], b = (int64_t)fp[PY];
+    if (UNLIKELY(b == 0)) TRAP(WASM_TRAP_DIV_ZERO, "integer divide by zero");
+    fp[PD] = acc = b == -1 ? 0 : (uint64_t)(a % b);
+    NEXT();
+}
+L_0x82: {
+    uint64_t a = fp[PX], b = fp[PY];
+    if (UNLIKELY(b == 0)) TRAP(WASM_TRAP_DIV_ZERO, "integer divide by zero");
+    fp[PD] = acc = a % b;
+    NEXT();
+}
+BINOP(0x83, I64, a & b, PUT64)
+BINOP(0x84, I64, a | b, PUT64)
+BINOP(0x85, I64, a ^ b, PUT64)
+BINOP(0x86, I64, a << (b & 63), PUT64)
+BINOP(0x87, I64, (uint64_t)((int64_t)a >> (b & 63)), PUT64)
+BINOP(0x88, I64, a >> (b & 63), PUT64)
+BINOP(0x89, I64, rotl64(a, b), PUT64)
+BINOP(0x8a, I64, rotr64(a, b), PUT64)
+/* f32 arithmetic; sign operations on bits, rounding keeps NaNs quiet */
+UNOP(0x8b, I32, a & 0x7fffffffu, PUT32)
+UNOP(0x8c, I32, a ^ 0x80000000u, PUT32)
+UNOP(0x8d, F32, a != a ? a + a : ceilf(a), PUTF32)
+UNOP(0x8e, F32, a != a ? a + a : floorf(a), PUTF32)
+UNOP(0x8f, F32, a != a ? a + a : truncf(a), PUTF32)
+UNOP(0x90, F32, a != a ? a + a : nearbyintf(a), PUTF32)
+UNOP(0x91, F32, sqrtf(a), PUTF32)
+BINOP(0x92, F32, a + b, PUTF32)
+BINOP(0x93, F32, a - b, PUTF32)
+BINOP(0x94, F32, a * b, PUTF32)
+BINOP(0x95, F32, a / b, PUTF32)
+BINOP(0x96, F32, wf_min32(a, b), PUTF32)
+BINOP(0x97, F32, wf_max32(a, b), PUTF32)
+BINOP(0x98, I32, (a & 0x7fffffffu) | (b & 0x80000000u), PUT32)
+/* f64 arithmetic */
+UNOP(0x99, I64, a & 0x7fffffffffffffffull, PUT64)
+UNOP(0x9a, I64, a ^ 0x8000000000000000ull, PUT64)
+UNOP(0x9b, F64, a != a ? a + a : ceil(a), PUTF64)
+UNOP(0x9c, F64, a != a ? a + a : floor(a), PUTF64)
+UNOP(0x9d, F64, a != a ? a + a : trunc(a), PUTF64)
+UNOP(0x9e, F64, a != a ? a + a : nearbyint(a), PUTF64)
+UNOP(0x9f, F64, sqrt(a), PUTF64)
+BINOP(0xa0, F64, a + b, PUTF64)
+BINOP(0xa1, F64, a - b, PUTF64)
+BINOP(0xa2, F64, a * b, PUTF64)
+BINOP(0xa3, F64, a / b, PUTF64)
+BINOP(0xa4, F64, wf_min64(a, b), PUTF64)
+BINOP(0xa5, F64, wf_max64(a, b), PUTF64)
+BINOP(0xa6, I64, (a & 0x7fffffffffffffffull) | (b & 0x8000000000000000ull), PUT64)
+/* conversions */
+UNOP(0xa7, I64, (uint32_t)a, PUT32)
+TRUNC(0xa8, wf_trunc_i32s, F32, int32_t, PUT32)
+TRUNC(0xa9, wf_trunc_u32, F32, uint32_t, PUT32)
+TRUNC(0xaa, wf_trunc_i32s, F64, int32_t, PUT32)
+TRUNC(0xab, wf_trunc_u32, F64, uint32_t, PUT32)
+UNOP(0xac, I32, SX32_64(a), PUT64)
+UNOP(0xad, I32, a, PUT64)
+TRUNC(0xae, wf_trunc_i64s, F32, int64_t, PUT64)
+TRUNC(0xaf, wf_trunc_u64, F32, uint64_t, PUT64)
+TRUNC(0xb0, wf_trunc_i64s, F64, int64_t, PUT64)
+TRUNC(0xb1, wf_trunc_u64, F64, uint64_t, PUT64)
+UNOP(0xb2, I32, (float)(int32_t)a, PUTF32)
+UNOP(0xb3, I32, (float)a, PUTF32)
+UNOP(0xb4, I64, (float)(int64_t)a, PUTF32)
+UNOP(0xb5, I64, (float)a, PUTF32)
+UNOP(0xb6, F64, (float)a, PUTF32)
+UNOP(0xb7, I32, (double)(int32_t)a, PUTF64)
+UNOP(0xb8, I32, (double)a, PUTF64)
+UNOP(0xb9, I64, (double)(int64_t)a, PUTF64)
+UNOP(0xba, I64, (double)a, PUTF64)
+UNOP(0xbb, F32, (double)a, PUTF64)
+UNOP(0xbc, I32, a, PUT32)
+UNOP(0xbd, I64, a, PUT64)
+UNOP(0xbe, I32, a, PUT32)
+UNOP(0xbf, I64, a, PUT64)
+UNOP(0xc0, I32, SX8_32(a), PUT32)
+UNOP(0xc1, I32, SX16_32(a), PUT32)
+UNOP(0xc2, I64, SX8_64(a), PUT64)
+UNOP(0xc3, I64, SX16_64(a), PUT64)
+UNOP(0xc4, I64, SX32_64(a), PUT64)
+/* references */
+UNOP(0xd1, I64, a == 0, PUT32)
+L_0xd2: fp[D] = acc = (uint64_t)(uintptr_t)inst->funcs[X]; pc++; NEXT();
+/* 0xfc: saturating truncation */
+UNOP(0x100, F32, wf_sat_i32s(a), PUT32)
+UNOP(0x101, F32, wf_sat_u32(a), PUT32)
+UNOP(0x102, F64, wf_sat_i32s(a), PUT32)
+UNOP(0x103, F64, wf_sat_u32(a), PUT32)
+UNOP(0x104, F32, wf_sat_i64s(a), PUT64)
+UNOP(0x105, F32, wf_sat_u64(a), PUT64)
+UNOP(0x106, F64, wf_sat_i64s(a), PUT64)
+UNOP(0x107, F64, wf_sat_u64(a), PUT64)
+/* bulk memory and tables: word0 imm D, word1 operand base X | imm Y;
+ * operands fp[X], fp[X+1], fp[X+2] */
+L_0x108: { /* memory.init data D */
+    uint64_t *o = fp + X;
+    uint64_t d = (uint32_t)o[0], s = (uint32_t)o[1], n = (uint32_t)o[2];
+    pc++;
+    if (UNLIKELY(s + n > inst->data_len[D] || d + n > msize))
+        TRAP(WASM_TRAP_MEMORY, "out of bounds memory access");
+    if (n) memcpy(mbase + d, inst->mod->datas[D].bytes + s, n);
+    NEXT();
+}
+L_0x109: inst->data_len[D] = 0; pc++; NEXT();
+L_0x10a: { /* memory.copy */
+    uint64_t *o = fp + X;
+    uint64_t d = (uint32_t)o[0], s = (uint32_t)o[1], n = (uint32_t)o[2];
+    pc++;
+    if (UNLIKELY(s + n > msize || d + n > msize)) TRAP(WASM_TRAP_MEMORY, "out of bounds memory access");
+    if (n) memmove(mbase + d, mbase + s, n);
+    NEXT();
+}
+L_0x10b: { /* memory.fill */
+    uint64_t *o = fp + X;
+    uint64_t d = (uint32_t)o[0], n = (uint32_t)o[2];
+    uint8_t v = (uint8_t)o[1];
+    pc++;
+    if (UNLIKELY(d + n > msize)) TRAP(WASM_TRAP_MEMORY, "out of bounds memory access");
+    if (n) memset(mbase + d, v, n);
+    NEXT();
+}
+L_0x10c: { /* table.init elem D, table Y */
+    struct wasm_table *t = inst->tables[Y];
+    uint64_t *o = fp + X;
+    uint64_t d = (uint32_t)o[0], s = (uint32_t)o[1], n = (uint32_t)o[2];
+    pc++;
+    if (UNLIKELY(s + n > inst->elem_len[D] || d + n > t->size))
+        TRAP(WASM_TRAP_TABLE, "out of bounds table access");
+    if (n) memcpy(t->e + d, inst->elem_refs[D] + s, n * 8);
+    NEXT();
+}
+L_0x10d: inst->elem_len[D] = 0; pc++; NEXT();
+L_0x10e: { /* table.copy dst D, src Y */
+    struct wasm_table *td = inst->tables[D], *ts = inst->tables[Y];
+    uint64_t *o = fp + X;
+    uint64_t d = (uint32_t)o[0], s = (uint32_t)o[1], n = (uint32_t)o[2];
+    pc++;
+    if (UNLIKELY(s + n > ts->size || d + n > td->size)) TRAP(WASM_TRAP_TABLE, "out of bounds table access");
+    if (n) memmove(td->e + d, ts->e + s, n * 8);
+    NEXT();
+}
+L_0x10f: { /* table.grow D: fp[X] init, fp[X+1] n */
+    uint64_t *o = fp + X;
+    o[0] = (uint32_t)grow_table(inst->tables[D], (uint32_t)o[1], o[0]);
+    pc++;
+    NEXT();
+}
+L_0x110: fp[X] = inst->tables[D]->size; pc++; NEXT();
+L_0x111: { /* table.fill D */
+    struct wasm_table *t = inst->tables[D];
+    uint64_t *o = fp + X;
+    uint64_t d = (uint32_t)o[0], v = o[1], n = (uint32_t)o[2];
+    pc++;
+    if (UNLIKELY(d + n > t->size)) TRAP(WASM_TRAP_TABLE, "out of bounds table access");
+    for (uint64_t i = 0; i < n; i++) t->e[d + i] = v;
+    NEXT();
+}
+
+/* fused i32 compare and branch: word1 x | y */
+#define BRCMP(expr)                                                                          \
+    {                                                                                        \
+        uint32_t a = (uint32_t)fp[X], b = (uint32_t)fp[Y];                                   \
+        if (expr) pc = pc - 1 + SD;                                                          \
+        else pc++;                                                                           \
+        NEXT();                                                                              \
+    }
+L_0x112: BRCMP(a == b)
+L_0x113: BRCMP(a != b)
+L_0x114: BRCMP((int32_t)a < (int32_t)b)
+L_0x115: BRCMP(a < b)
+L_0x116: BRCMP((int32_t)a > (int32_t)b)
+L_0x117: BRCMP(a > b)
+L_0x118: BRCMP((int32_t)a <= (int32_t)b)
+L_0x119: BRCMP(a <= b)
+L_0x11a: BRCMP((int32_t)a >= (int32_t)b)
+L_0x11b: BRCMP(a >= b)
+
+L_bad:
+    TRAP(WASM_TRAP_UNREACHABLE, "internal error: bad opcode");
+
+done:
+    ctx->depth = base_depth;
+    ctx->fuel = fuel;
+    return 0;
+trap:
+    if (tmsg != ctx->trap_msg) snprintf(ctx->trap_msg, sizeof(ctx->trap_msg), "%s", tmsg);
+    ctx->depth = base_depth;
+    ctx->fuel = fuel;
+    return rc;
+}

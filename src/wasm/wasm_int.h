@@ -1,0 +1,288 @@
+/* wasm_int.h - internal types of the WebAssembly runtime, shared by the
+ * decoder, validator, compiler, interpreter and module code.
+ *
+ * Pipeline: wasm_decode.c turns bytes into a struct wasm_module (sections,
+ * function bodies as byte ranges); wasm_validate.c type-checks every body;
+ * wasm_compile.c translates each body into struct wasm_code (an array of
+ * 64-bit words, see "Internal code" below); wasm_exec.c runs that code;
+ * wasm_module.c instantiates and holds the public API together. */
+#ifndef STRAND_WASM_INT_H
+#define STRAND_WASM_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "wasm/wasm.h"
+
+#define WASM_PAGE 65536u
+#define WASM_MAX_PAGES 65536u
+#define WASM_MAX_LOCALS 50000u /* per function, params included */
+#define WASM_MAX_TABLE 10000000u /* entries per table (80 MB): a cap on table.grow */
+#define WASM_NOMAX UINT32_MAX
+
+struct wasm_functype {
+    uint32_t np, nr;
+    uint8_t *t; /* np params then nr results */
+};
+
+struct wasm_lim {
+    uint32_t min, max; /* max == WASM_NOMAX: none */
+};
+
+/* A constant expression, already checked: one producing instruction. */
+enum cexpr_op { CE_CONST, CE_GLOBAL, CE_REF_FUNC, CE_REF_NULL };
+struct wasm_cexpr {
+    uint8_t op;
+    uint8_t type; /* value type produced */
+    uint32_t idx; /* global or function index */
+    uint64_t bits;
+};
+
+struct wasm_import {
+    char *module, *name;  /* NUL-terminated copies; may contain NUL */
+    uint32_t module_len, name_len;
+    uint8_t kind;        /* enum wasm_extern_kind */
+    uint32_t idx;        /* index in the func/table/memory/global space */
+};
+
+struct wasm_tabledef {
+    uint8_t type;
+    struct wasm_lim lim;
+};
+
+struct wasm_globaldef {
+    uint8_t type, mut;
+    struct wasm_cexpr init; /* defined globals only */
+};
+
+struct wasm_export {
+    char *name;
+    uint32_t name_len;
+    uint8_t kind;
+    uint32_t idx;
+};
+
+enum seg_mode { SEG_ACTIVE, SEG_PASSIVE, SEG_DECLARATIVE };
+
+struct wasm_elem {
+    uint8_t mode, type;
+    uint32_t table;
+    struct wasm_cexpr offset;
+    uint32_t n;
+    struct wasm_cexpr *items;
+};
+
+struct wasm_data {
+    uint8_t mode;
+    uint32_t mem;
+    struct wasm_cexpr offset;
+    uint32_t len;
+    uint8_t *bytes;
+};
+
+/* Internal code of one function: register-style, over the frame's 64-bit
+ * slots (params, declared locals, constants, then one home slot per
+ * operand stack position; see wasm_compile.c). Each instruction starts with
+ * a word whose low 32 bits are the internal opcode and whose high 32 bits
+ * hold its result slot or first immediate (a branch offset, a store's
+ * memory offset, ...); the next word usually names the operand slots
+ * (x | y << 32). Branch offsets are in words, relative to the branch's
+ * first word. Nothing is decoded, searched or pushed at run time. */
+struct wasm_code {
+    uint64_t *w;
+    uint32_t nw;
+    uint32_t nlocals;    /* declared locals after the params (zeroed on entry) */
+    uint32_t nconsts;    /* constants copied after the locals on entry */
+    uint64_t *consts;
+    uint32_t frame_max;  /* highest slot used by the frame, params included */
+};
+
+/* A function body as decoded (byte range in the input, valid during load). */
+struct wasm_body {
+    size_t off, end;      /* expression bytes */
+    uint32_t nlocals;     /* declared locals */
+    uint8_t *locals;      /* all local types: params then declared */
+};
+
+struct wasm_module {
+    struct wasm_functype *types;
+    uint32_t ntypes;
+    struct wasm_import *imports;
+    uint32_t nimports;
+    uint32_t nfuncs, nfunc_imports;
+    uint32_t *func_type;          /* type index per function */
+    uint32_t ntables, ntable_imports;
+    struct wasm_tabledef *tables;
+    uint32_t nmems, nmem_imports;
+    struct wasm_lim *mems;
+    uint32_t nglobals, nglobal_imports;
+    struct wasm_globaldef *globals;
+    uint32_t nexports;
+    struct wasm_export *exports;
+    int64_t start;                /* -1: none */
+    uint32_t nelems;
+    struct wasm_elem *elems;
+    uint32_t ndatas;
+    int has_datacount;
+    struct wasm_data *datas;
+    uint8_t *declared_refs;       /* per function: may be used by ref.func */
+    struct wasm_body *bodies;     /* during load only */
+    struct wasm_code *codes;      /* per defined function */
+};
+
+/* --- runtime objects --- */
+
+struct wasm_func {
+    const struct wasm_functype *type;
+    struct wasm_instance *inst;   /* NULL for host functions */
+    const struct wasm_code *code;
+    wasm_host_fn host;
+    void *user;
+    int host_owned;
+    struct wasm_functype own;     /* host functions: their type */
+};
+
+struct wasm_memory {
+    uint8_t *data;
+    uint64_t size;   /* bytes */
+    uint32_t pages, max;
+    int host_owned;
+};
+
+struct wasm_table {
+    uint64_t *e;     /* references: a struct wasm_func * or a host pointer; 0 is null */
+    uint32_t size, max;
+    uint8_t type;
+    int host_owned;
+};
+
+struct wasm_global {
+    uint64_t v;
+    uint8_t type, mut;
+    int host_owned;
+};
+
+struct wasm_frame {
+    const uint64_t *pc;
+    uint64_t *fp;
+    struct wasm_instance *inst;
+};
+
+struct wasm_instance {
+    const struct wasm_module *mod;
+    struct wasm_func **funcs;
+    struct wasm_func *own_funcs;
+    struct wasm_table **tables;
+    struct wasm_table *own_tables;
+    struct wasm_memory **mems;
+    struct wasm_memory *own_mems;
+    struct wasm_global **globals;
+    struct wasm_global *own_globals;
+    uint64_t **elem_refs;         /* per segment, resolved references */
+    uint32_t *elem_len;           /* 0 once dropped */
+    uint32_t *data_len;           /* 0 once dropped */
+    struct wasm_limits lim;
+    uint64_t fuel;                /* budget of the running call */
+    uint64_t *stack, *stack_end;
+    uint64_t *sp;                 /* first free slot for a nested call */
+    struct wasm_frame *frames;
+    uint32_t depth;
+    void *user;
+    char trap_msg[128];
+};
+
+/* --- wasm_decode.c --- */
+
+/* A byte reader with the module's error reporting. */
+struct wasm_reader {
+    const uint8_t *b;
+    size_t pos, end;
+    struct wasm_error *err;
+};
+
+int wasm_fail(struct wasm_reader *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int wasm_read_u8(struct wasm_reader *r, uint8_t *v);
+int wasm_read_u32(struct wasm_reader *r, uint32_t *v);
+int wasm_read_s32(struct wasm_reader *r, int32_t *v);
+int wasm_read_s33(struct wasm_reader *r, int64_t *v);
+int wasm_read_s64(struct wasm_reader *r, int64_t *v);
+
+/* One decoded instruction: op is the opcode byte, or 0xfc00|sub for the
+ * 0xfc prefix. Immediates by kind of instruction. */
+struct wasm_instr {
+    uint32_t op;
+    uint32_t a, b;          /* indices, memarg align/offset, block type index */
+    int64_t bt;             /* block type: -64 empty, -1..-17 value type, >=0 index */
+    uint64_t bits;          /* constants */
+    uint32_t ntargets;      /* br_table: count (default excluded) */
+    size_t targets_off;     /* br_table: reader offset of the label vector */
+    uint8_t *sel_types;     /* unused */
+};
+
+/* Decodes the instruction at r; returns 0 or a negative status. */
+int wasm_read_instr(struct wasm_reader *r, struct wasm_instr *in);
+
+int wasm_decode(const uint8_t *b, size_t len, struct wasm_module *m, struct wasm_error *err);
+void wasm_module_clear(struct wasm_module *m);
+
+/* --- wasm_validate.c --- */
+int wasm_validate_module(const uint8_t *b, struct wasm_module *m, struct wasm_error *err);
+
+/* --- wasm_compile.c --- */
+int wasm_compile_func(const uint8_t *b, const struct wasm_module *m, uint32_t fidx,
+                      struct wasm_code *out, struct wasm_error *err);
+
+/* --- wasm_exec.c --- */
+/* Runs f with args in inst->sp[0..np); results land in the same slots.
+ * Returns WASM_OK or a trap status with inst->trap_msg set. */
+int wasm_exec(struct wasm_instance *inst, struct wasm_func *f);
+/* Grows mem by n pages within its maximum and cap (0: none); old pages or -1. */
+int64_t wasm_mem_grow(struct wasm_memory *mem, uint32_t n, uint32_t cap);
+
+/* Shared helpers. */
+static inline int wasm_is_num(uint8_t t)
+{
+    return t == WASM_I32 || t == WASM_I64 || t == WASM_F32 || t == WASM_F64;
+}
+static inline int wasm_is_ref(uint8_t t)
+{
+    return t == WASM_FUNCREF || t == WASM_EXTERNREF;
+}
+static inline int wasm_functype_eq(const struct wasm_functype *a, const struct wasm_functype *b)
+{
+    return a == b || (a->np == b->np && a->nr == b->nr && !memcmp(a->t, b->t, a->np + a->nr));
+}
+
+/* Internal opcodes that are not WebAssembly opcodes of the same number
+ * (those are used as is: numeric 0x45..0xc4, loads/stores, locals, ...). */
+enum {
+    OP_JMP = 0x02,        /* a: offset */
+    OP_BR_MOVE = 0x03,    /* a: offset; w1: height | arity << 32 */
+    OP_BR_IF_MOVE = 0x04, /* as BR_MOVE, when the popped i32 is non-zero */
+    OP_BR_UNLESS = 0x05,  /* a: offset, when the popped i32 is zero */
+    OP_FUEL = 0x06,       /* spends one unit of fuel (loop headers) */
+    OP_MOV = 0x07,        /* d: dst; w1: src */
+    OP_BR_IF = 0x0d,      /* a: offset, when the popped i32 is non-zero */
+    OP_BR_TABLE = 0x0e,   /* a: n; then n+1 pairs (offset, height | arity << 32) */
+    OP_RETURN = 0x0f,     /* a: result count */
+    OP_CALL = 0x10,       /* a: function index */
+    OP_CALL_INDIRECT = 0x11, /* a: type index; w1: table index */
+    OP_DROP = 0x1a,
+    OP_SELECT = 0x1b,
+    OP_LOCAL_GET = 0x20, OP_LOCAL_SET = 0x21, OP_LOCAL_TEE = 0x22,
+    OP_GLOBAL_GET = 0x23, OP_GLOBAL_SET = 0x24,
+    OP_TABLE_GET = 0x25, OP_TABLE_SET = 0x26,
+    OP_I32_CONST = 0x41,  /* a: value */
+    OP_CONST64 = 0x42,    /* w1: the 64-bit pattern (i64, f64, f32) */
+    OP_REF_IS_NULL = 0xd1,
+    OP_REF_FUNC = 0xd2,   /* a: function index */
+    OP_FC = 0x100,        /* 0xfc sub-opcodes: OP_FC + sub */
+    OP_BR_CMP = 0x112,    /* + 0..9: branch if i32 compare 0x46+k of w1 x | y holds */
+    OP_ACC_X = 0x200,     /* + op: the variant taking its first operand from the last result */
+    OP_ACC_Y = 0x400,     /* + op: the variant taking its second operand from the last result */
+    OP_COUNT = 0x500,
+};
+
+#endif

@@ -1,0 +1,473 @@
+/* test_wasm.c - unit tests for the WebAssembly runtime (src/wasm) through
+ * its public API, on modules built by hand as byte arrays: decode errors
+ * with their offsets, validation errors, traps (and the instance staying
+ * usable after them), the three limits (memory pages, call depth, fuel),
+ * host function imports (also re-entering wasm from a host call), imported
+ * memories and globals, and bounds checks of the host's memory accessors. Prints "N passed, M failed". */
+#include "wasm/wasm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                          \
+    do {                                                                                     \
+        if (cond) {                                                                          \
+            passed++;                                                                        \
+        } else {                                                                             \
+            failed++;                                                                        \
+            fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond);                \
+        }                                                                                    \
+    } while (0)
+
+/* A module under construction: sections appended with their sizes. */
+struct mb {
+    uint8_t b[4096];
+    size_t n;
+};
+
+static void mb_init(struct mb *m)
+{
+    static const uint8_t hdr[8] = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00};
+    memcpy(m->b, hdr, 8);
+    m->n = 8;
+}
+
+/* Appends section id with the given content (content shorter than 128). */
+static void mb_sec(struct mb *m, uint8_t id, const uint8_t *c, size_t len)
+{
+    m->b[m->n++] = id;
+    m->b[m->n++] = (uint8_t)len;
+    memcpy(m->b + m->n, c, len);
+    m->n += len;
+}
+
+#define SEC(m, id, ...)                                                                      \
+    do {                                                                                     \
+        static const uint8_t c_[] = {__VA_ARGS__};                                           \
+        mb_sec((m), (id), c_, sizeof(c_));                                                   \
+    } while (0)
+
+/* A module with one function of type (i32 i32) -> i32 exported as "f", its
+ * body given as raw bytes (without the locals vector). */
+static void one_func(struct mb *m, const uint8_t *body, size_t blen)
+{
+    mb_init(m);
+    SEC(m, 1, 0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f);
+    SEC(m, 3, 0x01, 0x00);
+    SEC(m, 7, 0x01, 0x01, 'f', 0x00, 0x00);
+    uint8_t code[128];
+    code[0] = 0x01;
+    code[1] = (uint8_t)(blen + 1);
+    code[2] = 0x00; /* no locals */
+    memcpy(code + 3, body, blen);
+    mb_sec(m, 10, code, blen + 3);
+}
+
+static struct wasm_val i32v(int32_t x)
+{
+    struct wasm_val v = {.type = WASM_I32};
+    v.of.i32 = x;
+    return v;
+}
+
+static int load(struct mb *m, struct wasm_module **mod, struct wasm_error *err)
+{
+    return wasm_module_load(m->b, m->n, mod, err);
+}
+
+static void test_decode_errors(void)
+{
+    struct wasm_module *mod = (struct wasm_module *)1;
+    struct wasm_error err;
+    CHECK(wasm_module_load((const uint8_t *)"", 0, &mod, &err) == WASM_ERR_MALFORMED);
+    CHECK(mod == NULL && err.code == WASM_ERR_MALFORMED && strstr(err.msg, "magic"));
+    static const uint8_t badver[] = {0x00, 0x61, 0x73, 0x6d, 0x02, 0x00, 0x00, 0x00};
+    CHECK(wasm_module_load(badver, sizeof(badver), &mod, &err) == WASM_ERR_MALFORMED);
+    CHECK(strstr(err.msg, "version") != NULL);
+    /* a section whose size runs past the end: reported at byte 10 */
+    static const uint8_t trunc[] = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01};
+    CHECK(wasm_module_load(trunc, sizeof(trunc), &mod, &err) == WASM_ERR_MALFORMED);
+    CHECK(err.offset == 10 && strstr(err.msg, "byte 0xa:") == err.msg);
+    /* an over-long LEB128 (6 bytes for a u32) in the type count */
+    static const uint8_t leb[] = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+                                  0x01, 0x07, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00, 0x00};
+    CHECK(wasm_module_load(leb, sizeof(leb), &mod, &err) == WASM_ERR_MALFORMED);
+    CHECK(err.offset == 15 && strstr(err.msg, "too long"));
+    /* sections out of order: function (3) after code would be; here export before type */
+    struct mb m;
+    mb_init(&m);
+    SEC(&m, 7, 0x00);
+    SEC(&m, 1, 0x00);
+    CHECK(load(&m, &mod, &err) == WASM_ERR_MALFORMED && strstr(err.msg, "order"));
+    /* unknown opcode 0xff inside a body */
+    static const uint8_t body[] = {0xff, 0x0b};
+    one_func(&m, body, sizeof(body));
+    CHECK(load(&m, &mod, &err) == WASM_ERR_MALFORMED && strstr(err.msg, "illegal opcode"));
+    CHECK(err.offset == m.n - 2);
+}
+
+static void test_validation_errors(void)
+{
+    struct wasm_module *mod;
+    struct wasm_error err;
+    struct mb m;
+    /* returns an i64 where i32 is declared */
+    static const uint8_t b1[] = {0x42, 0x00, 0x0b};
+    one_func(&m, b1, sizeof(b1));
+    CHECK(load(&m, &mod, &err) == WASM_ERR_INVALID && strstr(err.msg, "type mismatch"));
+    CHECK(err.offset == m.n - 1); /* at the final end */
+    /* unknown local */
+    static const uint8_t b2[] = {0x20, 0x05, 0x0b};
+    one_func(&m, b2, sizeof(b2));
+    CHECK(load(&m, &mod, &err) == WASM_ERR_INVALID && strstr(err.msg, "unknown local"));
+    /* branch to a label that does not exist */
+    static const uint8_t b3[] = {0x41, 0x00, 0x0c, 0x03, 0x0b};
+    one_func(&m, b3, sizeof(b3));
+    CHECK(load(&m, &mod, &err) == WASM_ERR_INVALID && strstr(err.msg, "unknown label"));
+    /* memory access without a memory */
+    static const uint8_t b4[] = {0x20, 0x00, 0x28, 0x02, 0x00, 0x0b};
+    one_func(&m, b4, sizeof(b4));
+    CHECK(load(&m, &mod, &err) == WASM_ERR_INVALID && strstr(err.msg, "unknown memory"));
+    /* valid: add */
+    static const uint8_t ok[] = {0x20, 0x00, 0x20, 0x01, 0x6a, 0x0b};
+    one_func(&m, ok, sizeof(ok));
+    CHECK(load(&m, &mod, &err) == WASM_OK && mod);
+    wasm_module_free(mod);
+}
+
+/* Loads and instantiates one_func(body) with no imports. */
+static struct wasm_instance *inst_of(const uint8_t *body, size_t blen, const struct wasm_limits *lim,
+                                     struct wasm_module **mod)
+{
+    struct mb m;
+    struct wasm_error err;
+    struct wasm_instance *inst = NULL;
+    one_func(&m, body, blen);
+    if (load(&m, mod, &err)) {
+        fprintf(stderr, "load: %s\n", err.msg);
+        return NULL;
+    }
+    if (wasm_instantiate(*mod, NULL, 0, lim, &inst, &err)) {
+        fprintf(stderr, "instantiate: %s\n", err.msg);
+        wasm_instance_free(inst);
+        return NULL;
+    }
+    return inst;
+}
+
+static void test_calls_and_traps(void)
+{
+    struct wasm_module *mod;
+    struct wasm_error err;
+    /* f(a, b) = a / b (signed) */
+    static const uint8_t body[] = {0x20, 0x00, 0x20, 0x01, 0x6d, 0x0b};
+    struct wasm_instance *inst = inst_of(body, sizeof(body), NULL, &mod);
+    CHECK(inst != NULL);
+    if (!inst) return;
+    struct wasm_func *f = wasm_instance_func(inst, "f");
+    CHECK(f && wasm_func_param_count(f) == 2 && wasm_func_result_count(f) == 1);
+    CHECK(wasm_func_param_type(f, 0) == WASM_I32 && wasm_func_result_type(f, 0) == WASM_I32);
+    struct wasm_val args[2] = {i32v(-7), i32v(2)}, res[1];
+    CHECK(wasm_call(inst, f, args, 2, res, &err) == WASM_OK && res[0].of.i32 == -3);
+    args[1] = i32v(0);
+    CHECK(wasm_call(inst, f, args, 2, res, &err) == WASM_TRAP_DIV_ZERO);
+    CHECK(strcmp(err.msg, "integer divide by zero") == 0);
+    args[0] = i32v(INT32_MIN);
+    args[1] = i32v(-1);
+    CHECK(wasm_call(inst, f, args, 2, res, &err) == WASM_TRAP_OVERFLOW);
+    /* still usable after traps */
+    args[0] = i32v(100);
+    args[1] = i32v(7);
+    CHECK(wasm_call(inst, f, args, 2, res, &err) == WASM_OK && res[0].of.i32 == 14);
+    /* wrong arity / types are refused, not run */
+    CHECK(wasm_call(inst, f, args, 1, res, &err) == WASM_ERR_ARG);
+    args[1].type = WASM_I64;
+    CHECK(wasm_call(inst, f, args, 2, res, &err) == WASM_ERR_ARG);
+    CHECK(wasm_instance_func(inst, "nope") == NULL);
+    wasm_instance_free(inst);
+    wasm_module_free(mod);
+
+    /* unreachable */
+    static const uint8_t unr[] = {0x00, 0x0b};
+    inst = inst_of(unr, sizeof(unr), NULL, &mod);
+    CHECK(inst != NULL);
+    if (!inst) return;
+    args[0] = i32v(1), args[1] = i32v(2);
+    CHECK(wasm_call(inst, wasm_instance_func(inst, "f"), args, 2, res, &err) == WASM_TRAP_UNREACHABLE);
+    CHECK(strcmp(err.msg, "unreachable") == 0);
+    wasm_instance_free(inst);
+    wasm_module_free(mod);
+}
+
+static void test_fuel(void)
+{
+    struct wasm_module *mod;
+    struct wasm_error err;
+    /* loop br 0 end; i32.const 0 */
+    static const uint8_t body[] = {0x03, 0x40, 0x0c, 0x00, 0x0b, 0x41, 0x00, 0x0b};
+    struct wasm_limits lim = {.fuel = 10000};
+    struct wasm_instance *inst = inst_of(body, sizeof(body), &lim, &mod);
+    CHECK(inst != NULL);
+    if (!inst) return;
+    struct wasm_func *f = wasm_instance_func(inst, "f");
+    struct wasm_val args[2] = {i32v(0), i32v(0)}, res[1];
+    CHECK(wasm_call(inst, f, args, 2, res, &err) == WASM_TRAP_FUEL);
+    CHECK(strcmp(err.msg, "out of fuel") == 0 && wasm_instance_fuel_left(inst) == 0);
+    /* fuel is reset for each call: it stops again, and a larger budget too */
+    CHECK(wasm_call(inst, f, args, 2, res, &err) == WASM_TRAP_FUEL);
+    wasm_instance_set_fuel(inst, 1000000);
+    CHECK(wasm_call(inst, f, args, 2, res, &err) == WASM_TRAP_FUEL);
+    wasm_instance_free(inst);
+    wasm_module_free(mod);
+
+    /* a terminating function leaves fuel over */
+    static const uint8_t add[] = {0x20, 0x00, 0x20, 0x01, 0x6a, 0x0b};
+    inst = inst_of(add, sizeof(add), &lim, &mod);
+    CHECK(inst != NULL);
+    if (!inst) return;
+    CHECK(wasm_call(inst, wasm_instance_func(inst, "f"), args, 2, res, &err) == WASM_OK);
+    CHECK(wasm_instance_fuel_left(inst) > 0 && wasm_instance_fuel_left(inst) < 10000);
+    wasm_instance_free(inst);
+    wasm_module_free(mod);
+}
+
+static void test_call_depth(void)
+{
+    struct wasm_module *mod;
+    struct wasm_error err;
+    /* f(a, b) = f(a, b): endless recursion */
+    static const uint8_t body[] = {0x20, 0x00, 0x20, 0x01, 0x10, 0x00, 0x0b};
+    struct wasm_limits lim = {.max_call_depth = 50};
+    struct wasm_instance *inst = inst_of(body, sizeof(body), &lim, &mod);
+    CHECK(inst != NULL);
+    if (!inst) return;
+    struct wasm_val args[2] = {i32v(1), i32v(2)}, res[1];
+    CHECK(wasm_call(inst, wasm_instance_func(inst, "f"), args, 2, res, &err) == WASM_TRAP_STACK);
+    CHECK(strcmp(err.msg, "call stack exhausted") == 0);
+    CHECK(wasm_call(inst, wasm_instance_func(inst, "f"), args, 2, res, &err) == WASM_TRAP_STACK);
+    wasm_instance_free(inst);
+    wasm_module_free(mod);
+    /* the default limit stops it too (no C recursion, no crash) */
+    inst = inst_of(body, sizeof(body), NULL, &mod);
+    CHECK(inst && wasm_call(inst, wasm_instance_func(inst, "f"), args, 2, res, &err) == WASM_TRAP_STACK);
+    wasm_instance_free(inst);
+    wasm_module_free(mod);
+}
+
+/* A module with memory (min 1) exported as "mem" and
+ * "grow"(n) = memory.grow(n), "load"(a) = i32.load(a), "store"(a, v). */
+static void mem_module(struct mb *m, uint8_t min_pages)
+{
+    mb_init(m);
+    SEC(m, 1, 0x03, 0x60, 0x01, 0x7f, 0x01, 0x7f, 0x60, 0x02, 0x7f, 0x7f, 0x00, 0x60, 0x00, 0x00);
+    SEC(m, 3, 0x03, 0x00, 0x00, 0x01);
+    uint8_t mem[] = {0x01, 0x00, min_pages};
+    mb_sec(m, 5, mem, sizeof(mem));
+    SEC(m, 7, 0x04, 0x04, 'g', 'r', 'o', 'w', 0x00, 0x00, 0x04, 'l', 'o', 'a', 'd', 0x00, 0x01,
+        0x05, 's', 't', 'o', 'r', 'e', 0x00, 0x02, 0x03, 'm', 'e', 'm', 0x02, 0x00);
+    SEC(m, 10, 0x03,
+        0x06, 0x00, 0x20, 0x00, 0x40, 0x00, 0x0b,
+        0x07, 0x00, 0x20, 0x00, 0x28, 0x02, 0x00, 0x0b,
+        0x09, 0x00, 0x20, 0x00, 0x20, 0x01, 0x36, 0x02, 0x00, 0x0b);
+}
+
+static void test_memory(void)
+{
+    struct mb m;
+    struct wasm_module *mod;
+    struct wasm_instance *inst = NULL;
+    struct wasm_error err;
+    struct wasm_val res[1];
+    mem_module(&m, 1);
+    CHECK(load(&m, &mod, &err) == WASM_OK);
+    if (!mod) return;
+    struct wasm_limits lim = {.max_pages = 4};
+    CHECK(wasm_instantiate(mod, NULL, 0, &lim, &inst, &err) == WASM_OK);
+    if (!inst) return;
+    struct wasm_memory *mem = wasm_instance_memory(inst);
+    CHECK(mem && wasm_memory_size(mem) == 65536);
+    /* the page limit: 1 + 3 fits, one more does not */
+    struct wasm_val a = i32v(3);
+    CHECK(wasm_call(inst, wasm_instance_func(inst, "grow"), &a, 1, res, &err) == WASM_OK && res[0].of.i32 == 1);
+    a = i32v(1);
+    CHECK(wasm_call(inst, wasm_instance_func(inst, "grow"), &a, 1, res, &err) == WASM_OK && res[0].of.i32 == -1);
+    CHECK(wasm_memory_size(mem) == 4 * 65536);
+    /* host writes, wasm reads; wasm writes, host reads */
+    uint32_t v = 0xdeadbeef, back = 0;
+    CHECK(wasm_memory_write(mem, 100, &v, 4) == WASM_OK);
+    a = i32v(100);
+    CHECK(wasm_call(inst, wasm_instance_func(inst, "load"), &a, 1, res, &err) == WASM_OK &&
+          res[0].of.u32 == 0xdeadbeef);
+    struct wasm_val sa[2] = {i32v(200), i32v(0x01020304)};
+    CHECK(wasm_call(inst, wasm_instance_func(inst, "store"), sa, 2, NULL, &err) == WASM_OK);
+    CHECK(wasm_memory_read(mem, 200, &back, 4) == WASM_OK && back == 0x01020304);
+    /* bounds: the last 4 bytes are fine, one past is not, huge addresses neither */
+    uint64_t end = wasm_memory_size(mem);
+    CHECK(wasm_memory_write(mem, end - 4, &v, 4) == WASM_OK);
+    CHECK(wasm_memory_write(mem, end - 3, &v, 4) == WASM_TRAP_MEMORY);
+    CHECK(wasm_memory_read(mem, end, &back, 1) == WASM_TRAP_MEMORY);
+    CHECK(wasm_memory_read(mem, UINT64_MAX - 1, &back, 4) == WASM_TRAP_MEMORY);
+    CHECK(wasm_memory_read(mem, end, &back, 0) == WASM_OK);
+    /* wasm out of bounds traps and leaves the instance usable */
+    a = i32v((int32_t)(end - 3));
+    CHECK(wasm_call(inst, wasm_instance_func(inst, "load"), &a, 1, res, &err) == WASM_TRAP_MEMORY);
+    CHECK(strcmp(err.msg, "out of bounds memory access") == 0);
+    a = i32v(-1);
+    CHECK(wasm_call(inst, wasm_instance_func(inst, "load"), &a, 1, res, &err) == WASM_TRAP_MEMORY);
+    a = i32v(100);
+    CHECK(wasm_call(inst, wasm_instance_func(inst, "load"), &a, 1, res, &err) == WASM_OK);
+    wasm_instance_free(inst);
+    wasm_module_free(mod);
+
+    /* a module whose initial memory exceeds the limit is refused */
+    mem_module(&m, 8);
+    CHECK(load(&m, &mod, &err) == WASM_OK);
+    inst = (struct wasm_instance *)1;
+    CHECK(wasm_instantiate(mod, NULL, 0, &lim, &inst, &err) == WASM_ERR_NOMEM && inst == NULL);
+    wasm_module_free(mod);
+}
+
+static const char *host_add(void *user, struct wasm_instance *caller, const struct wasm_val *args,
+                            struct wasm_val *results)
+{
+    int *calls = user;
+    (*calls)++;
+    if (args[0].of.i32 == 13) return "unlucky";
+    results[0].of.i32 = args[0].of.i32 + args[1].of.i32;
+    return NULL;
+}
+
+static void test_host_imports(void)
+{
+    /* imports env.add (i32 i32)->i32, env.mem (memory 1), env.g (mut i32);
+     * "f"(a, b) = add(a, b) + g, and stores the sum at mem[0] */
+    struct mb m;
+    mb_init(&m);
+    SEC(&m, 1, 0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f);
+    SEC(&m, 2, 0x03, 0x03, 'e', 'n', 'v', 0x03, 'a', 'd', 'd', 0x00, 0x00,
+        0x03, 'e', 'n', 'v', 0x03, 'm', 'e', 'm', 0x02, 0x00, 0x01,
+        0x03, 'e', 'n', 'v', 0x01, 'g', 0x03, 0x7f, 0x01);
+    SEC(&m, 3, 0x01, 0x00);
+    SEC(&m, 7, 0x01, 0x01, 'f', 0x00, 0x01);
+    SEC(&m, 10, 0x01, 0x16, 0x01, 0x01, 0x7f,
+        0x20, 0x00, 0x20, 0x01, 0x10, 0x00, 0x23, 0x00, 0x6a, 0x22, 0x02,
+        0x41, 0x00, 0x20, 0x02, 0x36, 0x02, 0x00, 0x0b);
+    struct wasm_module *mod;
+    struct wasm_error err;
+    int rc = load(&m, &mod, &err);
+    CHECK(rc == WASM_OK);
+    if (rc) {
+        fprintf(stderr, "%s\n", err.msg);
+        return;
+    }
+    CHECK(wasm_module_import_count(mod) == 3);
+    const char *im, *nm;
+    size_t iml, nml;
+    enum wasm_extern_kind kind;
+    CHECK(wasm_module_import(mod, 1, &im, &iml, &nm, &nml, &kind) == 0 && !strcmp(im, "env") &&
+          !strcmp(nm, "mem") && nml == 3 && kind == WASM_EXTERN_MEMORY);
+    int calls = 0;
+    enum wasm_type p[2] = {WASM_I32, WASM_I32}, r[1] = {WASM_I32};
+    struct wasm_func *hf = wasm_func_new_host(p, 2, r, 1, host_add, &calls);
+    struct wasm_memory *mem = wasm_memory_new(1, 1);
+    struct wasm_global *g = wasm_global_new(i32v(1000), 1);
+    struct wasm_extern ex[3] = {{WASM_EXTERN_FUNC, {.func = hf}},
+                                {WASM_EXTERN_MEMORY, {.memory = mem}},
+                                {WASM_EXTERN_GLOBAL, {.global = g}}};
+    struct wasm_instance *inst = NULL;
+    /* wrong kinds are refused at link time */
+    struct wasm_extern wrong[3] = {ex[1], ex[0], ex[2]};
+    CHECK(wasm_instantiate(mod, wrong, 3, NULL, &inst, &err) == WASM_ERR_LINK && inst == NULL);
+    /* an immutable global where a mutable one is imported */
+    struct wasm_global *gi = wasm_global_new(i32v(1), 0);
+    struct wasm_extern wrong2[3] = {ex[0], ex[1], {WASM_EXTERN_GLOBAL, {.global = gi}}};
+    CHECK(wasm_instantiate(mod, wrong2, 3, NULL, &inst, &err) == WASM_ERR_LINK);
+    CHECK(wasm_instantiate(mod, ex, 3, NULL, &inst, &err) == WASM_OK);
+    if (inst) {
+        struct wasm_func *f = wasm_instance_func(inst, "f");
+        struct wasm_val args[2] = {i32v(2), i32v(3)}, res[1];
+        CHECK(wasm_call(inst, f, args, 2, res, &err) == WASM_OK && res[0].of.i32 == 1005 && calls == 1);
+        uint32_t stored = 0;
+        CHECK(wasm_memory_read(mem, 0, &stored, 4) == WASM_OK && stored == 1005);
+        CHECK(wasm_global_set(g, i32v(1)) == WASM_OK);
+        CHECK(wasm_call(inst, f, args, 2, res, &err) == WASM_OK && res[0].of.i32 == 6);
+        CHECK(wasm_global_set(gi, i32v(5)) == WASM_ERR_ARG);
+        /* a host error becomes a trap with its message */
+        args[0] = i32v(13);
+        CHECK(wasm_call(inst, f, args, 2, res, &err) == WASM_TRAP_HOST && !strcmp(err.msg, "unlucky"));
+        args[0] = i32v(1);
+        CHECK(wasm_call(inst, f, args, 2, res, &err) == WASM_OK && res[0].of.i32 == 5);
+    }
+    wasm_instance_free(inst);
+    wasm_module_free(mod);
+    wasm_func_free(hf);
+    wasm_memory_free(mem);
+    wasm_global_free(g);
+    wasm_global_free(gi);
+}
+
+/* A host function that calls back into its caller (as proxy-wasm hosts
+ * do to allocate guest memory): h(x) = caller.g(x, 10). */
+static const char *host_reenter(void *user, struct wasm_instance *caller,
+                                const struct wasm_val *args, struct wasm_val *results)
+{
+    struct wasm_val a[2] = {args[0], i32v(10)}, r[1];
+    struct wasm_error err;
+    struct wasm_func *g = wasm_instance_func(caller, "g");
+    if (!g || wasm_call(caller, g, a, 2, r, &err)) return "re-entry failed";
+    results[0] = r[0];
+    return NULL;
+}
+
+static void test_reentry_and_linking(void)
+{
+    /* imports env.h (i32)->i32; f(a, b) = h(a) + b; g(a, b) = a * b */
+    struct mb m;
+    mb_init(&m);
+    SEC(&m, 1, 0x02, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f, 0x60, 0x01, 0x7f, 0x01, 0x7f);
+    SEC(&m, 2, 0x01, 0x03, 'e', 'n', 'v', 0x01, 'h', 0x00, 0x01);
+    SEC(&m, 3, 0x02, 0x00, 0x00);
+    SEC(&m, 7, 0x02, 0x01, 'f', 0x00, 0x01, 0x01, 'g', 0x00, 0x02);
+    SEC(&m, 10, 0x02, 0x09, 0x00, 0x20, 0x00, 0x10, 0x00, 0x20, 0x01, 0x6a, 0x0b,
+        0x07, 0x00, 0x20, 0x00, 0x20, 0x01, 0x6c, 0x0b);
+    struct wasm_module *mod;
+    struct wasm_error err;
+    CHECK(load(&m, &mod, &err) == WASM_OK);
+    if (!mod) return;
+    enum wasm_type p[1] = {WASM_I32};
+    struct wasm_func *h = wasm_func_new_host(p, 1, p, 1, host_reenter, NULL);
+    struct wasm_extern ex = {WASM_EXTERN_FUNC, {.func = h}};
+    struct wasm_instance *a = NULL, *b = NULL;
+    struct wasm_limits lim = {.fuel = 1000};
+    CHECK(wasm_instantiate(mod, &ex, 1, &lim, &a, &err) == WASM_OK);
+    if (a) {
+        struct wasm_val args[2] = {i32v(3), i32v(4)}, res[1];
+        CHECK(wasm_call(a, wasm_instance_func(a, "f"), args, 2, res, &err) == WASM_OK && res[0].of.i32 == 34);
+        CHECK(wasm_instance_fuel_left(a) < 1000);
+        /* another instance's export of the wrong type cannot satisfy h */
+        struct wasm_extern fx;
+        CHECK(wasm_instance_export(a, "f", 1, &fx) == 0 && fx.kind == WASM_EXTERN_FUNC);
+        CHECK(wasm_instantiate(mod, &fx, 1, NULL, &b, &err) == WASM_ERR_LINK && b == NULL);
+    }
+    wasm_instance_free(b);
+    wasm_instance_free(a);
+    wasm_func_free(h);
+    wasm_module_free(mod);
+}
+
+int main(void)
+{
+    test_decode_errors();
+    test_validation_errors();
+    test_calls_and_traps();
+    test_fuel();
+    test_call_depth();
+    test_memory();
+    test_host_imports();
+    test_reentry_and_linking();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
