@@ -63,6 +63,7 @@
 #include "proxy/lb.h"
 #include "proxy/metrics.h"
 #include "proxy/pg_cancel.h"
+#include "proxy/pg_pool.h"
 #include "proxy/pg_users.h"
 #include "proxy/proto.h"
 #include "proxy/upstream.h"
@@ -200,6 +201,12 @@ struct pgs {
     struct pg_scram login;                /* the proxy's exchange with the server */
     char *startup;                        /* the client's StartupMessage, to rebuild */
     uint32_t startup_len;
+    /* Pooling (terminated sessions only): what a later client of this
+     * server connection must be told, and the pool key (the client's
+     * startup parameters but the user: database, encoding, ...). */
+    struct pg_conn_info ci;
+    char *pool_key;
+    size_t pool_key_len;
 };
 
 /* Sessions of this worker thread, for drain. */
@@ -213,6 +220,8 @@ static void s_free(void *p)
 {
     struct pgs *s = p;
     free(s->startup);
+    free(s->pool_key);
+    pg_conn_info_clear(&s->ci);
     buf_free(&s->cin);
     buf_free(&s->up);
     buf_free(&s->uin);
@@ -230,6 +239,16 @@ static void s_log(struct pgs *s)
 
 /* Closes both sides and frees the session (deferred). Statements still in
  * flight are recorded as failed. */
+/* A terminated session's server connection may serve another client
+ * when the session ends between statements, outside a transaction, with
+ * nothing half sent or unread in either direction (pg_pool resets it). */
+static int poolable(const struct pgs *s)
+{
+    return s->term && !s->connecting && !s->closing && !s->u_eof && s->phase == PH_READY &&
+           s->tx == 'I' && s->qlen == 0 && !s->batch.open && s->be_pass == 0 && s->fe_pass == 0 &&
+           buf_len(&s->uin) == 0 && buf_len(&s->up) == 0 && s->ci.key_len > 0;
+}
+
 static void s_end(struct pgs *s)
 {
     if (s->closed)
@@ -256,7 +275,9 @@ static void s_end(struct pgs *s)
     close(s->io.fd);
     if (s->connecting)
         uconn_try_done(s->wc, &s->ct, ECONNABORTED);
-    if (s->uc)
+    if (s->uc && poolable(s))
+        pg_pool_put(s->wc, s->uc, &s->ci, s->pool_key, s->pool_key_len);
+    else if (s->uc)
         uconn_close(s->uc);
     s->uc = NULL;
     metrics_gauge_add(w->shard, s->gl->m_conn_active, -1);
@@ -369,10 +390,66 @@ static void s_uc_io(void *owner, struct uconn *uc, unsigned events)
 
 static const struct uconn_ops pg_uc_ops = {s_connected, s_uc_io};
 
+/* standard_conforming_strings from a ParameterStatus m (borrowed) decides
+ * how the classifier reads backslashes in '' strings. */
+static void param_mode(struct pgs *s, const struct pg_msg *m)
+{
+    pg_str name, value;
+    if (pg_be_param_status(m, &name, &value) == PG_OK && name.len == 27 &&
+        memcmp(name.p, "standard_conforming_strings", 27) == 0)
+        s->sqlc_modes = value.len == 3 && memcmp(value.p, "off", 3) == 0
+                            ? SQLC_MODE_PG_BACKSLASH_STRINGS
+                            : 0;
+}
+
+/* A terminated session continues on a pooled server connection: the
+ * client is told what a login would have told it (AuthenticationOk, the
+ * server's parameters, its key, ReadyForQuery). */
+static void pooled_start(struct pgs *s, struct uconn *uc)
+{
+    char hdr[300];
+    int n = pg_build_auth_ok(hdr, sizeof(hdr));
+    int k = n > 0 ? pg_build_key_data(hdr + n, sizeof(hdr) - (size_t)n, s->ci.pid, s->ci.key,
+                                      s->ci.key_len)
+                  : -1;
+    int z = k > 0 ? pg_build_ready(hdr + n + k, sizeof(hdr) - (size_t)(n + k), 'I') : -1;
+    uc->ops = &pg_uc_ops;
+    uc->owner = s;
+    s->uc = uc;
+    s->ct.ep = uc->ep;
+    s->phase = PH_READY;
+    s->tx = 'I';
+    s->u_ready = 1;
+    free(s->startup);
+    s->startup = NULL;
+    if (z < 0 || fit(&s->down, (size_t)(n + k + z) + s->ci.params_len) < 0) {
+        s_fail(s, "FATAL", "53200", "out of memory");
+        return;
+    }
+    buf_append(&s->down, hdr, (size_t)n);
+    /* The parameters, applied as if the server had just sent them. */
+    for (uint32_t off = 0; off + 5 <= s->ci.params_len;) {
+        struct pg_msg m;
+        if (pg_frame(s->ci.params + off, s->ci.params_len - off, PG_INSPECT_MAX, &m) != PG_OK)
+            break;
+        param_mode(s, &m);
+        off += (uint32_t)m.len;
+    }
+    buf_append(&s->down, s->ci.params, s->ci.params_len);
+    buf_append(&s->down, hdr + n, (size_t)(k + z));
+    const struct cfg_endpoint *e = &s->wc->gc->cfg->endpoints[uc->ep];
+    s->cancel_key = pg_cancel_remember(s->ci.pid, s->ci.key, s->ci.key_len,
+                                       (const struct sockaddr *)&e->addr, e->addrlen);
+}
+
 /* Tries the next endpoint; fails the session when none is left. */
 static void s_connect(struct pgs *s)
 {
     struct uconn *uc;
+    if (s->term && (uc = pg_pool_take(s->wc, s->pool_key, s->pool_key_len, &s->ci))) {
+        pooled_start(s, uc);
+        return;
+    }
     int rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &pg_uc_ops, s, &uc);
     if (rc == UCONN_TRY_FULL) {
         s_fail(s, "FATAL", "53300", "too many connections to the database server");
@@ -433,6 +510,36 @@ static int copy_str(char *dst, size_t cap, pg_str v)
         return -1;
     memcpy(dst, v.p, v.len);
     dst[v.len] = 0;
+    return 0;
+}
+
+/* The pool key of a terminated session: protocol version and every
+ * startup parameter but the user, as the client sent them (one driver
+ * sends the same ones in the same order, so its sessions share). */
+static int pool_key(struct pgs *s, const struct pg_startup *st)
+{
+    size_t n = 4;
+    for (size_t i = 0; i < st->nparams && i < PG_STARTUP_PARAMS; i++)
+        n += st->params[i].name.len + st->params[i].value.len + 2;
+    char *k = malloc(n);
+    if (!k)
+        return -1;
+    size_t o = 0;
+    k[o++] = (char)(st->major >> 8), k[o++] = (char)st->major;
+    k[o++] = (char)(st->minor >> 8), k[o++] = (char)st->minor;
+    for (size_t i = 0; i < st->nparams && i < PG_STARTUP_PARAMS; i++) {
+        const struct pg_param *p = &st->params[i];
+        if (p->name.len == 4 && memcmp(p->name.p, "user", 4) == 0)
+            continue;
+        memcpy(k + o, p->name.p, p->name.len);
+        o += p->name.len;
+        k[o++] = 0;
+        memcpy(k + o, p->value.p, p->value.len);
+        o += p->value.len;
+        k[o++] = 0;
+    }
+    s->pool_key = k;
+    s->pool_key_len = o;
     return 0;
 }
 
@@ -507,6 +614,10 @@ static int startup_step(struct pgs *s)
         }
         memcpy(s->startup, buf_start(&s->cin), m.len);
         s->startup_len = (uint32_t)m.len;
+        if (pool_key(s, &st) < 0) {
+            s_fail(s, "FATAL", "53200", "out of memory");
+            return 1;
+        }
         buf_consume(&s->cin, (uint32_t)m.len);
         s->term = 1;
         int known = 0;
@@ -1106,8 +1217,13 @@ static int fe_step(struct pgs *s)
     }
     uint8_t t = m.type;
     if (t == 'X') {
+        /* A terminated session's server connection outlives the client
+         * (pg_pool): the Terminate is the client's, not the server's. */
         s->terminated = 1;
-        s->fe_pass = (uint32_t)m.len;
+        if (s->term)
+            s->fe_skip = (uint32_t)m.len;
+        else
+            s->fe_pass = (uint32_t)m.len;
         return 1;
     }
     if (t != 'Q')
@@ -1245,6 +1361,16 @@ static void stmt_done(struct pgs *s)
 }
 
 /* One step of the server -> client direction. 1: progress, 0: wait. */
+/* A ParameterStatus from the server (whole message m): the classifier's
+ * string mode, and for terminated sessions the list a later client of this
+ * connection is told (pg_pool). */
+static void server_param(struct pgs *s, const struct pg_msg *m)
+{
+    param_mode(s, m);
+    if (s->term && pg_conn_info_param(&s->ci, m) != 0)
+        s->ci.key_len = 0; /* an incomplete list: never pool this connection */
+}
+
 /* The server's BackendKeyData, registered so that the client's
  * CancelRequests (new connections, any worker) reach this server. */
 static void remember_key(struct pgs *s, const struct pg_msg *m)
@@ -1256,6 +1382,11 @@ static void remember_key(struct pgs *s, const struct pg_msg *m)
     const struct cfg_endpoint *e = &s->wc->gc->cfg->endpoints[s->ct.ep];
     s->cancel_key = pg_cancel_remember(pid, key.p, key.len, (const struct sockaddr *)&e->addr,
                                        e->addrlen);
+    if (s->term && key.len <= sizeof(s->ci.key)) {
+        s->ci.pid = pid;
+        memcpy(s->ci.key, key.p, key.len);
+        s->ci.key_len = (uint16_t)key.len;
+    }
 }
 
 static int be_step(struct pgs *s)
@@ -1328,15 +1459,9 @@ static int be_step(struct pgs *s)
         }
         break;
     }
-    case 'S': {
-        pg_str name, value;
-        if (pg_be_param_status(&m, &name, &value) == PG_OK && name.len == 27 &&
-            memcmp(name.p, "standard_conforming_strings", 27) == 0)
-            s->sqlc_modes = value.len == 3 && memcmp(value.p, "off", 3) == 0
-                                ? SQLC_MODE_PG_BACKSLASH_STRINGS
-                                : 0;
+    case 'S':
+        server_param(s, &m);
         break;
-    }
     case 'Z': {
         char st;
         if (pg_be_ready(&m, &st) != PG_OK) {

@@ -19,6 +19,7 @@
 #include "proxy/db_check.h"
 #include "proxy/lb.h"
 #include "proxy/metrics.h"
+#include "proxy/pg_pool.h"
 #include "proxy/proto.h"
 #include "proxy/upstream.h"
 
@@ -55,6 +56,15 @@ void worker_conn_opened(struct worker *w) { w->nconns++; }
 void worker_conn_closed(struct worker *w) { w->nconns--; }
 
 void wgen_hold(struct wgen *wg) { wg->users++; }
+
+/* Closes wc's idle upstream connections of every kind: HTTP/1 keep-alive,
+ * HTTP/2 sessions without streams, pooled PostgreSQL connections. */
+static void cluster_close_idle(struct wcluster *wc)
+{
+    uconn_close_idle(wc);
+    h2u_close_idle(wc);
+    pg_pool_close(wc);
+}
 
 static void wgen_free(struct wgen *wg)
 {
@@ -201,10 +211,8 @@ static void adopt(struct worker *w, struct gen *g)
     listeners_register(w, g);
     atomic_store(&w->gen_seen, g->id);
     if (old) {
-        for (size_t i = 0; i < old->gen->nclusters; i++) {
-            uconn_close_idle(&old->clusters[i]);
-            h2u_close_idle(&old->clusters[i]);
-        }
+        for (size_t i = 0; i < old->gen->nclusters; i++)
+            cluster_close_idle(&old->clusters[i]);
         /* HTTP/2 clients on the old configuration are asked to move on. */
         http_retire(w);
         wgen_release(old);
@@ -223,10 +231,8 @@ static void start_drain(struct worker *w)
     pg_handler.drain(w);
     mysql_handler.drain(w);
     if (w->cur)
-        for (size_t i = 0; i < w->cur->gen->nclusters; i++) {
-            uconn_close_idle(&w->cur->clusters[i]);
-            h2u_close_idle(&w->cur->clusters[i]);
-        }
+        for (size_t i = 0; i < w->cur->gen->nclusters; i++)
+            cluster_close_idle(&w->cur->clusters[i]);
 }
 
 static void on_async(struct loop *l, void *ud)
@@ -275,10 +281,8 @@ static void release_view(struct worker *w)
     listeners_unregister(w);
     struct wgen *cur = w->cur;
     if (cur) {
-        for (size_t i = 0; i < cur->gen->nclusters; i++) {
-            uconn_close_idle(&cur->clusters[i]);
-            h2u_close_idle(&cur->clusters[i]);
-        }
+        for (size_t i = 0; i < cur->gen->nclusters; i++)
+            cluster_close_idle(&cur->clusters[i]);
         w->cur = NULL;
         if (--cur->users == 0)
             wgen_free(cur);

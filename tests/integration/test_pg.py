@@ -472,6 +472,88 @@ def main():
         except psycopg2.Error as e:
             t.eq("policies see the proxy's user (db.user readonly)", e.pgcode, "42501")
         c.close()
+        # Pooling: a terminated session's server connection serves the next
+        # client with the same startup parameters, reset by DISCARD ALL.
+        c = tconnect("app", "app-secret")
+        c.autocommit = True
+        cur = c.cursor()
+        cur.execute("SELECT pg_backend_pid()")
+        pid1 = cur.fetchone()[0]
+        cur.execute("SET work_mem = '7MB'; CREATE TEMP TABLE scratch (x int); "
+                    "PREPARE p1 AS SELECT 1; LISTEN chan")
+        c.close()
+
+        def pooled_pid():
+            c2 = tconnect("app", "app-secret")
+            c2.autocommit = True
+            cur2 = c2.cursor()
+            cur2.execute("SELECT pg_backend_pid(), current_setting('work_mem'), "
+                         "(SELECT count(*) FROM pg_prepared_statements), "
+                         "(SELECT count(*) FROM pg_class WHERE relname = 'scratch' "
+                         "AND relpersistence = 't'), (SELECT count(*) FROM pg_listening_channels())")
+            row = cur2.fetchone()
+            # Leave state behind for whoever gets this connection next.
+            cur2.execute("SET work_mem = '7MB'; CREATE TEMP TABLE scratch (x int); "
+                         "PREPARE p1 AS SELECT 1; LISTEN chan")
+            c2.close()
+            return row
+        # A session arriving while the connection is still being reset
+        # gets a new one, which is pooled in turn: reuse shows as a pid
+        # some earlier session had.
+        seen, got = {pid1}, []
+
+        def reused():
+            got.append(pooled_pid())
+            if got[-1][0] in seen:
+                return True
+            seen.add(got[-1][0])
+            return False
+        t.check("a later session runs on an earlier session's server connection",
+                wait_for(reused, timeout=10), repr(got))
+        t.eq("... with the previous session's state gone (SET, PREPARE, TEMP, LISTEN)",
+             got[-1][1:], ("4MB", 0, 0, 0))
+        a, b = tconnect("app", "app-secret"), tconnect("app", "app-secret")
+        ca, cb = a.cursor(), b.cursor()
+        ca.execute("SELECT pg_backend_pid()")
+        cb.execute("SELECT pg_backend_pid()")
+        t.check("two sessions at once never share a server connection",
+                ca.fetchone()[0] != cb.fetchone()[0])
+        a.close()
+        b.close()
+        # A session that ends inside a transaction is not pooled: its
+        # connection closes, the server rolls the transaction back.
+        c = tconnect("app", "app-secret")
+        cur = c.cursor()
+        cur.execute("INSERT INTO orders (user_id, item) VALUES (77, 'uncommitted')")
+        cur.execute("SELECT pg_backend_pid()")
+        txpid = cur.fetchone()[0]
+        c.close()
+        wait_for(lambda: pg.sql("SELECT count(*) FROM pg_stat_activity WHERE pid = %d" % txpid,
+                                db="shop").strip() == "0", timeout=5)
+        t.eq("an open transaction dies with its client",
+             pg.sql("SELECT count(*) FROM orders WHERE item = 'uncommitted'", db="shop").strip(),
+             "0")
+        m = s.metrics()
+        t.check("pooled connections stay open (strand_upstream_connections_active)",
+                m.get("strand_upstream_connections_active", cluster="shop-as-scramuser") >= 1,
+                m.describe("strand_upstream_connections_active"))
+        # Cancelling a query on a pooled connection: the key the client got
+        # is the server's, registered again for this session.
+        c = tconnect("app", "app-secret")
+        cur = c.cursor()
+
+        def sleeping_term():
+            return pg.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                          "AND query = 'SELECT pg_sleep(20)'", db="shop").strip() == "1"
+        th = threading.Thread(target=lambda: wait_for(sleeping_term, timeout=10) and c.cancel())
+        th.start()
+        try:
+            cur.execute("SELECT pg_sleep(20)")
+            t.check("a pooled session's query can be cancelled", False, "it ran to the end")
+        except psycopg2.Error as e:
+            t.eq("a pooled session's query can be cancelled", e.pgcode, "57014")
+        th.join()
+        c.close()
         cfg = s.admin("/config").text
         t.check("the admin view lists users, not their secrets",
                 '"user":"app"' in cfg and "app-secret" not in cfg and "ro-secret" not in cfg,
