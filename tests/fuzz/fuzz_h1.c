@@ -19,13 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ASSERT(c)                                                                            \
-    do {                                                                                     \
-        if (!(c)) {                                                                          \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);       \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
+#include "fuzz.h"
 
 static const size_t max_headers_tab[8] = {64, 1, 2, 3, 8, 16, 0, 100};
 static const size_t max_bytes_tab[4] = {65536, 8192, 512, 128};

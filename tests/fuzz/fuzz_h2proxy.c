@@ -76,13 +76,7 @@
 #include "proxy/proto.h"
 #include "proxy/worker.h"
 
-#define ASSERT(c)                                                                            \
-    do {                                                                                     \
-        if (!(c)) {                                                                          \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);       \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
+#include "fuzz.h"
 
 /* %1$d, %2$d: the two closed ports; %3$s: the access log path; %4$d, %5$d:
  * the fuzzer's own HTTP/2 and HTTP/1.1 upstreams (see struct up). */

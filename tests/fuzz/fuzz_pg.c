@@ -25,13 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ASSERT(c)                                                                            \
-    do {                                                                                     \
-        if (!(c)) {                                                                          \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);       \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
+#include "fuzz.h"
 
 static const size_t max_len_tab[4] = {PG_MESSAGE_MAX, 4096, 64, 6};
 static const size_t chunk_tab[4] = {0, 1, 3, 61};

@@ -20,13 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ASSERT(c)                                                                            \
-    do {                                                                                     \
-        if (!(c)) {                                                                          \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);       \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
+#include "fuzz.h"
 
 static const char cnonce[] = "rOprNGfwEbeRWgbNEkqO";
 static const char snonce[] = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";

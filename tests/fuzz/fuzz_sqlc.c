@@ -20,13 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ASSERT(c)                                                                            \
-    do {                                                                                     \
-        if (!(c)) {                                                                          \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);       \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
+#include "fuzz.h"
 
 #define KNOWN_FLAGS                                                                          \
     (SQLC_READ_ONLY | SQLC_WRITE | SQLC_LOCKING_READ | SQLC_TXN_BEGIN | SQLC_TXN_END |       \

@@ -21,13 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ASSERT(c)                                                                            \
-    do {                                                                                     \
-        if (!(c)) {                                                                          \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);       \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
+#include "fuzz.h"
 
 /* Checks a result and its outputs (borrowed buffers of the given sizes). */
 static void check_outputs(int r, const char *sni, size_t snilen, const char *alpn, size_t alpnlen)

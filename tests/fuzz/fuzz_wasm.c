@@ -13,13 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ASSERT(c)                                                                            \
-    do {                                                                                     \
-        if (!(c)) {                                                                          \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);       \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
+#include "fuzz.h"
 
 static const char *stub(void *user, struct wasm_instance *caller, const struct wasm_val *args,
                         struct wasm_val *results)

@@ -20,20 +20,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int passed, failed;
+#include "check.h"
+
 static char dir[64];
 
-#define CHECK(cond, ...)                                             \
-    do {                                                             \
-        if (cond) {                                                  \
-            passed++;                                                \
-        } else {                                                     \
-            failed++;                                                \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);     \
-            fprintf(stderr, __VA_ARGS__);                            \
-            fputc('\n', stderr);                                     \
-        }                                                            \
-    } while (0)
 
 #define PY "/usr/bin/python3"
 

@@ -20,19 +20,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static int npass, nfail;
+#include "check.h"
 
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (cond) {                                                                            \
-            npass++;                                                                           \
-        } else {                                                                               \
-            nfail++;                                                                           \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                             \
-            printf(__VA_ARGS__);                                                               \
-            printf("\n");                                                                      \
-        }                                                                                      \
-    } while (0)
+
 
 #define API "apiVersion: strand.dev/v1alpha1\n"
 /* A listener `web`, a tcp listener `raw` and clusters `be`, `be2`, `hash`
@@ -79,18 +69,18 @@ static void expect_err_at(int src_line, const char *yaml, const char *substr)
     int line = marker_line(yaml);
     snprintf(want, sizeof(want), "t.yaml:%d: ", line);
     if (cfg != NULL) {
-        nfail++;
+        failed++;
         printf("FAIL %s:%d: loaded, expected error \"%s\"\n", __FILE__, src_line, substr);
         config_free(cfg);
         return;
     }
     if (line == 0 || strncmp(err, want, strlen(want)) != 0 || strstr(err, substr) == NULL) {
-        nfail++;
+        failed++;
         printf("FAIL %s:%d: got \"%s\", want \"%s...%s\"\n", __FILE__, src_line, err, want,
                substr);
         return;
     }
-    npass++;
+    passed++;
 }
 #define EXPECT_ERR(yaml, substr) expect_err_at(__LINE__, yaml, substr)
 
@@ -2105,6 +2095,6 @@ int main(void)
     test_parse_values();
     test_json();
     test_docs_example();
-    printf("%d passed, %d failed\n", npass, nfail);
-    return nfail != 0;
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
 }

@@ -28,17 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
+#include "check.h"
 
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (cond) {                                                                          \
-            passed++;                                                                        \
-        } else {                                                                             \
-            failed++;                                                                        \
-            fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond);                \
-        }                                                                                    \
-    } while (0)
+
 
 /* ---- test peers ------------------------------------------------------------ */
 

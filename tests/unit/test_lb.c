@@ -11,18 +11,9 @@
 #include "config/config.h"
 #include "proxy/lb.h"
 
-static int passed, failed;
+#include "check.h"
 
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (cond) {                                                                   \
-            passed++;                                                                 \
-        } else {                                                                      \
-            failed++;                                                                 \
-            fprintf(stderr, "%s:%d: %s: check failed: %s\n", __FILE__, __LINE__,      \
-                    __func__, #cond);                                                 \
-        }                                                                             \
-    } while (0)
+
 
 #define MAXH 16
 

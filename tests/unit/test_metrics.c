@@ -15,19 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
+#include "check.h"
 
-#define CHECK(cond, ...)                                             \
-    do {                                                             \
-        if (cond) {                                                  \
-            passed++;                                                \
-        } else {                                                     \
-            failed++;                                                \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);     \
-            fprintf(stderr, __VA_ARGS__);                            \
-            fputc('\n', stderr);                                     \
-        }                                                            \
-    } while (0)
+
 
 /* text: borrowed exposition; key: borrowed "name{labels}" as rendered.
  * Returns a pointer into text at the sample's value, or NULL. */

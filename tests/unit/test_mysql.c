@@ -17,17 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
+#include "check.h"
 
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (cond) {                                                                          \
-            passed++;                                                                        \
-        } else {                                                                             \
-            failed++;                                                                        \
-            fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond);                \
-        }                                                                                    \
-    } while (0)
+
 
 #define P41 (MY_CLIENT_PROTOCOL_41 | MY_CLIENT_TRANSACTIONS | MY_CLIENT_SECURE_CONNECTION)
 #define DEOF MY_CLIENT_DEPRECATE_EOF

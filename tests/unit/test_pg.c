@@ -14,17 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
+#include "check.h"
 
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (cond) {                                                                          \
-            passed++;                                                                        \
-        } else {                                                                             \
-            failed++;                                                                        \
-            fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond);                \
-        }                                                                                    \
-    } while (0)
+
 
 /* Real traffic (PostgreSQL 15, psql 15, pgbench 15), from capture_pg.py --c.
  * Client streams start with SSLRequest; server streams with its 'N'. */

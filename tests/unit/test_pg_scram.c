@@ -21,17 +21,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int passed, failed;
+#include "check.h"
 
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (cond) {                                                                          \
-            passed++;                                                                        \
-        } else {                                                                             \
-            failed++;                                                                        \
-            fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond);                \
-        }                                                                                    \
-    } while (0)
+
 
 static void *allocs[4096];
 static size_t nallocs;

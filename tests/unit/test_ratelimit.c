@@ -15,19 +15,9 @@
 #include "router/attr.h"
 #include "router/ratelimit.h"
 
-static int npass, nfail;
+#include "check.h"
 
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (cond) {                                                                            \
-            npass++;                                                                           \
-        } else {                                                                               \
-            nfail++;                                                                           \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                             \
-            printf(__VA_ARGS__);                                                               \
-            printf("\n");                                                                      \
-        }                                                                                      \
-    } while (0)
+
 
 #define API "apiVersion: strand.dev/v1alpha1\n"
 #define BASE                                                                                   \
@@ -310,6 +300,6 @@ int main(void)
     test_buckets();
     test_reload();
     test_threads();
-    printf("%d passed, %d failed\n", npass, nfail);
-    return nfail != 0;
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
 }

@@ -18,17 +18,9 @@
 #include "router/match.h"
 #include "router/router.h"
 
-static int passed, failed;
+#include "check.h"
 
-#define CHECK(c)                                                        \
-    do {                                                                \
-        if (c) {                                                        \
-            passed++;                                                   \
-        } else {                                                        \
-            failed++;                                                   \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-        }                                                               \
-    } while (0)
+
 
 /* ---- test allocations: everything a hand-built config needs, freed at once */
 

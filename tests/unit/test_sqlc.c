@@ -15,17 +15,9 @@
 #include <string.h>
 #include <time.h>
 
-static int passed, failed;
+#include "check.h"
 
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (cond) {                                                                          \
-            passed++;                                                                        \
-        } else {                                                                             \
-            failed++;                                                                        \
-            fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond);                \
-        }                                                                                    \
-    } while (0)
+
 
 enum { MY = 1, PG = 2, BOTH = 3 };
 

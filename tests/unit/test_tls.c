@@ -41,20 +41,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-static int passed, failed;
+#include "check.h"
+
 static char dir[64];
 
-#define CHECK(cond, ...)                                             \
-    do {                                                             \
-        if (cond) {                                                  \
-            passed++;                                                \
-        } else {                                                     \
-            failed++;                                                \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);     \
-            fprintf(stderr, __VA_ARGS__);                            \
-            fputc('\n', stderr);                                     \
-        }                                                            \
-    } while (0)
 
 /* Borrows both; NULL equals nothing. */
 static int streq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
