@@ -113,11 +113,13 @@ static void pooled_close(struct pooled *e, const char *why)
     if (why)
         log_debug("postgres: pooled connection to %s closed: %s",
                   e->wc->gc->cfg->endpoints[e->uc->ep].address, why);
+    struct loop *l = wc_loop(e->wc);
     wlist_del(&e->link);
     e->wc->pgpool->n--;
-    loop_timer_cancel(wc_loop(e->wc), &e->timer);
+    loop_timer_cancel(l, &e->timer);
+    loop_defer_free(l, pooled_free, e);
+    /* Last: closing may release the worker's view of the generation. */
     uconn_close(e->uc);
-    loop_defer_free(wc_loop(e->wc), pooled_free, e);
 }
 
 static void pooled_timeout(struct loop *l, struct loop_timer *t)

@@ -426,7 +426,6 @@ static void pooled_start(struct pgs *s, struct uconn *uc)
         s_fail(s, "FATAL", "53200", "out of memory");
         return;
     }
-    buf_append(&s->down, hdr, (size_t)n);
     /* The parameters, applied as if the server had just sent them. */
     for (uint32_t off = 0; off + 5 <= s->ci.params_len;) {
         struct pg_msg m;
@@ -435,8 +434,12 @@ static void pooled_start(struct pgs *s, struct uconn *uc)
         param_mode(s, &m);
         off += (uint32_t)m.len;
     }
-    buf_append(&s->down, s->ci.params, s->ci.params_len);
-    buf_append(&s->down, hdr + n, (size_t)(k + z));
+    if (buf_append(&s->down, hdr, (size_t)n) < 0 ||
+        buf_append(&s->down, s->ci.params, s->ci.params_len) < 0 ||
+        buf_append(&s->down, hdr + n, (size_t)(k + z)) < 0) {
+        s_fail(s, "FATAL", "53200", "out of memory");
+        return;
+    }
     const struct cfg_endpoint *e = &s->wc->gc->cfg->endpoints[uc->ep];
     s->cancel_key = pg_cancel_remember(s->ci.pid, s->ci.key, s->ci.key_len,
                                        (const struct sockaddr *)&e->addr, e->addrlen);
