@@ -272,6 +272,12 @@ int cfg_rule_add_backend(struct cload *cl, struct cfg_rule *rule, int line, cons
                        "TLS as it is (TLS inside TLS reaches no upstream): use a Cluster "
                        "without tls",
                        cluster);
+    if (CFG_PROTO_IS_DB(proto) && c->tls.enabled)
+        return cl_fail(cl, line,
+                       "Cluster '%s' has tls, which %s routes do not support yet (the "
+                       "protocol negotiates TLS inside its own handshake): use a Cluster "
+                       "without tls",
+                       cluster, cfg_proto_name(proto));
     struct cfg_backend *b = realloc(rule->backends, (rule->nbackends + 1) * sizeof(*b));
     if (b == NULL)
         return cl_fail(cl, line, "out of memory");

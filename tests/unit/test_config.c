@@ -1928,6 +1928,13 @@ static void test_db_listeners(void)
                    "  rules:\n  - backends: [{cluster: c}]\n"
                    "    requestHeaders: {set: {a: b}} #<\n",
                "'requestHeaders' needs an http listener");
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: pg}\n"
+                   "spec: {address: 127.0.0.1:15432, protocol: postgres}\n"
+                   "---\n" API "kind: Cluster\nmetadata: {name: c}\n"
+                   "spec:\n  endpoints: [{address: 127.0.0.1:5432}]\n  tls: {verify: false}\n"
+                   "---\n" API "kind: Route\nmetadata: {name: r}\nspec:\n  parents: [pg]\n"
+                   "  rules:\n  - backends: [{cluster: c}] #<\n",
+               "Cluster 'c' has tls, which postgres routes do not support yet");
 }
 
 /* Listener auth (terminated PostgreSQL authentication): users with a
