@@ -215,7 +215,7 @@ int cfg_load_listener(struct cload *cl, int line, const struct ynode *name,
     l->idle_timeout_ms = l->proto == CFG_PROTO_HTTP ? 300000 : 3600000;
     if (l->proto != CFG_PROTO_HTTP && (n = http_only_key(spec)) != NULL)
         return cl_fail(cl, n->line, "'%s' applies only to http listeners", n->str);
-    if (CFG_PROTO_IS_DB(l->proto) && (n = ytree_key(spec, "tls")) != NULL)
+    if (l->proto == CFG_PROTO_MYSQL && (n = ytree_key(spec, "tls")) != NULL)
         return cl_fail(cl, n->line,
                        "'tls' is not supported on %s listeners yet (clients are told the "
                        "proxy does not do TLS)",

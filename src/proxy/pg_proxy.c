@@ -2,8 +2,9 @@
  * that understands the v3 protocol's framing.
  *
  * A session goes through four phases:
- *   STARTUP  read the client's first message; SSLRequest and GSSENCRequest
- *            are answered 'N' (no TLS here yet), a CancelRequest is
+ *   STARTUP  read the client's first message; an SSLRequest is answered
+ *            'S' and TLS started when the listener has tls (then no plain
+ *            session is accepted), else 'N' like a GSSENCRequest; a CancelRequest is
  *            forwarded to the server that issued its key (pg_cancel.c);
  *            the StartupMessage gives db.user and db.name.
  *   CONNECT  route once on the session's attributes (db.*, source.address,
@@ -66,11 +67,13 @@
 #include "proxy/pg_pool.h"
 #include "proxy/pg_users.h"
 #include "proxy/proto.h"
+#include "proxy/sio.h"
 #include "proxy/upstream.h"
 #include "proxy/worker.h"
 #include "router/attr.h"
 #include "router/authz.h"
 #include "router/router.h"
+#include "tls/tls.h"
 
 #define PG_INSPECT_MAX (1u << 20) /* largest message decoded whole (Query, Parse, ...) */
 #define PG_INFLIGHT 32            /* statements awaiting their ReadyForQuery */
@@ -272,6 +275,7 @@ static void s_end(struct pgs *s)
     wlist_del(&s->link);
     loop_timer_cancel(w->loop, &s->timer);
     loop_io_del(w->loop, &s->io);
+    sio_tls_close(&s->cs);
     close(s->io.fd);
     if (s->connecting)
         uconn_try_done(s->wc, &s->ct, ECONNABORTED);
@@ -580,6 +584,16 @@ static int startup_step(struct pgs *s)
             return 1;
         }
         buf_consume(&s->cin, (uint32_t)m.len);
+        if (st.kind == PG_STARTUP_SSL && s->gl->tls && !s->cs.tls) {
+            /* 'S' in plain text, then the client's handshake: reads
+             * through s->cs drive it (sio), then the StartupMessage. */
+            if (send(s->cs.fd, "S", 1, MSG_NOSIGNAL) != 1 ||
+                !(s->cs.tls = tls_conn_server(s->gl->tls, s->cs.fd))) {
+                s->err = "cannot start TLS";
+                s_end(s);
+            }
+            return 1;
+        }
         char n[1];
         pg_build_ssl_refuse(n, sizeof(n));
         buf_append(&s->down, n, 1);
@@ -595,6 +609,11 @@ static int startup_step(struct pgs *s)
     }
     if (!st.user.len) {
         s_fail(s, "FATAL", "28000", "no PostgreSQL user name specified in startup packet");
+        return 1;
+    }
+    if (s->gl->tls && !s->cs.tls) {
+        /* A listener with tls is hostssl: no session in plain text. */
+        s_fail(s, "FATAL", "28000", "this listener accepts SSL connections only (sslmode=require)");
         return 1;
     }
     if (st.replication_mode != PG_REPL_NONE) {
@@ -1534,7 +1553,10 @@ static void run(struct pgs *s)
     uint64_t in0 = s->bytes_in, out0 = s->bytes_out;
     for (int iter = 0; iter < 64 && !s->closed; iter++) {
         int progress = 0;
-        /* Client -> proxy. */
+        /* Client -> proxy. Decrypted bytes inside TLS are never reported
+         * by epoll. */
+        if (sio_pending(&s->cs))
+            s->c_ready = 1;
         if (s->c_ready && !s->c_eof && !s->closing && !s->terminated && buf_has_room(&s->cin)) {
             uint32_t room = s->cin.data ? buf_space(&s->cin) : buf_block_size();
             ssize_t n = sio_read_buf(&s->cs, &s->cin);
@@ -1640,7 +1662,7 @@ static void run(struct pgs *s)
         cm |= LOOP_WRITE;
     if (!s->closing && !s->terminated && buf_has_room(&s->cin))
         cm |= LOOP_READ;
-    loop_io_set(w->loop, &s->io, cm);
+    loop_io_set(w->loop, &s->io, cm | s->cs.want);
     if (s->uc && s->phase >= PH_AUTH) {
         if (buf_len(&s->up) > 0)
             um |= LOOP_WRITE;
@@ -1674,7 +1696,8 @@ static void s_client_io(struct loop *l, struct loop_io *io, unsigned events)
 {
     struct pgs *s = io->ud;
     (void)l;
-    if (events & LOOP_READ)
+    /* TLS may need the socket writable to go on reading (a handshake). */
+    if ((events & LOOP_READ) || ((events & LOOP_WRITE) && (s->cs.want & LOOP_WRITE)))
         s->c_ready = 1;
     run(s);
 }

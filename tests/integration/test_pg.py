@@ -39,6 +39,7 @@ import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_tls import make_pki  # noqa: E402
 from harness import (API, Suite, cluster_doc, free_port, listener_doc, make_tmpdir,  # noqa: E402
                      on_cleanup, proxy_doc, route_doc, spawn, start_strand, wait_for)
 
@@ -232,6 +233,10 @@ def main():
         pg.sql("CREATE TABLE events (id int)", db="analytics")
 
         admin, port, dead, term = free_port(), free_port(), free_port(), free_port()
+        tlsport = free_port()
+        pki = os.path.join(tmp, "pki")
+        os.makedirs(pki)
+        make_pki(pki)
         # The verifier PostgreSQL keeps for scramuser, pasted as a proxy user's.
         scram_verifier = pg.sql("SELECT rolpassword FROM pg_authid WHERE rolname = 'scramuser'")
         docs = [
@@ -246,6 +251,10 @@ def main():
             cluster_doc("shop-as-scramuser", [pg.port],
                         auth={"user": "scramuser", "password": "scramsecret"}),
             route_doc("term", ["pgterm"], [{"backends": [{"cluster": "shop-as-scramuser"}]}]),
+            listener_doc("pgtls", tlsport, protocol="postgres", tls={"certificates": [
+                {"certFile": os.path.join(pki, "localhost.pem"),
+                 "keyFile": os.path.join(pki, "localhost.key")}]}),
+            route_doc("tls", ["pgtls"], [{"backends": [{"cluster": "shop"}]}]),
             policy("readonly-reads", ["pgterm"], "DENY", [[
                 {"attribute": "db.user", "exact": "readonly"},
                 {"attribute": "sql.verb", "in": ["INSERT", "UPDATE", "DELETE"]}]]),
@@ -558,6 +567,22 @@ def main():
         t.check("the admin view lists users, not their secrets",
                 '"user":"app"' in cfg and "app-secret" not in cfg and "ro-secret" not in cfg,
                 cfg[:300])
+
+    with t.section("TLS on a postgres listener (SSLRequest answered S)"):
+        c = psycopg2.connect(host="localhost", port=tlsport, user="postgres", dbname="shop",
+                             connect_timeout=5, sslmode="verify-full",
+                             sslrootcert=os.path.join(pki, "ca.pem"), gssencmode="disable")
+        cur = c.cursor()
+        t.check("verify-full against the test CA, TLS in use", c.info.ssl_in_use)
+        cur.execute("SELECT length(repeat('x', 3000000)), count(*) FROM users")
+        t.eq("queries through TLS", cur.fetchone(), (3000000, 3))
+        cur.execute("SELECT repeat('y', 2000000)")
+        t.eq("2 MB row back through TLS", len(cur.fetchone()[0]), 2000000)
+        c.close()
+        r = psql("host=127.0.0.1 port=%d user=postgres dbname=shop sslmode=disable" % tlsport,
+                 "SELECT 1")
+        t.check("plain text refused on a tls listener (like hostssl)",
+                r.returncode != 0 and "SSL connections only" in r.stderr, r.stderr)
 
     with t.section("per-table and per-error-code metrics"):
         before = s.metrics()

@@ -1908,10 +1908,10 @@ static void test_db_listeners(void)
                    "spec:\n  endpoints: [{address: 127.0.0.1:5433}]\n"
                    "  auth: {password: x} #<\n",
                "auth: missing required key 'user'");
-    EXPECT_ERR(API "kind: Listener\nmetadata: {name: pg}\n"
-                   "spec:\n  address: 127.0.0.1:15432\n  protocol: postgres\n"
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: my}\n"
+                   "spec:\n  address: 127.0.0.1:13306\n  protocol: mysql\n"
                    "  tls: {certificates: [{certFile: a, keyFile: b}]} #<\n",
-               "'tls' is not supported on postgres listeners yet");
+               "'tls' is not supported on mysql listeners yet");
     EXPECT_ERR(API "kind: Listener\nmetadata: {name: pg}\n"
                    "spec: {address: 127.0.0.1:15432, protocol: postgres}\n"
                    "---\n" API "kind: Cluster\nmetadata: {name: c}\n"
