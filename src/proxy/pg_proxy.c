@@ -199,7 +199,7 @@ struct pgs {
     /* Listener spec.auth: the proxy authenticates the client itself and
      * logs into the server with the cluster's credentials. */
     unsigned term : 1, user_known : 1, client_first_done : 1;
-    const struct pg_scram_secret *secret; /* the client user's (gen-owned) */
+    struct pg_scram_secret secret;        /* the client user's (or a made-up one) */
     struct pg_scram_server scr;           /* the client's exchange */
     struct pg_scram login;                /* the proxy's exchange with the server */
     char *startup;                        /* the client's StartupMessage, to rebuild */
@@ -642,9 +642,7 @@ static int startup_step(struct pgs *s)
         }
         buf_consume(&s->cin, (uint32_t)m.len);
         s->term = 1;
-        int known = 0;
-        s->secret = pg_users_secret(s->gl->pg_users, s->user, &known);
-        s->user_known = known != 0;
+        s->user_known = pg_users_secret(s->gl->pg_users, s->user, &s->secret) == 1;
         char r[64];
         int n = pg_build_auth_sasl(r, sizeof(r));
         if (n > 0)
@@ -699,7 +697,7 @@ static int client_auth_step(struct pgs *s)
             return 1;
         }
         if ((n = pg_scram_nonce(nonce, sizeof(nonce))) < 0 ||
-            (n = pg_scram_server_first(&s->scr, s->secret, nonce, (size_t)n, msg, sizeof(msg))) < 0 ||
+            (n = pg_scram_server_first(&s->scr, &s->secret, nonce, (size_t)n, msg, sizeof(msg))) < 0 ||
             (k = pg_build_auth_sasl_continue(out, sizeof(out), msg, (size_t)n)) < 0) {
             s_fail(s, "FATAL", "XX000", "SCRAM exchange failed in the proxy");
             return 1;

@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
 #include "config/config.h"
 #include "proto/pg/pg.h"
 #include "proto/pg/pg_scram.h"
@@ -16,7 +20,8 @@ struct pg_users {
     size_t n;
     const struct cfg_db_user *cfg;  /* the listener's, in order */
     struct pg_scram_secret *secrets;
-    struct pg_scram_secret mock;    /* for users not listed */
+    struct pg_scram_secret mock;    /* for users not listed (salt made per name) */
+    uint8_t mock_key[32];           /* random: keys the per-name salts */
 };
 
 /* Borrows l; the result is the caller's. */
@@ -53,7 +58,8 @@ struct pg_users *pg_users_build(const struct cfg_listener *l, char *err, size_t 
     /* The mock secret's keys are random too: nobody can know its password. */
     uint8_t pw[32];
     char hex[65];
-    if (pg_scram_random(salt, sizeof(salt)) != PG_OK || pg_scram_random(pw, sizeof(pw)) != PG_OK) {
+    if (pg_scram_random(salt, sizeof(salt)) != PG_OK || pg_scram_random(pw, sizeof(pw)) != PG_OK ||
+        pg_scram_random(u->mock_key, sizeof(u->mock_key)) != PG_OK) {
         snprintf(err, errlen, "no randomness for SCRAM salts");
         pg_users_free(u);
         return NULL;
@@ -77,15 +83,21 @@ void pg_users_free(struct pg_users *u)
     free(u);
 }
 
-/* Borrows u and user. */
-const struct pg_scram_secret *pg_users_secret(const struct pg_users *u, const char *user,
-                                              int *known)
+/* Borrows u and user; *out is the caller's. */
+int pg_users_secret(const struct pg_users *u, const char *user, struct pg_scram_secret *out)
 {
     for (size_t i = 0; i < u->n; i++)
         if (strcmp(u->cfg[i].user, user) == 0) {
-            *known = 1;
-            return &u->secrets[i];
+            *out = u->secrets[i];
+            return 1;
         }
-    *known = 0;
-    return &u->mock;
+    *out = u->mock;
+    uint8_t h[SHA256_DIGEST_LENGTH];
+    unsigned hl = 0;
+    if (HMAC(EVP_sha256(), u->mock_key, sizeof(u->mock_key), (const unsigned char *)user,
+             strlen(user), h, &hl)) {
+        out->salt_len = PG_SCRAM_SALT_DEFAULT;
+        memcpy(out->salt, h, PG_SCRAM_SALT_DEFAULT);
+    }
+    return 0;
 }

@@ -21,9 +21,11 @@ struct pg_scram_secret;
 struct pg_users *pg_users_build(const struct cfg_listener *l, char *err, size_t errlen);
 /* Frees u (NULL allowed). */
 void pg_users_free(struct pg_users *u);
-/* The secret for user (borrowed), never NULL: *known says whether the user
- * is listed. Points into u. */
-const struct pg_scram_secret *pg_users_secret(const struct pg_users *u, const char *user,
-                                              int *known);
+/* Copies the secret for user (borrowed) into *out (the caller's) and
+ * returns 1 when the user is listed; else fills *out with a made-up secret
+ * whose salt is derived from the name (so asking twice for one unknown
+ * name looks the same, and two unknown names differ, as for real users)
+ * and returns 0. */
+int pg_users_secret(const struct pg_users *u, const char *user, struct pg_scram_secret *out);
 
 #endif

@@ -11,6 +11,8 @@
 #define _GNU_SOURCE
 #endif
 #include "config/config.h"
+#include "proto/pg/pg_scram.h"
+#include "proxy/pg_users.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -1961,6 +1963,24 @@ static void test_listener_auth(void)
         CHECK(l->nauth_users == 2 && strcmp(l->auth_users[0].password, "pw1") == 0 &&
                   l->auth_users[1].scram_secret && !l->auth_users[1].password,
               "users");
+        /* The secrets the proxy checks clients against (pg_users.c). */
+        char e2[256];
+        struct pg_users *pu = pg_users_build(l, e2, sizeof(e2));
+        CHECK(pu != NULL, "pg_users_build: %s", e2);
+        if (pu) {
+            struct pg_scram_secret a, b, c2, d;
+            CHECK(pg_users_secret(pu, "ops", &a) == 1 && a.iterations == 4096 &&
+                      a.stored_key[0] == 0 && a.stored_key[31] == 31,
+                  "a pasted verifier is used as it is");
+            CHECK(pg_users_secret(pu, "app", &b) == 1 && b.iterations == 4096, "password user");
+            CHECK(pg_users_secret(pu, "nobody", &c2) == 0 && pg_users_secret(pu, "nobody", &d) == 0 &&
+                      c2.salt_len == d.salt_len && memcmp(c2.salt, d.salt, c2.salt_len) == 0,
+                  "an unknown user gets the same made-up salt each time");
+            CHECK(pg_users_secret(pu, "someone", &d) == 0 &&
+                      memcmp(c2.salt, d.salt, c2.salt_len) != 0,
+                  "... and two unknown users different ones, like real users");
+            pg_users_free(pu);
+        }
         char *json = config_to_json(cfg);
         CHECK(json && strstr(json, "\"user\":\"app\"") && strstr(json, "\"credential\":\"scramSecret\"") &&
                   !strstr(json, "pw1") && !strstr(json, "c2FsdHNhbHRz"),
