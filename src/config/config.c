@@ -3,7 +3,8 @@
  * A load is three passes over every document of every file:
  *   0. parse all files into YAML trees (syntax errors stop here);
  *   1. Proxy, Listener and Cluster documents, in order;
- *   2. Route, HTTPRoute and AuthorizationPolicy documents, which may then
+ *   2. Route, HTTPRoute, AuthorizationPolicy, RateLimit and WasmPlugin
+ *      documents, which may then
  *      name any listener or cluster from any file and are checked against
  *      them immediately, at the line of the offending reference.
  * The config is built in place and freed whole on the first error, so no
@@ -20,7 +21,7 @@
 #define STRAND_API "strand.dev/v1alpha1"
 
 enum doc_kind { DOC_PROXY, DOC_LISTENER, DOC_CLUSTER, DOC_ROUTE, DOC_HTTPROUTE, DOC_AUTHZ,
-               DOC_RATELIMIT };
+               DOC_RATELIMIT, DOC_WASM };
 
 /* A document's validated header; nodes borrowed from the tree. */
 struct doc_head {
@@ -71,10 +72,12 @@ static int doc_header(struct cload *cl, const struct ynode *root, struct doc_hea
         h->kind = DOC_AUTHZ;
     else if (strcmp(kind, "RateLimit") == 0)
         h->kind = DOC_RATELIMIT;
+    else if (strcmp(kind, "WasmPlugin") == 0)
+        h->kind = DOC_WASM;
     else
         return cl_fail(cl, n->line,
                        "unknown kind '%s' (use Proxy, Listener, Cluster, Route, HTTPRoute, "
-                       "AuthorizationPolicy or RateLimit)",
+                       "AuthorizationPolicy, RateLimit or WasmPlugin)",
                        kind);
 
     if ((n = cl_need(cl, root, "apiVersion", "document")) == NULL ||
@@ -152,6 +155,8 @@ static int load_doc(struct cload *cl, const struct ynode *root, bool routes)
         return cfg_load_authz(cl, root->line, h.name, h.spec);
     if (h.kind == DOC_RATELIMIT)
         return cfg_load_ratelimit(cl, root->line, h.name, h.spec);
+    if (h.kind == DOC_WASM)
+        return cfg_load_wasm(cl, root->line, h.name, h.spec);
     return 0;
 }
 
@@ -315,7 +320,7 @@ static int load_sources(const char *const *names, const char *const *datas, cons
         if (pass == 0 && (check_admin(&cl) != 0 || build_indexes(&cl) != 0))
             goto out;
     }
-    if (check_terminated(&cl) != 0)
+    if (check_terminated(&cl) != 0 || cfg_check_wasm(&cl) != 0)
         goto out;
     rc = 0;
 out:
@@ -542,6 +547,18 @@ void config_free(struct config *cfg)
         free(rl->rules);
     }
     free(cfg->ratelimits);
+    for (size_t i = 0; i < cfg->nwasm; i++) {
+        struct cfg_wasm *w = &cfg->wasm[i];
+        free(w->name);
+        free(w->module);
+        free(w->path);
+        free(w->bytes);
+        free(w->config);
+        free_strv(w->listeners, w->nlisteners);
+        free_strv(w->routes, w->nroutes);
+        free(w->route_lines);
+    }
+    free(cfg->wasm);
     free(cfg->admin_address);
     free(cfg->access_log.path);
     free_strv(cfg->files, cfg->nfiles);

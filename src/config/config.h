@@ -328,6 +328,42 @@ struct cfg_ratelimit {
     struct cfg_where where;
 };
 
+/* WasmPlugin: a proxy-wasm filter (src/wasm/pw_host.h) on listeners. On an
+ * http listener it runs as an HTTP filter on every request (or only on
+ * requests matched by one of `routes`), on a tcp listener as a stream
+ * filter on every connection. Several plugins on one listener run by
+ * `order` (lower first; equal orders in load order). The module file is
+ * read, checked (decoded, validated, every import known, a proxy-wasm ABI
+ * marker) and hashed at load; the config keeps those exact bytes, so what
+ * runs is what was checked, even if the file changes before the proxy
+ * builds its generation (a reload reads it again). docs/config.md. */
+enum cfg_failure_policy { CFG_FAIL_CLOSED = 0, CFG_FAIL_OPEN = 1 };
+
+struct cfg_wasm {
+    char *name;                        /* unique among WasmPlugins */
+    char *module;                      /* spec.module as written */
+    char *path;                        /* resolved: relative to the config file's directory */
+    uint8_t *bytes;                    /* the module as read and checked at load */
+    size_t nbytes;
+    char sha256[65];                   /* lower-case hex of bytes (computed; matches
+                                        * spec.sha256 when given) */
+    char *config;                      /* spec.config, the plugin configuration bytes
+                                        * (NULL = none, length config_len) */
+    size_t config_len;
+    char **listeners;                  /* spec.targets: http and/or tcp listeners (>= 1) */
+    size_t nlisteners;
+    char **routes;                     /* spec.routes: Route names (http targets only);
+                                        * none = every request */
+    size_t nroutes;
+    int *route_lines;                  /* line of each routes entry (checked once every
+                                        * Route is loaded) */
+    enum cfg_failure_policy failure;   /* default closed: a trap answers 500 (HTTP) or
+                                        * closes the connection (tcp); open: it passes */
+    uint64_t fuel;                     /* per-callback budget; default 50000000 */
+    int32_t order;                     /* default 0; lower runs first */
+    struct cfg_where where;
+};
+
 struct config {
     uint32_t workers;                  /* 0 on load means "number of cores" */
     char *admin_address;               /* default "127.0.0.1:9901"; NULL if disabled */
@@ -353,6 +389,9 @@ struct config {
 
     struct cfg_ratelimit *ratelimits;  /* RateLimits, in load order (at most 10000) */
     size_t nratelimits;
+
+    struct cfg_wasm *wasm;             /* WasmPlugins, in load order (at most 1000) */
+    size_t nwasm;
 };
 
 /* Load and validate every file in paths (each may hold several YAML

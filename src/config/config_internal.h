@@ -47,6 +47,7 @@ struct cload {
     size_t errlen;
     struct cfg_where proxy_where; /* the Proxy document, once seen */
     size_t cap_listeners, cap_clusters, cap_routes, cap_authz, cap_ratelimits;
+    size_t cap_wasm;
     int *listener_addr_lines; /* line of each listener's address, for errors
                                * found after all files are read */
     /* Sorted by name once pass 1 is done: routes look names up in these. */
@@ -183,6 +184,12 @@ int cfg_load_targets(struct cload *cl, const struct ynode *seq, char ***list, si
                      unsigned *protos);
 int cfg_load_ratelimit(struct cload *cl, int line, const struct ynode *name,
                        const struct ynode *spec);
+/* WasmPlugin (config_wasm.c): reads and checks the module file now;
+ * cfg_check_wasm checks the routes once every Route of every file is
+ * loaded. */
+int cfg_load_wasm(struct cload *cl, int line, const struct ynode *name,
+                  const struct ynode *spec);
+int cfg_check_wasm(struct cload *cl);
 
 /* Route helpers shared by Route and HTTPRoute (config_route.c). */
 

@@ -498,6 +498,29 @@ static void jw_ratelimit(struct jw *w, const struct cfg_ratelimit *rl)
     jw_close(w, '}');
 }
 
+/* The module bytes are not shown, only their size and hash. Borrows all. */
+static void jw_wasm(struct jw *w, const struct cfg_wasm *p)
+{
+    jw_open(w, '{');
+    jw_kstr(w, "name", p->name);
+    jw_kstr(w, "module", p->module);
+    jw_kstr(w, "path", p->path);
+    jw_u64(w, "bytes", p->nbytes);
+    jw_kstr(w, "sha256", p->sha256);
+    jw_kstr(w, "config", p->config);
+    jw_strv(w, "targets", p->listeners, p->nlisteners);
+    jw_strv(w, "routes", p->routes, p->nroutes);
+    jw_kstr(w, "failurePolicy", p->failure == CFG_FAIL_OPEN ? "open" : "closed");
+    jw_u64(w, "fuel", p->fuel);
+    jw_key(w, "order");
+    char num[16];
+    snprintf(num, sizeof(num), "%d", (int)p->order);
+    jw_sep(w);
+    jw_raw(w, num, strlen(num));
+    jw_where(w, &p->where);
+    jw_close(w, '}');
+}
+
 /* New NUL-terminated JSON text owned by the caller, or NULL (no memory). */
 char *config_to_json(const struct config *cfg)
 {
@@ -556,6 +579,11 @@ char *config_to_json(const struct config *cfg)
     jw_open(&w, '[');
     for (size_t i = 0; i < cfg->nratelimits; i++)
         jw_ratelimit(&w, &cfg->ratelimits[i]);
+    jw_close(&w, ']');
+    jw_key(&w, "wasmPlugins");
+    jw_open(&w, '[');
+    for (size_t i = 0; i < cfg->nwasm; i++)
+        jw_wasm(&w, &cfg->wasm[i]);
     jw_close(&w, ']');
     jw_strv(&w, "files", cfg->files, cfg->nfiles);
     jw_close(&w, '}');

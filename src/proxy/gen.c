@@ -413,6 +413,16 @@ struct gen *gen_build(struct config *cfg, unsigned nworkers, uint64_t id, char *
         if (cluster_tls(&g->clusters[i], err, errlen) < 0)
             goto fail;
     }
+    if (cfg->nwasm > 0) {
+        /* Checked and documented, but the data path does not run filters
+         * yet: refusing beats silently not applying a filter (a deny
+         * filter would otherwise let everything through). */
+        snprintf(err, errlen,
+                 "%s:%d: WasmPlugin '%s': filters are not run by the proxy yet (strand "
+                 "validate checks them; the data path comes next)",
+                 cfg->wasm[0].where.file, cfg->wasm[0].where.line, cfg->wasm[0].name);
+        goto fail;
+    }
     g->rl = rl_set_build(cfg, err, errlen);
     if (!g->rl && err[0])
         goto fail;

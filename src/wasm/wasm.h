@@ -89,7 +89,11 @@ struct wasm_limits {
     uint32_t max_pages;      /* cap on every memory of the instance (default 65536) */
     uint32_t max_call_depth; /* nested calls before "call stack exhausted" (default 10000) */
     uint32_t stack_slots;    /* 64-bit value-stack slots (default 1M, lazily committed) */
-    uint64_t fuel;           /* budget per call from the host; 0: unlimited */
+    uint64_t fuel;           /* budget per call from the host; 0: unlimited. A
+                              * wasm_call made by a host function while the
+                              * instance runs (e.g. to its allocator) is nested:
+                              * it spends the running call's budget, never
+                              * refills it */
 };
 
 /* A host function: args and results have the types given at creation;
