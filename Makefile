@@ -66,6 +66,8 @@ bench-h2: deps-bench build
 bench-db: deps-bench build
 	bash bench/db.sh
 
+bench-wasm: build ; bash bench/wasm.sh
+
 demo:
 	bash demo/run.sh
 
