@@ -20,7 +20,7 @@ SHELL     := /bin/bash
 export JOBS
 
 .PHONY: all build deps deps-test deps-bench test unit integration asan fuzz \
-        bench bench-http1 bench-router bench-h2 bench-db demo clean
+        bench bench-http1 bench-router bench-h2 bench-db bench-wasm demo clean
 
 all: build
 
@@ -52,7 +52,7 @@ asan: deps-test
 fuzz: deps
 	@bash scripts/test.sh fuzz
 
-bench: bench-http1 bench-router bench-h2 bench-db
+bench: bench-http1 bench-router bench-h2 bench-db bench-wasm
 
 bench-http1: deps-bench build
 	bash bench/http1.sh
@@ -66,7 +66,8 @@ bench-h2: deps-bench build
 bench-db: deps-bench build
 	bash bench/db.sh
 
-bench-wasm: build ; bash bench/wasm.sh
+bench-wasm: deps-bench build
+	bash bench/wasm.sh
 
 demo:
 	bash demo/run.sh
