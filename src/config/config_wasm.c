@@ -80,7 +80,8 @@ static char *resolve(const char *file, const char *path)
 /* Reads all of path into w->bytes. Errors at line. */
 static int read_module(struct cload *cl, int line, struct cfg_wasm *w)
 {
-    int fd = open(w->path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not hang the loader (it is refused below). */
+    int fd = open(w->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
     if (fd < 0)
         return cl_fail(cl, line, "module: cannot open '%s': %s", w->path, strerror(errno));
