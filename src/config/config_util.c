@@ -356,7 +356,7 @@ static const struct {
     {"authority", ON_HTTP},        {"scheme", ON_HTTP},
     {"header.", ON_HTTP},          {"query.", ON_HTTP},
     {"grpc.service", ON_HTTP},     {"grpc.method", ON_HTTP},
-    {"source.address", ON_ALL},    {"source.identity", ON_TCP | ON_HTTP},
+    {"source.address", ON_ALL},    {"source.identity", ON_TCP | ON_HTTP | (1u << CFG_PROTO_POSTGRES)},
     {"destination.port", ON_ALL},  {"protocol", ON_ALL},
     {"tls.sni", ON_TCP | ON_HTTP | ON_TLS}, {"tls.alpn", ON_TCP | ON_HTTP | ON_TLS},
     {"db.user", ON_DB},            {"db.name", ON_DB},

@@ -57,6 +57,8 @@ int db_attr_get(void *ctx, const struct attr_key *key, attr_val *out, int max)
     default:
         break;
     }
+    if (is(key, "source.identity"))
+        return a->identity ? one(out, max, a->identity) : 0;
     if (is(key, "db.user"))
         return one(out, max, a->user);
     if (is(key, "db.name"))

@@ -29,6 +29,7 @@ struct db_attrs {
     const char *user;            /* db.user, or NULL */
     const char *dbname;          /* db.name, or NULL */
     const char *peer_ip;         /* source.address */
+    const char *identity;        /* source.identity (TLS client certificate), or NULL */
     const char *port;            /* destination.port, as text */
     const char *command;         /* sql.command: "query", "prepare", "execute", ... or NULL */
     const struct sqlc_result *cls; /* sql.verb, sql.tables */

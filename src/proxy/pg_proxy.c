@@ -627,6 +627,8 @@ static int startup_step(struct pgs *s)
     }
     s->attrs.user = s->user;
     s->attrs.dbname = s->dbname;
+    /* The StartupMessage came through TLS: the handshake is done. */
+    s->attrs.identity = s->cs.tls ? tls_conn_peer_identity(s->cs.tls) : NULL;
     if (s->gl->pg_users) {
         /* Ours to authenticate: SCRAM-SHA-256 (the only method offered),
          * then the server login with the cluster's user. */

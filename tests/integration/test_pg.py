@@ -39,7 +39,7 @@ import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_tls import make_pki  # noqa: E402
+from test_tls import DB_ID, make_pki  # noqa: E402
 from harness import (API, Suite, cluster_doc, free_port, listener_doc, make_tmpdir,  # noqa: E402
                      on_cleanup, proxy_doc, route_doc, spawn, start_strand, wait_for)
 
@@ -253,7 +253,11 @@ def main():
             route_doc("term", ["pgterm"], [{"backends": [{"cluster": "shop-as-scramuser"}]}]),
             listener_doc("pgtls", tlsport, protocol="postgres", tls={"certificates": [
                 {"certFile": os.path.join(pki, "localhost.pem"),
-                 "keyFile": os.path.join(pki, "localhost.key")}]}),
+                 "keyFile": os.path.join(pki, "localhost.key")}],
+                "clientCA": os.path.join(pki, "ca.pem")}),
+            policy("db-identity-no-delete", ["pgtls"], "DENY", [[
+                {"attribute": "source.identity", "exact": DB_ID},
+                {"attribute": "sql.verb", "exact": "DELETE"}]]),
             route_doc("tls", ["pgtls"], [{"backends": [{"cluster": "shop"}]}]),
             policy("readonly-reads", ["pgterm"], "DENY", [[
                 {"attribute": "db.user", "exact": "readonly"},
@@ -583,6 +587,30 @@ def main():
                  "SELECT 1")
         t.check("plain text refused on a tls listener (like hostssl)",
                 r.returncode != 0 and "SSL connections only" in r.stderr, r.stderr)
+        # source.identity from the client certificate, in a policy.
+        c = psycopg2.connect(host="localhost", port=tlsport, user="postgres", dbname="shop",
+                             connect_timeout=5, sslmode="verify-full",
+                             sslrootcert=os.path.join(pki, "ca.pem"), gssencmode="disable",
+                             sslcert=os.path.join(pki, "db.pem"),
+                             sslkey=os.path.join(pki, "db.key"))
+        c.autocommit = True
+        cur = c.cursor()
+        try:
+            cur.execute("DELETE FROM users WHERE id = 999")
+            t.check("DELETE refused for the db identity (source.identity)", False, "it ran")
+        except psycopg2.Error as e:
+            t.eq("DELETE refused for the db identity (source.identity)", e.pgcode, "42501")
+        cur.execute("SELECT count(*) FROM users")
+        t.eq("... which can still read", cur.fetchone()[0], 3)
+        c.close()
+        c = psycopg2.connect(host="localhost", port=tlsport, user="postgres", dbname="shop",
+                             connect_timeout=5, sslmode="verify-full",
+                             sslrootcert=os.path.join(pki, "ca.pem"), gssencmode="disable")
+        c.autocommit = True
+        cur = c.cursor()
+        cur.execute("DELETE FROM users WHERE id = 999")
+        t.eq("without a client certificate the identity rule does not match", cur.rowcount, 0)
+        c.close()
 
     with t.section("per-table and per-error-code metrics"):
         before = s.metrics()

@@ -1998,6 +1998,20 @@ static void test_listener_auth(void)
                       "    - {user: app, password: b} #<\n",
                "auth user 'app' listed twice");
     EXPECT_ERR(TERM_L "  auth: {users: []} #<\n", "users");
+    /* source.identity: from TLS client certificates, which postgres
+     * listeners can verify and mysql ones cannot (no TLS there yet). */
+    cfg = load(TERM_L "---\n" API "kind: AuthorizationPolicy\nmetadata: {name: p}\nspec:\n"
+                      "  targets: [pg]\n  action: DENY\n"
+                      "  rules: [{match: [{attribute: source.identity, prefix: spiffe://}]}]\n",
+               err, sizeof(err));
+    CHECK(cfg != NULL, "source.identity on a postgres listener: %s", err);
+    config_free(cfg);
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: my}\n"
+                   "spec: {address: 127.0.0.1:13306, protocol: mysql}\n"
+                   "---\n" API "kind: AuthorizationPolicy\nmetadata: {name: p}\nspec:\n"
+                   "  targets: [my]\n  action: DENY\n"
+                   "  rules: [{match: [{attribute: source.identity, prefix: x}]}] #<\n",
+               "source.identity");
     EXPECT_ERR(API "kind: Listener\nmetadata: {name: my}\n"
                    "spec:\n  address: 127.0.0.1:13306\n  protocol: mysql\n"
                    "  auth: {users: [{user: a, password: b}]} #<\n",
