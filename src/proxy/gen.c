@@ -235,6 +235,15 @@ static int cluster_metrics(struct gen_cluster *gc)
                                       "Endpoints ejected by outlier detection.", labels);
     gc->m_overflow = metrics_counter("strand_upstream_overflow_total",
                                      "Requests refused by a cluster limit.", labels);
+    gc->m_pool_conns = gc->m_pool_reused = METRICS_INVALID;
+    if (gc->cfg->auth_user) {
+        gc->m_pool_conns = metrics_gauge("strand_db_pool_connections",
+                                         "Server connections kept for reuse (being reset or idle).",
+                                         labels);
+        gc->m_pool_reused = metrics_counter("strand_db_pool_reused_total",
+                                            "Sessions that got a pooled server connection.",
+                                            labels);
+    }
     gc->m_endpoint = calloc(gc->cfg->nendpoints * OUTCOME_N, sizeof(uint32_t));
     if (!gc->m_endpoint)
         return -1;

@@ -89,6 +89,9 @@ struct gen_cluster {
     struct tls_client *tls;     /* TLS origination, or NULL */
     struct gen_limits *lim;     /* shared by every generation with this cluster name */
     uint32_t m_conn_active, m_retries, m_ejections, m_overflow;
+    /* Clusters with auth (database logins the proxy makes): pooled
+     * PostgreSQL server connections and how often one was reused. */
+    uint32_t m_pool_conns, m_pool_reused;
     uint32_t *m_endpoint;       /* per endpoint, 6 outcomes: see enum outcome */
 };
 

@@ -18,6 +18,7 @@
 #include "core/loop.h"
 #include "proto/pg/pg.h"
 #include "proxy/lb.h"
+#include "proxy/metrics.h"
 #include "proxy/sio.h"
 #include "proxy/upstream.h"
 #include "proxy/worker.h"
@@ -116,6 +117,7 @@ static void pooled_close(struct pooled *e, const char *why)
     struct loop *l = wc_loop(e->wc);
     wlist_del(&e->link);
     e->wc->pgpool->n--;
+    metrics_gauge_add(e->wc->wg->w->shard, e->wc->gc->m_pool_conns, -1);
     loop_timer_cancel(l, &e->timer);
     loop_defer_free(l, pooled_free, e);
     /* Last: closing may release the worker's view of the generation. */
@@ -234,6 +236,7 @@ void pg_pool_put(struct wcluster *wc, struct uconn *uc, struct pg_conn_info *ci,
     e->timer.ud = e;
     wlist_add(&wc->pgpool->list, &e->link);
     wc->pgpool->n++;
+    metrics_gauge_add(w->shard, wc->gc->m_pool_conns, 1);
     uc->ops = &pooled_ops;
     uc->owner = e;
     loop_timer_arm(w->loop, &e->timer, loop_now(w->loop) + RESET_TIMEOUT_MS);
@@ -264,6 +267,8 @@ struct uconn *pg_pool_take(struct wcluster *wc, const char *key, size_t key_len,
         struct uconn *uc = e->uc;
         wlist_del(&e->link);
         wc->pgpool->n--;
+        metrics_gauge_add(wc->wg->w->shard, wc->gc->m_pool_conns, -1);
+        metrics_add(wc->wg->w->shard, wc->gc->m_pool_reused, 1);
         loop_timer_cancel(wc_loop(wc), &e->timer);
         *ci = e->ci;
         memset(&e->ci, 0, sizeof(e->ci));

@@ -550,6 +550,12 @@ def main():
         t.check("pooled connections stay open (strand_upstream_connections_active)",
                 m.get("strand_upstream_connections_active", cluster="shop-as-scramuser") >= 1,
                 m.describe("strand_upstream_connections_active"))
+        t.check("strand_db_pool_connections counts them",
+                m.get("strand_db_pool_connections", cluster="shop-as-scramuser") >= 1,
+                m.describe("strand_db_pool_connections"))
+        t.check("strand_db_pool_reused_total counts the reuse",
+                m.get("strand_db_pool_reused_total", cluster="shop-as-scramuser") >= 1,
+                m.describe("strand_db_pool_reused_total"))
         # Cancelling a query on a pooled connection: the key the client got
         # is the server's, registered again for this session.
         c = tconnect("app", "app-secret")
