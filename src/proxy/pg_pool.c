@@ -48,21 +48,10 @@ static struct loop *wc_loop(const struct wcluster *wc) { return wc->wg->w->loop;
 
 /* ---- ParameterStatus list ---------------------------------------------------- */
 
-/* Parameter name of a whole 'S' message at p (len bytes): its body starts
- * with the NUL-terminated name. */
-static int param_name(const char *p, size_t len, pg_str *name)
-{
-    struct pg_msg m;
-    pg_str value;
-    if (pg_frame(p, len, len, &m) != PG_OK || m.len != len)
-        return -1;
-    return pg_be_param_status(&m, name, &value) == PG_OK ? 0 : -1;
-}
-
 /* Borrows m; ci's list is rebuilt without the old message of that name. */
 int pg_conn_info_param(struct pg_conn_info *ci, const struct pg_msg *m)
 {
-    pg_str name, value, other;
+    pg_str name, value;
     if (pg_be_param_status(m, &name, &value) != PG_OK)
         return -1;
     const char *src = m->body - m->hdr_len;
@@ -70,19 +59,18 @@ int pg_conn_info_param(struct pg_conn_info *ci, const struct pg_msg *m)
     if (!out)
         return -1;
     uint32_t n = 0;
-    for (uint32_t off = 0; off + 5 <= ci->params_len;) {
-        uint32_t l = 1 + ((uint32_t)(uint8_t)ci->params[off + 1] << 24 |
-                          (uint32_t)(uint8_t)ci->params[off + 2] << 16 |
-                          (uint32_t)(uint8_t)ci->params[off + 3] << 8 |
-                          (uint32_t)(uint8_t)ci->params[off + 4]);
-        if (l > ci->params_len - off)
+    /* The list is whole ParameterStatus messages, one after the other. */
+    for (uint32_t off = 0; off < ci->params_len;) {
+        struct pg_msg old;
+        pg_str other, v;
+        if (pg_frame(ci->params + off, ci->params_len - off, ci->params_len - off, &old) != PG_OK)
             break;
-        if (param_name(ci->params + off, l, &other) != 0 || other.len != name.len ||
+        if (pg_be_param_status(&old, &other, &v) != PG_OK || other.len != name.len ||
             memcmp(other.p, name.p, name.len) != 0) {
-            memcpy(out + n, ci->params + off, l);
-            n += l;
+            memcpy(out + n, ci->params + off, old.len);
+            n += (uint32_t)old.len;
         }
-        off += l;
+        off += (uint32_t)old.len;
     }
     memcpy(out + n, src, m->len);
     n += (uint32_t)m->len;

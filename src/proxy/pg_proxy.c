@@ -406,6 +406,15 @@ static void param_mode(struct pgs *s, const struct pg_msg *m)
                             : 0;
 }
 
+/* Registers the key (pid, key[0..len), borrowed) that server endpoint ep of
+ * the session's cluster gave it, so CancelRequests reach that server. */
+static void register_cancel(struct pgs *s, int ep, uint32_t pid, const void *key, size_t len)
+{
+    const struct cfg_endpoint *e = &s->wc->gc->cfg->endpoints[ep];
+    s->cancel_key = pg_cancel_remember(pid, key, len, (const struct sockaddr *)&e->addr,
+                                       e->addrlen);
+}
+
 /* A terminated session continues on a pooled server connection: the
  * client is told what a login would have told it (AuthenticationOk, the
  * server's parameters, its key, ReadyForQuery). */
@@ -444,9 +453,7 @@ static void pooled_start(struct pgs *s, struct uconn *uc)
         s_fail(s, "FATAL", "53200", "out of memory");
         return;
     }
-    const struct cfg_endpoint *e = &s->wc->gc->cfg->endpoints[uc->ep];
-    s->cancel_key = pg_cancel_remember(s->ci.pid, s->ci.key, s->ci.key_len,
-                                       (const struct sockaddr *)&e->addr, e->addrlen);
+    register_cancel(s, uc->ep, s->ci.pid, s->ci.key, s->ci.key_len);
 }
 
 /* Tries the next endpoint; fails the session when none is left. */
@@ -1401,9 +1408,7 @@ static void remember_key(struct pgs *s, const struct pg_msg *m)
     pg_str key;
     if (s->cancel_key || s->phase != PH_AUTH || pg_be_key_data(m, &pid, &key, &key32) != PG_OK)
         return;
-    const struct cfg_endpoint *e = &s->wc->gc->cfg->endpoints[s->ct.ep];
-    s->cancel_key = pg_cancel_remember(pid, key.p, key.len, (const struct sockaddr *)&e->addr,
-                                       e->addrlen);
+    register_cancel(s, s->ct.ep, pid, key.p, key.len);
     if (s->term && key.len <= sizeof(s->ci.key)) {
         s->ci.pid = pid;
         memcpy(s->ci.key, key.p, key.len);
