@@ -182,11 +182,17 @@ int db_stmt_refusal(struct worker *w, const struct gen_listener *gl, const struc
         *name = deny->name;
         return REF_DENIED;
     }
-    int lim = rl_check(gl->rl, src, gl->rl ? rl_now_ns() : 0, NULL);
-    if (lim >= 0) {
-        metrics_add(w->shard, gl->m_limited[lim], 1);
-        *name = rl_list_at(gl->rl, lim)->name;
-        return REF_LIMITED;
-    }
-    return REF_NONE;
+    return db_stmt_limited(w, gl, src, name) ? REF_LIMITED : REF_NONE;
+}
+
+/* Borrows everything. */
+int db_stmt_limited(struct worker *w, const struct gen_listener *gl, const struct attr_src *src,
+                    const char **name)
+{
+    int lim = rl_check_now(gl->rl, src, NULL);
+    if (lim < 0)
+        return 0;
+    metrics_add(w->shard, gl->m_limited[lim], 1);
+    *name = rl_list_at(gl->rl, lim)->name;
+    return 1;
 }

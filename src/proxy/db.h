@@ -118,6 +118,10 @@ void db_stmt_error(struct worker *w, struct gen_stats *s, const char *code);
 /* Frees a listener's table-name set (NULL allowed); gen.c at the end. */
 struct db_table_set;
 void db_table_set_free(struct db_table_set *t);
+/* The RateLimit part of db_stmt_refusal alone (for a caller that checks
+ * policies itself): 1 and *name set when a RateLimit refuses src, counted. */
+int db_stmt_limited(struct worker *w, const struct gen_listener *gl, const struct attr_src *src,
+                    const char **name);
 static inline enum db_outcome db_refusal_outcome(int ref)
 {
     return ref == REF_LIMITED ? DB_LIMITED : DB_DENIED;

@@ -323,7 +323,7 @@ void h2s_begin(struct h2s *st, const struct h2_header *hs, size_t n)
         return;
     }
     uint64_t wait_ms = 0;
-    int lim = rl_check(gl->rl, &src, gl->rl ? rl_now_ns() : 0, &wait_ms);
+    int lim = rl_check_now(gl->rl, &src, &wait_ms);
     if (lim >= 0) {
         if (st->rr)
             st->stats = &gl->rules[route_rule_index(st->rr)].direct;

@@ -538,7 +538,7 @@ static void hc_process_head(struct hconn *hc)
         req_local(r, 403, r->errbuf, OUTCOME_CLIENT_ERROR);
         return;
     }
-    int lim = rl_check(gl->rl, &src, gl->rl ? rl_now_ns() : 0, &wait_ms);
+    int lim = rl_check_now(gl->rl, &src, &wait_ms);
     if (lim >= 0) {
         if (r->rr)
             r->stats = &gl->rules[route_rule_index(r->rr)].direct;

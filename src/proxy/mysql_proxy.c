@@ -61,7 +61,6 @@
 #include "proxy/upstream.h"
 #include "router/attr.h"
 #include "router/authz.h"
-#include "router/ratelimit.h"
 #include "router/router.h"
 
 #define ERR_ROOM 600u     /* an ERR packet the proxy writes: 4 + 9 + 512 bytes at most */
@@ -929,11 +928,9 @@ static int on_command(struct msess *s, const struct my_pkt *pkt, int rc)
             refuse_command(s, pkt, verb < 0 ? SQLC_V_OTHER : verb, deny, why, NULL);
             return 0;
         }
-        int lim = rl_check(s->gl->rl, &src, s->gl->rl ? rl_now_ns() : 0, NULL);
-        if (lim >= 0) {
-            metrics_add(s->w->shard, s->gl->m_limited[lim], 1);
-            refuse_command(s, pkt, verb < 0 ? SQLC_V_OTHER : verb, NULL, NULL,
-                           rl_list_at(s->gl->rl, lim)->name);
+        const char *limit = NULL;
+        if (db_stmt_limited(s->w, s->gl, &src, &limit)) {
+            refuse_command(s, pkt, verb < 0 ? SQLC_V_OTHER : verb, NULL, NULL, limit);
             return 0;
         }
         if (clsp)

@@ -183,7 +183,7 @@ static void sess_route(struct tsess *s)
         sess_end(s, s->errbuf);
         return;
     }
-    int lim = rl_check(gl->rl, &src, gl->rl ? rl_now_ns() : 0, NULL);
+    int lim = rl_check_now(gl->rl, &src, NULL);
     if (lim >= 0) {
         metrics_add(w->shard, gl->m_limited[lim], 1);
         snprintf(s->errbuf, sizeof(s->errbuf), "rate limited by %s", rl_list_at(gl->rl, lim)->name);

@@ -61,4 +61,12 @@ int rl_check(const struct rl_list *l, const struct attr_src *src, uint64_t now_n
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t rl_now_ns(void);
 
+/* rl_check at the current time; a listener without RateLimits (l NULL)
+ * costs no clock read. */
+static inline int rl_check_now(const struct rl_list *l, const struct attr_src *src,
+                               uint64_t *retry_ms)
+{
+    return l ? rl_check(l, src, rl_now_ns(), retry_ms) : -1;
+}
+
 #endif
