@@ -48,6 +48,9 @@ struct cstate {
     uint32_t L0;        /* params + locals: first constant slot */
     uint64_t consts[WASM_MAX_CONSTS];
     uint32_t nconsts;
+    uint32_t cuse[WASM_MAX_CONSTS]; /* per constant: operands reading its slot */
+    uint8_t *written;   /* per param or local: set so far (params: always) */
+    int loop_seen;      /* a loop began: code may run more than once */
     int64_t last_dst;   /* word holding the result slot of the last instruction, -1 none */
     int last_packed;    /* that instruction is in the packed one-word form */
     int dead;
@@ -191,11 +194,45 @@ static int push_home(struct cstate *s)
     return push_slot(s, HOME(s, s->h));
 }
 
+static int is_const(const struct cstate *s, uint32_t slot)
+{
+    return slot >= s->L0 && slot < s->L;
+}
+
+/* Pops the top entry. Its slot counts as read: a constant's slot is kept
+ * (copied in on entry) unless every read of it became an immediate, which
+ * unuse() records. */
 static uint32_t pop_slot(struct cstate *s)
 {
     uint32_t v = s->vs[--s->h];
     if (v != HOME(s, s->h)) s->nalias[v]--, s->naliased--;
+    if (is_const(s, v)) s->cuse[v - s->L0]++;
     return v;
+}
+
+static void unuse(struct cstate *s, uint32_t slot)
+{
+    if (is_const(s, slot)) s->cuse[slot - s->L0]--;
+}
+
+/* A constant that a 32-bit immediate carries exactly (zero-extended). */
+static int const_u32(const struct cstate *s, uint32_t slot)
+{
+    return is_const(s, slot) && s->consts[slot - s->L0] <= UINT32_MAX;
+}
+
+/* Copies slot v to d: a MOVI when v is a constant the word can carry. */
+static int emit_mov(struct cstate *s, int has_dst, uint32_t d, uint32_t v)
+{
+    if (!const_u32(s, v)) {
+        if (is_const(s, v)) s->cuse[v - s->L0]++;
+        return emit_packed(s, has_dst, OP_MOV, d, v, 0);
+    }
+    uint64_t k = s->consts[v - s->L0];
+    if (d > 0xffffu) return wasm_fail(s->r, WASM_ERR_NOMEM, "function needs more than 65536 value slots");
+    TRY(emit(s, has_dst, 1, (uint64_t)OP_MOVI | (uint64_t)d << 16 | k << 32, 0, 0));
+    s->last_packed = 1;
+    return 0;
 }
 
 /* Copies aliased entries home: all of them (local == UINT32_MAX) or those
@@ -207,7 +244,7 @@ static int materialize(struct cstate *s, uint32_t local)
     for (uint32_t d = s->alias_lo; d < s->h; d++) {
         uint32_t home = HOME(s, d), v = s->vs[d];
         if (v == home || (local != UINT32_MAX && v != local)) continue;
-        TRY(emit_packed(s, 1, OP_MOV, home, v, 0));
+        TRY(emit_mov(s, 1, home, v));
         s->vs[d] = home;
         s->nalias[v]--, s->naliased--;
     }
@@ -252,6 +289,33 @@ static void patch_chain(struct cstate *s, struct cctl *c, uint32_t target)
     c->chain = 0;
 }
 
+/* The backward form of a branch opcode (see OP_JMP_B). */
+static uint32_t back_op(uint32_t op)
+{
+    switch (op) {
+    case OP_JMP: return OP_JMP_B;
+    case OP_BR_MOVE: return OP_BR_MOVE_B;
+    case OP_BR_IF_MOVE: return OP_BR_IF_MOVE_B;
+    case OP_BR_UNLESS: return OP_BR_UNLESS_B;
+    case OP_BR_IF: return OP_BR_IF_B;
+    }
+    if (op >= OP_BR_CMP && op < OP_BR_CMP + 10) return OP_BR_CMP_B + (op - OP_BR_CMP);
+    return OP_BR_CMPI_B + (op - OP_BR_CMPI);
+}
+
+/* Points the branch at `at` to its label c: a loop's header (backward, the
+ * fuel-spending form) or, chained until the block ends, its end. */
+static void link_branch(struct cstate *s, struct cctl *c, uint32_t at)
+{
+    if (c->op == 0x03) {
+        uint32_t op = back_op((uint16_t)s->w[at]);
+        s->w[at] = (s->w[at] & ~(uint64_t)0xffffu) | op;
+        set_off(s, at, c->start);
+    } else {
+        chain(s, c, at);
+    }
+}
+
 /* A branch to label l; cond: the slot of the condition (br_if) or
  * UINT32_MAX. The stack is materialized. */
 static int branch(struct cstate *s, uint32_t l, uint32_t cond)
@@ -274,8 +338,7 @@ static int branch(struct cstate *s, uint32_t l, uint32_t cond)
     } else {
         TRY(emit(s, 0, 1, word(OP_JMP, 0), 0, 0));
     }
-    if (c->op == 0x03) set_off(s, at, c->start);
-    else chain(s, c, at);
+    link_branch(s, c, at);
     return 0;
 }
 
@@ -328,21 +391,96 @@ static int scan_consts(struct cstate *s, const uint8_t *b, const struct wasm_bod
         while (i < s->nconsts && s->consts[i] != in.bits) i++;
         if (i == s->nconsts && s->nconsts < WASM_MAX_CONSTS) s->consts[s->nconsts++] = in.bits;
     }
-    if (s->nconsts < WASM_MAX_CONSTS) s->consts[s->nconsts++] = 0; /* ref.null, 0 */
+    /* ref.null reads 0; constants stay unique so that a reordering of
+     * them (wasm_compile_func) maps each value to one slot */
+    if (const_slot(s, 0) == UINT32_MAX && s->nconsts < WASM_MAX_CONSTS) s->consts[s->nconsts++] = 0;
     return 0;
+}
+
+/* Comparisons with their operands swapped (a < b is b > a), for the i32
+ * and i64 compares 0x46..0x5a, and the commutative operations; 0 when the
+ * operands cannot be swapped. */
+static uint32_t swapped_op(uint32_t op)
+{
+    static const uint8_t cmp[10] = {0, 1, 4, 5, 2, 3, 8, 9, 6, 7};
+    if (op >= 0x46 && op <= 0x4f) return 0x46 + cmp[op - 0x46];
+    if (op >= 0x51 && op <= 0x5a) return 0x51 + cmp[op - 0x51];
+    if (op == 0x6a || op == 0x6c || (op >= 0x71 && op <= 0x73) || op == 0x7c || op == 0x7e ||
+        (op >= 0x83 && op <= 0x85))
+        return op;
+    return 0;
+}
+
+/* Operations with an immediate form (OP_IMM): integer compares and the
+ * integer arithmetic without traps. */
+static int has_imm_form(uint32_t op)
+{
+    return (op >= 0x46 && op <= 0x4f) || (op >= 0x51 && op <= 0x5a) || (op >= 0x6a && op <= 0x6c) ||
+           (op >= 0x71 && op <= 0x78) || (op >= 0x7c && op <= 0x7e) || (op >= 0x83 && op <= 0x8a);
+}
+
+/* The constant in slot y as a 16-bit immediate of op, when it fits: the
+ * interpreter sign-extends it to the operation's width. */
+static int imm16_of(const struct cstate *s, uint32_t op, uint32_t y, int32_t *k)
+{
+    if (!is_const(s, y)) return 0;
+    uint64_t v = s->consts[y - s->L0];
+    int64_t sv = op <= 0x4f || (op >= 0x67 && op <= 0x78) ? (int64_t)(int32_t)(uint32_t)v : (int64_t)v;
+    if (sv < INT16_MIN || sv > INT16_MAX) return 0;
+    *k = (int32_t)sv;
+    return 1;
+}
+
+/* A binary numeric operation x op y into the next home slot. A constant
+ * operand that fits becomes an immediate (constants go to the right when
+ * the operation allows it). */
+static int emit_binary(struct cstate *s, uint32_t op, uint32_t prev, uint32_t x, uint32_t y)
+{
+    int32_t k;
+    if (has_imm_form(op)) {
+        if (is_const(s, x) && !is_const(s, y) && swapped_op(op)) {
+            uint32_t t = x;
+            x = y, y = t;
+            op = swapped_op(op);
+        }
+        if (imm16_of(s, op, y, &k)) {
+            unuse(s, y);
+            return emit_packed(s, 1, (x == prev ? OP_IMM_ACC : OP_IMM) + op, HOME(s, s->h), x,
+                               (uint16_t)k);
+        }
+    }
+    return emit_packed(s, 1, with_acc(op, prev, x, y), HOME(s, s->h), x, y);
 }
 
 /* If the condition slot cond was just computed by an i32 comparison (or
  * eqz), removes that instruction and returns its opcode and operands so
- * the branch can test them itself. */
-static uint32_t take_compare(struct cstate *s, uint32_t cond, uint64_t *xy)
+ * the branch can test them itself: *xy is x | y, or x | imm32 with *imm
+ * set when one operand is a constant. */
+static uint32_t take_compare(struct cstate *s, uint32_t cond, uint64_t *xy, int *imm)
 {
+    *imm = 0;
     if (s->last_dst < 0 || !s->last_packed || cond != HOME(s, s->h)) return 0;
     uint64_t w0 = s->w[s->last_dst];
-    uint32_t op = (uint16_t)w0;
-    op = op >= OP_ACC_Y ? op - OP_ACC_Y : op >= OP_ACC_X ? op - OP_ACC_X : op;
+    uint32_t op = (uint16_t)w0, x = (uint32_t)(w0 >> 32) & 0xffffu, y = (uint32_t)(w0 >> 48);
+    if (op >= OP_IMM) {
+        op -= op >= OP_IMM_ACC ? OP_IMM_ACC : OP_IMM;
+        y = (uint32_t)(int32_t)(int16_t)y;
+        *imm = 1;
+    } else {
+        op = op >= OP_ACC_Y ? op - OP_ACC_Y : op >= OP_ACC_X ? op - OP_ACC_X : op;
+    }
     if (last_dst_slot(s) != cond || op < 0x45 || op > 0x4f) return 0;
-    *xy = pair((uint32_t)(w0 >> 32) & 0xffffu, (uint32_t)(w0 >> 48));
+    if (op != 0x45 && !*imm && const_u32(s, x) && !is_const(s, y)) {
+        uint32_t t = x;
+        x = y, y = t;
+        op = swapped_op(op);
+    }
+    if (op != 0x45 && !*imm && const_u32(s, y)) {
+        unuse(s, y);
+        y = (uint32_t)s->consts[y - s->L0];
+        *imm = 1;
+    }
+    *xy = pair(x, y);
     s->nw = (uint32_t)s->last_dst;
     s->last_dst = -1;
     return op;
@@ -355,11 +493,18 @@ static int set_local(struct cstate *s, uint32_t k, int tee)
     int aliased = s->nalias[k] != 0;
     if (v == k) {
         /* local.get k; local.set k */
+    } else if (!s->loop_seen && !s->written[k] && is_const(s, v) && s->consts[v - s->L0] == 0) {
+        /* k is still the zero it starts with: before the first loop, code
+         * runs at most once per call, in order, so nothing wrote k yet */
+        unuse(s, v);
     } else if (!aliased && v == HOME(s, s->h) && s->last_dst >= 0 && last_dst_slot(s) == v) {
         retarget_last(s, k);
+        s->written[k] = 1;
     } else {
         if (aliased) TRY(materialize(s, k));
-        TRY(emit_packed(s, 0, OP_MOV, k, v, 0));
+        unuse(s, v); /* emit_mov counts it again if it reads the slot */
+        TRY(emit_mov(s, 0, k, v));
+        s->written[k] = 1;
     }
     s->last_dst = -1;
     if (tee) TRY(push_slot(s, k));
@@ -398,13 +543,14 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             TRY(materialize(s, UINT32_MAX));
             TRY(push_ctl(s, (uint8_t)op, np, nr));
             s->last_dst = -1;
-            if (op == 0x03) TRY(emit(s, 0, 1, word(OP_FUEL, 0), 0, 0));
+            if (op == 0x03) s->loop_seen = 1;
             break;
         case 0x04: {
             blocktype(m, in.bt, &np, &nr);
             uint32_t cond = pop_slot(s);
             uint64_t xy = 0;
-            uint32_t cmp = take_compare(s, cond, &xy);
+            int imm;
+            uint32_t cmp = take_compare(s, cond, &xy, &imm);
             TRY(materialize(s, UINT32_MAX));
             TRY(push_ctl(s, 0x04, np, nr));
             s->c[s->nc - 1].else_fix = s->nw + 1;
@@ -412,7 +558,8 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
                 TRY(emit(s, 0, 2, word(OP_BR_IF, 0), (uint32_t)xy, 0));
             } else if (cmp) { /* jump to else when the comparison fails */
                 static const uint8_t neg[10] = {1, 0, 8, 9, 6, 7, 4, 5, 2, 3};
-                TRY(emit(s, 0, 2, word(OP_BR_CMP + neg[cmp - 0x46], 0), xy, 0));
+                uint32_t bop = (imm ? OP_BR_CMPI : OP_BR_CMP) + neg[cmp - 0x46];
+                TRY(emit(s, 0, 2, word(bop, 0), xy, 0));
             } else {
                 TRY(emit(s, 0, 2, word(OP_BR_UNLESS, 0), cond, 0));
             }
@@ -456,19 +603,18 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             uint32_t arity = t->op == 0x03 ? t->np : t->nr;
             uint64_t xy = 0;
             uint32_t cmp = 0;
+            int imm = 0;
             if (t->op != 0 && (arity == 0 || HOME(s, s->h - arity) == HOME(s, t->base)))
-                cmp = take_compare(s, cond, &xy);
+                cmp = take_compare(s, cond, &xy, &imm);
             TRY(materialize(s, UINT32_MAX));
             if (cmp == 0x45) { /* br_if (eqz x): branch unless x */
                 uint32_t at = s->nw;
                 TRY(emit(s, 0, 2, word(OP_BR_UNLESS, 0), (uint32_t)xy, 0));
-                if (t->op == 0x03) set_off(s, at, t->start);
-                else chain(s, t, at);
+                link_branch(s, t, at);
             } else if (cmp) {
                 uint32_t at = s->nw;
-                TRY(emit(s, 0, 2, word(OP_BR_CMP + (cmp - 0x46), 0), xy, 0));
-                if (t->op == 0x03) set_off(s, at, t->start);
-                else chain(s, t, at);
+                TRY(emit(s, 0, 2, word((imm ? OP_BR_CMPI : OP_BR_CMP) + (cmp - 0x46), 0), xy, 0));
+                link_branch(s, t, at);
             } else {
                 TRY(branch(s, in.a, cond));
             }
@@ -505,7 +651,10 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             uint32_t idx = op == 0x11 ? pop_slot(s) : 0;
             TRY(materialize(s, UINT32_MAX));
             uint32_t base = HOME(s, s->h - ct->np);
-            if (op == 0x10) TRY(emit(s, 0, 2, word(OP_CALL, in.a), base, 0));
+            if (op == 0x10 && in.a >= m->nfunc_imports) /* same instance, not a host function */
+                TRY(emit(s, 0, 2, word(OP_CALL_DIRECT, base),
+                         (uint64_t)(uintptr_t)&m->codes[in.a - m->nfunc_imports], 0));
+            else if (op == 0x10) TRY(emit(s, 0, 2, word(OP_CALL, in.a), base, 0));
             else TRY(emit(s, 0, 3, word(OP_CALL_INDIRECT, in.a), pair(base, in.b), idx));
             s->h -= ct->np;
             for (uint32_t i = 0; i < ct->nr; i++) TRY(push_home(s));
@@ -589,7 +738,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
                     TRY(emit_packed(s, 1, with_acc(iop, prev, a, UINT32_MAX), HOME(s, s->h), a, 0));
                 } else {
                     uint32_t y = pop_slot(s), x = pop_slot(s);
-                    TRY(emit_packed(s, 1, with_acc(iop, prev, x, y), HOME(s, s->h), x, y));
+                    TRY(emit_binary(s, iop, prev, x, y));
                 }
                 TRY(push_home(s));
             } else {
@@ -610,6 +759,47 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
     return 0;
 }
 
+/* One translation of the body into s (whose constants are gathered). */
+static int compile_pass(struct cstate *s, const uint8_t *b, const struct wasm_body *bd,
+                        const struct wasm_functype *ft)
+{
+    s->r->pos = bd->off;
+    s->nw = s->nc = s->h = s->hmax = s->naliased = 0;
+    s->alias_lo = UINT32_MAX;
+    s->last_dst = -1;
+    s->dead = s->loop_seen = 0;
+    memset(s->cuse, 0, sizeof(s->cuse));
+    memset(s->nalias, 0, ((size_t)s->L + 1) * sizeof(*s->nalias));
+    memset(s->written, 0, s->L0);
+    memset(s->written, 1, ft->np);
+    return compile_body(s, b, bd, ft);
+}
+
+/* Puts the constants still read from their slots first, so that the
+ * function entry copies only those; returns whether the order changed.
+ * Compiling again with the new order makes the same choices (they depend
+ * on values, not on slot numbers), only with other slot numbers. */
+static int sort_consts(struct cstate *s)
+{
+    uint64_t used[WASM_MAX_CONSTS], unused[WASM_MAX_CONSTS];
+    uint32_t nu = 0, nn = 0, changed = 0;
+    for (uint32_t i = 0; i < s->nconsts; i++) {
+        if (s->cuse[i]) changed |= nn != 0, used[nu++] = s->consts[i];
+        else unused[nn++] = s->consts[i];
+    }
+    memcpy(s->consts, used, nu * 8);
+    memcpy(s->consts + nu, unused, nn * 8);
+    return changed != 0;
+}
+
+/* Constants to copy in on entry: up to the last one read from its slot. */
+static uint32_t consts_read(const struct cstate *s)
+{
+    uint32_t n = s->nconsts;
+    while (n && !s->cuse[n - 1]) n--;
+    return n;
+}
+
 int wasm_compile_func(const uint8_t *b, const struct wasm_module *m, uint32_t fidx,
                       struct wasm_code *out, struct wasm_error *err)
 {
@@ -624,26 +814,30 @@ int wasm_compile_func(const uint8_t *b, const struct wasm_module *m, uint32_t fi
     st.last_dst = -1;
     int rc = scan_consts(&st, b, bd);
     st.L = st.L0 + st.nconsts;
-    st.alias_lo = UINT32_MAX;
     st.nalias = calloc((size_t)st.L + 1, sizeof(*st.nalias));
-    if (!st.nalias && !rc) rc = wasm_fail(&rd, WASM_ERR_NOMEM, "out of memory");
-    if (!rc) rc = compile_body(&st, b, bd, ft);
-    if (!rc && st.nconsts) {
-        out->consts = malloc((size_t)st.nconsts * 8);
+    st.written = malloc((size_t)st.L0 + 1);
+    if ((!st.nalias || !st.written) && !rc) rc = wasm_fail(&rd, WASM_ERR_NOMEM, "out of memory");
+    if (!rc) rc = compile_pass(&st, b, bd, ft);
+    if (!rc && sort_consts(&st)) rc = compile_pass(&st, b, bd, ft);
+    uint32_t ncopy = rc ? 0 : consts_read(&st);
+    if (ncopy) {
+        out->consts = malloc((size_t)ncopy * 8);
         if (!out->consts) rc = wasm_fail(&rd, WASM_ERR_NOMEM, "out of memory");
-        else memcpy(out->consts, st.consts, (size_t)st.nconsts * 8);
+        else memcpy(out->consts, st.consts, (size_t)ncopy * 8);
     }
     free(st.c);
     free(st.vs);
     free(st.nalias);
+    free(st.written);
     if (rc) {
         free(st.w);
         return rc;
     }
     out->w = st.w;
     out->nw = st.nw;
+    out->np = ft->np;
     out->nlocals = bd->nlocals;
-    out->nconsts = st.nconsts;
+    out->nconsts = ncopy;
     /* callee frames start inside this one, so results may land above hmax */
     out->frame_max = st.L + st.hmax + ft->nr + 1;
     return 0;

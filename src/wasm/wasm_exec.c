@@ -83,18 +83,54 @@ int64_t wasm_mem_grow(struct wasm_memory *mem, uint32_t n, uint32_t cap)
     return old;
 }
 
-#define D ((uint32_t)(w >> 32))        /* result slot or immediate of word 0 */
-#define SD ((int32_t)(w >> 32))        /* branch offset */
-#define X ((uint32_t)pc[0])            /* first operand slot */
-#define Y ((uint32_t)(pc[0] >> 32))    /* second operand slot or immediate */
+/* Fields are read from the code in memory rather than shifted out of a
+ * register copy of the word: one load each, which is fewer instructions
+ * than shift-and-mask and leaves the loads to run in parallel. pc has
+ * already moved past word 0 when a handler runs. */
+#define W16(i) (((const uint16_t *)pc)[(i) - 4])  /* 16-bit field i of word 0 */
+#define W32(i) (((const uint32_t *)pc)[(i) - 2])  /* 32-bit half i of word 0 */
+#define D W32(1)                       /* result slot or immediate of word 0 */
+#define SD ((int32_t)W32(1))           /* branch offset */
+#define X (((const uint32_t *)pc)[0])  /* first operand slot */
+#define Y (((const uint32_t *)pc)[1])  /* second operand slot or immediate */
 /* packed one-word form of numeric operations and moves: op | d | x | y, 16 bits each */
-#define PD ((uint32_t)(w >> 16) & 0xffffu)
-#define PX ((uint32_t)(w >> 32) & 0xffffu)
-#define PY ((uint32_t)(w >> 48))
+#define PD W16(1)
+#define PX W16(2)
+#define PY W16(3)
 #define NEXT()                                                                               \
     do {                                                                                     \
-        w = *pc++;                                                                           \
-        goto *labels[(uint16_t)w];                                                           \
+        const void *to_ = labels[*(const uint16_t *)pc];                                     \
+        pc++;                                                                                \
+        goto *to_;                                                                           \
+    } while (0)
+#define JUMP() (pc = pc - 1 + SD) /* to the branch's target */
+/* one unit of fuel, at function entry and on backward branches */
+#define SPEND()                                                                              \
+    do {                                                                                     \
+        if (UNLIKELY(fuel == 0)) TRAP(WASM_TRAP_FUEL, "out of fuel");                        \
+        fuel--;                                                                              \
+    } while (0)
+/* Pushes a frame for code with its arguments at nfp and starts it: fuel,
+ * the depth and stack limits, then the declared locals zeroed and the
+ * constants it reads from slots copied in (plain loops: most functions have
+ * a handful, too few for a library call to pay off). */
+#define ENTER(c_)                                                                            \
+    do {                                                                                     \
+        const struct wasm_code *ec_ = (c_);                                                  \
+        SPEND();                                                                             \
+        if (UNLIKELY(depth >= max_depth)) TRAP(WASM_TRAP_STACK, "call stack exhausted");     \
+        if (UNLIKELY(ec_->frame_max > (size_t)(stack_end - nfp)))                            \
+            TRAP(WASM_TRAP_STACK, "call stack exhausted");                                   \
+        frames[depth].pc = pc;                                                               \
+        frames[depth].fp = fp;                                                               \
+        frames[depth].inst = inst;                                                           \
+        depth++;                                                                             \
+        fp = nfp;                                                                            \
+        uint64_t *lp_ = fp + ec_->np;                                                        \
+        for (uint32_t i_ = 0; i_ < ec_->nlocals; i_++) lp_[i_] = 0;                          \
+        lp_ += ec_->nlocals;                                                                 \
+        for (uint32_t i_ = 0; i_ < ec_->nconsts; i_++) lp_[i_] = ec_->consts[i_];            \
+        pc = ec_->w;                                                                         \
     } while (0)
 #define TRAP(code, msg)                                                                      \
     do {                                                                                     \
@@ -148,6 +184,23 @@ int64_t wasm_mem_grow(struct wasm_memory *mem, uint32_t n, uint32_t cap)
         NEXT();                                                                              \
     }
 #define CMP(n, get, expr) BINOP(n, get, expr, (uint64_t))
+/* the immediate forms (OP_IMM): a 16-bit signed immediate in place of y,
+ * sign-extended to the operation's width */
+#define IMM16 ((uint64_t)(int64_t)(int16_t)PY)
+#define BINOPI(n, get, expr, put)                                                            \
+    LI_##n : {                                                                               \
+        __typeof__(get(0)) a = get(fp[PX]), b = get(IMM16);                                  \
+        fp[PD] = acc = put(expr);                                                            \
+        NEXT();                                                                              \
+    }                                                                                        \
+    LIA_##n : {                                                                              \
+        __typeof__(get(0)) a = get(acc), b = get(IMM16);                                     \
+        fp[PD] = acc = put(expr);                                                            \
+        NEXT();                                                                              \
+    }
+/* operations with both forms */
+#define BINOPX(n, get, expr, put) BINOP(n, get, expr, put) BINOPI(n, get, expr, put)
+#define CMPX(n, get, expr) BINOPX(n, get, expr, (uint64_t))
 #define PUT32(x) ((uint64_t)(uint32_t)(x))
 #define PUT64(x) ((uint64_t)(x))
 #define PUTF32(x) wf_b32(x)
@@ -238,7 +291,7 @@ int wasm_exec(struct wasm_instance *ctx, struct wasm_func *f)
     static const void *const labels[OP_COUNT] = {
         [0 ... OP_COUNT - 1] = &&L_bad,
 #define L(n) [n] = &&L_##n
-        L(0x00), L(0x02), L(0x03), L(0x04), L(0x05), L(0x06), L(0x07), L(0x0d), L(0x0e),
+        L(0x00), L(0x02), L(0x03), L(0x04), L(0x05), L(0x07), L(0x0d), L(0x0e),
         L(0x0f), L(0x10), L(0x11), L(0x1b), L(0x23), L(0x24),
         L(0x25), L(0x26), L(0x28), L(0x29), L(0x2a), L(0x2b), L(0x2c), L(0x2d), L(0x2e),
         L(0x2f), L(0x30), L(0x31), L(0x32), L(0x33), L(0x34), L(0x35), L(0x36), L(0x37),
@@ -379,6 +432,68 @@ int wasm_exec(struct wasm_instance *ctx, struct wasm_func *f)
         [OP_ACC_Y + 0xa4] = &&LB_0xa4, [OP_ACC_X + 0xa5] = &&LA_0xa5,
         [OP_ACC_Y + 0xa5] = &&LB_0xa5, [OP_ACC_X + 0xa6] = &&LA_0xa6,
         [OP_ACC_Y + 0xa6] = &&LB_0xa6,
+        /* immediate forms */
+        [OP_IMM + 0x46] = &&LI_0x46, [OP_IMM_ACC + 0x46] = &&LIA_0x46,
+        [OP_IMM + 0x47] = &&LI_0x47, [OP_IMM_ACC + 0x47] = &&LIA_0x47,
+        [OP_IMM + 0x48] = &&LI_0x48, [OP_IMM_ACC + 0x48] = &&LIA_0x48,
+        [OP_IMM + 0x49] = &&LI_0x49, [OP_IMM_ACC + 0x49] = &&LIA_0x49,
+        [OP_IMM + 0x4a] = &&LI_0x4a, [OP_IMM_ACC + 0x4a] = &&LIA_0x4a,
+        [OP_IMM + 0x4b] = &&LI_0x4b, [OP_IMM_ACC + 0x4b] = &&LIA_0x4b,
+        [OP_IMM + 0x4c] = &&LI_0x4c, [OP_IMM_ACC + 0x4c] = &&LIA_0x4c,
+        [OP_IMM + 0x4d] = &&LI_0x4d, [OP_IMM_ACC + 0x4d] = &&LIA_0x4d,
+        [OP_IMM + 0x4e] = &&LI_0x4e, [OP_IMM_ACC + 0x4e] = &&LIA_0x4e,
+        [OP_IMM + 0x4f] = &&LI_0x4f, [OP_IMM_ACC + 0x4f] = &&LIA_0x4f,
+        [OP_IMM + 0x51] = &&LI_0x51, [OP_IMM_ACC + 0x51] = &&LIA_0x51,
+        [OP_IMM + 0x52] = &&LI_0x52, [OP_IMM_ACC + 0x52] = &&LIA_0x52,
+        [OP_IMM + 0x53] = &&LI_0x53, [OP_IMM_ACC + 0x53] = &&LIA_0x53,
+        [OP_IMM + 0x54] = &&LI_0x54, [OP_IMM_ACC + 0x54] = &&LIA_0x54,
+        [OP_IMM + 0x55] = &&LI_0x55, [OP_IMM_ACC + 0x55] = &&LIA_0x55,
+        [OP_IMM + 0x56] = &&LI_0x56, [OP_IMM_ACC + 0x56] = &&LIA_0x56,
+        [OP_IMM + 0x57] = &&LI_0x57, [OP_IMM_ACC + 0x57] = &&LIA_0x57,
+        [OP_IMM + 0x58] = &&LI_0x58, [OP_IMM_ACC + 0x58] = &&LIA_0x58,
+        [OP_IMM + 0x59] = &&LI_0x59, [OP_IMM_ACC + 0x59] = &&LIA_0x59,
+        [OP_IMM + 0x5a] = &&LI_0x5a, [OP_IMM_ACC + 0x5a] = &&LIA_0x5a,
+        [OP_IMM + 0x6a] = &&LI_0x6a, [OP_IMM_ACC + 0x6a] = &&LIA_0x6a,
+        [OP_IMM + 0x6b] = &&LI_0x6b, [OP_IMM_ACC + 0x6b] = &&LIA_0x6b,
+        [OP_IMM + 0x6c] = &&LI_0x6c, [OP_IMM_ACC + 0x6c] = &&LIA_0x6c,
+        [OP_IMM + 0x71] = &&LI_0x71, [OP_IMM_ACC + 0x71] = &&LIA_0x71,
+        [OP_IMM + 0x72] = &&LI_0x72, [OP_IMM_ACC + 0x72] = &&LIA_0x72,
+        [OP_IMM + 0x73] = &&LI_0x73, [OP_IMM_ACC + 0x73] = &&LIA_0x73,
+        [OP_IMM + 0x74] = &&LI_0x74, [OP_IMM_ACC + 0x74] = &&LIA_0x74,
+        [OP_IMM + 0x75] = &&LI_0x75, [OP_IMM_ACC + 0x75] = &&LIA_0x75,
+        [OP_IMM + 0x76] = &&LI_0x76, [OP_IMM_ACC + 0x76] = &&LIA_0x76,
+        [OP_IMM + 0x77] = &&LI_0x77, [OP_IMM_ACC + 0x77] = &&LIA_0x77,
+        [OP_IMM + 0x78] = &&LI_0x78, [OP_IMM_ACC + 0x78] = &&LIA_0x78,
+        [OP_IMM + 0x7c] = &&LI_0x7c, [OP_IMM_ACC + 0x7c] = &&LIA_0x7c,
+        [OP_IMM + 0x7d] = &&LI_0x7d, [OP_IMM_ACC + 0x7d] = &&LIA_0x7d,
+        [OP_IMM + 0x7e] = &&LI_0x7e, [OP_IMM_ACC + 0x7e] = &&LIA_0x7e,
+        [OP_IMM + 0x83] = &&LI_0x83, [OP_IMM_ACC + 0x83] = &&LIA_0x83,
+        [OP_IMM + 0x84] = &&LI_0x84, [OP_IMM_ACC + 0x84] = &&LIA_0x84,
+        [OP_IMM + 0x85] = &&LI_0x85, [OP_IMM_ACC + 0x85] = &&LIA_0x85,
+        [OP_IMM + 0x86] = &&LI_0x86, [OP_IMM_ACC + 0x86] = &&LIA_0x86,
+        [OP_IMM + 0x87] = &&LI_0x87, [OP_IMM_ACC + 0x87] = &&LIA_0x87,
+        [OP_IMM + 0x88] = &&LI_0x88, [OP_IMM_ACC + 0x88] = &&LIA_0x88,
+        [OP_IMM + 0x89] = &&LI_0x89, [OP_IMM_ACC + 0x89] = &&LIA_0x89,
+        [OP_IMM + 0x8a] = &&LI_0x8a, [OP_IMM_ACC + 0x8a] = &&LIA_0x8a,
+        /* compare with an immediate and branch, backward branches, moves, calls */
+        [OP_BR_CMPI + 0] = &&L_brcmpi0, [OP_BR_CMPI + 1] = &&L_brcmpi1,
+        [OP_BR_CMPI + 2] = &&L_brcmpi2, [OP_BR_CMPI + 3] = &&L_brcmpi3,
+        [OP_BR_CMPI + 4] = &&L_brcmpi4, [OP_BR_CMPI + 5] = &&L_brcmpi5,
+        [OP_BR_CMPI + 6] = &&L_brcmpi6, [OP_BR_CMPI + 7] = &&L_brcmpi7,
+        [OP_BR_CMPI + 8] = &&L_brcmpi8, [OP_BR_CMPI + 9] = &&L_brcmpi9,
+        [OP_BR_CMP_B + 0] = &&L_brcmpb0, [OP_BR_CMP_B + 1] = &&L_brcmpb1,
+        [OP_BR_CMP_B + 2] = &&L_brcmpb2, [OP_BR_CMP_B + 3] = &&L_brcmpb3,
+        [OP_BR_CMP_B + 4] = &&L_brcmpb4, [OP_BR_CMP_B + 5] = &&L_brcmpb5,
+        [OP_BR_CMP_B + 6] = &&L_brcmpb6, [OP_BR_CMP_B + 7] = &&L_brcmpb7,
+        [OP_BR_CMP_B + 8] = &&L_brcmpb8, [OP_BR_CMP_B + 9] = &&L_brcmpb9,
+        [OP_BR_CMPI_B + 0] = &&L_brcmpib0, [OP_BR_CMPI_B + 1] = &&L_brcmpib1,
+        [OP_BR_CMPI_B + 2] = &&L_brcmpib2, [OP_BR_CMPI_B + 3] = &&L_brcmpib3,
+        [OP_BR_CMPI_B + 4] = &&L_brcmpib4, [OP_BR_CMPI_B + 5] = &&L_brcmpib5,
+        [OP_BR_CMPI_B + 6] = &&L_brcmpib6, [OP_BR_CMPI_B + 7] = &&L_brcmpib7,
+        [OP_BR_CMPI_B + 8] = &&L_brcmpib8, [OP_BR_CMPI_B + 9] = &&L_brcmpib9,
+        [OP_JMP_B] = &&L_jmp_b, [OP_BR_MOVE_B] = &&L_br_move_b,
+        [OP_BR_IF_MOVE_B] = &&L_br_if_move_b, [OP_BR_UNLESS_B] = &&L_br_unless_b,
+        [OP_BR_IF_B] = &&L_br_if_b, [OP_MOVI] = &&L_movi, [OP_CALL_DIRECT] = &&L_call_direct,
     };
     int rc = 0;
     const char *tmsg = NULL;
@@ -394,18 +509,16 @@ int wasm_exec(struct wasm_instance *ctx, struct wasm_func *f)
     struct wasm_frame *const frames = ctx->frames;
     uint64_t *fp = ctx->sp, *nfp = ctx->sp;
     const uint64_t *pc = NULL; /* the sentinel frame returns to the host */
-    uint64_t w, acc = 0; /* acc: the last result, also in its slot */
+    uint64_t acc = 0; /* acc: the last result, also in its slot */
     struct wasm_func *callee = f;
+    const struct wasm_code *code;
     RELOAD_INST();
     goto do_call;
 
-do_call: { /* callee with its arguments at nfp */
-    const struct wasm_code *c = callee->code;
-    uint32_t np = callee->type->np;
-    if (UNLIKELY(fuel == 0)) TRAP(WASM_TRAP_FUEL, "out of fuel");
-    fuel--;
+do_call: { /* callee, any function, with its arguments at nfp */
     if (UNLIKELY(callee->host)) {
-        uint32_t nr = callee->type->nr;
+        uint32_t np = callee->type->np, nr = callee->type->nr;
+        SPEND();
         ctx->sp = nfp + (np > nr ? np : nr);
         ctx->fuel = fuel;
         ctx->depth = depth;
@@ -416,26 +529,21 @@ do_call: { /* callee with its arguments at nfp */
         if (!pc) goto done;
         NEXT();
     }
-    if (UNLIKELY(depth >= max_depth)) TRAP(WASM_TRAP_STACK, "call stack exhausted");
-    if (UNLIKELY(c->frame_max > (size_t)(stack_end - nfp))) TRAP(WASM_TRAP_STACK, "call stack exhausted");
-    frames[depth].pc = pc;
-    frames[depth].fp = fp;
-    frames[depth].inst = inst;
-    depth++;
-    fp = nfp;
-    /* plain loops: most functions have a handful of locals and constants,
-     * too few for a library call to pay off */
-    uint64_t *lp = fp + np;
-    for (uint32_t i = 0; i < c->nlocals; i++) lp[i] = 0;
-    lp += c->nlocals;
-    for (uint32_t i = 0; i < c->nconsts; i++) lp[i] = c->consts[i];
-    pc = c->w;
-    if (callee->inst != inst) {
-        inst = callee->inst;
-        RELOAD_INST();
-    }
+    code = callee->code;
+    if (LIKELY(callee->inst == inst)) goto enter;
+    ENTER(code);
+    inst = callee->inst;
+    RELOAD_INST();
     NEXT();
 }
+
+L_call_direct: /* a function of this module: word0 argument slot, word1 its code */
+    code = (const struct wasm_code *)(uintptr_t)pc[0];
+    nfp = fp + D;
+    pc++;
+enter:
+    ENTER(code);
+    NEXT();
 
 L_0x0f: { /* return: word1 the first result slot */
     uint32_t n = D;
@@ -461,50 +569,80 @@ L_0x10: /* call: word1 the first argument slot */
 
 L_0x11: { /* call_indirect: word1 arg slot | table; word2 index slot */
     struct wasm_table *t = inst->tables[Y];
-    uint32_t i = (uint32_t)fp[(uint32_t)pc[1]];
+    uint32_t i = (uint32_t)fp[(uint32_t)pc[1]], type = D;
     nfp = fp + X;
     pc += 2;
     if (UNLIKELY(i >= t->size)) TRAP(WASM_TRAP_TABLE, "undefined element");
     callee = (struct wasm_func *)(uintptr_t)t->e[i];
     if (UNLIKELY(!callee)) TRAP(WASM_TRAP_NULL, "uninitialized element");
-    if (UNLIKELY(!wasm_functype_eq(callee->type, &inst->mod->types[D])))
+    if (UNLIKELY(!wasm_functype_eq(callee->type, &inst->mod->types[type])))
         TRAP(WASM_TRAP_SIGNATURE, "indirect call type mismatch");
     goto do_call;
 }
 
 L_0x00: TRAP(WASM_TRAP_UNREACHABLE, "unreachable");
-L_0x02: pc = pc - 1 + SD; NEXT(); /* jmp */
+L_0x02: JUMP(); NEXT(); /* jmp */
+L_jmp_b: SPEND(); JUMP(); NEXT();
 L_0x03: /* br with move: word1 src | dst, word2 arity */
     move_slots(fp + Y, fp + X, (uint32_t)pc[1]);
-    pc = pc - 1 + SD;
+    JUMP();
+    NEXT();
+L_br_move_b:
+    SPEND();
+    move_slots(fp + Y, fp + X, (uint32_t)pc[1]);
+    JUMP();
     NEXT();
 L_0x04: /* br_if with move: word1 src | dst, word2 arity | cond */
     if ((uint32_t)fp[(uint32_t)(pc[1] >> 32)]) {
         move_slots(fp + Y, fp + X, (uint32_t)pc[1]);
-        pc = pc - 1 + SD;
+        JUMP();
+    } else {
+        pc += 2;
+    }
+    NEXT();
+L_br_if_move_b:
+    if ((uint32_t)fp[(uint32_t)(pc[1] >> 32)]) {
+        SPEND();
+        move_slots(fp + Y, fp + X, (uint32_t)pc[1]);
+        JUMP();
     } else {
         pc += 2;
     }
     NEXT();
 L_0x05: /* br_unless: word1 cond */
-    if (!(uint32_t)fp[X]) pc = pc - 1 + SD;
+    if (!(uint32_t)fp[X]) JUMP();
     else pc++;
     NEXT();
-L_0x06: /* loop header */
-    if (UNLIKELY(fuel == 0)) TRAP(WASM_TRAP_FUEL, "out of fuel");
-    fuel--;
+L_br_unless_b:
+    if (!(uint32_t)fp[X]) {
+        SPEND();
+        JUMP();
+    } else {
+        pc++;
+    }
     NEXT();
 L_0x07: fp[PD] = acc = fp[PX]; NEXT(); /* mov (packed) */
+L_movi: fp[PD] = acc = W32(1); NEXT(); /* packed: d, imm32 */
 L_0x0d: /* br_if: word1 cond */
-    if ((uint32_t)fp[X]) pc = pc - 1 + SD;
+    if ((uint32_t)fp[X]) JUMP();
     else pc++;
+    NEXT();
+L_br_if_b:
+    if ((uint32_t)fp[X]) {
+        SPEND();
+        JUMP();
+    } else {
+        pc++;
+    }
     NEXT();
 L_0x0e: { /* br_table: word1 index | src; then n+1 pairs (offset, dst | arity) */
     uint32_t i = (uint32_t)fp[X], src = Y;
     if (i > D) i = D;
     const uint64_t *e = pc + 1 + 2 * (size_t)i;
+    int32_t off = (int32_t)(e[0] >> 32);
+    if (off < 0) SPEND(); /* to a loop header */
     move_slots(fp + (uint32_t)e[1], fp + src, (uint32_t)(e[1] >> 32));
-    pc = e + (int32_t)(e[0] >> 32);
+    pc = e + off;
     NEXT();
 }
 L_0x1b: /* select: word1 x | y, word2 cond */
@@ -565,28 +703,28 @@ L_0x42: fp[D] = acc = pc[0]; pc++; NEXT(); /* constants */
 
 /* i32 comparisons */
 UNOP(0x45, I32, a == 0, PUT32)
-CMP(0x46, I32, a == b)
-CMP(0x47, I32, a != b)
-CMP(0x48, I32, (int32_t)a < (int32_t)b)
-CMP(0x49, I32, a < b)
-CMP(0x4a, I32, (int32_t)a > (int32_t)b)
-CMP(0x4b, I32, a > b)
-CMP(0x4c, I32, (int32_t)a <= (int32_t)b)
-CMP(0x4d, I32, a <= b)
-CMP(0x4e, I32, (int32_t)a >= (int32_t)b)
-CMP(0x4f, I32, a >= b)
+CMPX(0x46, I32, a == b)
+CMPX(0x47, I32, a != b)
+CMPX(0x48, I32, (int32_t)a < (int32_t)b)
+CMPX(0x49, I32, a < b)
+CMPX(0x4a, I32, (int32_t)a > (int32_t)b)
+CMPX(0x4b, I32, a > b)
+CMPX(0x4c, I32, (int32_t)a <= (int32_t)b)
+CMPX(0x4d, I32, a <= b)
+CMPX(0x4e, I32, (int32_t)a >= (int32_t)b)
+CMPX(0x4f, I32, a >= b)
 /* i64 comparisons */
 UNOP(0x50, I64, a == 0, PUT32)
-CMP(0x51, I64, a == b)
-CMP(0x52, I64, a != b)
-CMP(0x53, I64, (int64_t)a < (int64_t)b)
-CMP(0x54, I64, a < b)
-CMP(0x55, I64, (int64_t)a > (int64_t)b)
-CMP(0x56, I64, a > b)
-CMP(0x57, I64, (int64_t)a <= (int64_t)b)
-CMP(0x58, I64, a <= b)
-CMP(0x59, I64, (int64_t)a >= (int64_t)b)
-CMP(0x5a, I64, a >= b)
+CMPX(0x51, I64, a == b)
+CMPX(0x52, I64, a != b)
+CMPX(0x53, I64, (int64_t)a < (int64_t)b)
+CMPX(0x54, I64, a < b)
+CMPX(0x55, I64, (int64_t)a > (int64_t)b)
+CMPX(0x56, I64, a > b)
+CMPX(0x57, I64, (int64_t)a <= (int64_t)b)
+CMPX(0x58, I64, a <= b)
+CMPX(0x59, I64, (int64_t)a >= (int64_t)b)
+CMPX(0x5a, I64, a >= b)
 /* f32 / f64 comparisons */
 CMP(0x5b, F32, a == b)
 CMP(0x5c, F32, a != b)
@@ -604,9 +742,9 @@ CMP(0x66, F64, a >= b)
 UNOP(0x67, I32, a ? (uint32_t)__builtin_clz(a) : 32u, PUT32)
 UNOP(0x68, I32, a ? (uint32_t)__builtin_ctz(a) : 32u, PUT32)
 UNOP(0x69, I32, (uint32_t)__builtin_popcount(a), PUT32)
-BINOP(0x6a, I32, a + b, PUT32)
-BINOP(0x6b, I32, a - b, PUT32)
-BINOP(0x6c, I32, a * b, PUT32)
+BINOPX(0x6a, I32, a + b, PUT32)
+BINOPX(0x6b, I32, a - b, PUT32)
+BINOPX(0x6c, I32, a * b, PUT32)
 L_0x6d: {
     int32_t a = (int32_t)(uint32_t)fp[PX], b = (int32_t)(uint32_t)fp[PY];
     if (UNLIKELY(b == 0)) TRAP(WASM_TRAP_DIV_ZERO, "integer divide by zero");
@@ -632,21 +770,21 @@ L_0x70: {
     fp[PD] = acc = a % b;
     NEXT();
 }
-BINOP(0x71, I32, a & b, PUT32)
-BINOP(0x72, I32, a | b, PUT32)
-BINOP(0x73, I32, a ^ b, PUT32)
-BINOP(0x74, I32, a << (b & 31), PUT32)
-BINOP(0x75, I32, (uint32_t)((int32_t)a >> (b & 31)), PUT32)
-BINOP(0x76, I32, a >> (b & 31), PUT32)
-BINOP(0x77, I32, rotl32(a, b), PUT32)
-BINOP(0x78, I32, rotr32(a, b), PUT32)
+BINOPX(0x71, I32, a & b, PUT32)
+BINOPX(0x72, I32, a | b, PUT32)
+BINOPX(0x73, I32, a ^ b, PUT32)
+BINOPX(0x74, I32, a << (b & 31), PUT32)
+BINOPX(0x75, I32, (uint32_t)((int32_t)a >> (b & 31)), PUT32)
+BINOPX(0x76, I32, a >> (b & 31), PUT32)
+BINOPX(0x77, I32, rotl32(a, b), PUT32)
+BINOPX(0x78, I32, rotr32(a, b), PUT32)
 /* i64 arithmetic */
 UNOP(0x79, I64, a ? (uint64_t)__builtin_clzll(a) : 64u, PUT64)
 UNOP(0x7a, I64, a ? (uint64_t)__builtin_ctzll(a) : 64u, PUT64)
 UNOP(0x7b, I64, (uint64_t)__builtin_popcountll(a), PUT64)
-BINOP(0x7c, I64, a + b, PUT64)
-BINOP(0x7d, I64, a - b, PUT64)
-BINOP(0x7e, I64, a * b, PUT64)
+BINOPX(0x7c, I64, a + b, PUT64)
+BINOPX(0x7d, I64, a - b, PUT64)
+BINOPX(0x7e, I64, a * b, PUT64)
 L_0x7f: {
     int64_t a = (int64_t)fp[PX], b = (int64_t)fp[PY];
     if (UNLIKELY(b == 0)) TRAP(WASM_TRAP_DIV_ZERO, "integer divide by zero");
@@ -672,14 +810,14 @@ L_0x82: {
     fp[PD] = acc = a % b;
     NEXT();
 }
-BINOP(0x83, I64, a & b, PUT64)
-BINOP(0x84, I64, a | b, PUT64)
-BINOP(0x85, I64, a ^ b, PUT64)
-BINOP(0x86, I64, a << (b & 63), PUT64)
-BINOP(0x87, I64, (uint64_t)((int64_t)a >> (b & 63)), PUT64)
-BINOP(0x88, I64, a >> (b & 63), PUT64)
-BINOP(0x89, I64, rotl64(a, b), PUT64)
-BINOP(0x8a, I64, rotr64(a, b), PUT64)
+BINOPX(0x83, I64, a & b, PUT64)
+BINOPX(0x84, I64, a | b, PUT64)
+BINOPX(0x85, I64, a ^ b, PUT64)
+BINOPX(0x86, I64, a << (b & 63), PUT64)
+BINOPX(0x87, I64, (uint64_t)((int64_t)a >> (b & 63)), PUT64)
+BINOPX(0x88, I64, a >> (b & 63), PUT64)
+BINOPX(0x89, I64, rotl64(a, b), PUT64)
+BINOPX(0x8a, I64, rotr64(a, b), PUT64)
 /* f32 arithmetic; sign operations on bits, rounding keeps NaNs quiet */
 UNOP(0x8b, I32, a & 0x7fffffffu, PUT32)
 UNOP(0x8c, I32, a ^ 0x80000000u, PUT32)
@@ -758,10 +896,11 @@ UNOP(0x107, F64, wf_sat_u64(a), PUT64)
 L_0x108: { /* memory.init data D */
     uint64_t *o = fp + X;
     uint64_t d = (uint32_t)o[0], s = (uint32_t)o[1], n = (uint32_t)o[2];
+    uint32_t seg = D;
     pc++;
-    if (UNLIKELY(s + n > inst->data_len[D] || d + n > msize))
+    if (UNLIKELY(s + n > inst->data_len[seg] || d + n > msize))
         TRAP(WASM_TRAP_MEMORY, "out of bounds memory access");
-    if (n) memcpy(mbase + d, inst->mod->datas[D].bytes + s, n);
+    if (n) memcpy(mbase + d, inst->mod->datas[seg].bytes + s, n);
     NEXT();
 }
 L_0x109: inst->data_len[D] = 0; pc++; NEXT();
@@ -786,10 +925,11 @@ L_0x10c: { /* table.init elem D, table Y */
     struct wasm_table *t = inst->tables[Y];
     uint64_t *o = fp + X;
     uint64_t d = (uint32_t)o[0], s = (uint32_t)o[1], n = (uint32_t)o[2];
+    uint32_t seg = D;
     pc++;
-    if (UNLIKELY(s + n > inst->elem_len[D] || d + n > t->size))
+    if (UNLIKELY(s + n > inst->elem_len[seg] || d + n > t->size))
         TRAP(WASM_TRAP_TABLE, "out of bounds table access");
-    if (n) memcpy(t->e + d, inst->elem_refs[D] + s, n * 8);
+    if (n) memcpy(t->e + d, inst->elem_refs[seg] + s, n * 8);
     NEXT();
 }
 L_0x10d: inst->elem_len[D] = 0; pc++; NEXT();
@@ -819,24 +959,38 @@ L_0x111: { /* table.fill D */
     NEXT();
 }
 
-/* fused i32 compare and branch: word1 x | y */
-#define BRCMP(expr)                                                                          \
+/* fused i32 compare and branch: word1 x | y, or x | imm32 (BR_CMPI);
+ * the backward forms spend fuel when taken */
+#define BRCMP(b_, expr, back)                                                                \
     {                                                                                        \
-        uint32_t a = (uint32_t)fp[X], b = (uint32_t)fp[Y];                                   \
-        if (expr) pc = pc - 1 + SD;                                                          \
-        else pc++;                                                                           \
+        uint32_t a = (uint32_t)fp[X], b = (b_);                                              \
+        if (expr) {                                                                          \
+            if (back) SPEND();                                                               \
+            JUMP();                                                                          \
+        } else {                                                                             \
+            pc++;                                                                            \
+        }                                                                                    \
         NEXT();                                                                              \
     }
-L_0x112: BRCMP(a == b)
-L_0x113: BRCMP(a != b)
-L_0x114: BRCMP((int32_t)a < (int32_t)b)
-L_0x115: BRCMP(a < b)
-L_0x116: BRCMP((int32_t)a > (int32_t)b)
-L_0x117: BRCMP(a > b)
-L_0x118: BRCMP((int32_t)a <= (int32_t)b)
-L_0x119: BRCMP(a <= b)
-L_0x11a: BRCMP((int32_t)a >= (int32_t)b)
-L_0x11b: BRCMP(a >= b)
+#define BRCMPS(l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, b_, back)                             \
+    l0: BRCMP(b_, a == b, back)                                                              \
+    l1: BRCMP(b_, a != b, back)                                                              \
+    l2: BRCMP(b_, (int32_t)a < (int32_t)b, back)                                             \
+    l3: BRCMP(b_, a < b, back)                                                               \
+    l4: BRCMP(b_, (int32_t)a > (int32_t)b, back)                                             \
+    l5: BRCMP(b_, a > b, back)                                                               \
+    l6: BRCMP(b_, (int32_t)a <= (int32_t)b, back)                                            \
+    l7: BRCMP(b_, a <= b, back)                                                              \
+    l8: BRCMP(b_, (int32_t)a >= (int32_t)b, back)                                            \
+    l9: BRCMP(b_, a >= b, back)
+BRCMPS(L_0x112, L_0x113, L_0x114, L_0x115, L_0x116, L_0x117, L_0x118, L_0x119, L_0x11a, L_0x11b,
+       (uint32_t)fp[Y], 0)
+BRCMPS(L_brcmpi0, L_brcmpi1, L_brcmpi2, L_brcmpi3, L_brcmpi4, L_brcmpi5, L_brcmpi6, L_brcmpi7,
+       L_brcmpi8, L_brcmpi9, Y, 0)
+BRCMPS(L_brcmpb0, L_brcmpb1, L_brcmpb2, L_brcmpb3, L_brcmpb4, L_brcmpb5, L_brcmpb6, L_brcmpb7,
+       L_brcmpb8, L_brcmpb9, (uint32_t)fp[Y], 1)
+BRCMPS(L_brcmpib0, L_brcmpib1, L_brcmpib2, L_brcmpib3, L_brcmpib4, L_brcmpib5, L_brcmpib6,
+       L_brcmpib7, L_brcmpib8, L_brcmpib9, Y, 1)
 
 L_bad:
     TRAP(WASM_TRAP_UNREACHABLE, "internal error: bad opcode");

@@ -96,6 +96,7 @@ struct wasm_code {
     uint32_t nconsts;    /* constants copied after the locals on entry */
     uint64_t *consts;
     uint32_t frame_max;  /* highest slot used by the frame, params included */
+    uint32_t np;         /* params */
 };
 
 /* A function body as decoded (byte range in the input, valid during load). */
@@ -262,7 +263,6 @@ enum {
     OP_BR_MOVE = 0x03,    /* a: offset; w1: height | arity << 32 */
     OP_BR_IF_MOVE = 0x04, /* as BR_MOVE, when the popped i32 is non-zero */
     OP_BR_UNLESS = 0x05,  /* a: offset, when the popped i32 is zero */
-    OP_FUEL = 0x06,       /* spends one unit of fuel (loop headers) */
     OP_MOV = 0x07,        /* d: dst; w1: src */
     OP_BR_IF = 0x0d,      /* a: offset, when the popped i32 is non-zero */
     OP_BR_TABLE = 0x0e,   /* a: n; then n+1 pairs (offset, height | arity << 32) */
@@ -280,9 +280,21 @@ enum {
     OP_REF_FUNC = 0xd2,   /* a: function index */
     OP_FC = 0x100,        /* 0xfc sub-opcodes: OP_FC + sub */
     OP_BR_CMP = 0x112,    /* + 0..9: branch if i32 compare 0x46+k of w1 x | y holds */
+    OP_BR_CMPI = 0x11c,   /* + 0..9: the same with w1 x | imm32 */
+    OP_MOVI = 0x126,      /* packed: d, imm32 (zero-extended) in the high half */
+    OP_CALL_DIRECT = 0x127, /* a: first argument slot; w1: the callee's struct wasm_code */
+    /* Backward branches (to a loop header) spend one unit of fuel when
+     * taken: every endless loop goes through one, and forward branches and
+     * straight-line code stay free. */
+    OP_JMP_B = 0x130, OP_BR_MOVE_B = 0x131, OP_BR_IF_MOVE_B = 0x132,
+    OP_BR_UNLESS_B = 0x133, OP_BR_IF_B = 0x134,
+    OP_BR_CMP_B = 0x140,  /* + 0..9 */
+    OP_BR_CMPI_B = 0x14a, /* + 0..9 */
     OP_ACC_X = 0x200,     /* + op: the variant taking its first operand from the last result */
     OP_ACC_Y = 0x400,     /* + op: the variant taking its second operand from the last result */
-    OP_COUNT = 0x500,
+    OP_IMM = 0x500,       /* + op: binary op with a 16-bit signed immediate as second operand */
+    OP_IMM_ACC = 0x600,   /* + op: the same taking its first operand from the last result */
+    OP_COUNT = 0x700,
 };
 
 #endif
