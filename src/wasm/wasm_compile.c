@@ -53,6 +53,8 @@ struct cstate {
     int loop_seen;      /* a loop began: code may run more than once */
     int64_t last_dst;   /* word holding the result slot of the last instruction, -1 none */
     int last_packed;    /* that instruction is in the packed one-word form */
+    int64_t last_at;    /* where the last instruction starts, -1 none */
+    uint32_t label_at;  /* position of the last label (a branch target) */
     int dead;
 };
 
@@ -94,6 +96,7 @@ static int emit(struct cstate *s, int has_dst, uint32_t n, uint64_t w0, uint64_t
     TRY(grow_words(s, n));
     s->last_dst = has_dst ? (int64_t)s->nw : -1;
     s->last_packed = 0;
+    s->last_at = s->nw;
     s->w[s->nw++] = w0;
     if (n > 1) s->w[s->nw++] = w1;
     if (n > 2) s->w[s->nw++] = w2;
@@ -226,7 +229,17 @@ static int emit_mov(struct cstate *s, int has_dst, uint32_t d, uint32_t v)
 {
     if (!const_u32(s, v)) {
         if (is_const(s, v)) s->cuse[v - s->L0]++;
-        return emit_packed(s, has_dst, OP_MOV, d, v, 0);
+        int64_t at = s->last_at;
+        if (at < 0 || at + 1 != s->nw || s->label_at == s->nw || (uint16_t)s->w[at] != OP_MOV)
+            return emit_packed(s, has_dst, OP_MOV, d, v, 0);
+        /* right after another move, nothing jumping between: one MOV2
+         * does both, the earlier one moved to word 1 */
+        uint64_t first = s->w[at];
+        s->nw = (uint32_t)at;
+        TRY(emit_packed(s, has_dst, OP_MOV2, d, v, 0));
+        TRY(grow_words(s, 1));
+        s->w[s->nw++] = pair((uint32_t)(first >> 16) & 0xffffu, (uint32_t)(first >> 32) & 0xffffu);
+        return 0;
     }
     uint64_t k = s->consts[v - s->L0];
     if (d > 0xffffu) return wasm_fail(s->r, WASM_ERR_NOMEM, "function needs more than 65536 value slots");
@@ -486,6 +499,26 @@ static uint32_t take_compare(struct cstate *s, uint32_t cond, uint64_t *xy, int 
     return op;
 }
 
+/* A load whose address the last instruction computed with i32.add (the
+ * common base + index): replaced, with the add, by one instruction that
+ * still writes the sum (it may be a local, or read again) and then loads.
+ * Word 0 is the add in packed form (OP_LOAD_ADD[I] + load), word 1 the
+ * offset and the result slot, where last_dst points. Returns 0 when the
+ * pattern is not there, else 1 or a negative status. */
+static int fuse_add_load(struct cstate *s, uint32_t op, uint32_t a, uint32_t off)
+{
+    if (s->last_dst < 0 || !s->last_packed || last_dst_slot(s) != a) return 0;
+    uint64_t w0 = s->w[s->last_dst];
+    uint32_t add = (uint16_t)w0, fused;
+    if (add == 0x6a || add == OP_ACC_X + 0x6a || add == OP_ACC_Y + 0x6a) fused = OP_LOAD_ADD;
+    else if (add == OP_IMM + 0x6a || add == OP_IMM_ACC + 0x6a) fused = OP_LOAD_ADDI;
+    else return 0;
+    s->nw = (uint32_t)s->last_dst;
+    TRY(emit(s, 0, 2, (w0 & ~(uint64_t)0xffffu) | (fused + op - 0x28), pair(off, HOME(s, s->h)), 0));
+    s->last_dst = s->nw - 1;
+    return 1;
+}
+
 /* local.set / local.tee of local k with the top value. */
 static int set_local(struct cstate *s, uint32_t k, int tee)
 {
@@ -503,10 +536,12 @@ static int set_local(struct cstate *s, uint32_t k, int tee)
     } else {
         if (aliased) TRY(materialize(s, k));
         unuse(s, v); /* emit_mov counts it again if it reads the slot */
-        TRY(emit_mov(s, 0, k, v));
+        TRY(emit_mov(s, 1, k, v));
         s->written[k] = 1;
     }
-    s->last_dst = -1;
+    /* the last instruction's result stays known (in k when it was
+     * retargeted): a retarget needs a home slot, which k is not, and the
+     * next instruction may still take the value from acc or fuse with it */
     if (tee) TRY(push_slot(s, k));
     return 0;
 }
@@ -543,6 +578,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             TRY(materialize(s, UINT32_MAX));
             TRY(push_ctl(s, (uint8_t)op, np, nr));
             s->last_dst = -1;
+            s->label_at = s->nw;
             if (op == 0x03) s->loop_seen = 1;
             break;
         case 0x04: {
@@ -577,6 +613,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             s->dead = c->dead_entry;
             TRY(reset_height(s, c->base, c->base + c->np));
             s->last_dst = -1;
+            s->label_at = s->nw;
             break;
         case 0x0b:
             if (!s->dead) TRY(materialize(s, UINT32_MAX));
@@ -584,6 +621,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             patch_chain(s, c, s->nw);
             s->nc--;
             s->last_dst = -1;
+            s->label_at = s->nw;
             if (s->nc == 0) {
                 TRY(reset_height(s, 0, ft->nr));
                 TRY(emit(s, 0, 2, word(OP_RETURN, ft->nr), HOME(s, 0), 0));
@@ -726,7 +764,10 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             uint32_t prev = prev_slot(s);
             if (op >= 0x28 && op <= 0x35) { /* loads */
                 uint32_t a = pop_slot(s);
-                TRY(emit(s, 1, 2, word(with_acc(op, prev, a, UINT32_MAX), HOME(s, s->h)), pair(a, in.b), 0));
+                int fused = fuse_add_load(s, op, a, in.b);
+                if (fused < 0) return fused;
+                if (!fused)
+                    TRY(emit(s, 1, 2, word(with_acc(op, prev, a, UINT32_MAX), HOME(s, s->h)), pair(a, in.b), 0));
                 TRY(push_home(s));
             } else if (op >= 0x36 && op <= 0x3e) { /* stores */
                 uint32_t v = pop_slot(s), a = pop_slot(s);
@@ -766,7 +807,8 @@ static int compile_pass(struct cstate *s, const uint8_t *b, const struct wasm_bo
     s->r->pos = bd->off;
     s->nw = s->nc = s->h = s->hmax = s->naliased = 0;
     s->alias_lo = UINT32_MAX;
-    s->last_dst = -1;
+    s->last_dst = s->last_at = -1;
+    s->label_at = 0;
     s->dead = s->loop_seen = 0;
     memset(s->cuse, 0, sizeof(s->cuse));
     memset(s->nalias, 0, ((size_t)s->L + 1) * sizeof(*s->nalias));

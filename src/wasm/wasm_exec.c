@@ -216,9 +216,25 @@ int64_t wasm_mem_grow(struct wasm_memory *mem, uint32_t n, uint32_t cap)
         pc++;                                                                                \
         NEXT();                                                                              \
     }
+/* fused with the i32.add computing the address (OP_LOAD_ADD): the sum t
+ * to slot d of word 0, the value to the slot in word 1's high half */
+#define LOAD_SUM(sum, T, conv)                                                               \
+    {                                                                                        \
+        uint32_t t_ = (uint32_t)(sum);                                                       \
+        fp[PD] = t_;                                                                         \
+        uint64_t ea = (uint64_t)t_ + X;                                                      \
+        if (UNLIKELY(ea + sizeof(T) > msize)) TRAP(WASM_TRAP_MEMORY, "out of bounds memory access"); \
+        T v_;                                                                                \
+        memcpy(&v_, mbase + ea, sizeof(T));                                                  \
+        fp[Y] = acc = conv(v_);                                                              \
+        pc++;                                                                                \
+        NEXT();                                                                              \
+    }
 #define LOAD(n, T, conv)                                                                     \
     L_##n : LOAD_AT(fp[X], T, conv)                                                          \
-    LA_##n : LOAD_AT(acc, T, conv)
+    LA_##n : LOAD_AT(acc, T, conv)                                                           \
+    LX_##n : LOAD_SUM(fp[PX] + fp[PY], T, conv)                                              \
+    LXI_##n : LOAD_SUM(fp[PX] + IMM16, T, conv)
 #define STORE_AT(addr, val, T)                                                               \
     {                                                                                        \
         uint64_t ea = (uint64_t)(uint32_t)(addr) + D;                                        \
@@ -494,6 +510,22 @@ int wasm_exec(struct wasm_instance *ctx, struct wasm_func *f)
         [OP_JMP_B] = &&L_jmp_b, [OP_BR_MOVE_B] = &&L_br_move_b,
         [OP_BR_IF_MOVE_B] = &&L_br_if_move_b, [OP_BR_UNLESS_B] = &&L_br_unless_b,
         [OP_BR_IF_B] = &&L_br_if_b, [OP_MOVI] = &&L_movi, [OP_CALL_DIRECT] = &&L_call_direct,
+        [OP_MOV2] = &&L_mov2,
+        /* loads fused with the add computing their address */
+        [OP_LOAD_ADD + 0x00] = &&LX_0x28, [OP_LOAD_ADDI + 0x00] = &&LXI_0x28,
+        [OP_LOAD_ADD + 0x01] = &&LX_0x29, [OP_LOAD_ADDI + 0x01] = &&LXI_0x29,
+        [OP_LOAD_ADD + 0x02] = &&LX_0x2a, [OP_LOAD_ADDI + 0x02] = &&LXI_0x2a,
+        [OP_LOAD_ADD + 0x03] = &&LX_0x2b, [OP_LOAD_ADDI + 0x03] = &&LXI_0x2b,
+        [OP_LOAD_ADD + 0x04] = &&LX_0x2c, [OP_LOAD_ADDI + 0x04] = &&LXI_0x2c,
+        [OP_LOAD_ADD + 0x05] = &&LX_0x2d, [OP_LOAD_ADDI + 0x05] = &&LXI_0x2d,
+        [OP_LOAD_ADD + 0x06] = &&LX_0x2e, [OP_LOAD_ADDI + 0x06] = &&LXI_0x2e,
+        [OP_LOAD_ADD + 0x07] = &&LX_0x2f, [OP_LOAD_ADDI + 0x07] = &&LXI_0x2f,
+        [OP_LOAD_ADD + 0x08] = &&LX_0x30, [OP_LOAD_ADDI + 0x08] = &&LXI_0x30,
+        [OP_LOAD_ADD + 0x09] = &&LX_0x31, [OP_LOAD_ADDI + 0x09] = &&LXI_0x31,
+        [OP_LOAD_ADD + 0x0a] = &&LX_0x32, [OP_LOAD_ADDI + 0x0a] = &&LXI_0x32,
+        [OP_LOAD_ADD + 0x0b] = &&LX_0x33, [OP_LOAD_ADDI + 0x0b] = &&LXI_0x33,
+        [OP_LOAD_ADD + 0x0c] = &&LX_0x34, [OP_LOAD_ADDI + 0x0c] = &&LXI_0x34,
+        [OP_LOAD_ADD + 0x0d] = &&LX_0x35, [OP_LOAD_ADDI + 0x0d] = &&LXI_0x35,
     };
     int rc = 0;
     const char *tmsg = NULL;
@@ -623,6 +655,11 @@ L_br_unless_b:
     NEXT();
 L_0x07: fp[PD] = acc = fp[PX]; NEXT(); /* mov (packed) */
 L_movi: fp[PD] = acc = W32(1); NEXT(); /* packed: d, imm32 */
+L_mov2: /* word 1's move, then word 0's */
+    fp[X] = fp[Y];
+    fp[PD] = acc = fp[PX];
+    pc++;
+    NEXT();
 L_0x0d: /* br_if: word1 cond */
     if ((uint32_t)fp[X]) JUMP();
     else pc++;

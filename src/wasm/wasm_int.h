@@ -294,7 +294,10 @@ enum {
     OP_ACC_Y = 0x400,     /* + op: the variant taking its second operand from the last result */
     OP_IMM = 0x500,       /* + op: binary op with a 16-bit signed immediate as second operand */
     OP_IMM_ACC = 0x600,   /* + op: the same taking its first operand from the last result */
-    OP_COUNT = 0x700,
+    OP_LOAD_ADD = 0x700,  /* + load - 0x28: t = x + y (packed word 0, t in d), load [t + w1 lo] into w1 hi */
+    OP_LOAD_ADDI = 0x710, /* + load - 0x28: the same with t = x + imm16 */
+    OP_MOV2 = 0x720,      /* packed d, x, then w1 d | x: two moves, w1's first */
+    OP_COUNT = 0x721,
 };
 
 #endif
