@@ -500,6 +500,7 @@ void config_free(struct config *cfg)
             free(cfg->listeners[i].auth_users[j].user);
             free(cfg->listeners[i].auth_users[j].password);
             free(cfg->listeners[i].auth_users[j].scram_secret);
+            free(cfg->listeners[i].auth_users[j].native_hash);
         }
         free(cfg->listeners[i].auth_users);
     }

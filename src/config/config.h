@@ -239,6 +239,7 @@ struct cfg_db_user {
     char *user;
     char *password;                    /* plaintext, or NULL ... */
     char *scram_secret;                /* ... PostgreSQL's SCRAM-SHA-256 verifier text */
+    char *native_hash;                 /* ... MySQL's mysql_native_password hash ("*HEX40") */
     struct cfg_where where;
 };
 
@@ -259,8 +260,8 @@ struct cfg_listener {
     struct cfg_where where;
     struct cfg_listener_tls tls;       /* TLS termination (tcp/http only); tls.enabled
                                         * false = plaintext (always for passthrough) */
-    /* spec.auth (postgres only): the proxy authenticates clients itself
-     * (SCRAM-SHA-256) against these users and logs into servers with the
+    /* spec.auth (postgres, mysql): the proxy authenticates clients itself
+     * (SCRAM-SHA-256; mysql_native_password) against these users and logs into servers with the
      * routed cluster's auth; none = clients authenticate to the server. */
     struct cfg_db_user *auth_users;
     size_t nauth_users;

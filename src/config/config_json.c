@@ -374,7 +374,9 @@ static void jw_listener(struct jw *w, const struct cfg_listener *l)
         for (size_t i = 0; i < l->nauth_users; i++) {
             jw_open(w, '{');
             jw_kstr(w, "user", l->auth_users[i].user);
-            jw_kstr(w, "credential", l->auth_users[i].password ? "password" : "scramSecret");
+            const struct cfg_db_user *u = &l->auth_users[i];
+            jw_kstr(w, "credential", u->password ? "password"
+                                     : u->scram_secret ? "scramSecret" : "nativePasswordHash");
             jw_close(w, '}');
         }
         jw_close(w, ']');

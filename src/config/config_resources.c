@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/mysql/my.h"
 #include "proto/pg/pg.h"
 #include "proto/pg/pg_scram.h"
 
@@ -104,10 +105,16 @@ static const struct ynode *http_only_key(const struct ynode *spec)
     return NULL;
 }
 
-/* One entry of auth.users into u (owned by the listener). Borrows y. */
-static int load_db_user(struct cload *cl, struct cfg_db_user *u, const struct ynode *y)
+/* One entry of auth.users into u (owned by the listener l). Borrows y. The
+ * stored credential is per protocol: PostgreSQL's SCRAM verifier or
+ * MySQL's mysql_native_password hash; a plaintext password for either. */
+static int load_db_user(struct cload *cl, const struct cfg_listener *l, struct cfg_db_user *u,
+                        const struct ynode *y)
 {
-    static const char *const keys[] = {"user", "password", "scramSecret", NULL};
+    static const char *const keys[] = {"user", "password", "scramSecret", "nativePasswordHash",
+                                       NULL};
+    int my = l->proto == CFG_PROTO_MYSQL;
+    const char *stored = my ? "nativePasswordHash" : "scramSecret";
     const struct ynode *n, *pw, *sec;
     if (cl_map(cl, y, "auth user", keys) != 0)
         return -1;
@@ -115,15 +122,33 @@ static int load_db_user(struct cload *cl, struct cfg_db_user *u, const struct yn
     u->where.line = y->line;
     if ((n = cl_need(cl, y, "user", "auth user")) == NULL || cl_strdup(cl, n, "user", &u->user))
         return -1;
-    if (!u->user[0] || strlen(u->user) >= 64)
-        return cl_fail(cl, n->line, "user: 1..63 bytes (a PostgreSQL name)");
+    if (!u->user[0] || strlen(u->user) >= (my ? 81 : 64))
+        return cl_fail(cl, n->line, my ? "user: 1..80 bytes (a MariaDB user name)"
+                                       : "user: 1..63 bytes (a PostgreSQL name)");
+    if ((sec = ytree_get(y, my ? "scramSecret" : "nativePasswordHash")) != NULL)
+        return cl_fail(cl, sec->line, "auth user '%s': %s is for %s listeners", u->user,
+                       my ? "scramSecret" : "nativePasswordHash", my ? "postgres" : "mysql");
     pw = ytree_get(y, "password");
-    sec = ytree_get(y, "scramSecret");
+    sec = ytree_get(y, stored);
     if (!pw == !sec)
-        return cl_fail(cl, y->line, "auth user '%s': give exactly one of password or scramSecret",
-                       u->user);
-    if (pw)
-        return cl_strdup(cl, pw, "password", &u->password);
+        return cl_fail(cl, y->line, "auth user '%s': give exactly one of password or %s",
+                       u->user, stored);
+    if (pw) {
+        if (cl_strdup(cl, pw, "password", &u->password) != 0)
+            return -1;
+        if (my && !u->password[0])
+            return cl_fail(cl, pw->line, "auth user '%s': empty password", u->user);
+        return 0;
+    }
+    if (my) {
+        uint8_t h[20];
+        if (cl_strdup(cl, sec, stored, &u->native_hash) != 0)
+            return -1;
+        if (my_native_hash_parse(h, u->native_hash, strlen(u->native_hash)) != 0)
+            return cl_fail(cl, sec->line, "nativePasswordHash: expected '*' and 40 hex digits (as "
+                                          "SELECT authentication_string FROM mysql.user shows it)");
+        return 0;
+    }
     if (cl_strdup(cl, sec, "scramSecret", &u->scram_secret) != 0)
         return -1;
     struct pg_scram_secret parsed;
@@ -134,13 +159,13 @@ static int load_db_user(struct cload *cl, struct cfg_db_user *u, const struct yn
     return 0;
 }
 
-/* spec.auth ({users: [...]}) of a postgres listener. Borrows a. */
+/* spec.auth ({users: [...]}) of a postgres or mysql listener. Borrows a. */
 static int load_listener_auth(struct cload *cl, struct cfg_listener *l, const struct ynode *a)
 {
     static const char *const keys[] = {"users", NULL};
     const struct ynode *n;
-    if (l->proto != CFG_PROTO_POSTGRES)
-        return cl_fail(cl, a->line, "'auth' applies only to postgres listeners (for now)");
+    if (l->proto != CFG_PROTO_POSTGRES && l->proto != CFG_PROTO_MYSQL)
+        return cl_fail(cl, a->line, "'auth' applies only to postgres and mysql listeners");
     if (cl_map(cl, a, "auth", keys) != 0 || (n = cl_need(cl, a, "users", "auth")) == NULL ||
         cl_seq(cl, n, "users", true, 10000) != 0)
         return -1;
@@ -148,7 +173,7 @@ static int load_listener_auth(struct cload *cl, struct cfg_listener *l, const st
         return cl_fail(cl, n->line, "out of memory");
     for (size_t i = 0; i < n->n; i++) {
         struct cfg_db_user *u = &l->auth_users[l->nauth_users++];
-        if (load_db_user(cl, u, n->items[i]) != 0)
+        if (load_db_user(cl, l, u, n->items[i]) != 0)
             return -1;
         for (size_t j = 0; j < i; j++)
             if (strcmp(l->auth_users[j].user, u->user) == 0)

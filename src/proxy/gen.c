@@ -14,6 +14,7 @@
 #include "proxy/accesslog.h"
 #include "proxy/db.h"
 #include "proxy/metrics.h"
+#include "proxy/my_users.h"
 #include "proxy/pg_users.h"
 #include "router/authz.h"
 #include "router/ratelimit.h"
@@ -318,8 +319,12 @@ static int listener_build(struct gen *g, struct gen_listener *gl, char *err, siz
     gl->rl = rl_list_build(g->rl, lc->name, err, errlen);
     if (!gl->rl && err[0])
         return -1;
-    gl->pg_users = pg_users_build(lc, err, errlen);
-    if (!gl->pg_users && err[0])
+    err[0] = 0;
+    if (lc->proto == CFG_PROTO_POSTGRES)
+        gl->pg_users = pg_users_build(lc, err, errlen);
+    else
+        gl->my_users = my_users_build(lc, err, errlen);
+    if (err[0])
         return -1;
     listener_metrics(gl);
     if (ratelimit_metrics(gl) < 0)
@@ -378,6 +383,7 @@ static void gen_free(struct gen *g)
         authz_free(gl->authz);
         rl_list_free(gl->rl);
         pg_users_free(gl->pg_users);
+        my_users_free(gl->my_users);
         free(gl->m_limited);
         db_table_set_free(atomic_load(&gl->tables));
         free(gl->fds);

@@ -19,6 +19,7 @@ struct rl_set;
 struct rl_list;
 struct db_table_set;
 struct pg_users;
+struct my_users;
 
 /* Series ids of one (listener, rule, backend) combination. */
 struct gen_db_ids;
@@ -68,6 +69,7 @@ struct gen_listener {
     struct authz *authz;        /* authorization policies, or NULL when none */
     struct rl_list *rl;         /* rate limits, or NULL when none */
     struct pg_users *pg_users;  /* postgres spec.auth: clients the proxy authenticates */
+    struct my_users *my_users;  /* mysql spec.auth: likewise */
     uint32_t *m_limited;        /* strand_ratelimited_total per RateLimit of rl */
     /* Table names with their own strand_db_table_statements_total series
      * (db_metrics.c), made on first use, freed with the generation. */

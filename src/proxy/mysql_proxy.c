@@ -41,6 +41,7 @@
  * Details in the "read replicas" section. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@
 #include "proxy/gen.h"
 #include "proxy/lb.h"
 #include "proxy/metrics.h"
+#include "proxy/my_pool.h"
+#include "proxy/my_users.h"
 #include "proxy/proto.h"
 #include "proxy/upstream.h"
 #include "router/attr.h"
@@ -85,6 +88,12 @@ struct stmt_table {
     struct sqlc_result pending; /* the COM_STMT_PREPARE being answered */
 };
 
+/* Terminated sessions: the client's handshake with the proxy (HELLO: its
+ * HandshakeResponse41 is awaited, SWITCH: its answer to an
+ * AuthSwitchRequest), then the server's (LOGIN: the proxy logs in, INITDB:
+ * a pooled connection selects the client's database), then READY. */
+enum term_phase { TP_OFF, TP_HELLO, TP_SWITCH, TP_LOGIN, TP_INITDB, TP_READY };
+
 /* The session's read-replica connection (see "read replicas" below). */
 enum rep_state { RS_NONE, RS_CONNECTING, RS_GREETING, RS_AUTH, RS_READY };
 
@@ -102,7 +111,6 @@ struct mrep {
     uint8_t started;             /* ... and part of its answer reached the client */
     uint8_t done;                /* ... and its last packet has been seen */
     uint8_t eof, ready;
-    uint64_t caps;               /* negotiated with the replica */
     uint64_t sticky_until_us;    /* after a write: home until then */
     uint64_t down_until_us;      /* the replica failed: home until then */
     uint32_t qbytes;             /* the held COM_QUERY packet (header included) */
@@ -111,6 +119,7 @@ struct mrep {
     uint64_t t_us;
     struct buf out;              /* to the replica; uc->in holds its bytes */
     struct my_resp resp;
+    struct my_login login;
     char db[256];                /* the database the connection was opened with */
 };
 
@@ -162,6 +171,13 @@ struct msess {
     uint64_t bytes_in, bytes_out;
     const char *reason;         /* first failure, for the access log */
     char errbuf[160];
+
+    /* Listener spec.auth (see "terminated authentication"): the proxy's
+     * own greeting and check, then its login to the server. */
+    uint8_t term;               /* enum term_phase; TP_OFF passes authentication through */
+    uint8_t cseq;               /* sequence id of the proxy's next packet to the client */
+    uint8_t scramble[20];       /* the proxy's greeting's */
+    struct my_login login;      /* with the home server (caps: negotiated there) */
 };
 
 /* The worker thread's sessions, so drain() can find them. Thread-local:
@@ -251,6 +267,20 @@ static void ms_log(struct msess *s, const char *err)
                    s->bytes_out, err);
 }
 
+static uint64_t login_want(const struct msess *s);
+
+/* A terminated session's server connection may serve another client when
+ * the session ends cleanly between commands, outside a transaction, with
+ * nothing half sent or unread either way (my_pool resets it). */
+static int poolable(const struct msess *s, const char *err)
+{
+    return s->term == TP_READY && !err && !s->reason && !s->connecting && !s->u_eof &&
+           s->ms.phase == MY_PH_COMMAND && !(s->status & MY_SERVER_STATUS_IN_TRANS) &&
+           !s->c_left && !s->s_left && !s->c_dropping && !s->client_turn && !s->ms.in_msg &&
+           !s->stmt_active && !s->rep.busy && buf_len(&s->uout) == 0 &&
+           buf_len(&s->uc->in) == 0;
+}
+
 /* Ends the session and frees it (deferred: an event may still be queued). */
 static void ms_end(struct msess *s, const char *err)
 {
@@ -276,8 +306,12 @@ static void ms_end(struct msess *s, const char *err)
     close(s->cfd);
     if (s->connecting)
         uconn_try_done(s->wc, &s->ct, ECONNABORTED);
-    if (s->uc)
+    if (s->uc && poolable(s, err)) {
+        struct my_pool_key key = {login_want(s), s->ms.hsr.charset};
+        my_pool_put(s->wc, s->uc, &key, s->login.caps);
+    } else if (s->uc) {
         uconn_close(s->uc);
+    }
     s->uc = NULL;
     buf_free(&s->cin);
     buf_free(&s->cout);
@@ -292,12 +326,14 @@ static void ms_end(struct msess *s, const char *err)
     loop_defer_free(w->loop, free, s);
 }
 
-/* Before the relay exists: writes one ERR packet (sequence 0, in place of
- * the greeting) straight to the fresh socket, best effort, and ends. */
+/* Before the relay exists: writes one ERR packet straight to the socket,
+ * best effort, and ends. Its sequence id is 0 in place of the server's
+ * greeting, or the next one of a terminated login. */
 static void refuse_now(struct msess *s, uint16_t code, const char *state, const char *msg)
 {
     uint8_t pkt[ERR_ROOM];
-    int n = my_build_err(pkt, sizeof(pkt), 0, MY_CLIENT_PROTOCOL_41, code, state, msg, strlen(msg));
+    int n = my_build_err(pkt, sizeof(pkt), s->cseq, MY_CLIENT_PROTOCOL_41, code, state, msg,
+                         strlen(msg));
     if (n > 0) {
         struct iovec iov = {pkt, (size_t)n};
         if (sio_writev(&s->cs, &iov, 1) > 0)
@@ -333,6 +369,20 @@ static int hold(struct buf *b, uint32_t total)
     if (b->data ? b->cap >= total : buf_block_size() >= total)
         return 0;
     return buf_grow(b, total);
+}
+
+/* Makes sure the small packet (a greeting, a login packet) of len payload
+ * bytes at the head of in is whole there. 1: it is, 0: wait for more,
+ * -1: the session ended (out of memory). */
+static int whole(struct msess *s, struct buf *in, uint32_t len)
+{
+    if (buf_len(in) - MY_HDR_LEN >= len)
+        return 1;
+    if (hold(in, MY_HDR_LEN + len) < 0) {
+        ms_end(s, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 /* Passes up to *left bytes from in to out (or drops them); returns bytes. */
@@ -407,16 +457,17 @@ static const struct cfg_authz *session_denied(struct msess *s)
  * opens another, or goes home). */
 
 #define REP_STICKY_US 1000000
-/* Capabilities copied from the client's handshake for the replica login. */
-#define REP_COPY_CAPS                                                                       \
+/* Capabilities copied from the client's handshake for the proxy's own
+ * logins (read replicas, terminated sessions' servers). */
+#define LOGIN_COPY_CAPS                                                                     \
     (MY_CLIENT_LONG_PASSWORD | MY_CLIENT_FOUND_ROWS | MY_CLIENT_LONG_FLAG |                 \
      MY_CLIENT_IGNORE_SPACE | MY_CLIENT_TRANSACTIONS | MY_CLIENT_MULTI_STATEMENTS |         \
      MY_CLIENT_MULTI_RESULTS | MY_CLIENT_PS_MULTI_RESULTS | MY_CLIENT_SESSION_TRACK |       \
      MY_CLIENT_DEPRECATE_EOF | MY_CLIENT_OPTIONAL_RESULTSET_METADATA |                    \
      MY_MARIADB_CLIENT_EXTENDED_METADATA | MY_MARIADB_CLIENT_PROGRESS)
-/* Capabilities that change the shape of a query's response: the replica's
- * negotiated ones must equal the client's. */
-#define REP_SHAPE_CAPS                                                                      \
+/* Capabilities that change the shape of a query's response: those the
+ * proxy negotiates with a server must equal the client's. */
+#define SHAPE_CAPS                                                                          \
     (MY_CLIENT_PROTOCOL_41 | MY_CLIENT_MULTI_RESULTS | MY_CLIENT_SESSION_TRACK |            \
      MY_CLIENT_DEPRECATE_EOF | MY_CLIENT_OPTIONAL_RESULTSET_METADATA |                    \
      MY_MARIADB_CLIENT_EXTENDED_METADATA | MY_MARIADB_CLIENT_PROGRESS)
@@ -595,77 +646,58 @@ static int rep_send(struct mrep *r, const uint8_t *p, size_t n)
     return buf_put(&r->out, p, n);
 }
 
+/* The capabilities the proxy's logins ask for (also the pool key's): what
+ * shapes responses as the client negotiated it, with the proxy for a
+ * terminated session, else with its server. */
+static uint64_t login_want(const struct msess *s)
+{
+    return (s->term ? s->ms.caps : s->ms.client_caps) & LOGIN_COPY_CAPS;
+}
+
+/* Prepares the proxy's login to a server of cluster cc (borrowed, like
+ * db) for this session: the cluster's auth credentials, the client's
+ * response-shaping capabilities and character set. For a terminated
+ * session those are what the client negotiated with the proxy. */
+static void login_init(const struct msess *s, struct my_login *lg, const struct cfg_cluster *cc,
+                       const char *db)
+{
+    memset(lg, 0, sizeof(*lg));
+    lg->user = cc->auth_user;
+    lg->password = cc->auth_password;
+    lg->database = db;
+    lg->want = login_want(s);
+    lg->charset = s->ms.hsr.charset;
+}
+
 /* One login packet from the replica (greeting or auth exchange), whole in
  * p[0..len). 0, or -1 after rep_fail. */
 static int rep_login_packet(struct msess *s, const struct my_pkt *pkt, const uint8_t *p,
                             uint32_t len)
 {
     struct mrep *r = &s->rep;
-    const struct cfg_cluster *cc = r->wc->gc->cfg;
-    const char *pw = cc->auth_password ? cc->auth_password : "";
     uint8_t out[1024];
-    if (len == 0 || p[0] == 0xff) {
-        rep_fail(s, r->state == RS_GREETING ? "the read replica refused the connection"
-                                            : "the read replica refused the login");
+    size_t n = 0;
+    int greeting = r->state == RS_GREETING;
+    if (greeting)
+        login_init(s, &r->login, r->wc->gc->cfg, r->db);
+    int rc = my_login_feed(&r->login, pkt, p, len, out, sizeof(out), &n);
+    if (rc < 0) {
+        rep_fail(s, rc == MY_E_DENIED ? (greeting ? "the read replica refused the connection"
+                                                  : "the read replica refused the login")
+                    : greeting ? "unexpected greeting from the read replica"
+                               : "the read replica asks for an unsupported authentication method");
         return -1;
     }
-    if (r->state == RS_GREETING) {
-        struct my_handshake hs;
-        if (my_parse_handshake(p, len, &hs) != 0 || hs.scramble_len != 20) {
-            rep_fail(s, "unexpected greeting from the read replica");
-            return -1;
-        }
-        uint64_t want = (s->ms.client_caps & REP_COPY_CAPS) | MY_CLIENT_PROTOCOL_41 |
-                        MY_CLIENT_SECURE_CONNECTION | MY_CLIENT_PLUGIN_AUTH;
-        if (r->db[0])
-            want |= MY_CLIENT_CONNECT_WITH_DB;
-        r->caps = want & hs.caps;
-        if ((r->caps ^ s->ms.caps) & REP_SHAPE_CAPS) {
-            rep_fail(s, "the read replica cannot answer in the client's format");
-            return -1;
-        }
-        uint8_t scr[20];
-        int sn = my_scramble_native(scr, hs.scramble, pw, strlen(pw));
-        struct my_hs_response hr;
-        memset(&hr, 0, sizeof(hr));
-        hr.caps = want;
-        hr.max_packet = 1u << 24;
-        hr.charset = s->ms.hsr.charset ? s->ms.hsr.charset : hs.charset;
-        hr.user = (my_str){cc->auth_user, strlen(cc->auth_user)};
-        hr.auth_response = (my_str){(const char *)scr, (size_t)(sn > 0 ? sn : 0)};
-        hr.database = (my_str){r->db, strlen(r->db)};
-        hr.auth_plugin = (my_str){"mysql_native_password", 21};
-        int n = my_build_hs_response(out, sizeof(out), (uint8_t)(pkt->seq + 1), &hr);
-        if (n < 0 || rep_send(r, out, (size_t)n) < 0) {
-            rep_fail(s, "cannot build the login for the read replica");
-            return -1;
-        }
-        r->state = RS_AUTH;
-        return 0;
+    if (greeting && ((r->login.caps ^ s->ms.caps) & SHAPE_CAPS)) {
+        rep_fail(s, "the read replica cannot answer in the client's format");
+        return -1;
     }
-    /* RS_AUTH */
-    if (p[0] == 0x00) {
-        r->state = RS_READY;
-        return 0;
+    if (n && rep_send(r, out, n) < 0) {
+        rep_fail(s, "out of memory");
+        return -1;
     }
-    struct my_auth_pkt ap;
-    if (p[0] == 0xfe && my_parse_auth_packet(p, len, &ap) == 0 && ap.kind == MY_AUTH_SWITCH &&
-        ap.plugin.len == 21 && memcmp(ap.plugin.p, "mysql_native_password", 21) == 0 &&
-        ap.data.len >= 20) {
-        uint8_t scr[20];
-        int sn = my_scramble_native(scr, (const uint8_t *)ap.data.p, pw, strlen(pw));
-        if (sn < 0)
-            sn = 0;
-        my_pkt_put_header(out, (uint32_t)sn, (uint8_t)(pkt->seq + 1));
-        memcpy(out + MY_HDR_LEN, scr, (size_t)sn);
-        if (rep_send(r, out, MY_HDR_LEN + (size_t)sn) < 0) {
-            rep_fail(s, "out of memory");
-            return -1;
-        }
-        return 0;
-    }
-    rep_fail(s, "the read replica asks for an unsupported authentication method");
-    return -1;
+    r->state = rc == MY_R_DONE ? RS_READY : RS_AUTH;
+    return 0;
 }
 
 /* strand_db_errors_total for a statement answered by ERR r->err_code. */
@@ -781,7 +813,7 @@ static int rep_io(struct msess *s)
             rep_fail(s, "out of memory");
             return 1;
         }
-        my_resp_init(&r->resp, MY_COM_QUERY, r->caps, 1);
+        my_resp_init(&r->resp, MY_COM_QUERY, r->login.caps, 1);
         r->sent = 1;
     }
     if (buf_len(&r->out) > 0 && !r->eof) {
@@ -820,10 +852,329 @@ static int rep_io(struct msess *s)
     return moved;
 }
 
+/* ---- terminated authentication ---------------------------------------------
+ *
+ * A listener with `auth` greets the client itself (term_start): its own
+ * HandshakeV10 with TERM_CAPS, a fresh scramble and mysql_native_password.
+ * The client's HandshakeResponse41 is checked against my_users (a client
+ * that asks for another plugin, like MySQL 8's caching_sha2_password, is
+ * switched to mysql_native_password first); only then is the session
+ * routed, with db.user and db.name known, so routes and session policies
+ * can use them. The server login is the proxy's own (login_init: the
+ * cluster's auth user, the client's database, character set and
+ * response-shaping capabilities); its OK becomes the client's OK, with the
+ * client's sequence ids. From there the session is relayed as usual.
+ *
+ * Pooling: such a session's server connection goes to my_pool when the
+ * session ends between commands and outside a transaction (COM_QUIT is
+ * not forwarded). A new session that named a database is first offered a
+ * pooled connection logged in with the same capabilities and character
+ * set; COM_INIT_DB then selects its database (COM_RESET_CONNECTION keeps
+ * the previous client's). One without a database always gets a new
+ * connection, since "no database" cannot be selected again. */
+
+#define NATIVE "mysql_native_password"
+#define TERM_VERSION "5.5.5-10.11.0-Strand"
+#define TERM_CHARSET 45 /* utf8mb4_general_ci, for clients that take the server's */
+/* What the proxy's greeting offers: no TLS, compression, LOCAL INFILE,
+ * connection attributes or MariaDB extensions (CLIENT_MYSQL set), and only
+ * response shapes MySQL 5.7+ and MariaDB 10.2+ servers all follow. */
+#define TERM_CAPS                                                                           \
+    (MY_CLIENT_LONG_PASSWORD | MY_CLIENT_FOUND_ROWS | MY_CLIENT_LONG_FLAG |                 \
+     MY_CLIENT_CONNECT_WITH_DB | MY_CLIENT_IGNORE_SPACE | MY_CLIENT_PROTOCOL_41 |           \
+     MY_CLIENT_TRANSACTIONS | MY_CLIENT_SECURE_CONNECTION | MY_CLIENT_MULTI_STATEMENTS |    \
+     MY_CLIENT_MULTI_RESULTS | MY_CLIENT_PS_MULTI_RESULTS | MY_CLIENT_PLUGIN_AUTH |         \
+     MY_CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | MY_CLIENT_SESSION_TRACK |                   \
+     MY_CLIENT_DEPRECATE_EOF)
+#define MY_ER_HANDSHAKE 1043 /* 08S01 Bad handshake */
+
+/* Thread ids of the proxy's greetings: from a range servers do not reach,
+ * so a client's KILL with one finds no session. */
+static atomic_uint term_ids;
+
+static void ms_route(struct msess *s);
+static void ms_client_io(struct loop *l, struct loop_io *io, unsigned events);
+static void server_fault(struct msess *s, const struct my_pkt *pkt, const uint8_t *p,
+                         uint32_t avail, const char *why);
+
+/* Sends the proxy's greeting and waits for the client's answer. */
+static void term_start(struct msess *s)
+{
+    struct worker *w = s->w;
+    struct my_handshake hs;
+    uint8_t pkt[160];
+    memset(&hs, 0, sizeof(hs));
+    hs.protocol_version = 10;
+    hs.server_version = (my_str){TERM_VERSION, sizeof(TERM_VERSION) - 1};
+    hs.connection_id = 0xf0000000u | (atomic_fetch_add(&term_ids, 1) & 0x0fffffffu);
+    hs.scramble_len = 20;
+    hs.caps = TERM_CAPS;
+    hs.charset = TERM_CHARSET;
+    hs.status = MY_SERVER_STATUS_AUTOCOMMIT;
+    hs.auth_plugin = (my_str){NATIVE, sizeof(NATIVE) - 1};
+    int n = my_scramble_random(s->scramble, sizeof(s->scramble));
+    memcpy(hs.scramble, s->scramble, sizeof(s->scramble));
+    if (n == 0)
+        n = my_build_handshake(pkt, sizeof(pkt), &hs);
+    if (n < 0 || buf_put(&s->cout, pkt, (size_t)n) < 0) {
+        ms_end(s, "cannot greet the client");
+        return;
+    }
+    s->term = TP_HELLO;
+    s->ms.server_caps = TERM_CAPS;
+    s->io.cb = ms_client_io;
+    s->io.ud = s;
+    if (loop_io_add(w->loop, &s->io, LOOP_READ | LOOP_WRITE) < 0) {
+        ms_end(s, "cannot watch the connection");
+        return;
+    }
+    s->io_added = 1;
+    loop_timer_arm(w->loop, &s->timer, loop_now(w->loop) + s->gl->cfg->header_timeout_ms);
+    ms_run(s);
+}
+
+/* The client's name and password are checked: the session policies, then
+ * routing (and connecting, or a pooled connection). */
+static void term_verified(struct msess *s, const uint8_t *resp, size_t len)
+{
+    char msg[400];
+    if (!my_users_check(s->gl->my_users, s->user, s->scramble, resp, len)) {
+        snprintf(msg, sizeof(msg), "Access denied for user '%s'@'%s' (using password: %s)",
+                 s->user, s->peer_ip, len ? "YES" : "NO");
+        send_err(s, s->cseq, MY_ER_ACCESS_DENIED, "28000", msg);
+        start_closing(s, "authentication failed");
+        return;
+    }
+    const struct cfg_authz *deny = session_denied(s);
+    if (deny) {
+        metrics_add(s->w->shard, s->gl->m_denied, 1);
+        snprintf(msg, sizeof(msg), "Access denied by policy %s", deny->name);
+        send_err(s, s->cseq, MY_ER_ACCESS_DENIED, "28000", msg);
+        snprintf(s->errbuf, sizeof(s->errbuf), "denied by policy %s", deny->name);
+        start_closing(s, s->errbuf);
+        return;
+    }
+    s->term = TP_LOGIN;
+    ms_route(s);
+}
+
+/* The client's HandshakeResponse41 in p[0..len). Returns 1 with *resp set
+ * to its mysql_native_password answer, or 0 when it was answered already
+ * (an auth switch, or a refusal). */
+static int term_hello(struct msess *s, const uint8_t *p, uint32_t len, const uint8_t **resp,
+                      size_t *rlen)
+{
+    struct my_hs_response *h = &s->ms.hsr;
+    int e = my_parse_hs_response(p, len, TERM_CAPS, h);
+    if (e == 0 && h->ssl_request) {
+        send_err(s, s->cseq, MY_ER_ACCESS_DENIED, "08S01",
+                 "TLS is not supported by this proxy listener yet");
+        start_closing(s, "client asked for TLS");
+        return 0;
+    }
+    if (e < 0 || !(h->caps & MY_CLIENT_SECURE_CONNECTION)) {
+        send_err(s, s->cseq, MY_ER_HANDSHAKE, "08S01", "Bad handshake");
+        start_closing(s, "malformed handshake response");
+        return 0;
+    }
+    copy_str(s->user, sizeof(s->user), h->user);
+    s->has_user = 1;
+    copy_str(s->dbname, sizeof(s->dbname), h->database);
+    s->has_db = s->dbname[0] != 0;
+    s->ms.client_caps = h->caps;
+    s->ms.caps = TERM_CAPS & h->caps;
+    int native = !(h->caps & MY_CLIENT_PLUGIN_AUTH) || h->auth_plugin.len == 0 ||
+                 (h->auth_plugin.len == sizeof(NATIVE) - 1 &&
+                  memcmp(h->auth_plugin.p, NATIVE, sizeof(NATIVE) - 1) == 0);
+    *resp = (const uint8_t *)h->auth_response.p;
+    *rlen = h->auth_response.len;
+    /* The strings point into cin, which is about to move on. */
+    h->user = h->auth_response = h->database = h->auth_plugin = h->attrs = (my_str){NULL, 0};
+    if (native)
+        return 1;
+    uint8_t sw[64];
+    int n = my_build_auth_switch(sw, sizeof(sw), s->cseq, NATIVE, s->scramble, 20);
+    if (n < 0 || buf_put(&s->cout, sw, (size_t)n) < 0) {
+        start_closing(s, "cannot switch the client's authentication method");
+        return 0;
+    }
+    s->term = TP_SWITCH;
+    return 0;
+}
+
+/* A client packet before the session is routed: the handshake response or
+ * the answer to the auth switch, never forwarded. Like c_packet. */
+static int term_client_packet(struct msess *s, const struct my_pkt *pkt)
+{
+    uint8_t *p = (uint8_t *)buf_start(&s->cin) + MY_HDR_LEN;
+    uint32_t len = pkt->len;
+    if (len >= 65536) {
+        ms_end(s, "oversized handshake response");
+        return -1;
+    }
+    int w = whole(s, &s->cin, len);
+    if (w <= 0)
+        return w;
+    if (buf_room(&s->cout) < ERR_ROOM)
+        return 0;
+    s->c_left = MY_HDR_LEN + len;
+    s->c_drop = 1;
+    s->cseq = (uint8_t)(pkt->seq + 1);
+    if (pkt->seq != (s->term == TP_HELLO ? 1 : 3)) {
+        send_err(s, s->cseq, MY_ER_HANDSHAKE, "08S01", "Bad handshake");
+        start_closing(s, "client packet out of sequence");
+        return 1;
+    }
+    const uint8_t *resp = p;
+    size_t rlen = len;
+    if (s->term == TP_HELLO && !term_hello(s, p, len, &resp, &rlen))
+        return 1;
+    term_verified(s, resp, rlen);
+    return s->dead ? -1 : 1;
+}
+
+/* A pooled connection for the session, if one fits: it selects the
+ * client's database (TP_INITDB) before the client is told OK. 1 when
+ * taken. */
+static int term_pooled(struct msess *s)
+{
+    struct my_pool_key key = {login_want(s), s->ms.hsr.charset};
+    uint64_t caps;
+    uint16_t status;
+    if (!s->has_db)
+        return 0;
+    struct uconn *uc = my_pool_take(s->wc, &key, &caps, &status);
+    if (!uc)
+        return 0;
+    uc->ops = &ms_uc_ops;
+    uc->owner = s;
+    s->uc = uc;
+    s->u_ready = 1;
+    memset(&s->login, 0, sizeof(s->login));
+    s->login.caps = caps;
+    s->login.status = status;
+    size_t dl = strlen(s->dbname);
+    uint8_t q[MY_HDR_LEN + 1 + NAME_MAX_];
+    my_pkt_put_header(q, (uint32_t)(1 + dl), 0);
+    q[MY_HDR_LEN] = MY_COM_INIT_DB;
+    memcpy(q + MY_HDR_LEN + 1, s->dbname, dl);
+    if (buf_put(&s->uout, q, MY_HDR_LEN + 1 + dl) < 0) {
+        start_closing(s, "out of memory");
+        return 1;
+    }
+    s->term = TP_INITDB;
+    return 1;
+}
+
+/* The server logged the proxy in (or selected the database on a pooled
+ * connection): the client gets its OK, and the session its relay. */
+static void term_ready(struct msess *s)
+{
+    uint8_t ok[64];
+    if ((s->login.caps ^ s->ms.caps) & SHAPE_CAPS) {
+        send_err(s, s->cseq, MY_ER_HANDSHAKE, "08S01",
+                 "The database server cannot answer in the format this client negotiated "
+                 "with the proxy");
+        start_closing(s, "the server's capabilities differ from the client's");
+        return;
+    }
+    int n = my_build_ok(ok, sizeof(ok), s->cseq, s->ms.caps, 0, 0, s->login.status, 0, NULL, 0);
+    if (n < 0 || buf_put(&s->cout, ok, (size_t)n) < 0) {
+        start_closing(s, "out of memory");
+        return;
+    }
+    s->status = s->login.status;
+    s->term = TP_READY;
+    s->ms.phase = MY_PH_COMMAND;
+    s->ms.authed = 1;
+    if (s->w->draining)
+        start_closing(s, NULL);
+}
+
+/* The server refused the proxy's login (or the database): its ERR
+ * (p[0..len)) goes to the client with the client's sequence id. */
+static void term_refused(struct msess *s, const uint8_t *p, uint32_t len)
+{
+    struct my_err e;
+    char msg[520];
+    if (my_parse_err(p, len, len, MY_CLIENT_PROTOCOL_41, &e) == 0) {
+        copy_str(msg, sizeof(msg), e.message);
+        send_err(s, s->cseq, e.code, e.sqlstate[0] ? e.sqlstate : "HY000", msg);
+    } else {
+        send_err(s, s->cseq, MY_ER_ACCESS_DENIED, "28000",
+                 "The database server refused the proxy's login");
+    }
+    start_closing(s, "the server refused the proxy's login");
+}
+
+/* A server packet while the proxy logs in or selects the database on a
+ * pooled connection; like s_packet, never forwarded. */
+static int term_server_packet(struct msess *s, const struct my_pkt *pkt)
+{
+    struct buf *in = &s->uc->in;
+    uint8_t *p = (uint8_t *)buf_start(in) + MY_HDR_LEN;
+    uint32_t have = buf_len(in) - MY_HDR_LEN, len = pkt->len;
+    uint8_t out[1024];
+    size_t n = 0;
+    int rc;
+    if (buf_room(&s->cout) < ERR_ROOM)
+        return 0;
+    if (len >= 65536) {
+        server_fault(s, pkt, p, have < len ? have : len, "oversized login packet from the server");
+        return 1;
+    }
+    if ((rc = whole(s, in, len)) <= 0)
+        return rc;
+    s->s_left = MY_HDR_LEN + len;
+    s->s_drop = 1;
+    if (s->term == TP_INITDB) {
+        struct my_ok ok;
+        rc = len && p[0] == 0xff ? MY_E_DENIED
+             : len && p[0] == 0x00 && my_parse_ok(p, len, len, s->login.caps, &ok) == 0
+                 ? MY_R_DONE : MY_E_MALFORMED;
+        if (rc == MY_R_DONE)
+            s->login.status = ok.status;
+    } else {
+        rc = my_login_feed(&s->login, pkt, p, len, out, sizeof(out), &n);
+    }
+    if (rc == MY_E_DENIED) {
+        term_refused(s, p, len);
+    } else if (rc < 0) {
+        send_err(s, s->cseq, MY_ER_HANDSHAKE, "08S01",
+                 rc == MY_E_UNSUPPORTED ? "The database server asks the proxy for an "
+                                          "authentication method it does not support"
+                                        : "Unexpected packet from the database server");
+        start_closing(s, "the proxy's login failed");
+    } else if (n && buf_put(&s->uout, out, n) < 0) {
+        start_closing(s, "out of memory");
+    } else if (rc == MY_R_DONE) {
+        term_ready(s);
+    }
+    return 1;
+}
+
 /* ---- client -> server --------------------------------------------------- */
 
-/* A statement refused by policy: the packet (and, for a > 16 MiB command,
- * the packets after it) are dropped; the client gets ERR 1142. */
+/* Answers the command in pkt with an ERR instead of the server: its packet
+ * (and, for a > 16 MiB command, the packets after it) are dropped. */
+static void drop_command(struct msess *s, const struct my_pkt *pkt, uint16_t code,
+                         const char *state, const char *msg)
+{
+    s->ms.phase = MY_PH_COMMAND;
+    s->stmt_active = 0;
+    s->c_left = MY_HDR_LEN + pkt->len;
+    s->c_drop = 1;
+    if (s->ms.in_msg) {
+        s->ms.in_msg = 0;
+        s->c_dropping = 1;
+        s->pend_err_len = my_build_err(s->pend_err, sizeof(s->pend_err), 0,
+                                       s->ms.caps | MY_CLIENT_PROTOCOL_41, code, state, msg,
+                                       strlen(msg));
+        return;
+    }
+    send_err(s, (uint8_t)(pkt->seq + 1), code, state, msg);
+}
+
 /* Refuses the command in pkt: by policy deny (or for the reason why), or,
  * with limit set, by that RateLimit (ERR 1226, as MySQL answers a user over
  * a max_queries_per_hour resource limit; the refusal is counted already). */
@@ -845,19 +1196,7 @@ static void refuse_command(struct msess *s, const struct my_pkt *pkt, int verb,
     else
         snprintf(msg, sizeof(msg), "%s command denied to user '%s': %s",
                  sqlc_verb_name((enum sqlc_verb)verb), s->user, why);
-    s->ms.phase = MY_PH_COMMAND;
-    s->stmt_active = 0;
-    s->c_left = MY_HDR_LEN + pkt->len;
-    s->c_drop = 1;
-    if (s->ms.in_msg) {
-        s->ms.in_msg = 0;
-        s->c_dropping = 1;
-        s->pend_err_len = my_build_err(s->pend_err, sizeof(s->pend_err), 0,
-                                       s->ms.caps | MY_CLIENT_PROTOCOL_41,
-                                       code, "42000", msg, strlen(msg));
-        return;
-    }
-    send_err(s, (uint8_t)(pkt->seq + 1), code, "42000", msg);
+    drop_command(s, pkt, code, "42000", msg);
 }
 
 /* A command was parsed (s->ms.last): classify, check, remember what the
@@ -898,6 +1237,14 @@ static int on_command(struct msess *s, const struct my_pkt *pkt, int rc)
         a.dbname = s->pend_has_db ? s->pend_db : NULL;
         break;
     case MY_COM_CHANGE_USER:
+        if (s->term) {
+            /* The client's answer is to the proxy's scramble, and the
+             * server knows neither the client's user nor that scramble. */
+            drop_command(s, pkt, MY_ER_UNKNOWN_COM, "08S01",
+                         "COM_CHANGE_USER is not supported on a listener that authenticates "
+                         "clients itself");
+            return 0;
+        }
         /* Checked like a new session when the server accepts it. */
         copy_str(s->pend_user, sizeof(s->pend_user), c->user);
         copy_str(s->pend_db, sizeof(s->pend_db), c->schema);
@@ -956,8 +1303,17 @@ static int on_command(struct msess *s, const struct my_pkt *pkt, int rc)
         }
         s->stmts->pending = cls;
     }
-    if (rc == MY_R_DONE && c->cmd == MY_COM_QUIT)
+    if (rc == MY_R_DONE && c->cmd == MY_COM_QUIT) {
         s->quit = 1;
+        if (s->term) {
+            /* Not forwarded: the server connection outlives the client
+             * (pooling), the session ends when its bytes are out. */
+            s->ms.phase = MY_PH_COMMAND;
+            s->c_left = MY_HDR_LEN + pkt->len;
+            s->c_drop = 1;
+            return 0;
+        }
+    }
     return 1;
 }
 
@@ -969,6 +1325,10 @@ static int c_packet(struct msess *s, const struct my_pkt *pkt)
     uint8_t *p = (uint8_t *)buf_start(&s->cin) + MY_HDR_LEN;
     uint32_t have = buf_len(&s->cin) - MY_HDR_LEN;
     uint32_t len = pkt->len, need = 0;
+    if (s->term == TP_HELLO || s->term == TP_SWITCH)
+        return term_client_packet(s, pkt);
+    if (s->term == TP_LOGIN || s->term == TP_INITDB)
+        return 0; /* the client waits for its OK */
     if (s->c_dropping) {
         s->c_left = MY_HDR_LEN + len;
         s->c_drop = 1;
@@ -1197,13 +1557,9 @@ static int s_packet(struct msess *s, const struct my_pkt *pkt)
             server_fault(s, pkt, p, avail, "oversized server greeting");
             return 1;
         }
-        if (have < len) {
-            if (hold(in, MY_HDR_LEN + len) < 0) {
-                ms_end(s, "out of memory");
-                return -1;
-            }
-            return 0;
-        }
+        int w = whole(s, in, len);
+        if (w <= 0)
+            return w;
         if (len && p[0] == 10 && patch_greeting(p, len) < 0) {
             server_fault(s, pkt, p, avail, "malformed server greeting");
             return 1;
@@ -1275,7 +1631,8 @@ static int s_process(struct msess *s)
         if (buf_len(in) < MY_HDR_LEN)
             break;
         my_pkt_header((const uint8_t *)buf_start(in), buf_len(in), &pkt);
-        int rc = s_packet(s, &pkt);
+        int rc = s->term == TP_LOGIN || s->term == TP_INITDB ? term_server_packet(s, &pkt)
+                                                             : s_packet(s, &pkt);
         if (rc < 0)
             return -1;
         if (rc == 0)
@@ -1287,13 +1644,20 @@ static int s_process(struct msess *s)
 
 /* ---- the event loop side ---------------------------------------------- */
 
+/* The server connection's stream once connected, else NULL (a terminated
+ * session talks to its client alone until it is routed and connected). */
+static struct sio *up_sio(struct msess *s)
+{
+    return s->uc && !s->connecting ? &s->uc->sio : NULL;
+}
+
 /* Moves bytes until nothing moves, then sets the interest of both sockets. */
 static void ms_run(struct msess *s)
 {
-    if (s->dead || !s->uc)
+    if (s->dead)
         return;
     struct worker *w = s->w;
-    struct sio *us = &s->uc->sio;
+    struct sio *us;
     int any = 0;
     for (;;) {
         int moved = 0;
@@ -1312,10 +1676,11 @@ static void ms_run(struct msess *s)
                 s->c_ready = 0; /* drained */
         }
         int r = c_process(s);
-        if (r < 0)
+        if (r < 0 || s->dead)
             return;
         moved |= r;
-        if (buf_len(&s->uout) > 0) {
+        us = up_sio(s);
+        if (us && buf_len(&s->uout) > 0) {
             n = sio_write_buf(us, &s->uout);
             if (n > 0)
                 moved = 1;
@@ -1324,7 +1689,7 @@ static void ms_run(struct msess *s)
                 s->u_eof = 1;
             }
         }
-        if (s->u_ready && !s->u_eof && buf_has_room(&s->uc->in)) {
+        if (us && s->u_ready && !s->u_eof && buf_has_room(&s->uc->in)) {
             uint32_t room = s->uc->in.data ? buf_space(&s->uc->in) : buf_block_size();
             n = sio_read_buf(us, &s->uc->in);
             if (n > 0)
@@ -1334,10 +1699,12 @@ static void ms_run(struct msess *s)
             if (n < 0 || (n > 0 && (uint32_t)n < room))
                 s->u_ready = 0;
         }
-        r = s_process(s);
-        if (r < 0)
-            return;
-        moved |= r;
+        if (us) {
+            r = s_process(s);
+            if (r < 0)
+                return;
+            moved |= r;
+        }
         if (s->rep.uc && !s->closing) {
             r = rep_io(s);
             if (r < 0 || s->dead)
@@ -1366,16 +1733,21 @@ static void ms_run(struct msess *s)
             ms_end(s, NULL);
             return;
         }
-        if (s->u_eof && !s->closing)
+        if (s->u_eof && !s->closing) {
+            if (s->term == TP_LOGIN || s->term == TP_INITDB)
+                send_err(s, s->cseq, MY_CR_SERVER_LOST, "HY000",
+                         "Lost connection to the database server during the proxy's login");
             start_closing(s, s->ms.phase == MY_PH_COMMAND || s->ms.phase == MY_PH_CLOSED
                                  ? NULL : "upstream closed the connection");
+            continue; /* the ERR may go out */
+        }
         if (s->closing && buf_len(&s->cout) == 0 &&
-            (!s->s_left || (s->u_eof && buf_len(&s->uc->in) == 0))) {
+            (!us || !s->s_left || (s->u_eof && buf_len(&s->uc->in) == 0))) {
             ms_end(s, NULL);
             return;
         }
         /* Bytes TLS already decrypted are never reported by epoll. */
-        if (!s->u_eof && sio_pending(us) && buf_has_room(&s->uc->in))
+        if (us && !s->u_eof && sio_pending(us) && buf_has_room(&s->uc->in))
             continue;
         break;
     }
@@ -1384,12 +1756,14 @@ static void ms_run(struct msess *s)
         cm |= LOOP_READ;
     if (buf_len(&s->cout) > 0)
         cm |= LOOP_WRITE;
-    if (!s->u_eof && buf_has_room(&s->uc->in))
-        um |= LOOP_READ;
-    if (buf_len(&s->uout) > 0)
-        um |= LOOP_WRITE;
     loop_io_set(w->loop, &s->io, cm | s->cs.want);
-    uconn_want(s->uc, um | us->want);
+    if (us) {
+        if (!s->u_eof && buf_has_room(&s->uc->in))
+            um |= LOOP_READ;
+        if (buf_len(&s->uout) > 0)
+            um |= LOOP_WRITE;
+        uconn_want(s->uc, um | us->want);
+    }
     if (s->rep.uc && s->rep.state >= RS_GREETING) {
         um = 0;
         if (buf_len(&s->rep.out) > 0 && !s->rep.eof)
@@ -1449,6 +1823,12 @@ static void ms_connected(void *owner, struct uconn *uc, int err)
     }
     s->uc = uc;
     s->u_ready = 1; /* the greeting may already be there */
+    if (s->term) {
+        /* The client is watched already and waits for the login. */
+        login_init(s, &s->login, s->wc->gc->cfg, s->has_db ? s->dbname : NULL);
+        ms_run(s);
+        return;
+    }
     s->io.fd = s->cfd;
     s->io.cb = ms_client_io;
     s->io.ud = s;
@@ -1467,6 +1847,8 @@ static const struct uconn_ops ms_uc_ops = {ms_connected, ms_uc_io};
 static void ms_connect(struct msess *s)
 {
     struct uconn *uc;
+    if (s->term && term_pooled(s))
+        return;
     int rc = uconn_try_next(s->wc, route_rule_cfg(s->rr), &s->ct, &ms_uc_ops, s, &uc);
     if (rc != UCONN_TRY_STARTED) {
         snprintf(s->errbuf, sizeof(s->errbuf), "Can't connect to the database through the proxy: %s",
@@ -1537,7 +1919,10 @@ static void ms_accept(struct worker *w, struct gen_listener *gl, int fd,
     worker_conn_opened(w);
     metrics_gauge_add(w->shard, gl->m_conn_active, 1);
     metrics_add(w->shard, gl->m_conn_total, 1);
-    ms_route(s);
+    if (gl->my_users)
+        term_start(s);
+    else
+        ms_route(s);
 }
 
 /* Idle sessions (waiting for the client's next command) close now; the
@@ -1551,7 +1936,14 @@ static void ms_drain(struct worker *w)
     while (l != &sessions) {
         struct msess *s = (struct msess *)((char *)l - offsetof(struct msess, link));
         l = l->next;
-        if (s->w != w || s->dead || !s->uc)
+        if (s->w != w || s->dead)
+            continue;
+        if (s->term == TP_HELLO || s->term == TP_SWITCH) {
+            start_closing(s, NULL); /* not logged in yet: nothing to finish */
+            ms_run(s);
+            continue;
+        }
+        if (!s->uc)
             continue;
         if (s->ms.phase == MY_PH_COMMAND && !s->c_left && !s->rep.busy && buf_len(&s->cin) == 0 &&
             buf_len(&s->uout) == 0) {

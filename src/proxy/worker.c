@@ -19,6 +19,7 @@
 #include "proxy/db_check.h"
 #include "proxy/lb.h"
 #include "proxy/metrics.h"
+#include "proxy/my_pool.h"
 #include "proxy/pg_pool.h"
 #include "proxy/proto.h"
 #include "proxy/upstream.h"
@@ -58,12 +59,13 @@ void worker_conn_closed(struct worker *w) { w->nconns--; }
 void wgen_hold(struct wgen *wg) { wg->users++; }
 
 /* Closes wc's idle upstream connections of every kind: HTTP/1 keep-alive,
- * HTTP/2 sessions without streams, pooled PostgreSQL connections. */
+ * HTTP/2 sessions without streams, pooled PostgreSQL and MySQL connections. */
 static void cluster_close_idle(struct wcluster *wc)
 {
     uconn_close_idle(wc);
     h2u_close_idle(wc);
     pg_pool_close(wc);
+    my_pool_close(wc);
 }
 
 static void wgen_free(struct wgen *wg)

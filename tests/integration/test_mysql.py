@@ -20,6 +20,15 @@ an endpoint the checks put out (a closed port), go to the primary while the
 replica's SQL thread is stopped (Seconds_Behind_Master NULL) and come back
 when it runs again; a stopped replica costs no failed statement, and reads
 (new sessions and a long one) return once it is restarted.
+Terminated authentication (Listener auth): pymysql, the mariadb CLI and a
+raw client switched from caching_sha2_password log in as the proxy's users
+(a password, a pasted mysql_native_password hash) and run as the cluster's
+auth user; a wrong password and an unknown user get the same 1045; routes
+and policies see the proxy-checked db.user; server connections are pooled
+(reset with COM_RESET_CONNECTION: user variables, temporary tables, SQL
+and binary prepared statements gone), never shared by two sessions at
+once, not pooled after a session that ends in a transaction (rolled back),
+with exact pool metrics; a route to a cluster without auth is a load error.
 """
 
 import hashlib
@@ -33,8 +42,9 @@ import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (API, Suite, cluster_doc, free_port, kill_group, listener_doc,  # noqa: E402
-                     make_tmpdir, proxy_doc, route_doc, spawn, start_strand, wait_for)
+from harness import (API, Suite, cluster_doc, dump_docs, free_port, kill_group,  # noqa: E402
+                     listener_doc, make_tmpdir, proxy_doc, route_doc, spawn, start_strand,
+                     strand_cli, wait_for)
 
 import pymysql  # noqa: E402
 
@@ -117,11 +127,25 @@ def errno_of(fn):
     return None
 
 
+def binary_first(p, ncols):
+    """The first column of a binary-protocol row (a short string)."""
+    off = 1 + (ncols + 7 + 2) // 8
+    return p[off + 1:off + 1 + p[off]]
+
+
 class Raw:
     """A minimal binary-protocol client (pymysql has no server-side prepared
-    statements): native password login, COM_STMT_PREPARE / EXECUTE."""
+    statements): native password login, COM_STMT_PREPARE / EXECUTE.
 
-    def __init__(self, port, db="shop"):
+    plugin: the authentication plugin its handshake response names; with
+    another than mysql_native_password (a MySQL 8 client's
+    caching_sha2_password) the answer is made up and the server is expected
+    to switch: self.switch holds the first byte and sequence id of that
+    reply, self.login those of the login's last packet. check: raise when
+    the login fails."""
+
+    def __init__(self, port, db="shop", user=USER, password=PASSWORD,
+                 plugin="mysql_native_password", check=True):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.buf = b""
         g = self.packet()
@@ -133,15 +157,20 @@ class Raw:
         self.server_caps_lo = caps_lo
         p = p[2 + 1 + 2 + 2 + 1 + 10:]
         scramble += p[:12]
-        h1 = hashlib.sha1(PASSWORD.encode()).digest()
-        h3 = hashlib.sha1(scramble + hashlib.sha1(h1).digest()).digest()
-        auth = bytes(a ^ b for a, b in zip(h1, h3))
+        native = plugin == "mysql_native_password"
+        auth = native_answer(scramble, password) if native else b"\x11" * 32
         caps = 0x4 | 0x8 | 0x200 | 0x2000 | 0x8000 | 0x80000   # no DEPRECATE_EOF
-        body = struct.pack("<IIB23s", caps, 1 << 24, 45, b"") + USER.encode() + b"\0"
-        body += bytes([len(auth)]) + auth + db.encode() + b"\0mysql_native_password\0"
+        body = struct.pack("<IIB23s", caps, 1 << 24, 45, b"") + user.encode() + b"\0"
+        body += bytes([len(auth)]) + auth + db.encode() + b"\0" + plugin.encode() + b"\0"
         self.send(body, 1)
         ok = self.packet()
-        if ok[0] != 0:
+        self.switch = None
+        if ok[:1] == b"\xfe" and ok[1:].startswith(b"mysql_native_password\0"):
+            self.switch = (ok[:1], self.last_seq)
+            self.send(native_answer(ok[23:43], password), self.last_seq + 1)
+            ok = self.packet()
+        self.login = (ok[:1], self.last_seq)
+        if check and ok[0] != 0:
             raise RuntimeError("login failed: %r" % ok)
 
     def send(self, payload, seq=0):
@@ -154,6 +183,7 @@ class Raw:
                 raise EOFError("connection closed")
             self.buf += d
         n = int.from_bytes(self.buf[:3], "little")
+        self.last_seq = self.buf[3]
         p, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
         return p
 
@@ -176,6 +206,11 @@ class Raw:
         p = self.packet()
         if p[0] == 0xff:
             return ("err", struct.unpack("<H", p[1:3])[0])
+        return self.rows(p, binary_first)
+
+    def rows(self, p, first_col):
+        """Reads the result set whose first packet is p (no DEPRECATE_EOF):
+        first_col(row packet, column count) of each row."""
         ncols = p[0]
         for _ in range(ncols + 1):
             self.packet()
@@ -184,15 +219,63 @@ class Raw:
             p = self.packet()
             if p[0] == 0xfe and len(p) < 9:
                 return rows
-            off = 1 + (ncols + 7 + 2) // 8
-            n = p[off]
-            rows.append(p[off + 1:off + 1 + n])
+            rows.append(first_col(p, ncols))
+
+    def query_one(self, sql):
+        """COM_QUERY; the first column of the first row, as bytes."""
+        self.send(b"\x03" + sql.encode())
+        rows = self.rows(self.packet(), lambda r, n: r[1:1 + r[0]])
+        return rows[0] if rows else None
 
     def close(self):
         try:
             self.send(b"\x01")
         finally:
             self.s.close()
+
+
+def native_hash(password):
+    """mysql.user's authentication_string for a mysql_native_password user."""
+    return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()
+
+
+def native_answer(scramble, password):
+    h1 = hashlib.sha1(password.encode()).digest()
+    h3 = hashlib.sha1(scramble + hashlib.sha1(h1).digest()).digest()
+    return bytes(a ^ b for a, b in zip(h1, h3))
+
+
+def switch_login(port, user, password):
+    """A MySQL 8 client's login (caching_sha2_password first): the proxy's
+    switch and last login packet (first byte, sequence id), then the
+    session's CONNECTION_ID() when it logged in."""
+    r = Raw(port, user=user, password=password, plugin="caching_sha2_password", check=False)
+    if r.login[0] != b"\0":
+        r.s.close()
+        return (r.switch or (None, None)) + r.login + (None,)
+    cid = int(r.query_one("SELECT CONNECTION_ID()"))
+    r.close()
+    return r.switch + r.login + (cid,)
+
+
+class Conns:
+    """Server connections (CONNECTION_ID()) that a terminated listener's
+    sessions ran on, to predict the pool's metrics exactly: a session whose
+    connection was seen before got it from the pool, and a connection whose
+    last session ended cleanly is back in the pool."""
+
+    def __init__(self):
+        self.clean = {}
+        self.reused = 0
+
+    def session(self, cid, clean=True):
+        if cid in self.clean:
+            self.reused += 1
+        self.clean[cid] = clean
+        return cid
+
+    def pooled(self):
+        return sum(1 for v in self.clean.values() if v)
 
 
 def main():
@@ -467,6 +550,211 @@ def main():
         err = "strand_db_errors_total"
         t.eq("no such table: 1146", delta(err, listener="my", code="1146"), 1)
         t.eq("syntax error: 1064", delta(err, listener="my", code="1064"), 1)
+
+    with t.section("terminated authentication (Listener auth) and pooling", s):
+        # The proxy checks these users itself and logs into the servers as
+        # the clusters' auth users; one worker, so that every session sees
+        # the same pool.
+        db.sql("CREATE USER 'strand_app'@'%' IDENTIFIED VIA mysql_native_password"
+               " USING PASSWORD('app-side-pw'); GRANT ALL ON shop.* TO 'strand_app'@'%';")
+        bad = os.path.join(tmp, "term-bad.yaml")
+        tadmin, tport = free_port(), free_port()
+        tdocs = [
+            proxy_doc(tadmin, workers=1),
+            listener_doc("my-term", tport, protocol="mysql", auth={"users": [
+                {"user": "alice", "password": "alice-pw"},
+                {"user": "bob", "nativePasswordHash": native_hash("bob-pw")},
+                {"user": "reader", "password": "reader-pw"}]}),
+            cluster_doc("maria-term", [db.port], auth={"user": "strand_app",
+                                                      "password": "app-side-pw"}),
+            cluster_doc("replica-term", [rp.port], auth={"user": "strand_ro",
+                                                        "password": "ro-secret"}),
+            route_doc("term", ["my-term"], [
+                {"name": "readers", "match": [{"attribute": "db.user", "exact": "reader"}],
+                 "backends": [{"cluster": "replica-term"}]},
+                {"name": "apps", "backends": [{"cluster": "maria-term"}]}]),
+            policy("bob-no-deletes", ["my-term"], "DENY", [[
+                {"attribute": "db.user", "exact": "bob"},
+                {"attribute": "sql.verb", "exact": "DELETE"}]]),
+        ]
+        ts = start_strand(t, make_tmpdir("myterm"), [tdocs])
+        conns = Conns()
+
+        def tconnect(user="alice", password="alice-pw", **kw):
+            kw.setdefault("autocommit", True)
+            return connect(tport, user=user, password=password, **kw)
+
+        def one(c, q):
+            cur = c.cursor()
+            cur.execute(q)
+            return cur.fetchone()
+
+        c = tconnect()
+        cid, who, dbname = one(c, "SELECT CONNECTION_ID(), CURRENT_USER(), DATABASE()")
+        conns.session(cid)
+        t.eq("pymysql logs in as a proxy user; the server session is the cluster's auth user",
+             (who, dbname), ("strand_app@%", "shop"))
+        t.eq("queries run", one(c, "SELECT COUNT(*) FROM users")[0], 3)
+        c.close()
+        t.eq("the proxy's greeting names the proxy", (c.server_version, c.server_thread_id[0] >=
+                                                     0xf0000000), ("5.5.5-10.11.0-Strand", True))
+        c = tconnect("bob", "bob-pw")
+        conns.session(one(c, "SELECT CONNECTION_ID()")[0])
+        t.eq("a user given as a pasted mysql_native_password hash logs in",
+             one(c, "SELECT CURRENT_USER()")[0], "strand_app@%")
+        e = errno_of(lambda: c.cursor().execute("DELETE FROM scratch WHERE id = -1"))
+        t.eq("a policy on db.user sees the proxy-checked name (1142)", e and e[0], 1142)
+        t.eq("... and the connection stays usable", one(c, "SELECT 7")[0], 7)
+        c.close()
+        t.eq("the server agrees with the test's hash of bob's password",
+             db.query("SELECT PASSWORD('bob-pw')").strip(), native_hash("bob-pw"))
+        for user, pw, what in (("alice", "wrong", "wrong password"),
+                               ("nobody", "alice-pw", "unknown user")):
+            e = errno_of(lambda: tconnect(user, pw).close())
+            t.eq("%s: 1045 Access denied, as from a server" % what, e,
+                 (1045, "Access denied for user '%s'@'127.0.0.1' (using password: YES)" % user))
+
+        def cli(user, pw, sql):
+            return subprocess.run(["mariadb", "--no-defaults", "--protocol=TCP", "-h127.0.0.1",
+                                   "-P%d" % tport, "-u" + user, "-p" + pw, "--batch",
+                                   "--skip-column-names", "shop", "-e", sql],
+                                  capture_output=True, timeout=10, text=True)
+        r = cli("alice", "alice-pw", "SELECT CONNECTION_ID(), CURRENT_USER(), DATABASE()")
+        out = r.stdout.split()
+        t.check("mariadb CLI logs in through the terminated listener",
+                (r.returncode, out[1:]) == (0, ["strand_app@%", "shop"]), r.stderr + r.stdout)
+        if r.returncode == 0:
+            conns.session(int(out[0]))
+        r = cli("alice", "nope", "SELECT 1")
+        t.check("mariadb CLI with a wrong password: ERROR 1045",
+                r.returncode != 0 and "ERROR 1045 (28000): Access denied for user 'alice'"
+                in r.stderr, r.stderr)
+        sw = switch_login(tport, "alice", "alice-pw")
+        t.eq("a client asking for caching_sha2_password is switched to mysql_native_password",
+             sw[:4], (b"\xfe", 2, b"\x00", 4))
+        if sw[4] is not None:
+            conns.session(sw[4])
+        t.eq("... and refused after the switch with a wrong password",
+             switch_login(tport, "alice", "bad")[2:], (b"\xff", 4, None))
+
+        # Routing on db.user: reader's sessions go to the replica cluster.
+        c = tconnect("reader", "reader-pw")
+        t.eq("a route on db.user picks another cluster (the replica, as its auth user)",
+             one(c, "SELECT @@server_id, CURRENT_USER()"), (2, "strand_ro@%"))
+        c.close()
+        c = tconnect()
+        cid = conns.session(one(c, "SELECT CONNECTION_ID()")[0])
+        t.eq("... and alice's go to the primary", one(c, "SELECT @@server_id")[0], 1)
+        c.close()
+
+        # Pooling: a later session runs on an earlier one's server
+        # connection, reset in between. A session arriving while the
+        # connection is still being reset gets a new one (pooled in turn).
+        leave = ("SET @x = 42", "CREATE TEMPORARY TABLE tmp_t (i INT)",
+                 "PREPARE p1 FROM 'SELECT 1'")
+
+        def pooled_state():
+            c2 = tconnect()
+            try:
+                cid = conns.session(one(c2, "SELECT CONNECTION_ID()")[0])
+                state = (one(c2, "SELECT @x")[0],
+                         errno_of(lambda: c2.cursor().execute("SELECT * FROM tmp_t"))[0],
+                         errno_of(lambda: c2.cursor().execute("EXECUTE p1"))[0])
+                for q in leave:
+                    c2.cursor().execute(q)
+                return cid, state
+            finally:
+                c2.close()
+        got = []
+
+        def reused():
+            before = conns.reused
+            got.append(pooled_state())
+            return conns.reused > before
+        t.check("a later session runs on an earlier session's server connection",
+                wait_for(reused, timeout=10), repr(got))
+        t.eq("... with the previous session's user variables, temporary tables and "
+             "prepared statements gone", got[-1][1], (None, 1146, 1243))
+
+        # Binary-protocol prepared statements go with the reset too.
+        rid = "SELECT CAST(CONNECTION_ID() AS CHAR) FROM users WHERE id = ?"
+        raw = Raw(tport, user="alice", password="alice-pw")
+        sid = raw.prepare(rid)
+        first = int(raw.execute_int(sid, 1)[0])
+        conns.session(first)
+        raw.close()
+        seen = {first}
+        stale = []
+
+        def raw_reused():
+            r2 = Raw(tport, user="alice", password="alice-pw")
+            try:
+                stale.append(r2.execute_int(sid, 1))
+                sid2 = r2.prepare(rid)
+                cid = int(r2.execute_int(sid2, 1)[0])
+                conns.session(cid)
+                if cid in seen:
+                    return True
+                seen.add(cid)
+                return False
+            finally:
+                r2.close()
+        t.check("a binary-protocol session gets a pooled connection too",
+                wait_for(raw_reused, timeout=10))
+        t.eq("... where the earlier session's prepared statement is unknown (1243)",
+             stale[-1], ("err", 1243))
+
+        # Sessions at the same time never share a connection.
+        many = [tconnect() for _ in range(3)]
+        ids = [one(x, "SELECT CONNECTION_ID()")[0] for x in many]
+        for i in ids:
+            conns.session(i)
+        t.eq("three sessions at once run on three server connections", len(set(ids)), 3)
+        for x in many:
+            x.close()
+
+        # A session that ends inside a transaction is not pooled: its server
+        # connection closes and the server rolls the transaction back.
+        c = tconnect()
+        cur = c.cursor()
+        txid = conns.session(one(c, "SELECT CONNECTION_ID()")[0], clean=False)
+        cur.execute("BEGIN")
+        cur.execute("INSERT INTO scratch VALUES (77)")
+        c.close()
+        gone = wait_for(lambda: db.query("SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+                                         " WHERE ID = %d" % txid).strip() == "0", 5, 0.05)
+        t.check("a session ending inside a transaction closes its server connection", gone)
+        t.eq("... and its transaction was rolled back",
+             db.query("SELECT COUNT(*) FROM shop.scratch WHERE id = 77").strip(), "0")
+
+        def pool_metrics():
+            m = ts.metrics()
+            return (m.get("strand_db_pool_connections", cluster="maria-term"),
+                    m.get("strand_db_pool_reused_total", cluster="maria-term"))
+        want = (conns.pooled(), conns.reused)
+        t.check("pool metrics exact: connections kept, sessions that reused one",
+                wait_for(lambda: pool_metrics() == want, 5, 0.05),
+                "got %r, want %r" % (pool_metrics(), want))
+        m = ts.metrics()
+        t.eq("the replica cluster's pool holds reader's connection",
+             (m.get("strand_db_pool_connections", cluster="replica-term"),
+              m.get("strand_db_pool_reused_total", cluster="replica-term")), (1, 0))
+        t.eq("pooled connections are open upstream connections",
+             m.get("strand_upstream_connections_active", cluster="maria-term"), conns.pooled())
+        t.check("strand (terminated listener) still running", ts.alive())
+        ts.stop()
+
+        # A route of such a listener to a cluster without auth: a load error.
+        with open(bad, "w") as f:
+            f.write(dump_docs([
+                listener_doc("my-term", tport, protocol="mysql",
+                             auth={"users": [{"user": "alice", "password": "x"}]}),
+                cluster_doc("plain", [db.port]),
+                route_doc("term", ["my-term"], [{"backends": [{"cluster": "plain"}]}])]))
+        p = strand_cli(["validate", "-c", bad])
+        t.check("a route to a cluster without auth: refused with file, line and reason",
+                p.returncode != 0 and bad + ":" in p.stderr + p.stdout and
+                "cluster 'plain' has no auth" in p.stderr + p.stdout, p.stderr + p.stdout)
 
     with t.section("read/write split to a replica", s):
         def one(cur, q):

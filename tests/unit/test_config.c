@@ -2012,10 +2012,10 @@ static void test_listener_auth(void)
                    "  targets: [my]\n  action: DENY\n"
                    "  rules: [{match: [{attribute: source.identity, prefix: x}]}] #<\n",
                "source.identity");
-    EXPECT_ERR(API "kind: Listener\nmetadata: {name: my}\n"
-                   "spec:\n  address: 127.0.0.1:13306\n  protocol: mysql\n"
+    EXPECT_ERR(API "kind: Listener\nmetadata: {name: t}\n"
+                   "spec:\n  address: 127.0.0.1:13306\n  protocol: tcp\n"
                    "  auth: {users: [{user: a, password: b}]} #<\n",
-               "'auth' applies only to postgres listeners");
+               "'auth' applies only to postgres and mysql listeners");
     EXPECT_ERR(TERM_L "  auth: {users: [{user: a, password: b}]}\n"
                       "---\n" API "kind: Cluster\nmetadata: {name: c}\n"
                       "spec: {endpoints: [{address: 127.0.0.1:5432}]}\n"

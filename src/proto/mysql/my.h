@@ -49,6 +49,7 @@ enum {
     MY_E_UNEXPECTED = -4, /* well-formed, but not allowed in this state */
     MY_E_UNSUPPORTED = -5,/* a protocol feature this codec does not follow */
     MY_E_SPACE = -6,      /* builder: the caller's buffer is too small */
+    MY_E_DENIED = -7,     /* login: the server answered ERR */
 };
 
 #define MY_HDR_LEN 4u
@@ -361,6 +362,56 @@ int my_scramble_native(uint8_t out[20], const uint8_t scramble[20], const char *
 /* caching_sha2_password fast auth: SHA256(pw) XOR SHA256(SHA256(SHA256(pw))
  * + scramble20). Writes 32 bytes and returns 32; empty password -> 0. */
 int my_scramble_sha2(uint8_t out[32], const uint8_t scramble[20], const char *pw, size_t pwlen);
+
+/* mysql_native_password on the server's side. The stored form is
+ * SHA1(SHA1(password)), which mysql.user shows as '*' and 40 hex digits. */
+
+/* Writes SHA1(SHA1(pw)) to out; 0, or -1 when libcrypto fails. */
+int my_native_hash(uint8_t out[20], const char *pw, size_t pwlen);
+/* Parses "*" + 40 hex digits (either case) into out; 0 or MY_E_MALFORMED. */
+int my_native_hash_parse(uint8_t out[20], const char *text, size_t len);
+/* 1 when resp (len bytes, the client's answer to scramble) proves it
+ * knows the password whose stored form is `stored`, else 0. The response
+ * is unscrambled (XOR SHA1(scramble + stored)) and its SHA1 compared in
+ * constant time; a response that is not 20 bytes long costs the same work
+ * and fails. */
+int my_native_verify(const uint8_t scramble[20], const uint8_t stored[20], const uint8_t *resp,
+                     size_t len);
+/* Fills out with n random scramble bytes in '!'..'~' (no NUL: old clients
+ * read the scramble as a C string); 0 or -1 without randomness. */
+int my_scramble_random(uint8_t *out, size_t n);
+/* AuthSwitchRequest (0xFE, plugin NUL, data, NUL) with sequence seq.
+ * Returns the length or MY_E_SPACE. Borrows plugin and data. */
+int my_build_auth_switch(uint8_t *out, size_t cap, uint8_t seq, const char *plugin,
+                         const uint8_t *data, size_t n);
+
+/* The proxy's own login to a server, as a client with mysql_native_password
+ * (an AuthSwitchRequest to it included): set the inputs, then feed every
+ * server packet, whole, to my_login_feed and send what it writes, until
+ * MY_R_DONE. */
+struct my_login {
+    const char *user, *password; /* borrowed; they must outlive the login */
+    const char *database;        /* borrowed; NULL or "" for none */
+    uint64_t want;     /* capabilities to ask for; PROTOCOL_41, SECURE_CONNECTION and
+                        * PLUGIN_AUTH are added, CONNECT_WITH_DB with a database */
+    uint8_t charset;   /* 0: the server's default */
+    /* results */
+    uint64_t caps;     /* negotiated (want & server), known after the greeting */
+    uint64_t server_caps;
+    uint32_t connection_id; /* the server's thread id, from the greeting */
+    uint16_t status;   /* server status of the final OK */
+    uint8_t state;     /* private: 0 greeting, 1 authenticating, 2 done */
+};
+
+/* One server packet (pkt, its whole payload p[0..len)): writes the answer,
+ * if any, into out (*outlen bytes, 0 for none) and returns MY_R_MORE, or
+ * MY_R_DONE once logged in; MY_E_DENIED for an ERR (p is it: see
+ * my_parse_err), MY_E_UNSUPPORTED for an auth method other than
+ * mysql_native_password or a greeting without a 20-byte scramble,
+ * MY_E_MALFORMED, MY_E_UNEXPECTED after the end, MY_E_SPACE. Borrows pkt
+ * and p. */
+int my_login_feed(struct my_login *lg, const struct my_pkt *pkt, const uint8_t *p, size_t len,
+                  uint8_t *out, size_t cap, size_t *outlen);
 
 /* ---- commands (client -> server) ---------------------------------------------- */
 

@@ -8,7 +8,9 @@
  * upper half of the 64-bit caps here. */
 #include "proto/mysql/my.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <string.h>
 
 static void put_le(uint8_t *p, uint64_t v, int n)
@@ -294,4 +296,69 @@ int my_scramble_sha2(uint8_t out[32], const uint8_t scramble[20], const char *pw
         return -1;
     for (int i = 0; i < 32; i++) out[i] = h1[i] ^ h3[i];
     return 32;
+}
+
+int my_native_hash(uint8_t out[20], const char *pw, size_t pwlen)
+{
+    uint8_t h1[20];
+    return digest(EVP_sha1(), pw, pwlen, NULL, 0, h1) || digest(EVP_sha1(), h1, 20, NULL, 0, out)
+               ? -1
+               : 0;
+}
+
+static int hex_nibble(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int my_native_hash_parse(uint8_t out[20], const char *text, size_t len)
+{
+    if (len != 41 || text[0] != '*') return MY_E_MALFORMED;
+    for (int i = 0; i < 20; i++) {
+        int hi = hex_nibble(text[1 + 2 * i]), lo = hex_nibble(text[2 + 2 * i]);
+        if (hi < 0 || lo < 0) return MY_E_MALFORMED;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+/* The client sent SHA1(pw) XOR SHA1(scramble + stored): XOR again to get
+ * SHA1(pw) back, whose SHA1 must be the stored hash. */
+int my_native_verify(const uint8_t scramble[20], const uint8_t stored[20], const uint8_t *resp,
+                     size_t len)
+{
+    uint8_t mask[20], h1[20], check[20];
+    uint8_t zero[20] = {0};
+    const uint8_t *r = len == 20 ? resp : zero;
+    if (digest(EVP_sha1(), scramble, 20, stored, 20, mask)) return 0;
+    for (int i = 0; i < 20; i++) h1[i] = r[i] ^ mask[i];
+    if (digest(EVP_sha1(), h1, 20, NULL, 0, check)) return 0;
+    return CRYPTO_memcmp(check, stored, 20) == 0 && len == 20;
+}
+
+int my_scramble_random(uint8_t *out, size_t n)
+{
+    if (RAND_bytes(out, (int)n) != 1) return -1;
+    for (size_t i = 0; i < n; i++) out[i] = (uint8_t)('!' + out[i] % 94);
+    return 0;
+}
+
+int my_build_auth_switch(uint8_t *out, size_t cap, uint8_t seq, const char *plugin,
+                         const uint8_t *data, size_t n)
+{
+    size_t pl = strlen(plugin), plen = 1 + pl + 1 + n + 1;
+    if (cap < MY_HDR_LEN + plen || plen >= MY_MAX_PAYLOAD) return MY_E_SPACE;
+    uint8_t *q = out + MY_HDR_LEN;
+    *q++ = 0xfe;
+    memcpy(q, plugin, pl);
+    q += pl;
+    *q++ = 0;
+    if (n) memcpy(q, data, n);
+    q += n;
+    *q++ = 0;
+    my_pkt_put_header(out, (uint32_t)plen, seq);
+    return (int)(MY_HDR_LEN + plen);
 }
