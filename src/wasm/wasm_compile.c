@@ -54,6 +54,7 @@ struct cstate {
     int64_t last_dst;   /* word holding the result slot of the last instruction, -1 none */
     int last_packed;    /* that instruction is in the packed one-word form */
     int64_t last_at;    /* where the last instruction starts, -1 none */
+    int64_t before_at;  /* where the one before it starts, -1 none */
     uint32_t label_at;  /* position of the last label (a branch target) */
     int dead;
 };
@@ -96,11 +97,21 @@ static int emit(struct cstate *s, int has_dst, uint32_t n, uint64_t w0, uint64_t
     TRY(grow_words(s, n));
     s->last_dst = has_dst ? (int64_t)s->nw : -1;
     s->last_packed = 0;
+    s->before_at = s->last_at;
     s->last_at = s->nw;
     s->w[s->nw++] = w0;
     if (n > 1) s->w[s->nw++] = w1;
     if (n > 2) s->w[s->nw++] = w2;
     return 0;
+}
+
+/* Removes the last instruction (to emit a fused one in its place). */
+static void drop_last(struct cstate *s)
+{
+    s->nw = (uint32_t)s->last_at;
+    s->last_at = s->before_at;
+    s->before_at = -1;
+    s->last_dst = -1;
 }
 
 static int reserve(struct cstate *s, uint32_t h)
@@ -235,7 +246,7 @@ static int emit_mov(struct cstate *s, int has_dst, uint32_t d, uint32_t v)
         /* right after another move, nothing jumping between: one MOV2
          * does both, the earlier one moved to word 1 */
         uint64_t first = s->w[at];
-        s->nw = (uint32_t)at;
+        drop_last(s);
         TRY(emit_packed(s, has_dst, OP_MOV2, d, v, 0));
         TRY(grow_words(s, 1));
         s->w[s->nw++] = pair((uint32_t)(first >> 16) & 0xffffu, (uint32_t)(first >> 32) & 0xffffu);
@@ -329,6 +340,19 @@ static void link_branch(struct cstate *s, struct cctl *c, uint32_t at)
     }
 }
 
+/* A return of nr values from slot src up, where nothing jumps in between
+ * the last instruction and this one. A single value that instruction
+ * computed is computed into slot 0 instead, where the caller takes it
+ * (nothing in this frame runs after it), so the return moves nothing. */
+static int emit_return(struct cstate *s, uint32_t nr, uint32_t src)
+{
+    if (nr == 1 && s->last_dst >= 0 && last_dst_slot(s) == src && src == HOME(s, s->h - 1)) {
+        retarget_last(s, 0);
+        return emit(s, 0, 2, word(OP_RETURN, 0), 0, 0);
+    }
+    return emit(s, 0, 2, word(OP_RETURN, nr), src, 0);
+}
+
 /* A branch to label l; cond: the slot of the condition (br_if) or
  * UINT32_MAX. The stack is materialized. */
 static int branch(struct cstate *s, uint32_t l, uint32_t cond)
@@ -336,7 +360,8 @@ static int branch(struct cstate *s, uint32_t l, uint32_t cond)
     struct cctl *c = &s->c[s->nc - 1 - l];
     uint32_t arity = c->op == 0x03 ? c->np : c->nr;
     if (c->op == 0) { /* to the function: a return */
-        if (cond != UINT32_MAX) TRY(emit(s, 0, 2, word(OP_BR_UNLESS, 4), cond, 0));
+        if (cond == UINT32_MAX) return emit_return(s, arity, HOME(s, s->h - arity));
+        TRY(emit(s, 0, 2, word(OP_BR_UNLESS, 4), cond, 0));
         return emit(s, 0, 2, word(OP_RETURN, arity), HOME(s, s->h - arity), 0);
     }
     uint32_t src = HOME(s, s->h - arity), dst = HOME(s, c->base);
@@ -494,8 +519,7 @@ static uint32_t take_compare(struct cstate *s, uint32_t cond, uint64_t *xy, int 
         *imm = 1;
     }
     *xy = pair(x, y);
-    s->nw = (uint32_t)s->last_dst;
-    s->last_dst = -1;
+    drop_last(s);
     return op;
 }
 
@@ -513,9 +537,68 @@ static int fuse_add_load(struct cstate *s, uint32_t op, uint32_t a, uint32_t off
     if (add == 0x6a || add == OP_ACC_X + 0x6a || add == OP_ACC_Y + 0x6a) fused = OP_LOAD_ADD;
     else if (add == OP_IMM + 0x6a || add == OP_IMM_ACC + 0x6a) fused = OP_LOAD_ADDI;
     else return 0;
-    s->nw = (uint32_t)s->last_dst;
+    drop_last(s);
     TRY(emit(s, 0, 2, (w0 & ~(uint64_t)0xffffu) | (fused + op - 0x28), pair(off, HOME(s, s->h)), 0));
     s->last_dst = s->nw - 1;
+    return 1;
+}
+
+/* The last instruction when it is an i32.add (any form): 1 with slot
+ * operands, 2 with an immediate, else 0. */
+static int last_is_add(const struct cstate *s)
+{
+    if (s->last_dst < 0 || !s->last_packed) return 0;
+    uint32_t op = (uint16_t)s->w[s->last_dst];
+    if (op == 0x6a || op == OP_ACC_X + 0x6a || op == OP_ACC_Y + 0x6a) return 1;
+    return op == OP_IMM + 0x6a || op == OP_IMM_ACC + 0x6a ? 2 : 0;
+}
+
+/* A store right after the i32.add computing its address (as for loads;
+ * OP_STORE_ADD[I], word 1 value slot | offset), or for i32.store, its
+ * value (OP_STORE_VADD[I], word 1 address slot | offset): one instruction
+ * instead of two, the sum still written to its slot. 1 when fused. */
+static int fuse_add_store(struct cstate *s, uint32_t op, uint32_t a, uint32_t v, uint32_t off)
+{
+    int kind = last_is_add(s);
+    uint32_t t = kind ? last_dst_slot(s) : UINT32_MAX, fused;
+    uint64_t w1;
+    if (kind && t == a) {
+        fused = (kind == 1 ? OP_STORE_ADD : OP_STORE_ADDI) + op - 0x36;
+        w1 = pair(v, off);
+    } else if (kind && t == v && op == 0x36) {
+        fused = kind == 1 ? OP_STORE_VADD : OP_STORE_VADDI;
+        w1 = pair(a, off);
+    } else {
+        return 0;
+    }
+    uint64_t w0 = s->w[s->last_dst];
+    drop_last(s);
+    TRY(emit(s, 0, 2, (w0 & ~(uint64_t)0xffffu) | fused, w1, 0));
+    return 1;
+}
+
+/* A backward br_if on a compare whose left operand (after take_compare,
+ * swapped there if needed) the instruction before computed with
+ * i32.add of an immediate: the loop counter idiom i += k; if (i < n)
+ * continue. The compare is gone already; the add becomes OP_ADDI_BR[I]
+ * + compare, word 1 the other operand (slot or imm32) | offset. 1 when
+ * fused. */
+static int fuse_addi_branch(struct cstate *s, struct cctl *t, uint32_t cmp, uint64_t xy, int imm)
+{
+    int64_t at = s->last_at;
+    static const uint8_t swap[10] = {0, 1, 4, 5, 2, 3, 8, 9, 6, 7};
+    if (t->op != 0x03 || cmp == 0x45 || at < 0 || at + 1 != s->nw || s->label_at > at) return 0;
+    uint64_t w0 = s->w[at];
+    uint32_t op = (uint16_t)w0, d = (uint32_t)(w0 >> 16) & 0xffffu, k = cmp - 0x46;
+    uint32_t x = (uint32_t)xy, y = (uint32_t)(xy >> 32);
+    if (op != OP_IMM + 0x6a && op != OP_IMM_ACC + 0x6a) return 0;
+    if (x != d) {
+        if (imm || y != d) return 0;
+        y = x, k = swap[k]; /* other < sum is sum > other */
+    }
+    drop_last(s);
+    TRY(emit(s, 0, 2, (w0 & ~(uint64_t)0xffffu) | ((imm ? OP_ADDI_BRI : OP_ADDI_BR) + k),
+             pair(y, t->start - (uint32_t)at), 0));
     return 1;
 }
 
@@ -617,6 +700,11 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             break;
         case 0x0b:
             if (!s->dead) TRY(materialize(s, UINT32_MAX));
+            if (s->nc == 1 && !c->chain && !s->dead) { /* the function's end, only fallen into */
+                s->nc = 0;
+                TRY(emit_return(s, ft->nr, HOME(s, 0)));
+                break;
+            }
             if (c->else_fix) set_off(s, c->else_fix - 1, s->nw);
             patch_chain(s, c, s->nw);
             s->nc--;
@@ -651,8 +739,12 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
                 link_branch(s, t, at);
             } else if (cmp) {
                 uint32_t at = s->nw;
-                TRY(emit(s, 0, 2, word((imm ? OP_BR_CMPI : OP_BR_CMP) + (cmp - 0x46), 0), xy, 0));
-                link_branch(s, t, at);
+                int fused = fuse_addi_branch(s, t, cmp, xy, imm);
+                if (fused < 0) return fused;
+                if (!fused) {
+                    TRY(emit(s, 0, 2, word((imm ? OP_BR_CMPI : OP_BR_CMP) + (cmp - 0x46), 0), xy, 0));
+                    link_branch(s, t, at);
+                }
             } else {
                 TRY(branch(s, in.a, cond));
             }
@@ -681,7 +773,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
         }
         case 0x0f:
             TRY(materialize(s, UINT32_MAX));
-            TRY(emit(s, 0, 2, word(OP_RETURN, ft->nr), HOME(s, s->h - ft->nr), 0));
+            TRY(emit_return(s, ft->nr, HOME(s, s->h - ft->nr)));
             s->dead = 1;
             break;
         case 0x10: case 0x11: {
@@ -771,7 +863,9 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
                 TRY(push_home(s));
             } else if (op >= 0x36 && op <= 0x3e) { /* stores */
                 uint32_t v = pop_slot(s), a = pop_slot(s);
-                TRY(emit(s, 0, 2, word(with_acc(op, prev, a, v), in.b), pair(a, v), 0));
+                int fused = fuse_add_store(s, op, a, v, in.b);
+                if (fused < 0) return fused;
+                if (!fused) TRY(emit(s, 0, 2, word(with_acc(op, prev, a, v), in.b), pair(a, v), 0));
             } else if ((op >= 0x45 && op <= 0xc4) || (op >= 0xfc00 && op <= 0xfc07)) {
                 uint32_t iop = op >= 0xfc00 ? OP_FC + (op & 0xff) : op;
                 if (numeric_arity(op) == 1) {
@@ -807,7 +901,7 @@ static int compile_pass(struct cstate *s, const uint8_t *b, const struct wasm_bo
     s->r->pos = bd->off;
     s->nw = s->nc = s->h = s->hmax = s->naliased = 0;
     s->alias_lo = UINT32_MAX;
-    s->last_dst = s->last_at = -1;
+    s->last_dst = s->last_at = s->before_at = -1;
     s->label_at = 0;
     s->dead = s->loop_seen = 0;
     memset(s->cuse, 0, sizeof(s->cuse));

@@ -117,20 +117,22 @@ int64_t wasm_mem_grow(struct wasm_memory *mem, uint32_t n, uint32_t cap)
 #define ENTER(c_)                                                                            \
     do {                                                                                     \
         const struct wasm_code *ec_ = (c_);                                                  \
+        uint32_t nl_ = ec_->nlocals, nk_ = ec_->nconsts;                                     \
+        const uint64_t *k_ = ec_->consts;                                                    \
         SPEND();                                                                             \
-        if (UNLIKELY(depth >= max_depth)) TRAP(WASM_TRAP_STACK, "call stack exhausted");     \
+        if (UNLIKELY(fr >= fr_end)) TRAP(WASM_TRAP_STACK, "call stack exhausted");           \
         if (UNLIKELY(ec_->frame_max > (size_t)(stack_end - nfp)))                            \
             TRAP(WASM_TRAP_STACK, "call stack exhausted");                                   \
-        frames[depth].pc = pc;                                                               \
-        frames[depth].fp = fp;                                                               \
-        frames[depth].inst = inst;                                                           \
-        depth++;                                                                             \
+        fr->pc = pc;                                                                         \
+        fr->fp = fp;                                                                         \
+        fr->inst = inst;                                                                     \
+        fr++;                                                                                \
         fp = nfp;                                                                            \
-        uint64_t *lp_ = fp + ec_->np;                                                        \
-        for (uint32_t i_ = 0; i_ < ec_->nlocals; i_++) lp_[i_] = 0;                          \
-        lp_ += ec_->nlocals;                                                                 \
-        for (uint32_t i_ = 0; i_ < ec_->nconsts; i_++) lp_[i_] = ec_->consts[i_];            \
         pc = ec_->w;                                                                         \
+        uint64_t *lp_ = fp + ec_->np;                                                        \
+        for (uint32_t i_ = 0; i_ < nl_; i_++) lp_[i_] = 0;                                   \
+        lp_ += nl_;                                                                          \
+        for (uint32_t i_ = 0; i_ < nk_; i_++) lp_[i_] = k_[i_];                              \
     } while (0)
 #define TRAP(code, msg)                                                                      \
     do {                                                                                     \
@@ -244,10 +246,36 @@ int64_t wasm_mem_grow(struct wasm_memory *mem, uint32_t n, uint32_t cap)
         pc++;                                                                                \
         NEXT();                                                                              \
     }
+/* fused with the i32.add computing the address (OP_STORE_ADD): the sum t
+ * to slot d of word 0 first (the value may be read from it) */
+#define STORE_SUM(sum, T)                                                                    \
+    {                                                                                        \
+        uint32_t t_ = (uint32_t)(sum);                                                       \
+        fp[PD] = t_;                                                                         \
+        uint64_t ea = (uint64_t)t_ + Y;                                                      \
+        if (UNLIKELY(ea + sizeof(T) > msize)) TRAP(WASM_TRAP_MEMORY, "out of bounds memory access"); \
+        T v_ = (T)fp[X];                                                                     \
+        memcpy(mbase + ea, &v_, sizeof(T));                                                  \
+        pc++;                                                                                \
+        NEXT();                                                                              \
+    }
 #define STORE(n, T)                                                                          \
     L_##n : STORE_AT(fp[X], fp[Y], T)                                                        \
     LA_##n : STORE_AT(acc, fp[Y], T)                                                         \
-    LB_##n : STORE_AT(fp[X], acc, T)
+    LB_##n : STORE_AT(fp[X], acc, T)                                                         \
+    LX_##n : STORE_SUM(fp[PX] + fp[PY], T)                                                   \
+    LXI_##n : STORE_SUM(fp[PX] + IMM16, T)
+/* i32.store of the value an i32.add computes (OP_STORE_VADD) */
+#define STORE_VSUM(sum)                                                                      \
+    {                                                                                        \
+        uint32_t r_ = (uint32_t)(sum);                                                       \
+        fp[PD] = acc = r_;                                                                   \
+        uint64_t ea = (uint64_t)(uint32_t)fp[X] + Y;                                         \
+        if (UNLIKELY(ea + 4 > msize)) TRAP(WASM_TRAP_MEMORY, "out of bounds memory access"); \
+        memcpy(mbase + ea, &r_, 4);                                                          \
+        pc++;                                                                                \
+        NEXT();                                                                              \
+    }
 #define SX8_32(v) ((uint64_t)(uint32_t)(int32_t)(int8_t)(v))
 #define SX16_32(v) ((uint64_t)(uint32_t)(int32_t)(int16_t)(v))
 #define SX8_64(v) ((uint64_t)(int64_t)(int8_t)(v))
@@ -511,7 +539,28 @@ int wasm_exec(struct wasm_instance *ctx, struct wasm_func *f)
         [OP_BR_IF_MOVE_B] = &&L_br_if_move_b, [OP_BR_UNLESS_B] = &&L_br_unless_b,
         [OP_BR_IF_B] = &&L_br_if_b, [OP_MOVI] = &&L_movi, [OP_CALL_DIRECT] = &&L_call_direct,
         [OP_MOV2] = &&L_mov2,
-        /* loads fused with the add computing their address */
+        /* loads and stores fused with the add computing their address or value */
+        [OP_STORE_ADD + 0x00] = &&LX_0x36, [OP_STORE_ADDI + 0x00] = &&LXI_0x36,
+        [OP_STORE_ADD + 0x01] = &&LX_0x37, [OP_STORE_ADDI + 0x01] = &&LXI_0x37,
+        [OP_STORE_ADD + 0x02] = &&LX_0x38, [OP_STORE_ADDI + 0x02] = &&LXI_0x38,
+        [OP_STORE_ADD + 0x03] = &&LX_0x39, [OP_STORE_ADDI + 0x03] = &&LXI_0x39,
+        [OP_STORE_ADD + 0x04] = &&LX_0x3a, [OP_STORE_ADDI + 0x04] = &&LXI_0x3a,
+        [OP_STORE_ADD + 0x05] = &&LX_0x3b, [OP_STORE_ADDI + 0x05] = &&LXI_0x3b,
+        [OP_STORE_ADD + 0x06] = &&LX_0x3c, [OP_STORE_ADDI + 0x06] = &&LXI_0x3c,
+        [OP_STORE_ADD + 0x07] = &&LX_0x3d, [OP_STORE_ADDI + 0x07] = &&LXI_0x3d,
+        [OP_STORE_ADD + 0x08] = &&LX_0x3e, [OP_STORE_ADDI + 0x08] = &&LXI_0x3e,
+        [OP_STORE_VADD] = &&L_store_vadd, [OP_STORE_VADDI] = &&L_store_vaddi,
+        /* i += k; if (i cmp n) continue */
+        [OP_ADDI_BR + 0] = &&L_addbr0, [OP_ADDI_BRI + 0] = &&L_addbri0,
+        [OP_ADDI_BR + 1] = &&L_addbr1, [OP_ADDI_BRI + 1] = &&L_addbri1,
+        [OP_ADDI_BR + 2] = &&L_addbr2, [OP_ADDI_BRI + 2] = &&L_addbri2,
+        [OP_ADDI_BR + 3] = &&L_addbr3, [OP_ADDI_BRI + 3] = &&L_addbri3,
+        [OP_ADDI_BR + 4] = &&L_addbr4, [OP_ADDI_BRI + 4] = &&L_addbri4,
+        [OP_ADDI_BR + 5] = &&L_addbr5, [OP_ADDI_BRI + 5] = &&L_addbri5,
+        [OP_ADDI_BR + 6] = &&L_addbr6, [OP_ADDI_BRI + 6] = &&L_addbri6,
+        [OP_ADDI_BR + 7] = &&L_addbr7, [OP_ADDI_BRI + 7] = &&L_addbri7,
+        [OP_ADDI_BR + 8] = &&L_addbr8, [OP_ADDI_BRI + 8] = &&L_addbri8,
+        [OP_ADDI_BR + 9] = &&L_addbr9, [OP_ADDI_BRI + 9] = &&L_addbri9,
         [OP_LOAD_ADD + 0x00] = &&LX_0x28, [OP_LOAD_ADDI + 0x00] = &&LXI_0x28,
         [OP_LOAD_ADD + 0x01] = &&LX_0x29, [OP_LOAD_ADDI + 0x01] = &&LXI_0x29,
         [OP_LOAD_ADD + 0x02] = &&LX_0x2a, [OP_LOAD_ADDI + 0x02] = &&LXI_0x2a,
@@ -535,10 +584,13 @@ int wasm_exec(struct wasm_instance *ctx, struct wasm_func *f)
     uint8_t *mbase;
     uint64_t msize;
     uint64_t fuel = ctx->fuel;
-    uint32_t depth = ctx->depth, base_depth = ctx->depth;
-    uint32_t max_depth = ctx->lim.max_call_depth;
+    uint32_t base_depth = ctx->depth;
     uint64_t *const stack_end = ctx->stack_end;
+    /* fr: the next free frame record (frames[depth]); the depth limit is
+     * reached at fr_end */
     struct wasm_frame *const frames = ctx->frames;
+    struct wasm_frame *fr = frames + base_depth;
+    struct wasm_frame *const fr_end = frames + ctx->lim.max_call_depth;
     uint64_t *fp = ctx->sp, *nfp = ctx->sp;
     const uint64_t *pc = NULL; /* the sentinel frame returns to the host */
     uint64_t acc = 0; /* acc: the last result, also in its slot */
@@ -553,7 +605,7 @@ do_call: { /* callee, any function, with its arguments at nfp */
         SPEND();
         ctx->sp = nfp + (np > nr ? np : nr);
         ctx->fuel = fuel;
-        ctx->depth = depth;
+        ctx->depth = (uint32_t)(fr - frames);
         int hrc = host_call(inst, callee, nfp);
         if (hrc) TRAP(hrc, inst->trap_msg);
         fuel = ctx->fuel; /* the host may have re-entered wasm and spent some */
@@ -580,12 +632,12 @@ enter:
 L_0x0f: { /* return: word1 the first result slot */
     uint32_t n = D;
     move_slots(fp, fp + X, n);
-    depth--;
-    pc = frames[depth].pc;
-    fp = frames[depth].fp;
+    fr--;
+    pc = fr->pc;
+    fp = fr->fp;
     if (!pc) goto done;
-    if (frames[depth].inst != inst) {
-        inst = frames[depth].inst;
+    if (fr->inst != inst) {
+        inst = fr->inst;
         RELOAD_INST();
     } else {
         RELOAD_MEM();
@@ -727,6 +779,8 @@ STORE(0x3b, uint16_t)
 STORE(0x3c, uint8_t)
 STORE(0x3d, uint16_t)
 STORE(0x3e, uint32_t)
+L_store_vadd: STORE_VSUM(fp[PX] + fp[PY])
+L_store_vaddi: STORE_VSUM(fp[PX] + IMM16)
 L_0x3f: fp[D] = acc = mem->pages; NEXT();
 L_0x40: {
     int64_t old = wasm_mem_grow(mem, (uint32_t)fp[X], inst->lim.max_pages);
@@ -1026,6 +1080,36 @@ BRCMPS(L_brcmpi0, L_brcmpi1, L_brcmpi2, L_brcmpi3, L_brcmpi4, L_brcmpi5, L_brcmp
        L_brcmpi8, L_brcmpi9, Y, 0)
 BRCMPS(L_brcmpb0, L_brcmpb1, L_brcmpb2, L_brcmpb3, L_brcmpb4, L_brcmpb5, L_brcmpb6, L_brcmpb7,
        L_brcmpb8, L_brcmpb9, (uint32_t)fp[Y], 1)
+/* i += imm16 (packed word 0), then the backward branch if i cmp w1 lo
+ * (slot, or imm32), to w1 hi */
+#define ADDBR(b_, expr)                                                                      \
+    {                                                                                        \
+        uint32_t a = (uint32_t)(fp[PX] + IMM16), b;                                          \
+        fp[PD] = acc = a;                                                                    \
+        b = (b_);                                                                            \
+        if (expr) {                                                                          \
+            SPEND();                                                                         \
+            pc = pc - 1 + (int32_t)Y;                                                        \
+        } else {                                                                             \
+            pc++;                                                                            \
+        }                                                                                    \
+        NEXT();                                                                              \
+    }
+#define ADDBRS(l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, b_)                                   \
+    l0: ADDBR(b_, a == b)                                                                    \
+    l1: ADDBR(b_, a != b)                                                                    \
+    l2: ADDBR(b_, (int32_t)a < (int32_t)b)                                                   \
+    l3: ADDBR(b_, a < b)                                                                     \
+    l4: ADDBR(b_, (int32_t)a > (int32_t)b)                                                   \
+    l5: ADDBR(b_, a > b)                                                                     \
+    l6: ADDBR(b_, (int32_t)a <= (int32_t)b)                                                  \
+    l7: ADDBR(b_, a <= b)                                                                    \
+    l8: ADDBR(b_, (int32_t)a >= (int32_t)b)                                                  \
+    l9: ADDBR(b_, a >= b)   
+ADDBRS(L_addbr0, L_addbr1, L_addbr2, L_addbr3, L_addbr4, L_addbr5, L_addbr6, L_addbr7, L_addbr8,
+       L_addbr9, (uint32_t)fp[X])
+ADDBRS(L_addbri0, L_addbri1, L_addbri2, L_addbri3, L_addbri4, L_addbri5, L_addbri6, L_addbri7,
+       L_addbri8, L_addbri9, X)
 BRCMPS(L_brcmpib0, L_brcmpib1, L_brcmpib2, L_brcmpib3, L_brcmpib4, L_brcmpib5, L_brcmpib6,
        L_brcmpib7, L_brcmpib8, L_brcmpib9, Y, 1)
 

@@ -297,7 +297,13 @@ enum {
     OP_LOAD_ADD = 0x700,  /* + load - 0x28: t = x + y (packed word 0, t in d), load [t + w1 lo] into w1 hi */
     OP_LOAD_ADDI = 0x710, /* + load - 0x28: the same with t = x + imm16 */
     OP_MOV2 = 0x720,      /* packed d, x, then w1 d | x: two moves, w1's first */
-    OP_COUNT = 0x721,
+    OP_STORE_ADD = 0x730,  /* + store - 0x36: t = x + y (packed word 0), store w1 lo's value at t + w1 hi */
+    OP_STORE_ADDI = 0x740, /* + store - 0x36: the same with t = x + imm16 */
+    OP_STORE_VADD = 0x750, /* i32.store of r = x + y (packed word 0) at w1 lo's address + w1 hi */
+    OP_STORE_VADDI = 0x751, /* the same with r = x + imm16 */
+    OP_ADDI_BR = 0x760,   /* + 0..9: t = x + imm16 (packed word 0), backward branch if t cmp w1 lo's slot */
+    OP_ADDI_BRI = 0x76a,  /* + 0..9: the same against w1 lo as imm32; w1 hi: offset */
+    OP_COUNT = 0x774,
 };
 
 #endif
