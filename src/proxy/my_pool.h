@@ -12,8 +12,9 @@
  * connection may be taken again, so no client ever sees another's session
  * state. The database is not part of the key: the taker selects its own
  * with COM_INIT_DB. Connections are per worker and generation (struct
- * wcluster), at most MY_POOL_MAX per cluster, closed after the cluster's
- * idleTimeout, when the generation retires and on drain. */
+ * wcluster), kept by db_pool.c: at most DB_POOL_MAX per cluster, closed
+ * after the cluster's idleTimeout, when the generation retires and on
+ * drain. */
 #ifndef STRAND_MY_POOL_H
 #define STRAND_MY_POOL_H
 
@@ -22,8 +23,6 @@
 
 struct wcluster;
 struct uconn;
-
-#define MY_POOL_MAX 128
 
 /* What a pooled connection was logged in with, and what the pool knows. */
 struct my_pool_key {

@@ -9,8 +9,8 @@
  * settings, LISTENs, advisory locks and the role a session set) and waits
  * for its ReadyForQuery before the connection may be taken again, so no
  * client ever sees another's session state. Connections are per worker and
- * generation (struct wcluster), closed after the cluster's idleTimeout or
- * when the generation retires.
+ * generation (struct wcluster), kept by db_pool.c: closed after the
+ * cluster's idleTimeout or when the generation retires.
  *
  * The pool also keeps, per connection, what a new client must be told as
  * if it had logged in: the server's ParameterStatus messages (latest value

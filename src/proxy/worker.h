@@ -19,8 +19,7 @@ struct alog;
 struct metrics_shard;
 struct uconn;
 struct hreq;
-struct pg_pool;
-struct my_pool;
+struct db_pool;
 struct db_check;
 
 /* A doubly linked list node, embedded in the objects it links. */
@@ -60,8 +59,8 @@ struct wcluster {
     struct wlink pending_h2;    /* struct h2s waiting likewise (HTTP/2 clients) */
     struct wlink *h2pool;       /* per endpoint: HTTP/2 sessions (struct h2u) */
     struct db_check *dbc;       /* replica checks (db_check.h), started lazily; or NULL */
-    struct pg_pool *pgpool;     /* idle PostgreSQL server connections (pg_pool.h); or NULL */
-    struct my_pool *mypool;     /* idle MySQL server connections (my_pool.h); or NULL */
+    struct db_pool *pgpool;     /* idle PostgreSQL server connections (pg_pool.h); or NULL */
+    struct db_pool *mypool;     /* idle MySQL server connections (my_pool.h); or NULL */
 };
 
 /* One generation as seen by one worker. */
