@@ -450,6 +450,161 @@ static void test_reentry_and_linking(void)
     wasm_module_free(mod);
 }
 
+/* Fused and immediate instruction forms (wasm_compile.c turns these byte
+ * patterns into one internal instruction each): the results and the traps
+ * must be those of the separate instructions, at the edges too: sums that
+ * wrap at 2^32 before the offset is added, offsets near 4 GiB, immediates
+ * at the ends of their range, fuel on a fused loop back edge. Each body is
+ * a function (i32 a, i32 b) -> i32 with one i32 local (2) and one page of
+ * memory, run by fused_run. */
+static int fused_run(const uint8_t *body, size_t blen, int32_t a, int32_t b, int32_t *out,
+                     uint64_t fuel)
+{
+    struct mb m;
+    mb_init(&m);
+    SEC(&m, 1, 0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f);
+    SEC(&m, 3, 0x01, 0x00);
+    SEC(&m, 5, 0x01, 0x01, 0x01, 0x01); /* memory: 1 page, max 1 */
+    SEC(&m, 7, 0x01, 0x01, 'f', 0x00, 0x00);
+    uint8_t code[128];
+    code[0] = 0x01;
+    code[1] = (uint8_t)(blen + 3);
+    code[2] = 0x01, code[3] = 0x01, code[4] = 0x7f; /* one i32 local */
+    memcpy(code + 5, body, blen);
+    mb_sec(&m, 10, code, blen + 5);
+    struct wasm_module *mod;
+    struct wasm_instance *inst = NULL;
+    struct wasm_error err;
+    struct wasm_limits lim = {.fuel = fuel};
+    int rc = load(&m, &mod, &err);
+    if (rc) {
+        printf("load: %s\n", err.msg);
+        return rc;
+    }
+    rc = wasm_instantiate(mod, NULL, 0, &lim, &inst, &err);
+    if (!rc) {
+        struct wasm_val args[2] = {i32v(a), i32v(b)}, res[1];
+        rc = wasm_call(inst, wasm_instance_func(inst, "f"), args, 2, res, &err);
+        if (!rc) *out = res[0].of.i32;
+    }
+    wasm_instance_free(inst);
+    wasm_module_free(mod);
+    return rc;
+}
+
+#define FUSED(fuel, a, b, out, ...)                                                          \
+    ({                                                                                       \
+        static const uint8_t fb_[] = {__VA_ARGS__};                                          \
+        fused_run(fb_, sizeof(fb_), (a), (b), (out), (fuel));                                \
+    })
+
+/* i32.store 0x11223344 at 4, so loads have something to find */
+#define PUT4 0x41, 0x04, 0x41, 0xc4, 0xe6, 0x88, 0x89, 0x01, 0x36, 0x02, 0x00
+
+static void test_fused_loads(void)
+{
+    int32_t r = 0;
+    /* i32.load (a + b): the sum wraps to 4 before the bounds check */
+    CHECK(FUSED(0, -4, 8, &r, PUT4, 0x20, 0x00, 0x20, 0x01, 0x6a, 0x28, 0x02, 0x00, 0x0b) == 0 &&
+          r == 0x11223344, "%x", r);
+    CHECK(FUSED(0, 65532, 4, &r, PUT4, 0x20, 0x00, 0x20, 0x01, 0x6a, 0x28, 0x02, 0x00, 0x0b) ==
+          WASM_TRAP_MEMORY);
+    /* i32.load offset=4 (a + 8): wraps to 0, then + 4 */
+    CHECK(FUSED(0, -8, 0, &r, PUT4, 0x20, 0x00, 0x41, 0x08, 0x6a, 0x28, 0x02, 0x04, 0x0b) == 0 &&
+          r == 0x11223344, "%x", r);
+    /* offset 0xfffffffc: the effective address is 4 GiB + a, out of bounds */
+    CHECK(FUSED(0, 8, 0, &r, PUT4, 0x20, 0x00, 0x41, 0x08, 0x6a, 0x28, 0x02, 0xfc, 0xff, 0xff,
+                0xff, 0x0f, 0x0b) == WASM_TRAP_MEMORY);
+    /* the immediate at INT16_MIN: (a + -32768) with a = 32772 is 4 */
+    CHECK(FUSED(0, 32772, 0, &r, PUT4, 0x20, 0x00, 0x41, 0x80, 0x80, 0x7e, 0x6a, 0x28, 0x02, 0x00,
+                0x0b) == 0 && r == 0x11223344, "%x", r);
+    /* the sum tee'd to a local and read again after the load: a + 8 + load */
+    CHECK(FUSED(0, -4, 0, &r, PUT4, 0x20, 0x00, 0x41, 0x08, 0x6a, 0x22, 0x02, 0x28, 0x02, 0x00,
+                0x20, 0x02, 0x6a, 0x0b) == 0 && r == 0x11223348, "%x", r);
+    /* i64.load8_s through the fused form: byte 7 of 0x11223344 at 4 is 0x11 */
+    CHECK(FUSED(0, 3, 4, &r, PUT4, 0x20, 0x00, 0x20, 0x01, 0x6a, 0x30, 0x00, 0x00, 0xa7, 0x0b) == 0 &&
+          r == 0x11, "%x", r);
+}
+
+static void test_fused_stores(void)
+{
+    int32_t r = 0;
+    /* store b at (a + b), read back at a + b: address fused */
+    CHECK(FUSED(0, 100, 7, &r, 0x20, 0x00, 0x20, 0x01, 0x6a, 0x20, 0x01, 0x36, 0x02, 0x00, 0x20, 0x00,
+                0x20, 0x01, 0x6a, 0x28, 0x02, 0x00, 0x0b) == 0 && r == 7, "%d", r);
+    /* the last four bytes are in bounds, one more is not (nothing written) */
+    CHECK(FUSED(0, 65530, 2, &r, 0x20, 0x00, 0x20, 0x01, 0x6a, 0x20, 0x01, 0x36, 0x02, 0x00, 0x41,
+                0x00, 0x0b) == 0);
+    CHECK(FUSED(0, 65531, 2, &r, 0x20, 0x00, 0x20, 0x01, 0x6a, 0x20, 0x01, 0x36, 0x02, 0x00, 0x41,
+                0x00, 0x0b) == WASM_TRAP_MEMORY);
+    /* address a + 16 with offset 0xfffffff0 (wraps in 32 bits, not in 64) */
+    CHECK(FUSED(0, -16, 1, &r, 0x20, 0x00, 0x41, 0x10, 0x6a, 0x20, 0x01, 0x3a, 0x00, 0xf0, 0xff,
+                0xff, 0xff, 0x0f, 0x41, 0x00, 0x0b) == WASM_TRAP_MEMORY);
+    /* the stored value is the sum itself (the address reads the local the
+     * sum was tee'd into): mem[a + 1] = a + 1 */
+    CHECK(FUSED(0, 40, 0, &r, 0x20, 0x00, 0x41, 0x01, 0x6a, 0x22, 0x02, 0x20, 0x02, 0x36, 0x02, 0x00,
+                0x20, 0x02, 0x28, 0x02, 0x00, 0x0b) == 0 && r == 41, "%d", r);
+    /* value fused: mem[16] = a + b, wrapping */
+    CHECK(FUSED(0, -1, 2, &r, 0x41, 0x10, 0x20, 0x00, 0x20, 0x01, 0x6a, 0x36, 0x02, 0x00, 0x41, 0x10,
+                0x28, 0x02, 0x00, 0x0b) == 0 && r == 1, "%d", r);
+    /* value fused with an immediate, address out of bounds by one byte */
+    CHECK(FUSED(0, 65533, 2, &r, 0x20, 0x00, 0x20, 0x01, 0x41, 0x80, 0x80, 0x7e, 0x6a, 0x36, 0x02,
+                0x00, 0x41, 0x00, 0x0b) == WASM_TRAP_MEMORY);
+    CHECK(FUSED(0, 65532, 2, &r, 0x20, 0x00, 0x20, 0x01, 0x41, 0x80, 0x80, 0x7e, 0x6a, 0x36, 0x02,
+                0x00, 0x20, 0x00, 0x28, 0x02, 0x00, 0x0b) == 0 && r == 2 - 32768, "%d", r);
+}
+
+static void test_fused_branches(void)
+{
+    int32_t r = 0;
+    /* loop { a += -1; br_if (a >s b) } a: the i += k; compare-and-branch form */
+    static const uint8_t down[] = {0x03, 0x40, 0x20, 0x00, 0x41, 0x7f, 0x6a, 0x22, 0x00, 0x20, 0x01,
+                                   0x4a, 0x0d, 0x00, 0x0b, 0x20, 0x00, 0x0b};
+    CHECK(fused_run(down, sizeof(down), 10, 3, &r, 0) == 0 && r == 3, "%d", r);
+    CHECK(fused_run(down, sizeof(down), 10, -3, &r, 0) == 0 && r == -3, "%d", r);
+    /* the same with local.set and the operands the other way: br_if (b <s a) */
+    static const uint8_t down2[] = {0x03, 0x40, 0x20, 0x00, 0x41, 0x7f, 0x6a, 0x21, 0x00, 0x20, 0x01,
+                                    0x20, 0x00, 0x48, 0x0d, 0x00, 0x0b, 0x20, 0x00, 0x0b};
+    CHECK(fused_run(down2, sizeof(down2), 10, 3, &r, 0) == 0 && r == 3, "%d", r);
+    /* against an immediate: br_if (a >u 0x80000000) counting down from
+     * 0x80000005: unsigned compare with imm32 = INT32_MIN */
+    static const uint8_t downu[] = {0x03, 0x40, 0x20, 0x00, 0x41, 0x7f, 0x6a, 0x22, 0x00, 0x41, 0x80,
+                                    0x80, 0x80, 0x80, 0x78, 0x4b, 0x0d, 0x00, 0x0b, 0x20, 0x00, 0x0b};
+    CHECK(fused_run(downu, sizeof(downu), (int32_t)0x80000005u, 0, &r, 0) == 0 && r == INT32_MIN,
+          "%d", r);
+    /* an endless fused loop (a += 1 while a != 0 from 1: 2^32 - 1 turns)
+     * is stopped by fuel on its back edge */
+    static const uint8_t endless[] = {0x03, 0x40, 0x20, 0x00, 0x41, 0x01, 0x6a, 0x22, 0x00, 0x41, 0x00,
+                                      0x47, 0x0d, 0x00, 0x0b, 0x20, 0x00, 0x0b};
+    CHECK(fused_run(endless, sizeof(endless), 1, 0, &r, 10000) == WASM_TRAP_FUEL);
+    /* if (a <s INT32_MIN + 1) 1 else 2: compare-with-imm32 and branch */
+    static const uint8_t lt[] = {0x20, 0x00, 0x41, 0x81, 0x80, 0x80, 0x80, 0x78, 0x48, 0x04, 0x7f, 0x41,
+                                 0x01, 0x05, 0x41, 0x02, 0x0b, 0x0b};
+    CHECK(fused_run(lt, sizeof(lt), INT32_MIN, 0, &r, 0) == 0 && r == 1, "%d", r);
+    CHECK(fused_run(lt, sizeof(lt), INT32_MIN + 1, 0, &r, 0) == 0 && r == 2, "%d", r);
+}
+
+static void test_immediates(void)
+{
+    int32_t r = 0;
+    /* a + INT16_MIN and a + INT16_MAX (immediates) and a + 32768 (not one) */
+    CHECK(FUSED(0, 5, 0, &r, 0x20, 0x00, 0x41, 0x80, 0x80, 0x7e, 0x6a, 0x0b) == 0 && r == 5 - 32768);
+    CHECK(FUSED(0, 5, 0, &r, 0x20, 0x00, 0x41, 0xff, 0xff, 0x01, 0x6a, 0x0b) == 0 && r == 5 + 32767);
+    CHECK(FUSED(0, 5, 0, &r, 0x20, 0x00, 0x41, 0x80, 0x80, 0x02, 0x6a, 0x0b) == 0 && r == 5 + 32768);
+    /* the constant on the left of a non-commutative op: 10 - a */
+    CHECK(FUSED(0, 3, 0, &r, 0x41, 0x0a, 0x20, 0x00, 0x6b, 0x0b) == 0 && r == 7);
+    /* shift counts are masked: a << 33 is a << 1 */
+    CHECK(FUSED(0, 3, 0, &r, 0x20, 0x00, 0x41, 0x21, 0x74, 0x0b) == 0 && r == 6);
+    /* i64: (i64)a + -1, unsigned compare with -1 (all ones) */
+    CHECK(FUSED(0, 0, 0, &r, 0x20, 0x00, 0xad, 0x42, 0x7f, 0x7c, 0x42, 0x7f, 0x51, 0x0b) == 0 && r == 1);
+    CHECK(FUSED(0, 7, 0, &r, 0x20, 0x00, 0xac, 0x42, 0x7f, 0x56, 0x0b) == 0 && r == 0);
+    /* division traps are not immediate forms: a / 0 still traps */
+    CHECK(FUSED(0, 7, 0, &r, 0x20, 0x00, 0x41, 0x00, 0x6d, 0x0b) == WASM_TRAP_DIV_ZERO);
+    /* swap through locals (two moves in one instruction, in order) */
+    CHECK(FUSED(0, 2, 9, &r, 0x20, 0x00, 0x20, 0x01, 0x21, 0x00, 0x21, 0x01, 0x20, 0x00, 0x41, 0x0a,
+                0x6c, 0x20, 0x01, 0x6a, 0x0b) == 0 && r == 92, "%d", r);
+}
+
 int main(void)
 {
     test_decode_errors();
@@ -460,6 +615,10 @@ int main(void)
     test_memory();
     test_host_imports();
     test_reentry_and_linking();
+    test_fused_loads();
+    test_fused_stores();
+    test_fused_branches();
+    test_immediates();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
