@@ -33,12 +33,10 @@ static int http_conn_header(const struct hreq *r)
     return r->http10 ? HTTP_CONN_KEEPALIVE : HTTP_CONN_NONE;
 }
 
-/* Answers the request from the proxy itself: a direct response (msg NULL)
- * or a refusal/error described by msg. */
-void req_local(struct hreq *r, int status, const char *msg, int outcome)
+/* The state every local answer starts from: the upstream side dropped. */
+static void local_begin(struct hreq *r, int status, const char *msg, int outcome)
 {
     struct hconn *hc = r->hc;
-    const struct cfg_rule *cr = r->rr ? route_rule_cfg(r->rr) : NULL;
     if (r->uc) {
         uconn_close(r->uc);
         r->uc = NULL;
@@ -53,6 +51,15 @@ void req_local(struct hreq *r, int status, const char *msg, int outcome)
         r->close_after = 1;
     if (hc->w->draining)
         r->close_after = 1;
+}
+
+/* Answers the request from the proxy itself: a direct response (msg NULL)
+ * or a refusal/error described by msg. */
+void req_local(struct hreq *r, int status, const char *msg, int outcome)
+{
+    struct hconn *hc = r->hc;
+    const struct cfg_rule *cr = r->rr ? route_rule_cfg(r->rr) : NULL;
+    local_begin(r, status, msg, outcome);
     int rc;
     if (!msg && cr && cr->direct.status) {
         const char *b = cr->direct.body ? cr->direct.body : "";
@@ -74,6 +81,15 @@ void req_local(struct hreq *r, int status, const char *msg, int outcome)
                                  retry ? &ops : NULL);
     }
     if (rc < 0)
+        r->close_after = 1;
+    r->resp_head_done = 1;
+}
+
+void req_local_body(struct hreq *r, int status, const char *ctype, const char *body, size_t len,
+                    const struct cfg_header_ops *ops, const char *msg, int outcome)
+{
+    local_begin(r, status, msg, outcome);
+    if (http_local_response(r->hc, status, ctype, body, len, http_conn_header(r), ops) < 0)
         r->close_after = 1;
     r->resp_head_done = 1;
 }
@@ -227,7 +243,9 @@ void req_timeout(struct loop *l, struct loop_timer *t)
 {
     struct hreq *r = t->ud;
     struct hconn *hc = r->hc;
-    if (r->state == HR_CONNECTING && r->pending) {
+    if (r->state == HR_FILTER) {
+        req_local(r, 504, "timed out waiting for a wasm filter to continue", OUTCOME_TIMEOUT);
+    } else if (r->state == HR_CONNECTING && r->pending) {
         req_unpend(r);
         req_local(r, 504, "timed out waiting for an upstream connection", OUTCOME_TIMEOUT);
     } else if (!r->resp_head_done) {
@@ -586,6 +604,8 @@ static int resp_head(struct hreq *r)
         if (r->resp_until_close || !r->body.done || hc->w->draining)
             r->close_after = 1;
         r->upstream_close = !(resp.flags & H1_F_KEEPALIVE) || r->resp_until_close;
+        if (r->wf && http_wf_response(r, &resp) < 0)
+            return -1;
         if (http_build_response_head(r, &resp) < 0) {
             attempt_end(r, LB_5XX, OUTCOME_SERVER_ERROR);
             req_local(r, 502, "upstream response header too large", OUTCOME_SERVER_ERROR);
@@ -625,7 +645,7 @@ void req_update(struct hreq *r)
         loop_io_set(l, &hc->io, LOOP_WRITE);
         return;
     }
-    if (r->state == HR_CONNECTING) {
+    if (r->state == HR_CONNECTING || r->state == HR_FILTER) {
         /* Nothing to move; only notice a client that goes away. */
         loop_io_set(l, &hc->io, buf_has_room(&hc->in) && !hc->read_eof ? LOOP_READ : 0);
         return;

@@ -22,6 +22,7 @@
 #include "proxy/pg_pool.h"
 #include "proxy/proto.h"
 #include "proxy/upstream.h"
+#include "proxy/wasm_filter.h"
 
 #define WORKER_TICK_MS 100
 
@@ -75,6 +76,7 @@ static void wgen_free(struct wgen *wg)
         free(wg->clusters[i].h2pool);
     }
     free(wg->clusters);
+    wf_wgen_free(wg);
     gen_unref(wg->gen);
     free(wg);
 }
