@@ -887,6 +887,8 @@ void h2s_resp_data(struct h2s *st, const uint8_t *p, size_t len)
 {
     if (st->reset_down || st->head_only)
         return;
+    if (st->wf && h2_wf_resp_body(st, p, len, 0) < 0)
+        return;
     if (buf_put(&st->respb, p, len) < 0) {
         /* Cannot happen while the windows equal the block size. */
         h2s_resp_abort(st, H2_INTERNAL_ERROR);
@@ -898,6 +900,8 @@ void h2s_resp_data(struct h2s *st, const uint8_t *p, size_t len)
 void h2s_resp_end(struct h2s *st, const struct h2_header *trl, size_t n)
 {
     if (st->resp_done)
+        return;
+    if (st->wf && !st->reset_down && !st->head_only && h2_wf_resp_body(st, NULL, 0, 1) < 0)
         return;
     st->resp_done = 1;
     st->state = H2S_DONE;

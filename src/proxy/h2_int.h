@@ -191,6 +191,12 @@ int h2_wf_request(struct h2s *st, const struct h2_header *hs, size_t n);
  * replaced by a list valid until the next call on this thread). 0 to go
  * on, -1 when the stream was answered locally instead. */
 int h2_wf_response(struct h2s *st, int *status, const struct h2_header **hs, size_t *n);
+/* Body bytes for the filters: request bytes as they arrive (held back
+ * while the request headers are paused, then shown from reqb), response
+ * bytes as they go to the client; eos once at the end. 0 to go on, -1
+ * when the stream was answered or reset instead. */
+int h2_wf_req_body(struct h2s *st, const uint8_t *p, size_t n, int eos);
+int h2_wf_resp_body(struct h2s *st, const uint8_t *p, size_t n, int eos);
 /* Starts (or restarts) an attempt. */
 void h2s_attempt(struct h2s *st);
 /* The attempt failed before a usable response: retry or answer. */

@@ -71,6 +71,12 @@ static void after_request(struct h2s *st, int res)
     case WF_CONTINUE: {
         static __thread struct h2_header hs[H2W_MAX];
         size_t n = synth(wf_req_map(st->wf), hs, H2W_MAX, st->wf_cl);
+        /* Body bytes that came while the filters held the head. */
+        if (buf_len(&st->reqb) || st->req_done) {
+            const uint8_t *b = (const uint8_t *)buf_start(&st->reqb);
+            if (h2_wf_req_body(st, b, buf_len(&st->reqb), st->req_done) < 0)
+                return;
+        }
         h2s_route(st, hs, n);
         return;
     }
@@ -126,6 +132,32 @@ int h2_wf_request(struct h2s *st, const struct h2_header *hs, size_t n)
     loop_timer_arm(hc->w->loop, &st->timer, st->deadline_ms);
     after_request(st, wf_request_headers(st->wf, st->req_done));
     return 1;
+}
+
+/* A body phase's answer: WF_LOCAL or WF_FAIL end the stream. */
+static int body_result(struct h2s *st, int res)
+{
+    if (res == WF_CONTINUE || res == WF_PAUSE)
+        return 0;
+    if (res == WF_LOCAL) {
+        answer_local(st);
+    } else {
+        snprintf(st->errbuf, sizeof(st->errbuf), "%s", wf_fail_reason(st->wf));
+        h2s_local(st, 500, st->errbuf, OUTCOME_SERVER_ERROR);
+    }
+    return -1;
+}
+
+int h2_wf_req_body(struct h2s *st, const uint8_t *p, size_t n, int eos)
+{
+    if (st->wf_wait)
+        return 0; /* shown from reqb when the head goes on */
+    return body_result(st, wf_request_body(st->wf, p, n, eos));
+}
+
+int h2_wf_resp_body(struct h2s *st, const uint8_t *p, size_t n, int eos)
+{
+    return body_result(st, wf_response_body(st->wf, p, n, eos));
 }
 
 int h2_wf_response(struct h2s *st, int *status, const struct h2_header **hs, size_t *n)

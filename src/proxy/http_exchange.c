@@ -295,6 +295,7 @@ static void exchange_start(struct hreq *r)
     r->state = HR_EXCHANGE;
     r->uc_readable = 0;
     r->head_sent = 0;
+    r->wf_req_fwd = 0;
     if (r->replay)
         r->body_off = 0;
     r->resp_head_done = 0;
@@ -442,7 +443,20 @@ static void body_advance(struct hbody *b, size_t n)
 
 /* ---- the exchange -------------------------------------------------------- */
 
-enum { IO_DONE, IO_BLOCKED, IO_IDLE, IO_ERROR };
+enum { IO_LOCAL = -1, IO_DONE, IO_BLOCKED, IO_IDLE, IO_ERROR };
+
+/* The filters see the n request body bytes at p just sent, unless an
+ * earlier attempt showed them already (a retry sends them again). */
+static int req_body_shown(struct hreq *r, const char *p, size_t n)
+{
+    uint64_t off = r->wf_req_fwd;
+    r->wf_req_fwd += n;
+    if (off + n <= r->wf_req_shown)
+        return 0;
+    size_t skip = r->wf_req_shown > off ? (size_t)(r->wf_req_shown - off) : 0;
+    r->wf_req_shown = off + n;
+    return http_wf_body(r, 0, p + skip, n - skip, r->body.done);
+}
 
 /* Sends what can be sent of the request. */
 static int req_send(struct hreq *r)
@@ -480,6 +494,8 @@ static int req_send(struct hreq *r)
         if (left > 0) {
             body_advance(&r->body, left);
             r->body_bytes += left;
+            if (r->wf && req_body_shown(r, buf_start(&hc->in) + skip, left) < 0)
+                return IO_LOCAL;
             if (r->replay)
                 r->body_off += (uint32_t)left;
             else
@@ -524,6 +540,8 @@ static int resp_send(struct hreq *r)
         left -= h;
         if (left > 0) {
             body_advance(&r->resp, left);
+            if (r->wf && http_wf_body(r, 1, buf_start(&uc->in), left, r->resp.done) < 0)
+                return IO_ERROR + 1;
             buf_consume(&uc->in, (uint32_t)left);
         }
     }
@@ -539,6 +557,8 @@ static int resp_head(struct hreq *r)
     struct uconn *uc = r->uc;
     struct h1_header headers[HTTP_MAX_HEADERS_CAP];
     for (;;) {
+        if (buf_len(&uc->in) == 0)
+            return 0; /* nothing yet: no buffer to parse (it may be NULL) */
         struct h1_response resp;
         memset(&resp, 0, sizeof(resp));
         resp.headers = headers;
@@ -654,6 +674,10 @@ void req_update(struct hreq *r)
     unsigned ucmask = 0, hcmask = 0;
 
     int s = req_send(r);
+    if (s == IO_LOCAL) { /* a filter answered: the upstream side is gone */
+        req_update(r);
+        return;
+    }
     if (s == IO_ERROR) {
         req_local(r, 400, "malformed chunked request body", OUTCOME_CLIENT_ERROR);
         r->close_after = 1;
@@ -745,6 +769,10 @@ void req_update(struct hreq *r)
             if (r->resp_until_close) {
                 r->resp.done = 1;
                 r->upstream_close = 1;
+                if (r->wf && buf_len(&uc->in) == 0 && http_wf_body(r, 1, NULL, 0, 1) < 0) {
+                    hc_close(hc);
+                    return;
+                }
                 if (buf_len(&uc->in) > 0)
                     continue;
                 if (buf_len(&hc->out) == 0) {

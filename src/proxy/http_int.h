@@ -57,6 +57,15 @@ struct hconn {
     struct h2s *xst;        /* HC_H1X: the request */
 };
 
+/* A body as the filters see it: chunked framing taken off (a framing line
+ * split between two writes waits in carry). */
+struct http_wf_body {
+    struct h1_chunked ch;
+    uint8_t ncarry;
+    uint8_t broken;             /* framing not followed: no more chunks shown */
+    char carry[62];
+};
+
 /* Request states, from the head being complete to the response written. */
 enum hreq_state {
     HR_CONNECTING,   /* waiting for an upstream connection (or a slot) */
@@ -137,6 +146,9 @@ struct hreq {
     struct wf_stream *wf;
     unsigned wf_flags;
     int wf_method_id;
+    uint64_t wf_req_fwd;        /* raw request body offset of this attempt's next byte */
+    uint64_t wf_req_shown;      /* raw request body bytes the filters have seen */
+    struct http_wf_body wf_dreq, wf_dresp;
 };
 
 static inline struct loop *hc_loop(struct hconn *hc) { return hc->w->loop; }
@@ -229,6 +241,11 @@ int http_wf_request(struct hreq *r, const struct h1_request *req, uint32_t head_
  * the filters' map, in storage valid while r lives). 0 to go on, -1 when
  * r was answered locally instead. */
 int http_wf_response(struct hreq *r, struct h1_response *resp);
+/* Shows the filters n raw body bytes at p that were just forwarded, of the
+ * request (resp 0) or the response; eos: the body is complete. 0, or -1
+ * when a filter ended the request: a request was answered locally (the
+ * upstream connection is gone), a response must be cut (close). */
+int http_wf_body(struct hreq *r, int resp, const char *p, size_t n, int eos);
 
 /* http_attr.c */
 /* Attribute source over a parsed request; ctx is borrowed. */

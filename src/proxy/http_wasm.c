@@ -260,3 +260,85 @@ int http_wf_response(struct hreq *r, struct h1_response *resp)
         fail_closed(r);
     return -1;
 }
+
+static int body_call(struct hreq *r, int resp, const char *p, size_t n, int eos)
+{
+    const uint8_t *b = (const uint8_t *)p;
+    return resp ? wf_response_body(r->wf, b, n, eos) : wf_request_body(r->wf, b, n, eos);
+}
+
+/* Chunked: the payload runs of p[0..n) (after what carry held). */
+static int dechunk(struct hreq *r, struct http_wf_body *d, int resp, const char *p, size_t n,
+                   int eos)
+{
+    char *joined = NULL;
+    if (d->ncarry) {
+        if (!(joined = malloc(d->ncarry + n))) {
+            d->broken = 1;
+            return WF_CONTINUE;
+        }
+        memcpy(joined, d->carry, d->ncarry);
+        if (n)
+            memcpy(joined + d->ncarry, p, n);
+        p = joined;
+        n += d->ncarry;
+        d->ncarry = 0;
+    }
+    int res = WF_CONTINUE;
+    size_t off = 0;
+    while (off < n && res == WF_CONTINUE) {
+        const char *data;
+        size_t dl;
+        int c = h1_chunked_decode(&d->ch, p + off, n - off, &data, &dl);
+        if (c < 0) {
+            d->broken = 1; /* the forwarding side answers bad framing */
+            break;
+        }
+        if (c == 0) {
+            /* A framing line cut by a partial write: keep it for later. */
+            size_t rest = n - off;
+            if (!h1_chunked_done(&d->ch) && rest <= sizeof(d->carry)) {
+                memcpy(d->carry, p + off, rest);
+                d->ncarry = (uint8_t)rest;
+            } else if (!h1_chunked_done(&d->ch)) {
+                d->broken = 1;
+            }
+            break;
+        }
+        off += (size_t)c;
+        if (dl)
+            res = body_call(r, resp, data, dl, 0);
+    }
+    free(joined);
+    if (res == WF_CONTINUE && eos)
+        res = body_call(r, resp, NULL, 0, 1);
+    return res;
+}
+
+int http_wf_body(struct hreq *r, int resp, const char *p, size_t n, int eos)
+{
+    struct http_wf_body *d = resp ? &r->wf_dresp : &r->wf_dreq;
+    enum h1_body_kind kind = resp ? r->resp.kind : r->body.kind;
+    int res;
+    if (kind != H1_BODY_CHUNKED)
+        res = body_call(r, resp, p, n, eos);
+    else
+        res = d->broken ? WF_CONTINUE : dechunk(r, d, resp, p, n, eos);
+    if (res == WF_CONTINUE || res == WF_PAUSE)
+        return 0;
+    if (resp) {
+        /* The response head is out: cutting the connection is all that is
+         * left to say it went wrong. */
+        snprintf(r->errbuf, sizeof(r->errbuf), "%s",
+                 res == WF_LOCAL ? "a wasm filter answered after the response started"
+                                 : wf_fail_reason(r->wf));
+        r->error = r->errbuf;
+        r->outcome = OUTCOME_SERVER_ERROR;
+        return -1;
+    }
+    if (res == WF_LOCAL)
+        answer_local(r);
+    else
+        fail_closed(r);
+    return -1;
+}

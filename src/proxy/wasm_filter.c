@@ -78,8 +78,9 @@ struct wf_bytes {
     size_t len, cap, off;    /* off: consumed from the front (output queues) */
 };
 
-/* HTTP bodies and trailers are not handed to filters yet (docs/wasm.md). */
-enum wf_phase { PH_NONE, PH_REQ_HEADERS, PH_RESP_HEADERS, PH_TCP_OPEN, PH_TCP_DOWN, PH_TCP_UP };
+/* HTTP trailers are not handed to filters yet (docs/wasm.md). */
+enum wf_phase { PH_NONE, PH_REQ_HEADERS, PH_RESP_HEADERS, PH_REQ_BODY, PH_RESP_BODY, PH_TCP_OPEN,
+                PH_TCP_DOWN, PH_TCP_UP };
 
 struct wf_stream {
     struct worker *w;
@@ -96,6 +97,8 @@ struct wf_stream {
     bool continued;          /* proxy_continue_stream during that call */
     bool paused;             /* waiting for the filter (request headers) */
     bool local_set, close_req;
+    const uint8_t *body;     /* the chunk of a body phase */
+    size_t body_len;
     struct wf_local local;
     struct loop_timer resume;
     struct wf_bytes pend[2]; /* tcp, [0] client->upstream, [1] upstream->client */
@@ -527,6 +530,8 @@ static int call_one(struct wf_stream *s, struct pw_ctx *c)
     switch (s->phase) {
     case PH_REQ_HEADERS: return pw_http_request_headers(c, s->req.n, s->eos);
     case PH_RESP_HEADERS: return pw_http_response_headers(c, s->resp.n, s->eos);
+    case PH_REQ_BODY: return pw_http_request_body(c, (uint32_t)s->body_len, s->eos);
+    case PH_RESP_BODY: return pw_http_response_body(c, (uint32_t)s->body_len, s->eos);
     case PH_TCP_OPEN: return pw_tcp_new_connection(c);
     case PH_TCP_DOWN:
         return pw_tcp_downstream_data(c, (uint32_t)(s->pend[0].len - s->pend[0].off), s->eos);
@@ -540,7 +545,7 @@ static int call_one(struct wf_stream *s, struct pw_ctx *c)
  * chain backwards, as the response travels back through the filters. */
 static int run_phase(struct wf_stream *s)
 {
-    bool back = s->phase == PH_RESP_HEADERS || s->phase == PH_TCP_UP;
+    bool back = s->phase == PH_RESP_HEADERS || s->phase == PH_RESP_BODY || s->phase == PH_TCP_UP;
     bool pausable = s->phase == PH_REQ_HEADERS || s->phase == PH_TCP_DOWN || s->phase == PH_TCP_UP;
     while (s->next < s->n) {
         struct wf_slot *sl = &s->slots[back ? s->n - 1 - s->next : s->next];
@@ -574,6 +579,9 @@ static int run_phase(struct wf_stream *s)
 
 static int start_phase(struct wf_stream *s, enum wf_phase ph, bool eos)
 {
+    /* A local response of an earlier phase was answered (or could not be:
+     * the response had started); this phase reports only its own. */
+    s->local_set = false;
     s->phase = ph;
     s->next = 0;
     s->eos = eos;
@@ -585,6 +593,35 @@ int wf_request_headers(struct wf_stream *s, bool eos) { return start_phase(s, PH
 int wf_response_headers(struct wf_stream *s, bool eos)
 {
     return start_phase(s, PH_RESP_HEADERS, eos);
+}
+
+static int body_phase(struct wf_stream *s, enum wf_phase ph, const uint8_t *p, size_t n, bool eos)
+{
+    /* A body phase never interrupts a paused request phase. */
+    enum wf_phase saved = s->phase;
+    uint32_t next = s->next;
+    bool paused = s->paused;
+    s->body = p;
+    s->body_len = n;
+    int rc = start_phase(s, ph, eos);
+    s->body = NULL;
+    s->body_len = 0;
+    if (paused) {
+        s->phase = saved;
+        s->next = next;
+        s->paused = true;
+    }
+    return rc;
+}
+
+int wf_request_body(struct wf_stream *s, const uint8_t *p, size_t n, bool eos)
+{
+    return body_phase(s, PH_REQ_BODY, p, n, eos);
+}
+
+int wf_response_body(struct wf_stream *s, const uint8_t *p, size_t n, bool eos)
+{
+    return body_phase(s, PH_RESP_BODY, p, n, eos);
 }
 
 int wf_resume(struct wf_stream *s)
@@ -743,6 +780,12 @@ static int op_buffer_get(void *user, int buffer, const uint8_t **data, size_t *l
     struct wf_stream *s = stream_of(user);
     if (!s)
         return PW_NOT_FOUND;
+    if ((buffer == PW_BUFFER_REQUEST_BODY && s->phase == PH_REQ_BODY) ||
+        (buffer == PW_BUFFER_RESPONSE_BODY && s->phase == PH_RESP_BODY)) {
+        *data = s->body;
+        *len = s->body_len;
+        return PW_OK;
+    }
     if (s->tcp && (buffer == PW_BUFFER_DOWNSTREAM_DATA || buffer == PW_BUFFER_UPSTREAM_DATA)) {
         struct wf_bytes *b = &s->pend[buffer == PW_BUFFER_UPSTREAM_DATA];
         *data = b->p + b->off;
@@ -762,8 +805,9 @@ static int op_buffer_set(void *user, int buffer, size_t start, size_t size, cons
         return bytes_put(&s->pend[buffer == PW_BUFFER_UPSTREAM_DATA], start, size, data, len) < 0
                    ? PW_BAD_ARGUMENT
                    : PW_OK;
-    /* HTTP bodies are not handed to filters yet (docs/wasm.md). */
-    return PW_NOT_FOUND;
+    /* HTTP bodies stream through the proxy without being held, so their
+     * bytes cannot be rewritten (docs/wasm.md). */
+    return PW_UNIMPLEMENTED;
 }
 
 /* ---- host callbacks: properties --------------------------------------------- */

@@ -129,6 +129,15 @@ void wf_set_names(struct wf_stream *s, const char *route, const char *cluster);
  * response is not held; docs/wasm.md). eos: no body follows. */
 int wf_request_headers(struct wf_stream *s, bool eos);
 int wf_response_headers(struct wf_stream *s, bool eos);
+/* Body bytes (request: as the client sends them, after the request
+ * headers went on; response: as they go to the client), payload only (no
+ * chunked framing), then once with eos. The filters see each chunk
+ * (proxy_get_buffer_bytes) and may answer (WF_LOCAL: before the response
+ * started only) or fail; a Pause is taken as Continue: bodies stream
+ * through and are not held (docs/wasm.md). */
+int wf_request_body(struct wf_stream *s, const uint8_t *p, size_t n, bool eos);
+int wf_response_body(struct wf_stream *s, const uint8_t *p, size_t n, bool eos);
+
 /* After the resume callback: the rest of the paused phase. */
 int wf_resume(struct wf_stream *s);
 /* Whether the request phase is paused (waiting for the filter). */

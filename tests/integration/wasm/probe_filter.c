@@ -15,7 +15,10 @@
  *
  * Every request: x-order gets the plugin configuration appended (so two
  * plugins show their order), and so does the response header x-resp-order
- * (responses run through the chain backwards). TCP: bytes from the client
+ * (responses run through the chain backwards). Body chunks are counted in
+ * probe_req_body_bytes_total / probe_resp_body_bytes_total, their ends in
+ * probe_body_eos_total; with `x-test: body-deny` a request body containing
+ * "forbidden" is answered 403. TCP: bytes from the client
  * are upper-cased, held while they start with "WAIT" and have no newline
  * yet; a connection whose first bytes are "TRAP" traps. */
 #include "proxy_wasm.h"
@@ -23,6 +26,7 @@
 static char tag[16] = "?";
 static uint32_t paused[64];
 static int npaused;
+static uint32_t m_req_body, m_resp_body, m_eos;
 
 proxy_bool_t proxy_on_vm_start(uint32_t root_context_id, size_t vm_configuration_size)
 {
@@ -42,6 +46,9 @@ proxy_bool_t proxy_on_configure(uint32_t root_context_id, size_t size)
         tag[n] = 0;
     }
     pw_free(cfg);
+    pw_define_metric(PROXY_METRIC_COUNTER, "probe_req_body_bytes_total", &m_req_body);
+    pw_define_metric(PROXY_METRIC_COUNTER, "probe_resp_body_bytes_total", &m_resp_body);
+    pw_define_metric(PROXY_METRIC_COUNTER, "probe_body_eos_total", &m_eos);
     proxy_set_tick_period_milliseconds(20);
     return 1;
 }
@@ -165,6 +172,43 @@ proxy_action_t proxy_on_response_headers(uint32_t context_id, size_t num_headers
         pw_replace_header(rs, ":status", "203");
         pw_replace_header(rs, "x-resp-seen", "1");
     }
+    return PROXY_ACTION_CONTINUE;
+}
+
+static int body_has(proxy_buffer_type_t buf, size_t size, const char *needle)
+{
+    uint8_t *d = NULL;
+    size_t n = 0, k = strlen(needle);
+    int found = 0;
+    if (size && proxy_get_buffer_bytes(buf, 0, size, &d, &n) == PROXY_OK)
+        for (size_t i = 0; i + k <= n && !found; i++)
+            found = memcmp(d + i, needle, k) == 0;
+    pw_free(d);
+    return found;
+}
+
+proxy_action_t proxy_on_request_body(uint32_t context_id, size_t body_size,
+                                     proxy_bool_t end_of_stream)
+{
+    static const char msg[] = "forbidden body\n";
+    proxy_increment_metric(m_req_body, (int64_t)body_size);
+    if (end_of_stream)
+        proxy_increment_metric(m_eos, 1);
+    if (header_is(PROXY_MAP_HTTP_REQUEST_HEADERS, "x-test", "body-deny") &&
+        body_has(PROXY_BUFFER_HTTP_REQUEST_BODY, body_size, "forbidden")) {
+        proxy_send_local_response(403, "probe", 5, (const uint8_t *)msg, sizeof msg - 1, NULL, 0,
+                                  PROXY_GRPC_STATUS_NONE);
+        return PROXY_ACTION_PAUSE;
+    }
+    return PROXY_ACTION_CONTINUE;
+}
+
+proxy_action_t proxy_on_response_body(uint32_t context_id, size_t body_size,
+                                      proxy_bool_t end_of_stream)
+{
+    proxy_increment_metric(m_resp_body, (int64_t)body_size);
+    if (end_of_stream)
+        proxy_increment_metric(m_eos, 1);
     return PROXY_ACTION_CONTINUE;
 }
 
