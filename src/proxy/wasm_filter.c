@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "proxy/gen.h"
 #include "proxy/metrics.h"
+#include "proxy/wasm_call.h"
 #include "proxy/worker.h"
 #include "wasm/pw_host.h"
 
@@ -47,13 +48,17 @@ struct wf_user {
 };
 
 #define WF_VM_METRICS 64
+#define WF_VM_CALLS 64   /* proxy_http_call in flight per VM */
 
 /* One plugin's instance on one worker. */
 struct wf_vm {
     struct wf_user u;
     const struct wf_plugin *pl;
     struct worker *w;
+    struct wgen *wg;         /* the clusters proxy_http_call may use */
     struct pw_vm *vm;        /* NULL until first needed, or after a failed start */
+    struct wf_call *calls[WF_VM_CALLS]; /* proxy_http_call in flight */
+    uint32_t next_token;
     struct loop_timer tick;
     uint32_t tick_ms;
     uint64_t retry_at;       /* a failed start is not retried before (loop ms) */
@@ -312,6 +317,7 @@ static struct wf_wgen *wgen_vms(struct wgen *wg)
         vm->u.vm = vm;
         vm->pl = &g->pl[i];
         vm->w = wg->w;
+        vm->wg = wg;
         vm->tick.cb = vm_tick;
         vm->tick.ud = vm;
     }
@@ -326,19 +332,25 @@ void wf_wgen_free(struct wgen *wg)
         return;
     for (size_t i = 0; i < ww->n; i++) {
         loop_timer_cancel(wg->w->loop, &ww->vms[i].tick);
+        for (int k = 0; k < WF_VM_CALLS; k++)
+            wf_call_cancel(ww->vms[i].calls[k]);
         pw_vm_free(ww->vms[i].vm);
     }
     free(ww);
     wg->wasm = NULL;
 }
 
-/* A trap (or any failure) of vm: counted and logged once per trap. */
+/* A trap (or any failure) of vm: counted and logged once per trap. The
+ * instance's HTTP calls are dropped: their tokens mean nothing to the
+ * instance that replaces it. */
 static void vm_trapped(struct wf_vm *vm, int rc)
 {
     if (rc != PW_ERR_TRAP)
         return;
     metrics_add(vm->w->shard, vm->pl->m_traps, 1);
     loop_timer_cancel(vm->w->loop, &vm->tick);
+    for (int k = 0; k < WF_VM_CALLS; k++)
+        wf_call_cancel(vm->calls[k]);
     log_warn("wasm plugin '%s' trapped: %s (the instance is recreated for the next stream)",
              vm->pl->cfg->name, pw_vm_error(vm->vm));
 }
@@ -1119,6 +1131,36 @@ static void op_set_tick_period(void *user, uint32_t ms)
         loop_timer_arm(vm->w->loop, &vm->tick, loop_now(vm->w->loop) + ms);
 }
 
+/* ---- host callbacks: HTTP calls --------------------------------------------- */
+
+static void call_done(void *ud, uint32_t token, const struct wf_call_answer *a)
+{
+    struct wf_vm *vm = ud;
+    if (!vm->vm || pw_vm_broken(vm->vm))
+        return;
+    int rc = pw_http_call_response(vm->vm, token, a->headers, a->nheaders, a->body, a->body_len,
+                                   NULL, 0);
+    if (rc < 0)
+        vm_trapped(vm, rc);
+}
+
+static int op_http_call(void *user, const struct pw_http_call *call, uint32_t *token)
+{
+    struct wf_vm *vm = ((struct wf_user *)user)->vm;
+    int slot = -1;
+    for (int k = 0; k < WF_VM_CALLS && slot < 0; k++)
+        if (!vm->calls[k])
+            slot = k;
+    if (slot < 0)
+        return PW_INTERNAL_FAILURE;
+    if (++vm->next_token == 0)
+        vm->next_token = 1;
+    int rc = wf_call_start(vm->wg, call, vm->next_token, call_done, vm, &vm->calls[slot]);
+    if (rc == PW_OK)
+        *token = vm->next_token;
+    return rc;
+}
+
 static const struct pw_ops wf_ops = {
     .map_each = op_map_each,
     .map_add = op_map_add,
@@ -1131,6 +1173,7 @@ static const struct pw_ops wf_ops = {
     .send_local_response = op_send_local_response,
     .continue_stream = op_continue_stream,
     .close_stream = op_close_stream,
+    .http_call = op_http_call,
     .metric_define = op_metric_define,
     .metric_increment = op_metric_increment,
     .metric_record = op_metric_record,

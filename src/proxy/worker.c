@@ -69,6 +69,8 @@ static void cluster_close_idle(struct wcluster *wc)
 
 static void wgen_free(struct wgen *wg)
 {
+    /* First: the filters' HTTP calls hold connections of the clusters. */
+    wf_wgen_free(wg);
     for (size_t i = 0; i < wg->gen->nclusters; i++) {
         db_check_free(wg->clusters[i].dbc);
         lb_free(wg->clusters[i].lb);
@@ -76,7 +78,6 @@ static void wgen_free(struct wgen *wg)
         free(wg->clusters[i].h2pool);
     }
     free(wg->clusters);
-    wf_wgen_free(wg);
     gen_unref(wg->gen);
     free(wg);
 }

@@ -18,7 +18,9 @@ loop (fuel) answer 500 under failurePolicy closed, pass under open, are
 counted in strand_wasm_traps_total / strand_wasm_failures_total, and the
 next request works (the instance was recreated); request and response
 body payloads (content-length, chunked, HTTP/2) are shown once each, with
-one end of stream, and a filter can refuse a request by its body; a tcp filter upper-cases the client's
+one end of stream, and a filter can refuse a request by its body;
+proxy_http_call to another cluster decides a request (granted: its answer
+reaches the upstream; refused; timed out); a tcp filter upper-cases the client's
 bytes, holds bytes while paused, and closes a connection whose filter
 trapped; a reload with a new plugin config takes effect.
 """
@@ -56,6 +58,14 @@ class Echo(_ThreadedServer):
             c.sendall(b)
 
 
+class Silent(_ThreadedServer):
+    """Reads and never answers (for call timeouts)."""
+
+    def handle(self, c):
+        while c.recv(65536):
+            pass
+
+
 def tcp_talk(port, chunks, timeout=5.0):
     """Sends each chunk, shuts down writing, returns all that came back
     (or None when the connection was reset/closed without an answer)."""
@@ -76,6 +86,7 @@ def tcp_talk(port, chunks, timeout=5.0):
 
 
 ECHO = ("return 200 'path=$request_uri wasm=$http_x_strand_wasm order=$http_x_order "
+        "auth=$http_x_auth "
         "resumed=$http_x_resumed secret=$http_x_secret "
         "props=$http_x_prop_path|$http_x_prop_method|$http_x_prop_source|$http_x_prop_route|"
         "$http_x_prop_port|$http_x_prop_plugin|$http_x_prop_ua\\n';")
@@ -96,6 +107,10 @@ def main():
         ng = Nginx(tmp, [{"/": ECHO}])
         ng.start()
         echo = Echo()
+        authsvc = Nginx(tmp, [{"/auth": "if ($arg_user = ann) { return 200 'granted-ann'; } "
+                                        "return 401 'no';"}], name="authsvc")
+        authsvc.start()
+        silent = Silent()
         admin, web, two, op, raw = (free_port() for _ in range(5))
 
         def docs(stamp="hello"):
@@ -107,6 +122,8 @@ def main():
                 listener_doc("raw", raw, protocol="tcp"),
                 cluster_doc("nginx", [ng.port]),
                 cluster_doc("echo", [echo.port]),
+                cluster_doc("auth", [authsvc.port]),
+                cluster_doc("slow", [silent.port]),
                 route_doc("api", ["web"], [{"match": [{"attribute": "path", "prefix": "/api"}],
                                             "backends": [{"cluster": "nginx"}]}]),
                 route_doc("other", ["web"], [{"backends": [{"cluster": "nginx"}]}]),
@@ -187,6 +204,20 @@ def main():
                 repr(r))
         r = curl(b2 + "/p", args=h2, headers=["x-test: pause-deny"])
         t.eq("HTTP/2: a local response from the tick", r.status, 401)
+
+    with t.section("proxy_http_call: a callout decides", strand=s):
+        for args, tag in (([], ""), (["--http2-prior-knowledge"], "HTTP/2: ")):
+            r = curl(b2 + "/c", args=args, headers=["x-test: callout", "x-user: ann"])
+            t.eq(tag + "granted: status", r.status, 200)
+            t.check(tag + "the callout's answer reached the upstream", "auth=granted-ann " in r.text,
+                    r.text)
+            r = curl(b2 + "/c", args=args, headers=["x-test: callout", "x-user: bob"])
+            t.eq(tag + "refused by the callout's 401", r.status, 403)
+            t.check(tag + "the filter saw the callout's status", "callout said 401" in r.text,
+                    r.text)
+        r = curl(b2 + "/c", headers=["x-test: callout-slow"])
+        t.eq("a callout that times out (300 ms) answers 503", r.status, 503)
+        t.check("... as the filter says", "callout failed" in r.text, r.text)
 
     with t.section("rewrite :path, remove a header, change the response", strand=s):
         r = curl(b2 + "/orig?q=1", headers=["x-test: rewrite", "x-secret: s3"])

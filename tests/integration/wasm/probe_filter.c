@@ -12,6 +12,11 @@
  *   rewrite     :path becomes /rewritten, x-secret is removed.
  *   status      the response gets :status 203 and x-resp-seen.
  *   close       proxy_close_stream.
+ *   callout     proxy_http_call to cluster "auth" (GET /auth?user=<x-user>):
+ *               a 200 continues the request with x-auth: <its body>, any
+ *               other status answers 403 "callout said <status>".
+ *   callout-slow the same to cluster "slow" with a 300 ms timeout: a failed
+ *               call answers 503 "callout failed".
  *
  * Every request: x-order gets the plugin configuration appended (so two
  * plugins show their order), and so does the response header x-resp-order
@@ -27,6 +32,8 @@ static char tag[16] = "?";
 static uint32_t paused[64];
 static int npaused;
 static uint32_t m_req_body, m_resp_body, m_eos;
+/* proxy_http_call in flight: token -> the request's context. */
+static struct { uint32_t token, ctx; } calls[64];
 
 proxy_bool_t proxy_on_vm_start(uint32_t root_context_id, size_t vm_configuration_size)
 {
@@ -109,6 +116,91 @@ static void copy_prop(const char *dotted, const char *header, int is_int)
     pw_replace_header(PROXY_MAP_HTTP_REQUEST_HEADERS, header, out);
 }
 
+/* Asks cluster "auth" (or "slow", 300 ms timeout) GET /auth?user=<x-user>
+ * and pauses; proxy_on_http_call_response decides. */
+static proxy_action_t callout(uint32_t context_id, int slow)
+{
+    char path[128];
+    size_t len = pw_append_str(path, 0, sizeof(path) - 1, "/auth?user=");
+    uint8_t *u;
+    size_t un;
+    if (pw_get_header(PROXY_MAP_HTTP_REQUEST_HEADERS, "x-user", &u, &un) == PROXY_OK) {
+        len = pw_append(path, len, sizeof(path) - 1, u, un);
+        pw_free(u);
+    }
+    path[len] = 0;
+    /* The serialized map of the call's headers: :method, :path, :authority. */
+    const char *kv[6] = {":method", "GET", ":path", path, ":authority", "auth.local"};
+    uint8_t map[512];
+    size_t off = 4 + 3 * 8;
+    pw_store_u32(map, 3);
+    for (int i = 0; i < 6; i++) {
+        size_t n = strlen(kv[i]);
+        pw_store_u32(map + 4 + 4 * i, (uint32_t)n);
+        memcpy(map + off, kv[i], n);
+        off += n;
+        map[off++] = 0;
+    }
+    const char *cluster = slow ? "slow" : "auth";
+    uint32_t token;
+    if (proxy_http_call(cluster, strlen(cluster), map, off, NULL, 0, NULL, 0, slow ? 300 : 5000,
+                        &token) != PROXY_OK) {
+        static const char msg[] = "callout not started\n";
+        proxy_send_local_response(500, "probe", 5, (const uint8_t *)msg, sizeof msg - 1, NULL,
+                                  0, PROXY_GRPC_STATUS_NONE);
+        return PROXY_ACTION_PAUSE;
+    }
+    for (int i = 0; i < 64; i++)
+        if (calls[i].token == 0) {
+            calls[i].token = token;
+            calls[i].ctx = context_id;
+            break;
+        }
+    return PROXY_ACTION_PAUSE;
+}
+
+void proxy_on_http_call_response(uint32_t root_context_id, uint32_t call_id, size_t num_headers,
+                                 size_t body_size, size_t num_trailers)
+{
+    uint32_t ctx = 0;
+    for (int i = 0; i < 64; i++)
+        if (calls[i].token == call_id) {
+            ctx = calls[i].ctx;
+            calls[i].token = 0;
+        }
+    /* Read the answer while it is the current one, then act for the request. */
+    uint8_t *st = NULL, *body = NULL;
+    size_t stn = 0, bn = 0;
+    if (num_headers)
+        pw_get_header(PROXY_MAP_HTTP_CALL_RESPONSE_HEADERS, ":status", &st, &stn);
+    if (body_size)
+        proxy_get_buffer_bytes(PROXY_BUFFER_HTTP_CALL_RESPONSE_BODY, 0, body_size, &body, &bn);
+    if (ctx == 0 || proxy_set_effective_context(ctx) != PROXY_OK) {
+        pw_free(st);
+        pw_free(body);
+        return;
+    }
+    if (num_headers == 0) {
+        static const char msg[] = "callout failed\n";
+        proxy_send_local_response(503, "probe", 5, (const uint8_t *)msg, sizeof msg - 1, NULL, 0,
+                                  PROXY_GRPC_STATUS_NONE);
+    } else if (stn == 3 && memcmp(st, "200", 3) == 0) {
+        char v[64];
+        size_t n = pw_append(v, 0, sizeof(v) - 1, body, bn);
+        v[n] = 0;
+        pw_replace_header(PROXY_MAP_HTTP_REQUEST_HEADERS, "x-auth", v);
+        proxy_continue_stream(PROXY_STREAM_HTTP_REQUEST);
+    } else {
+        char msg[64];
+        size_t n = pw_append_str(msg, 0, sizeof(msg) - 1, "callout said ");
+        n = pw_append(msg, n, sizeof(msg) - 1, st, stn);
+        proxy_send_local_response(403, "probe", 5, (const uint8_t *)msg, n, NULL, 0,
+                                  PROXY_GRPC_STATUS_NONE);
+    }
+    pw_free(st);
+    pw_free(body);
+}
+
 proxy_action_t proxy_on_request_headers(uint32_t context_id, size_t num_headers,
                                         proxy_bool_t end_of_stream)
 {
@@ -138,6 +230,8 @@ proxy_action_t proxy_on_request_headers(uint32_t context_id, size_t num_headers,
         pw_replace_header(rq, ":path", "/rewritten");
         pw_remove_header(rq, "x-secret");
     }
+    if (header_is(rq, "x-test", "callout") || header_is(rq, "x-test", "callout-slow"))
+        return callout(context_id, header_is(rq, "x-test", "callout-slow"));
     if ((header_is(rq, "x-test", "pause") || header_is(rq, "x-test", "pause-deny")) &&
         npaused < 64) {
         paused[npaused++] = context_id;
