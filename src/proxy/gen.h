@@ -20,6 +20,7 @@ struct rl_list;
 struct db_table_set;
 struct pg_users;
 struct my_users;
+struct wf_gen;
 
 /* Series ids of one (listener, rule, backend) combination. */
 struct gen_db_ids;
@@ -74,6 +75,9 @@ struct gen_listener {
     /* Table names with their own strand_db_table_statements_total series
      * (db_metrics.c), made on first use, freed with the generation. */
     _Atomic(struct db_table_set *) tables;
+    uint16_t *wasm;             /* WasmPlugins on this listener (indices of
+                                 * cfg->wasm), by order; wasm_filter.c */
+    uint32_t nwasm;
     uint32_t m_tls_errors, m_denied;
     uint32_t m_conn_active, m_conn_total, m_bytes_in, m_bytes_out;
 };
@@ -122,6 +126,7 @@ struct gen {
     struct gen_cluster *clusters;   /* same order as cfg->clusters */
     size_t nclusters;
     struct rl_set *rl;              /* every RateLimit's buckets, or NULL */
+    struct wf_gen *wasm;            /* loaded WasmPlugins (wasm_filter.c), or NULL */
 };
 
 /* Builds a generation from cfg, taking ownership of cfg on success (on

@@ -77,7 +77,8 @@ static int on_data(void *ud, int32_t id, const uint8_t *data, size_t len)
 {
     struct hconn *hc = ud;
     struct h2s *st = stream_of(hc, id);
-    if (!st || st->state == H2S_DONE || st->resp_done) {
+    if (!st || st->state == H2S_DONE || st->resp_done ||
+        (st->wf && h2_wf_req_body(st, data, len, 0) < 0)) {
         /* Nobody wants these bytes any more: let them go. */
         h2_consume(hc->h2->s, id, len);
         return 0;
@@ -106,6 +107,8 @@ static void on_end_stream(void *ud, int32_t id)
     if (!st || st->req_done)
         return;
     st->req_done = 1;
+    if (st->wf && st->state != H2S_DONE && h2_wf_req_body(st, NULL, 0, 1) < 0)
+        return;
     body_ready(st);
 }
 

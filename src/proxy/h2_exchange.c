@@ -25,6 +25,7 @@
 #include "proxy/lb.h"
 #include "proxy/metrics.h"
 #include "proxy/upstream.h"
+#include "proxy/wasm_filter.h"
 #include "router/ratelimit.h"
 #include "router/authz.h"
 #include "router/router.h"
@@ -334,6 +335,18 @@ void h2s_begin(struct h2s *st, const struct h2_header *hs, size_t n)
         h2s_local(st, 429, st->errbuf, OUTCOME_CLIENT_ERROR);
         return;
     }
+    /* WasmPlugins see (and may change) the request before it goes on. */
+    if (wf_listener_has(gl) && h2_wf_request(st, hs, n))
+        return;
+    h2s_route(st, hs, n);
+}
+
+void h2s_route(struct h2s *st, const struct h2_header *hs, size_t n)
+{
+    struct hconn *hc = st->hc;
+    struct gen_listener *gl = hc->gl;
+    struct h2_attr_ctx actx = {hs, n, hc};
+    struct attr_src src = {h2_attr_get, &actx};
     if (!st->rr) {
         h2s_local(st, 404, "no route matched", OUTCOME_CLIENT_ERROR);
         return;
@@ -489,7 +502,9 @@ static void local_http(struct h2s *st, int status, const char *msg)
         dn_reset(st, H2_INTERNAL_ERROR);
 }
 
-void h2s_local(struct h2s *st, int status, const char *msg, int outcome)
+/* The state every local answer starts from; 0 when the answer may be
+ * submitted. */
+static int local_begin(struct h2s *st, const char *msg, int outcome)
 {
     if (st->ep >= 0)
         h2s_attempt_end(st, LB_OK, outcome); /* not the endpoint's fault */
@@ -500,13 +515,46 @@ void h2s_local(struct h2s *st, int status, const char *msg, int outcome)
     st->error = msg;
     st->state = H2S_DONE;
     if (st->reset_down)
-        return;
+        return -1;
     if (st->resp_submitted) {
         /* The head is gone already: only a reset can tell the client. */
         dn_reset(st, H2_INTERNAL_ERROR);
-        return;
+        return -1;
     }
     st->resp_submitted = 1;
+    return 0;
+}
+
+void h2s_local_body(struct h2s *st, int status, const struct h2_header *hs, size_t n,
+                    const char *body, size_t len, int grpc_code, const char *msg, int outcome)
+{
+    if (local_begin(st, msg, outcome) < 0)
+        return;
+    if (st->grpc && grpc_code >= 0) {
+        local_grpc(st, grpc_code, msg);
+        return;
+    }
+    struct h2_header out[66];
+    char clen[24];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < 64; i++)
+        out[k++] = hs[i];
+    out[k++] = (struct h2_header){"content-length", 14, clen,
+                                  (size_t)snprintf(clen, sizeof(clen), "%zu", len)};
+    st->resp_status = status;
+    buf_free(&st->respb);
+    int nobody = len == 0 || st->head_only || status == 204 || status == 304;
+    if (!nobody && buf_put(&st->respb, body, len) < 0)
+        nobody = 1;
+    st->resp_done = 1;
+    if (dn_respond(st, status, out, k, !nobody) < 0)
+        dn_reset(st, H2_INTERNAL_ERROR);
+}
+
+void h2s_local(struct h2s *st, int status, const char *msg, int outcome)
+{
+    if (local_begin(st, msg, outcome) < 0)
+        return;
     if (st->grpc)
         local_grpc(st, grpc_refusal(status, outcome), msg);
     else
@@ -691,7 +739,10 @@ void h2s_timeout(struct loop *l, struct loop_timer *t)
 {
     struct h2s *st = t->ud;
     struct hconn *hc = st->hc;
-    if (st->pending) {
+    if (st->wf_wait) {
+        st->wf_wait = 0;
+        h2s_local(st, 504, "timed out waiting for a wasm filter to continue", OUTCOME_TIMEOUT);
+    } else if (st->pending) {
         h2s_unpend(st);
         h2s_local(st, 504, "timed out waiting for an upstream connection", OUTCOME_TIMEOUT);
     } else if (!st->resp_head_done) {
@@ -779,6 +830,8 @@ void h2s_release_replay(struct h2s *st)
 
 int h2s_response(struct h2s *st, int status, const struct h2_header *hs, size_t n, int end)
 {
+    if (st->wf && !st->reset_down && h2_wf_response(st, &status, &hs, &n) < 0)
+        return -1;
     unsigned trig = 0;
     if (status >= 500)
         trig |= CFG_RETRY_5XX;
@@ -834,6 +887,8 @@ void h2s_resp_data(struct h2s *st, const uint8_t *p, size_t len)
 {
     if (st->reset_down || st->head_only)
         return;
+    if (st->wf && h2_wf_resp_body(st, p, len, 0) < 0)
+        return;
     if (buf_put(&st->respb, p, len) < 0) {
         /* Cannot happen while the windows equal the block size. */
         h2s_resp_abort(st, H2_INTERNAL_ERROR);
@@ -845,6 +900,8 @@ void h2s_resp_data(struct h2s *st, const uint8_t *p, size_t len)
 void h2s_resp_end(struct h2s *st, const struct h2_header *trl, size_t n)
 {
     if (st->resp_done)
+        return;
+    if (st->wf && !st->reset_down && !st->head_only && h2_wf_resp_body(st, NULL, 0, 1) < 0)
         return;
     st->resp_done = 1;
     st->state = H2S_DONE;
@@ -910,6 +967,10 @@ void h2s_finish(struct h2s *st)
 {
     struct hconn *hc = st->hc;
     struct worker *w = hc->w;
+    /* Filters see the end (proxy_on_done, on_log) while hc is alive. */
+    wf_stream_free(st->wf);
+    st->wf = NULL;
+    st->wf_wait = 0;
     h2s_detach(st);
     h2s_unpend(st);
     loop_timer_cancel(w->loop, &st->timer);

@@ -136,6 +136,12 @@ struct h2s {
     int h1_http10;
     int h1_keepalive;
 
+    /* WasmPlugins of the stream (h2_wasm.c), or NULL; wf_wait: a filter
+     * paused the request head; wf_cl: the client's content-length. */
+    struct wf_stream *wf;
+    int wf_wait;
+    char wf_cl[24];
+
     /* h2_h1up.c */
     int h1_last_chunk;          /* H2S_UP_H1: the chunked body's last chunk is in ubuf */
     int h1_wfailed;             /* H2S_UP_H1: the upstream refused more of the request */
@@ -168,6 +174,29 @@ void h2s_begin(struct h2s *st, const struct h2_header *hs, size_t n);
 /* Answers the stream locally: gRPC status for gRPC calls, else an HTTP
  * status with a short text body. */
 void h2s_local(struct h2s *st, int status, const char *msg, int outcome);
+/* Answers with a response of the caller's making: fields hs (without
+ * content-length), body; a gRPC call gets grpc_code (when >= 0) as its
+ * status instead. All borrowed; msg must outlive st (the access log). */
+void h2s_local_body(struct h2s *st, int status, const struct h2_header *hs, size_t n,
+                    const char *body, size_t len, int grpc_code, const char *msg, int outcome);
+/* Routes the stream on from its head (the client's, or one a filter
+ * rewrote; borrowed for the call). */
+void h2s_route(struct h2s *st, const struct h2_header *hs, size_t n);
+
+/* h2_wasm.c: WasmPlugins on HTTP/2 streams */
+/* Runs the request-header filters; 1 when they took the stream over
+ * (answered, waiting, or routed on), 0 when no filter applies. */
+int h2_wf_request(struct h2s *st, const struct h2_header *hs, size_t n);
+/* Runs the response-header filters over *status / *hs / *n (which may be
+ * replaced by a list valid until the next call on this thread). 0 to go
+ * on, -1 when the stream was answered locally instead. */
+int h2_wf_response(struct h2s *st, int *status, const struct h2_header **hs, size_t *n);
+/* Body bytes for the filters: request bytes as they arrive (held back
+ * while the request headers are paused, then shown from reqb), response
+ * bytes as they go to the client; eos once at the end. 0 to go on, -1
+ * when the stream was answered or reset instead. */
+int h2_wf_req_body(struct h2s *st, const uint8_t *p, size_t n, int eos);
+int h2_wf_resp_body(struct h2s *st, const uint8_t *p, size_t n, int eos);
 /* Starts (or restarts) an attempt. */
 void h2s_attempt(struct h2s *st);
 /* The attempt failed before a usable response: retry or answer. */

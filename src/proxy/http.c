@@ -33,6 +33,7 @@
 #include "proxy/proto.h"
 #include "proxy/tunnel.h"
 #include "proxy/upstream.h"
+#include "proxy/wasm_filter.h"
 #include "router/ratelimit.h"
 #include "router/authz.h"
 #include "router/router.h"
@@ -549,8 +550,22 @@ static void hc_process_head(struct hconn *hc)
         req_local(r, 429, r->errbuf, OUTCOME_CLIENT_ERROR);
         return;
     }
+    /* WasmPlugins see (and may change) the request before it goes on. */
+    if (wf_listener_has(gl) && http_wf_request(r, &req, (uint32_t)rc))
+        return;
+    req_route(r, &req, (uint32_t)rc);
+}
+
+/* Routes r on to its answer or its cluster: req is the parsed head (or one
+ * a filter rewrote), consume the bytes of hc->in still holding it. */
+void req_route(struct hreq *r, const struct h1_request *req, uint32_t consume)
+{
+    struct hconn *hc = r->hc;
+    struct gen_listener *gl = hc->gl;
+    struct http_attr_ctx actx = {req, hc};
+    struct attr_src src = {http_attr_get, &actx};
     if (!r->rr) {
-        buf_consume(&hc->in, (uint32_t)rc);
+        buf_consume(&hc->in, consume);
         req_local(r, 404, "no route matched", OUTCOME_CLIENT_ERROR);
         return;
     }
@@ -558,7 +573,7 @@ static void hc_process_head(struct hconn *hc)
     struct gen_rule *gr = &gl->rules[route_rule_index(r->rr)];
     if (cr->direct.status) {
         r->stats = &gr->direct;
-        buf_consume(&hc->in, (uint32_t)rc);
+        buf_consume(&hc->in, consume);
         r->error = NULL;
         req_local(r, cr->direct.status, NULL, OUTCOME_OK);
         return;
@@ -566,14 +581,14 @@ static void hc_process_head(struct hconn *hc)
     r->backend = route_pick_backend(r->rr, (uint32_t)worker_rand(hc->w));
     int ci = r->backend >= 0 ? gen_cluster_index(hc->wg->gen, cr->backends[r->backend].cluster) : -1;
     if (ci < 0) {
-        buf_consume(&hc->in, (uint32_t)rc);
+        buf_consume(&hc->in, consume);
         req_local(r, 503, "no backend available", OUTCOME_UNAVAILABLE);
         return;
     }
     r->stats = &gr->backends[r->backend];
     r->wc = &hc->wg->clusters[ci];
     if (r->wc->gc->cfg->protocol == CFG_UPSTREAM_HTTP2 && r->upgrade) {
-        buf_consume(&hc->in, (uint32_t)rc);
+        buf_consume(&hc->in, consume);
         req_local(r, 501, "protocol upgrades are not proxied to HTTP/2 clusters",
                   OUTCOME_CLIENT_ERROR);
         return;
@@ -597,17 +612,20 @@ static void hc_process_head(struct hconn *hc)
     if (r->wc->gc->cfg->protocol == CFG_UPSTREAM_HTTP2) {
         /* Translated to HTTP/2: the exchange of h2_exchange.c takes the
          * request over, with r's hold on the generation. */
-        if (h1x_begin(hc, r, &req, (size_t)rc) == 0) {
+        if (h1x_begin(hc, r, req, consume) == 0) {
+            /* Filters end here: the HTTP/2 exchange does not run them. */
+            wf_stream_free(r->wf);
+            r->wf = NULL;
             hc->req = NULL;
             req_free(r);
             return;
         }
-        buf_consume(&hc->in, (uint32_t)rc);
+        buf_consume(&hc->in, consume);
         req_local(r, 503, "out of memory", OUTCOME_UNAVAILABLE);
         return;
     }
-    int hl = http_build_request_head(r, &req, &r->head_buf);
-    buf_consume(&hc->in, (uint32_t)rc);
+    int hl = http_build_request_head(r, req, &r->head_buf);
+    buf_consume(&hc->in, consume);
     if (hl < 0) {
         req_local(r, 431, "request header too large after rewriting", OUTCOME_CLIENT_ERROR);
         return;
@@ -674,6 +692,9 @@ void req_finish(struct hreq *r)
 {
     struct hconn *hc = r->hc;
     struct worker *w = hc->w;
+    /* Filters see the end (proxy_on_done, on_log) while hc is still alive. */
+    wf_stream_free(r->wf);
+    r->wf = NULL;
     req_log(r);
     req_unpend(r);
     loop_timer_cancel(w->loop, &r->timer);
@@ -759,7 +780,7 @@ void req_to_tunnel(struct hreq *r)
         close(cs.fd);
     } else {
         tunnel_new(w, hc->gl, &cs, &hc->out, &hc->in, uc, hc->gl->cfg->idle_timeout_ms, NULL,
-                   NULL);
+                   NULL, NULL);
     }
     req_finish(r);
     hc_close(hc);

@@ -33,12 +33,10 @@ static int http_conn_header(const struct hreq *r)
     return r->http10 ? HTTP_CONN_KEEPALIVE : HTTP_CONN_NONE;
 }
 
-/* Answers the request from the proxy itself: a direct response (msg NULL)
- * or a refusal/error described by msg. */
-void req_local(struct hreq *r, int status, const char *msg, int outcome)
+/* The state every local answer starts from: the upstream side dropped. */
+static void local_begin(struct hreq *r, int status, const char *msg, int outcome)
 {
     struct hconn *hc = r->hc;
-    const struct cfg_rule *cr = r->rr ? route_rule_cfg(r->rr) : NULL;
     if (r->uc) {
         uconn_close(r->uc);
         r->uc = NULL;
@@ -53,6 +51,15 @@ void req_local(struct hreq *r, int status, const char *msg, int outcome)
         r->close_after = 1;
     if (hc->w->draining)
         r->close_after = 1;
+}
+
+/* Answers the request from the proxy itself: a direct response (msg NULL)
+ * or a refusal/error described by msg. */
+void req_local(struct hreq *r, int status, const char *msg, int outcome)
+{
+    struct hconn *hc = r->hc;
+    const struct cfg_rule *cr = r->rr ? route_rule_cfg(r->rr) : NULL;
+    local_begin(r, status, msg, outcome);
     int rc;
     if (!msg && cr && cr->direct.status) {
         const char *b = cr->direct.body ? cr->direct.body : "";
@@ -74,6 +81,15 @@ void req_local(struct hreq *r, int status, const char *msg, int outcome)
                                  retry ? &ops : NULL);
     }
     if (rc < 0)
+        r->close_after = 1;
+    r->resp_head_done = 1;
+}
+
+void req_local_body(struct hreq *r, int status, const char *ctype, const char *body, size_t len,
+                    const struct cfg_header_ops *ops, const char *msg, int outcome)
+{
+    local_begin(r, status, msg, outcome);
+    if (http_local_response(r->hc, status, ctype, body, len, http_conn_header(r), ops) < 0)
         r->close_after = 1;
     r->resp_head_done = 1;
 }
@@ -227,7 +243,9 @@ void req_timeout(struct loop *l, struct loop_timer *t)
 {
     struct hreq *r = t->ud;
     struct hconn *hc = r->hc;
-    if (r->state == HR_CONNECTING && r->pending) {
+    if (r->state == HR_FILTER) {
+        req_local(r, 504, "timed out waiting for a wasm filter to continue", OUTCOME_TIMEOUT);
+    } else if (r->state == HR_CONNECTING && r->pending) {
         req_unpend(r);
         req_local(r, 504, "timed out waiting for an upstream connection", OUTCOME_TIMEOUT);
     } else if (!r->resp_head_done) {
@@ -277,6 +295,7 @@ static void exchange_start(struct hreq *r)
     r->state = HR_EXCHANGE;
     r->uc_readable = 0;
     r->head_sent = 0;
+    r->wf_req_fwd = 0;
     if (r->replay)
         r->body_off = 0;
     r->resp_head_done = 0;
@@ -424,7 +443,20 @@ static void body_advance(struct hbody *b, size_t n)
 
 /* ---- the exchange -------------------------------------------------------- */
 
-enum { IO_DONE, IO_BLOCKED, IO_IDLE, IO_ERROR };
+enum { IO_LOCAL = -1, IO_DONE, IO_BLOCKED, IO_IDLE, IO_ERROR };
+
+/* The filters see the n request body bytes at p just sent, unless an
+ * earlier attempt showed them already (a retry sends them again). */
+static int req_body_shown(struct hreq *r, const char *p, size_t n)
+{
+    uint64_t off = r->wf_req_fwd;
+    r->wf_req_fwd += n;
+    if (off + n <= r->wf_req_shown)
+        return 0;
+    size_t skip = r->wf_req_shown > off ? (size_t)(r->wf_req_shown - off) : 0;
+    r->wf_req_shown = off + n;
+    return http_wf_body(r, 0, p + skip, n - skip, r->body.done);
+}
 
 /* Sends what can be sent of the request. */
 static int req_send(struct hreq *r)
@@ -462,6 +494,8 @@ static int req_send(struct hreq *r)
         if (left > 0) {
             body_advance(&r->body, left);
             r->body_bytes += left;
+            if (r->wf && req_body_shown(r, buf_start(&hc->in) + skip, left) < 0)
+                return IO_LOCAL;
             if (r->replay)
                 r->body_off += (uint32_t)left;
             else
@@ -506,6 +540,8 @@ static int resp_send(struct hreq *r)
         left -= h;
         if (left > 0) {
             body_advance(&r->resp, left);
+            if (r->wf && http_wf_body(r, 1, buf_start(&uc->in), left, r->resp.done) < 0)
+                return IO_ERROR + 1;
             buf_consume(&uc->in, (uint32_t)left);
         }
     }
@@ -521,6 +557,8 @@ static int resp_head(struct hreq *r)
     struct uconn *uc = r->uc;
     struct h1_header headers[HTTP_MAX_HEADERS_CAP];
     for (;;) {
+        if (buf_len(&uc->in) == 0)
+            return 0; /* nothing yet: no buffer to parse (it may be NULL) */
         struct h1_response resp;
         memset(&resp, 0, sizeof(resp));
         resp.headers = headers;
@@ -586,6 +624,8 @@ static int resp_head(struct hreq *r)
         if (r->resp_until_close || !r->body.done || hc->w->draining)
             r->close_after = 1;
         r->upstream_close = !(resp.flags & H1_F_KEEPALIVE) || r->resp_until_close;
+        if (r->wf && http_wf_response(r, &resp) < 0)
+            return -1;
         if (http_build_response_head(r, &resp) < 0) {
             attempt_end(r, LB_5XX, OUTCOME_SERVER_ERROR);
             req_local(r, 502, "upstream response header too large", OUTCOME_SERVER_ERROR);
@@ -625,7 +665,7 @@ void req_update(struct hreq *r)
         loop_io_set(l, &hc->io, LOOP_WRITE);
         return;
     }
-    if (r->state == HR_CONNECTING) {
+    if (r->state == HR_CONNECTING || r->state == HR_FILTER) {
         /* Nothing to move; only notice a client that goes away. */
         loop_io_set(l, &hc->io, buf_has_room(&hc->in) && !hc->read_eof ? LOOP_READ : 0);
         return;
@@ -634,6 +674,10 @@ void req_update(struct hreq *r)
     unsigned ucmask = 0, hcmask = 0;
 
     int s = req_send(r);
+    if (s == IO_LOCAL) { /* a filter answered: the upstream side is gone */
+        req_update(r);
+        return;
+    }
     if (s == IO_ERROR) {
         req_local(r, 400, "malformed chunked request body", OUTCOME_CLIENT_ERROR);
         r->close_after = 1;
@@ -725,6 +769,10 @@ void req_update(struct hreq *r)
             if (r->resp_until_close) {
                 r->resp.done = 1;
                 r->upstream_close = 1;
+                if (r->wf && buf_len(&uc->in) == 0 && http_wf_body(r, 1, NULL, 0, 1) < 0) {
+                    hc_close(hc);
+                    return;
+                }
                 if (buf_len(&uc->in) > 0)
                     continue;
                 if (buf_len(&hc->out) == 0) {

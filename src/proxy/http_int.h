@@ -19,6 +19,7 @@ struct uconn;
 struct route_rule;
 struct h2d;
 struct h2s;
+struct wf_stream;
 
 #define HTTP_MAX_HEADERS_CAP 256
 
@@ -56,11 +57,21 @@ struct hconn {
     struct h2s *xst;        /* HC_H1X: the request */
 };
 
+/* A body as the filters see it: chunked framing taken off (a framing line
+ * split between two writes waits in carry). */
+struct http_wf_body {
+    struct h1_chunked ch;
+    uint8_t ncarry;
+    uint8_t broken;             /* framing not followed: no more chunks shown */
+    char carry[62];
+};
+
 /* Request states, from the head being complete to the response written. */
 enum hreq_state {
     HR_CONNECTING,   /* waiting for an upstream connection (or a slot) */
     HR_EXCHANGE,     /* sending the request, receiving the response */
     HR_LOCAL,        /* a local response is being written */
+    HR_FILTER,       /* a WasmPlugin paused the request head (http_wasm.c) */
 };
 
 /* Body framing tracker, for requests and responses alike. */
@@ -128,6 +139,16 @@ struct hreq {
     int denied;                 /* refused by an authorization policy */
     uint32_t retry_after;       /* seconds, for a 429 from a RateLimit; 0 = none */
     int outcome;
+
+    /* WasmPlugins of the request (http_wasm.c), or NULL. The request head
+     * then lives in the stream's map; these keep what the map must not
+     * change: the parsed flags (request-target form) and the framing. */
+    struct wf_stream *wf;
+    unsigned wf_flags;
+    int wf_method_id;
+    uint64_t wf_req_fwd;        /* raw request body offset of this attempt's next byte */
+    uint64_t wf_req_shown;      /* raw request body bytes the filters have seen */
+    struct http_wf_body wf_dreq, wf_dresp;
 };
 
 static inline struct loop *hc_loop(struct hconn *hc) { return hc->w->loop; }
@@ -145,10 +166,17 @@ void hc_kick(struct hconn *hc);
 void req_finish(struct hreq *r);
 /* Hands both sockets of an upgraded request to a tunnel. */
 void req_to_tunnel(struct hreq *r);
+/* Routes r on (answer, cluster, attempt) from its head req (the parsed one
+ * or a filter's rewrite); consume: bytes of hc->in the head still holds. */
+void req_route(struct hreq *r, const struct h1_request *req, uint32_t consume);
 
 /* http_exchange.c */
 /* Answers r locally: a direct response (msg NULL) or a refusal/error. */
 void req_local(struct hreq *r, int status, const char *msg, int outcome);
+/* Answers r with a response of the caller's making (body, ctype and ops
+ * borrowed); msg is the access log's reason (borrowed, must outlive r). */
+void req_local_body(struct hreq *r, int status, const char *ctype, const char *body, size_t len,
+                    const struct cfg_header_ops *ops, const char *msg, int outcome);
 /* Starts (or restarts) an attempt: endpoint, limits, connection. */
 void req_attempt(struct hreq *r);
 /* Moves bytes both ways and sets both sockets' interest. */
@@ -203,6 +231,21 @@ static inline uint32_t http_retry_after(uint64_t wait_ms)
     uint64_t s = (wait_ms + 999) / 1000;
     return s == 0 ? 1 : s > 86400 ? 86400 : (uint32_t)s;
 }
+
+/* http_wasm.c: WasmPlugins on HTTP/1.1 requests */
+/* Runs the request-header filters of r (req: its parsed head, head_len
+ * bytes of hc->in). 1 when they took the request over (it was answered,
+ * waits for a filter, or was routed on), 0 when no filter applies. */
+int http_wf_request(struct hreq *r, const struct h1_request *req, uint32_t head_len);
+/* Runs the response-header filters on resp (its headers may be replaced by
+ * the filters' map, in storage valid while r lives). 0 to go on, -1 when
+ * r was answered locally instead. */
+int http_wf_response(struct hreq *r, struct h1_response *resp);
+/* Shows the filters n raw body bytes at p that were just forwarded, of the
+ * request (resp 0) or the response; eos: the body is complete. 0, or -1
+ * when a filter ended the request: a request was answered locally (the
+ * upstream connection is gone), a response must be cut (close). */
+int http_wf_body(struct hreq *r, int resp, const char *p, size_t n, int eos);
 
 /* http_attr.c */
 /* Attribute source over a parsed request; ctx is borrowed. */

@@ -87,6 +87,14 @@ static int tcp_attr_get(void *ctx, const struct attr_key *key, attr_val *out, in
     return 1;
 }
 
+/* The same attributes with the session itself as ctx, for the tunnel's
+ * filters (the session outlives its tunnel). */
+static int tcp_sess_attr(void *s, const struct attr_key *key, attr_val *out, int max)
+{
+    struct tcp_attr_ctx ctx = {s};
+    return tcp_attr_get(&ctx, key, out, max);
+}
+
 static void sess_log(struct tsess *s, const struct tunnel_stats *st, const char *err)
 {
     struct worker *w = s->w;
@@ -150,7 +158,8 @@ static void sess_connected(void *owner, struct uconn *uc, int err)
     metrics_gauge_add(w->shard, s->gl->m_conn_active, -1);
     worker_conn_closed(w);
     struct buf a = {0}, b = {0};
-    tunnel_new(w, s->gl, &s->cs, &a, &b, uc, s->gl->cfg->idle_timeout_ms, tunnel_done, s);
+    struct tunnel_attrs attrs = {tcp_sess_attr, s};
+    tunnel_new(w, s->gl, &s->cs, &a, &b, uc, s->gl->cfg->idle_timeout_ms, tunnel_done, s, &attrs);
 }
 
 static void sess_io(void *owner, struct uconn *uc, unsigned events) {}

@@ -1,4 +1,10 @@
-/* tunnel.c - bidirectional copy with half-close and back-pressure. */
+/* tunnel.c - bidirectional copy with half-close and back-pressure.
+ *
+ * Without filters each direction is one bounded buffer: read into it,
+ * write it out. With WasmPlugins (a tcp listener's stream filters) the
+ * buffer only receives reads; each read is handed to the filters, which
+ * keep the bytes they hold (Pause) and release the rest, maybe changed,
+ * into the filter stream's output queue, and that queue is written on. */
 #include "proxy/tunnel.h"
 
 #include <errno.h>
@@ -10,6 +16,7 @@
 #include "proxy/gen.h"
 #include "proxy/metrics.h"
 #include "proxy/upstream.h"
+#include "proxy/wasm_filter.h"
 #include "proxy/worker.h"
 #include "tls/tls.h"
 
@@ -31,6 +38,8 @@ struct tunnel {
     struct tunnel_stats st;
     tunnel_done_fn done;
     void *done_ud;
+    struct wf_stream *wf;         /* the stream filters, or NULL */
+    struct tunnel_attrs attrs;
 };
 
 static const struct uconn_ops tunnel_uc_ops;
@@ -55,6 +64,12 @@ static void t_close(struct tunnel *t, int reason)
     close(t->cio.fd);
     if (t->uc)
         uconn_close(t->uc);
+    if (t->wf) {
+        wf_tcp_closed(t->wf, false);
+        wf_tcp_closed(t->wf, true);
+        wf_stream_free(t->wf);
+        t->wf = NULL;
+    }
     t->st.reason = reason;
     t->st.duration_us = loop_now_us() - t->t_start_us;
     if (t->done)
@@ -92,14 +107,74 @@ static int pump(struct buf *b, struct sio *src, struct sio *dst, unsigned *src_e
     }
 }
 
+/* pump() through the filters: b receives reads only; the filter stream's
+ * output queue of direction `from_up` is what gets written to dst. */
+static int pump_filtered(struct tunnel *t, bool from_up, struct buf *b, struct sio *src,
+                         struct sio *dst, unsigned *src_eof, uint64_t *count)
+{
+    for (;;) {
+        const uint8_t *p;
+        size_t n;
+        while ((n = wf_tcp_out(t->wf, from_up, &p)) > 0) {
+            struct iovec iov = {(void *)p, n};
+            ssize_t w = sio_writev(dst, &iov, 1);
+            if (w < 0)
+                return errno == EAGAIN ? 0 : errno;
+            wf_tcp_consume(t->wf, from_up, (size_t)w);
+            *count += (uint64_t)w;
+            if ((size_t)w < n)
+                return 0; /* the destination is full */
+        }
+        /* A filter holding this much without letting go is stopped by
+         * not reading on (the idle timeout ends the connection). */
+        if (*src_eof || wf_tcp_held(t->wf, from_up) >= WF_TCP_MAX_HELD)
+            return 0;
+        ssize_t r = sio_read_buf(src, b);
+        if (r == -2)
+            return 0;
+        if (r < 0)
+            return errno == EAGAIN ? 0 : errno;
+        if (r == 0)
+            *src_eof = 1;
+        int rc = wf_tcp_data(t->wf, from_up, (const uint8_t *)buf_start(b), buf_len(b), r == 0);
+        buf_consume(b, buf_len(b));
+        if (rc == WF_FAIL)
+            return ECONNABORTED;
+    }
+}
+
+/* Bytes still to be written toward the upstream (up) or the client. */
+static size_t t_queued(struct tunnel *t, bool up)
+{
+    if (!t->wf)
+        return buf_len(up ? &t->up : &t->down);
+    const uint8_t *p;
+    return wf_tcp_out(t->wf, !up, &p);
+}
+
+/* Whether reading the client (up) or the upstream may go on. */
+static bool t_can_read(struct tunnel *t, bool up)
+{
+    if (!t->wf)
+        return true;
+    return wf_tcp_held(t->wf, !up) < WF_TCP_MAX_HELD;
+}
+
 static void t_run(struct tunnel *t)
 {
     int ufd = t->uc->io.fd, cfd = t->cio.fd;
     struct sio *us = &t->uc->sio;
     uint64_t up0 = t->st.bytes_up, down0 = t->st.bytes_down;
-    int err = pump(&t->up, &t->cs, us, &t->c_eof, &t->st.bytes_up);
-    if (!err)
-        err = pump(&t->down, us, &t->cs, &t->u_eof, &t->st.bytes_down);
+    int err;
+    if (t->wf) {
+        err = pump_filtered(t, false, &t->up, &t->cs, us, &t->c_eof, &t->st.bytes_up);
+        if (!err)
+            err = pump_filtered(t, true, &t->down, us, &t->cs, &t->u_eof, &t->st.bytes_down);
+    } else {
+        err = pump(&t->up, &t->cs, us, &t->c_eof, &t->st.bytes_up);
+        if (!err)
+            err = pump(&t->down, us, &t->cs, &t->u_eof, &t->st.bytes_down);
+    }
     if (err) {
         t_close(t, err);
         return;
@@ -110,13 +185,13 @@ static void t_run(struct tunnel *t)
     if (t->st.bytes_down != down0)
         metrics_add(t->w->shard, t->gl->m_bytes_out, t->st.bytes_down - down0);
     /* Pass end-of-stream on once everything before it is delivered. */
-    if (t->c_eof && buf_len(&t->up) == 0 && !t->u_shut) {
+    if (t->c_eof && t_queued(t, true) == 0 && !t->u_shut) {
         if (us->tls)
             tls_conn_shutdown(us->tls); /* close_notify is TLS's half-close */
         shutdown(ufd, SHUT_WR);
         t->u_shut = 1;
     }
-    if (t->u_eof && buf_len(&t->down) == 0 && !t->c_shut) {
+    if (t->u_eof && t_queued(t, false) == 0 && !t->c_shut) {
         if (t->cs.tls)
             tls_conn_shutdown(t->cs.tls);
         shutdown(cfd, SHUT_WR);
@@ -127,13 +202,13 @@ static void t_run(struct tunnel *t)
         return;
     }
     unsigned cm = 0, um = 0;
-    if (buf_len(&t->up) > 0)
+    if (t_queued(t, true) > 0)
         um |= LOOP_WRITE;
-    else if (!t->c_eof)
+    else if (!t->c_eof && t_can_read(t, true))
         cm |= LOOP_READ;
-    if (buf_len(&t->down) > 0)
+    if (t_queued(t, false) > 0)
         cm |= LOOP_WRITE;
-    else if (!t->u_eof)
+    else if (!t->u_eof && t_can_read(t, false))
         um |= LOOP_READ;
     /* Bytes TLS already decrypted are never reported by epoll. */
     if ((sio_pending(&t->cs) && buf_has_room(&t->up)) || (sio_pending(us) && buf_has_room(&t->down))) {
@@ -156,10 +231,27 @@ static const struct uconn_ops tunnel_uc_ops = {t_uc_connected, t_uc_io};
 
 static void t_timeout(struct loop *l, struct loop_timer *tm) { t_close(tm->ud, ETIMEDOUT); }
 
+static int t_wf_attr(void *owner, const struct attr_key *key, attr_val *out, int max)
+{
+    struct tunnel *t = owner;
+    return t->attrs.get(t->attrs.ctx, key, out, max);
+}
+
+/* A filter closed the stream from outside a data call (a tick). */
+static void t_wf_resume(void *owner)
+{
+    struct tunnel *t = owner;
+    if (t->wf && wf_resume(t->wf) == WF_FAIL)
+        t_close(t, ECONNABORTED);
+}
+
+static const struct wf_embed t_wf_embed = {t_wf_attr, t_wf_resume};
+
 /* Takes ownership of *cs, uc, *to_client and *to_upstream (left empty). */
 struct tunnel *tunnel_new(struct worker *w, struct gen_listener *gl, struct sio *cs,
                           struct buf *to_client, struct buf *to_upstream, struct uconn *uc,
-                          uint64_t idle_ms, tunnel_done_fn done, void *done_ud)
+                          uint64_t idle_ms, tunnel_done_fn done, void *done_ud,
+                          const struct tunnel_attrs *attrs)
 {
     int cfd = cs->fd;
     struct tunnel *t = calloc(1, sizeof(*t));
@@ -200,6 +292,15 @@ struct tunnel *tunnel_new(struct worker *w, struct gen_listener *gl, struct sio 
         return NULL;
     }
     loop_timer_arm(w->loop, &t->timer, loop_now(w->loop) + idle_ms);
+    if (attrs && wf_listener_has(gl)) {
+        int failed;
+        t->attrs = *attrs;
+        t->wf = wf_stream_new(t->wg, gl, NULL, true, &t_wf_embed, t, &failed);
+        if (failed || (t->wf && wf_tcp_open(t->wf) == WF_FAIL)) {
+            t_close(t, ECONNABORTED);
+            return NULL;
+        }
+    }
     t_run(t);
     return t;
 }

@@ -23,6 +23,7 @@
 #include "proxy/pg_pool.h"
 #include "proxy/proto.h"
 #include "proxy/upstream.h"
+#include "proxy/wasm_filter.h"
 
 #define WORKER_TICK_MS 100
 
@@ -70,6 +71,8 @@ static void cluster_close_idle(struct wcluster *wc)
 
 static void wgen_free(struct wgen *wg)
 {
+    /* First: the filters' HTTP calls hold connections of the clusters. */
+    wf_wgen_free(wg);
     for (size_t i = 0; i < wg->gen->nclusters; i++) {
         db_check_free(wg->clusters[i].dbc);
         lb_free(wg->clusters[i].lb);

@@ -21,6 +21,7 @@ struct uconn;
 struct hreq;
 struct db_pool;
 struct db_check;
+struct wf_wgen;
 
 /* A doubly linked list node, embedded in the objects it links. */
 struct wlink {
@@ -69,6 +70,7 @@ struct wgen {
     struct worker *w;
     struct wcluster *clusters;  /* same order as gen->clusters */
     uint32_t users;             /* connections and requests holding it */
+    struct wf_wgen *wasm;       /* this worker's WasmPlugin VMs, made on first use */
 };
 
 struct wlistener {

@@ -1,0 +1,339 @@
+/* probe_filter.c - a proxy-wasm filter for test_wasm_filters.py: each
+ * request header `x-test` value asks for one behaviour the proxy must
+ * handle, so the test can drive them one by one with curl.
+ *
+ *   pause       Pause on request headers; the next tick continues the
+ *               request (proxy_set_effective_context + proxy_continue_stream)
+ *               after adding x-resumed: 1.
+ *   pause-deny  Pause; the next tick answers 401 instead.
+ *   trap        unreachable (a trap).
+ *   loop        an endless loop (stopped by the fuel budget).
+ *   props       copies properties into request headers x-prop-*.
+ *   rewrite     :path becomes /rewritten, x-secret is removed.
+ *   status      the response gets :status 203 and x-resp-seen.
+ *   close       proxy_close_stream.
+ *   callout     proxy_http_call to cluster "auth" (GET /auth?user=<x-user>):
+ *               a 200 continues the request with x-auth: <its body>, any
+ *               other status answers 403 "callout said <status>".
+ *   callout-slow the same to cluster "slow" with a 300 ms timeout: a failed
+ *               call answers 503 "callout failed".
+ *
+ * Every request: x-order gets the plugin configuration appended (so two
+ * plugins show their order), and so does the response header x-resp-order
+ * (responses run through the chain backwards). Body chunks are counted in
+ * probe_req_body_bytes_total / probe_resp_body_bytes_total, their ends in
+ * probe_body_eos_total; with `x-test: body-deny` a request body containing
+ * "forbidden" is answered 403. TCP: bytes from the client
+ * are upper-cased, held while they start with "WAIT" and have no newline
+ * yet; a connection whose first bytes are "TRAP" traps. */
+#include "proxy_wasm.h"
+
+static char tag[16] = "?";
+static uint32_t paused[64];
+static int npaused;
+static uint32_t m_req_body, m_resp_body, m_eos;
+/* proxy_http_call in flight: token -> the request's context. */
+static struct { uint32_t token, ctx; } calls[64];
+
+proxy_bool_t proxy_on_vm_start(uint32_t root_context_id, size_t vm_configuration_size)
+{
+    return 1;
+}
+
+proxy_bool_t proxy_on_configure(uint32_t root_context_id, size_t size)
+{
+    uint8_t *cfg;
+    size_t n;
+    if (pw_get_buffer(PROXY_BUFFER_PLUGIN_CONFIGURATION, size, &cfg, &n) != PROXY_OK)
+        return 0;
+    if (n >= sizeof(tag))
+        n = sizeof(tag) - 1;
+    if (n) {
+        memcpy(tag, cfg, n);
+        tag[n] = 0;
+    }
+    pw_free(cfg);
+    pw_define_metric(PROXY_METRIC_COUNTER, "probe_req_body_bytes_total", &m_req_body);
+    pw_define_metric(PROXY_METRIC_COUNTER, "probe_resp_body_bytes_total", &m_resp_body);
+    pw_define_metric(PROXY_METRIC_COUNTER, "probe_body_eos_total", &m_eos);
+    proxy_set_tick_period_milliseconds(20);
+    return 1;
+}
+
+void proxy_on_context_create(uint32_t context_id, uint32_t parent_context_id) {}
+
+static int header_is(proxy_map_type_t map, const char *name, const char *want)
+{
+    uint8_t *v;
+    size_t n;
+    int eq = pw_get_header(map, name, &v, &n) == PROXY_OK && n == strlen(want) &&
+             memcmp(v, want, n) == 0;
+    pw_free(v);
+    return eq;
+}
+
+/* name += tag (the map's current value, or none). */
+static void append_tag(proxy_map_type_t map, const char *name)
+{
+    char buf[128];
+    uint8_t *v;
+    size_t n, len = 0;
+    if (pw_get_header(map, name, &v, &n) == PROXY_OK) {
+        len = pw_append(buf, len, sizeof(buf) - 1, v, n);
+        pw_free(v);
+    }
+    len = pw_append_str(buf, len, sizeof(buf) - 1, tag);
+    buf[len] = 0;
+    pw_replace_header(map, name, buf);
+}
+
+/* Copies property path (dotted, turned into the ABI's NUL-separated form)
+ * into request header `header`; integers (8 bytes) are written in decimal. */
+static void copy_prop(const char *dotted, const char *header, int is_int)
+{
+    char path[64];
+    size_t pl = strlen(dotted);
+    memcpy(path, dotted, pl);
+    for (size_t i = 0; i < pl; i++)
+        if (path[i] == '.')
+            path[i] = 0;
+    uint8_t *v = NULL;
+    size_t n = 0;
+    char out[128];
+    size_t len = 0;
+    if (proxy_get_property(path, pl, &v, &n) != PROXY_OK) {
+        len = pw_append_str(out, 0, sizeof(out) - 1, "-");
+    } else if (is_int && n == 8) {
+        uint64_t x = 0;
+        for (int i = 7; i >= 0; i--)
+            x = x << 8 | v[i];
+        len = pw_append_u64(out, 0, sizeof(out) - 1, x);
+    } else {
+        len = pw_append(out, 0, sizeof(out) - 1, v, n);
+    }
+    pw_free(v);
+    out[len] = 0;
+    pw_replace_header(PROXY_MAP_HTTP_REQUEST_HEADERS, header, out);
+}
+
+/* Asks cluster "auth" (or "slow", 300 ms timeout) GET /auth?user=<x-user>
+ * and pauses; proxy_on_http_call_response decides. */
+static proxy_action_t callout(uint32_t context_id, int slow)
+{
+    char path[128];
+    size_t len = pw_append_str(path, 0, sizeof(path) - 1, "/auth?user=");
+    uint8_t *u;
+    size_t un;
+    if (pw_get_header(PROXY_MAP_HTTP_REQUEST_HEADERS, "x-user", &u, &un) == PROXY_OK) {
+        len = pw_append(path, len, sizeof(path) - 1, u, un);
+        pw_free(u);
+    }
+    path[len] = 0;
+    /* The serialized map of the call's headers: :method, :path, :authority. */
+    const char *kv[6] = {":method", "GET", ":path", path, ":authority", "auth.local"};
+    uint8_t map[512];
+    size_t off = 4 + 3 * 8;
+    pw_store_u32(map, 3);
+    for (int i = 0; i < 6; i++) {
+        size_t n = strlen(kv[i]);
+        pw_store_u32(map + 4 + 4 * i, (uint32_t)n);
+        memcpy(map + off, kv[i], n);
+        off += n;
+        map[off++] = 0;
+    }
+    const char *cluster = slow ? "slow" : "auth";
+    uint32_t token;
+    if (proxy_http_call(cluster, strlen(cluster), map, off, NULL, 0, NULL, 0, slow ? 300 : 5000,
+                        &token) != PROXY_OK) {
+        static const char msg[] = "callout not started\n";
+        proxy_send_local_response(500, "probe", 5, (const uint8_t *)msg, sizeof msg - 1, NULL,
+                                  0, PROXY_GRPC_STATUS_NONE);
+        return PROXY_ACTION_PAUSE;
+    }
+    for (int i = 0; i < 64; i++)
+        if (calls[i].token == 0) {
+            calls[i].token = token;
+            calls[i].ctx = context_id;
+            break;
+        }
+    return PROXY_ACTION_PAUSE;
+}
+
+void proxy_on_http_call_response(uint32_t root_context_id, uint32_t call_id, size_t num_headers,
+                                 size_t body_size, size_t num_trailers)
+{
+    uint32_t ctx = 0;
+    for (int i = 0; i < 64; i++)
+        if (calls[i].token == call_id) {
+            ctx = calls[i].ctx;
+            calls[i].token = 0;
+        }
+    /* Read the answer while it is the current one, then act for the request. */
+    uint8_t *st = NULL, *body = NULL;
+    size_t stn = 0, bn = 0;
+    if (num_headers)
+        pw_get_header(PROXY_MAP_HTTP_CALL_RESPONSE_HEADERS, ":status", &st, &stn);
+    if (body_size)
+        proxy_get_buffer_bytes(PROXY_BUFFER_HTTP_CALL_RESPONSE_BODY, 0, body_size, &body, &bn);
+    if (ctx == 0 || proxy_set_effective_context(ctx) != PROXY_OK) {
+        pw_free(st);
+        pw_free(body);
+        return;
+    }
+    if (num_headers == 0) {
+        static const char msg[] = "callout failed\n";
+        proxy_send_local_response(503, "probe", 5, (const uint8_t *)msg, sizeof msg - 1, NULL, 0,
+                                  PROXY_GRPC_STATUS_NONE);
+    } else if (stn == 3 && memcmp(st, "200", 3) == 0) {
+        char v[64];
+        size_t n = pw_append(v, 0, sizeof(v) - 1, body, bn);
+        v[n] = 0;
+        pw_replace_header(PROXY_MAP_HTTP_REQUEST_HEADERS, "x-auth", v);
+        proxy_continue_stream(PROXY_STREAM_HTTP_REQUEST);
+    } else {
+        char msg[64];
+        size_t n = pw_append_str(msg, 0, sizeof(msg) - 1, "callout said ");
+        n = pw_append(msg, n, sizeof(msg) - 1, st, stn);
+        proxy_send_local_response(403, "probe", 5, (const uint8_t *)msg, n, NULL, 0,
+                                  PROXY_GRPC_STATUS_NONE);
+    }
+    pw_free(st);
+    pw_free(body);
+}
+
+proxy_action_t proxy_on_request_headers(uint32_t context_id, size_t num_headers,
+                                        proxy_bool_t end_of_stream)
+{
+    const proxy_map_type_t rq = PROXY_MAP_HTTP_REQUEST_HEADERS;
+    append_tag(rq, "x-order");
+    if (header_is(rq, "x-test", "trap"))
+        __builtin_trap();
+    if (header_is(rq, "x-test", "loop")) {
+        volatile uint32_t spin = 1;
+        while (spin)
+            spin++;
+    }
+    if (header_is(rq, "x-test", "close")) {
+        proxy_close_stream(PROXY_STREAM_HTTP_REQUEST);
+        return PROXY_ACTION_PAUSE;
+    }
+    if (header_is(rq, "x-test", "props")) {
+        copy_prop("request.path", "x-prop-path", 0);
+        copy_prop("request.method", "x-prop-method", 0);
+        copy_prop("source.address", "x-prop-source", 0);
+        copy_prop("route_name", "x-prop-route", 0);
+        copy_prop("destination.port", "x-prop-port", 1);
+        copy_prop("plugin_name", "x-prop-plugin", 0);
+        copy_prop("header.user-agent", "x-prop-ua", 0);
+    }
+    if (header_is(rq, "x-test", "rewrite")) {
+        pw_replace_header(rq, ":path", "/rewritten");
+        pw_remove_header(rq, "x-secret");
+    }
+    if (header_is(rq, "x-test", "callout") || header_is(rq, "x-test", "callout-slow"))
+        return callout(context_id, header_is(rq, "x-test", "callout-slow"));
+    if ((header_is(rq, "x-test", "pause") || header_is(rq, "x-test", "pause-deny")) &&
+        npaused < 64) {
+        paused[npaused++] = context_id;
+        return PROXY_ACTION_PAUSE;
+    }
+    return PROXY_ACTION_CONTINUE;
+}
+
+void proxy_on_tick(uint32_t root_context_id)
+{
+    static const char body[] = "denied after a pause\n";
+    for (int i = 0; i < npaused; i++) {
+        if (proxy_set_effective_context(paused[i]) != PROXY_OK)
+            continue; /* that request is gone */
+        if (header_is(PROXY_MAP_HTTP_REQUEST_HEADERS, "x-test", "pause-deny")) {
+            proxy_send_local_response(401, "probe", 5, (const uint8_t *)body, sizeof body - 1,
+                                      NULL, 0, PROXY_GRPC_STATUS_NONE);
+        } else {
+            pw_replace_header(PROXY_MAP_HTTP_REQUEST_HEADERS, "x-resumed", "1");
+            proxy_continue_stream(PROXY_STREAM_HTTP_REQUEST);
+        }
+    }
+    npaused = 0;
+}
+
+proxy_action_t proxy_on_response_headers(uint32_t context_id, size_t num_headers,
+                                         proxy_bool_t end_of_stream)
+{
+    const proxy_map_type_t rs = PROXY_MAP_HTTP_RESPONSE_HEADERS;
+    append_tag(rs, "x-resp-order");
+    if (header_is(PROXY_MAP_HTTP_REQUEST_HEADERS, "x-test", "status")) {
+        pw_replace_header(rs, ":status", "203");
+        pw_replace_header(rs, "x-resp-seen", "1");
+    }
+    return PROXY_ACTION_CONTINUE;
+}
+
+static int body_has(proxy_buffer_type_t buf, size_t size, const char *needle)
+{
+    uint8_t *d = NULL;
+    size_t n = 0, k = strlen(needle);
+    int found = 0;
+    if (size && proxy_get_buffer_bytes(buf, 0, size, &d, &n) == PROXY_OK)
+        for (size_t i = 0; i + k <= n && !found; i++)
+            found = memcmp(d + i, needle, k) == 0;
+    pw_free(d);
+    return found;
+}
+
+proxy_action_t proxy_on_request_body(uint32_t context_id, size_t body_size,
+                                     proxy_bool_t end_of_stream)
+{
+    static const char msg[] = "forbidden body\n";
+    proxy_increment_metric(m_req_body, (int64_t)body_size);
+    if (end_of_stream)
+        proxy_increment_metric(m_eos, 1);
+    if (header_is(PROXY_MAP_HTTP_REQUEST_HEADERS, "x-test", "body-deny") &&
+        body_has(PROXY_BUFFER_HTTP_REQUEST_BODY, body_size, "forbidden")) {
+        proxy_send_local_response(403, "probe", 5, (const uint8_t *)msg, sizeof msg - 1, NULL, 0,
+                                  PROXY_GRPC_STATUS_NONE);
+        return PROXY_ACTION_PAUSE;
+    }
+    return PROXY_ACTION_CONTINUE;
+}
+
+proxy_action_t proxy_on_response_body(uint32_t context_id, size_t body_size,
+                                      proxy_bool_t end_of_stream)
+{
+    proxy_increment_metric(m_resp_body, (int64_t)body_size);
+    if (end_of_stream)
+        proxy_increment_metric(m_eos, 1);
+    return PROXY_ACTION_CONTINUE;
+}
+
+/* ---- TCP ---- */
+
+proxy_action_t proxy_on_new_connection(uint32_t context_id) { return PROXY_ACTION_CONTINUE; }
+
+proxy_action_t proxy_on_downstream_data(uint32_t context_id, size_t data_size,
+                                        proxy_bool_t end_of_stream)
+{
+    uint8_t *d = NULL;
+    size_t n = 0;
+    if (data_size == 0)
+        return PROXY_ACTION_CONTINUE;
+    if (proxy_get_buffer_bytes(PROXY_BUFFER_DOWNSTREAM_DATA, 0, data_size, &d, &n) != PROXY_OK)
+        return PROXY_ACTION_CONTINUE;
+    if (n >= 4 && memcmp(d, "TRAP", 4) == 0)
+        __builtin_trap();
+    /* "WAIT" holds the bytes until a newline arrives (Pause keeps them). */
+    if (n >= 4 && memcmp(d, "WAIT", 4) == 0 && memchr(d, '\n', n) == NULL) {
+        pw_free(d);
+        return PROXY_ACTION_PAUSE;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (d[i] >= 'a' && d[i] <= 'z')
+            d[i] = (uint8_t)(d[i] - 32);
+    proxy_set_buffer_bytes(PROXY_BUFFER_DOWNSTREAM_DATA, 0, n, d, n);
+    pw_free(d);
+    return PROXY_ACTION_CONTINUE;
+}
+
+proxy_bool_t proxy_on_done(uint32_t context_id) { return 1; }
+
+void proxy_on_delete(uint32_t context_id) {}
