@@ -41,7 +41,8 @@ static char *take(char **p)
  * authority and user-agent copies move to the stream, and so does its hold
  * on hc->wg). req: the parsed head, borrowed. 0, or -1 when out of memory
  * (nothing was taken). */
-int h1x_begin(struct hconn *hc, struct hreq *r, const struct h1_request *req, size_t head_len)
+int h1x_begin(struct hconn *hc, struct hreq *r, const struct h1_request *req, size_t head_len,
+              struct wf_stream *wf)
 {
     /* The request as HTTP/2 fields: pseudo-headers, then the fields with
      * lower-case names and without hop-by-hop ones. */
@@ -115,6 +116,8 @@ int h1x_begin(struct hconn *hc, struct hreq *r, const struct h1_request *req, si
 
     hc->xst = st;
     hc->state = HC_H1X;
+    if (wf)
+        h2_wf_adopt(st, wf);
     /* The fields point into hc->in: build the upstream head before the
      * head's bytes go. */
     h2s_go(st, hs, n);
@@ -309,6 +312,11 @@ void h1x_update(struct hconn *hc)
         metrics_add(hc->w->shard, hc->gl->m_bytes_in, (uint64_t)got);
         st->req_bytes += (uint64_t)got;
         st->req_done = st->h1req.done;
+        /* Filters see the payload just moved (the tail of reqb). */
+        if (st->wf && st->state != H2S_DONE &&
+            h2_wf_req_body(st, (const uint8_t *)buf_start(&st->reqb) + buf_len(&st->reqb) - got,
+                           (size_t)got, st->req_done) < 0)
+            goto respond;
         /* A body larger than a block cannot be replayed: release what was
          * sent so that reading can go on. */
         if (!st->req_done && buf_room(&st->reqb) < H1_CHUNK_LINE_MAX + 8)
@@ -316,6 +324,7 @@ void h1x_update(struct hconn *hc)
         if (st->up == H2S_UP_H2)
             h2u_body_ready(st);
     }
+respond:
     for (int rounds = 0; rounds < 8; rounds++) {
         pump_resp(st);
         uint32_t before = buf_len(&hc->out);

@@ -196,6 +196,8 @@ int h2_wf_response(struct h2s *st, int *status, const struct h2_header **hs, siz
  * bytes as they go to the client; eos once at the end. 0 to go on, -1
  * when the stream was answered or reset instead. */
 int h2_wf_req_body(struct h2s *st, const uint8_t *p, size_t n, int eos);
+/* st takes over wf (the filters of the HTTP/1.1 request it continues). */
+void h2_wf_adopt(struct h2s *st, struct wf_stream *wf);
 int h2_wf_resp_body(struct h2s *st, const uint8_t *p, size_t n, int eos);
 /* Starts (or restarts) an attempt. */
 void h2s_attempt(struct h2s *st);
@@ -257,9 +259,10 @@ void h2h1_detach(struct h2s *st);
 /* h2_h1down.c: an HTTP/1.1 request carried to an HTTP/2 cluster */
 /* Takes over the routed request r whose head req of head_len bytes starts
  * hc->in (consumed here): the connection goes to HC_H1X. r's copies and
- * generation hold move to the new stream; the caller frees r. 0, or -1
- * when out of memory (nothing taken). */
-int h1x_begin(struct hconn *hc, struct hreq *r, const struct h1_request *req, size_t head_len);
+ * generation hold move to the new stream, and so do its filters wf (NULL:
+ * none); the caller frees r. 0, or -1 when out of memory (nothing taken). */
+int h1x_begin(struct hconn *hc, struct hreq *r, const struct h1_request *req, size_t head_len,
+              struct wf_stream *wf);
 /* The exchange's calls on the client side (see dn_* in h2_exchange.c). */
 int h1x_respond(struct h2s *st, int status, const struct h2_header *hs, size_t n, int body);
 void h1x_wake(struct h2s *st);

@@ -148,6 +148,12 @@ static int body_result(struct h2s *st, int res)
     return -1;
 }
 
+void h2_wf_adopt(struct h2s *st, struct wf_stream *wf)
+{
+    st->wf = wf;
+    wf_set_owner(wf, &h2_wf_embed, st);
+}
+
 int h2_wf_req_body(struct h2s *st, const uint8_t *p, size_t n, int eos)
 {
     if (st->wf_wait)

@@ -612,10 +612,8 @@ void req_route(struct hreq *r, const struct h1_request *req, uint32_t consume)
     if (r->wc->gc->cfg->protocol == CFG_UPSTREAM_HTTP2) {
         /* Translated to HTTP/2: the exchange of h2_exchange.c takes the
          * request over, with r's hold on the generation. */
-        if (h1x_begin(hc, r, req, consume) == 0) {
-            /* Filters end here: the HTTP/2 exchange does not run them. */
-            wf_stream_free(r->wf);
-            r->wf = NULL;
+        if (h1x_begin(hc, r, req, consume, r->wf) == 0) {
+            r->wf = NULL; /* the stream has the filters now */
             hc->req = NULL;
             req_free(r);
             return;

@@ -527,6 +527,12 @@ void wf_stream_free(struct wf_stream *s)
 
 struct wf_map *wf_req_map(struct wf_stream *s) { return &s->req; }
 struct wf_map *wf_resp_map(struct wf_stream *s) { return &s->resp; }
+void wf_set_owner(struct wf_stream *s, const struct wf_embed *e, void *owner)
+{
+    s->e = e;
+    s->owner = owner;
+}
+
 void wf_set_names(struct wf_stream *s, const char *route, const char *cluster)
 {
     s->route = route;

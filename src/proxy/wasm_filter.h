@@ -121,6 +121,9 @@ bool wf_listener_has(const struct gen_listener *gl);
  * :path, :authority, :scheme; :status). Owned by s. */
 struct wf_map *wf_req_map(struct wf_stream *s);
 struct wf_map *wf_resp_map(struct wf_stream *s);
+/* Hands s to another owner (an HTTP/1.1 request that continues as an
+ * HTTP/2 stream): e and owner borrowed, as in wf_stream_new. */
+void wf_set_owner(struct wf_stream *s, const struct wf_embed *e, void *owner);
 /* For the route_name / cluster_name properties (borrowed, must outlive s). */
 void wf_set_names(struct wf_stream *s, const char *route, const char *cluster);
 

@@ -19,6 +19,7 @@ counted in strand_wasm_traps_total / strand_wasm_failures_total, and the
 next request works (the instance was recreated); request and response
 body payloads (content-length, chunked, HTTP/2) are shown once each, with
 one end of stream, and a filter can refuse a request by its body;
+an HTTP/1.1 request sent to an HTTP/2 cluster keeps its filters;
 proxy_http_call to another cluster decides a request (granted: its answer
 reaches the upstream; refused; timed out); a tcp filter upper-cases the client's
 bytes, holds bytes while paused, and closes a connection whose filter
@@ -104,7 +105,7 @@ def main():
         t.finish()
 
     with t.section("setup"):
-        ng = Nginx(tmp, [{"/": ECHO}])
+        ng = Nginx(tmp, [{"/": ECHO}, {"listen": "http2", "locations": {"/": ECHO}}])
         ng.start()
         echo = Echo()
         authsvc = Nginx(tmp, [{"/auth": "if ($arg_user = ann) { return 200 'granted-ann'; } "
@@ -121,13 +122,17 @@ def main():
                 listener_doc("open", op),
                 listener_doc("raw", raw, protocol="tcp"),
                 cluster_doc("nginx", [ng.port]),
+                cluster_doc("nginx-h2c", [ng.ports[1]], protocol="http2"),
                 cluster_doc("echo", [echo.port]),
                 cluster_doc("auth", [authsvc.port]),
                 cluster_doc("slow", [silent.port]),
                 route_doc("api", ["web"], [{"match": [{"attribute": "path", "prefix": "/api"}],
                                             "backends": [{"cluster": "nginx"}]}]),
                 route_doc("other", ["web"], [{"backends": [{"cluster": "nginx"}]}]),
-                route_doc("two", ["two"], [{"backends": [{"cluster": "nginx"}]}]),
+                route_doc("two", ["two"], [
+                    {"match": [{"attribute": "path", "prefix": "/h2up"}],
+                     "backends": [{"cluster": "nginx-h2c"}]},
+                    {"backends": [{"cluster": "nginx"}]}]),
                 route_doc("open", ["open"], [{"backends": [{"cluster": "nginx"}]}]),
                 route_doc("raw", ["raw"], [{"backends": [{"cluster": "echo"}]}]),
                 plugin("stamp", os.path.join(EX, "add_header.wasm"), ["web"], config=stamp),
@@ -236,7 +241,7 @@ def main():
     with t.section("properties", strand=s):
         r = curl(b2 + "/props/x?y=1", headers=["x-test: props", "user-agent: probe-ua"])
         # Both probe plugins copy the properties; probe-b runs last and wins.
-        want = "props=/props/x?y=1|GET|127.0.0.1|two/0|%d|probe-b|probe-ua" % two
+        want = "props=/props/x?y=1|GET|127.0.0.1|two/1|%d|probe-b|probe-ua" % two
         t.check("request.path|method|source.address|route_name|destination.port|"
                 "plugin_name|header.user-agent", want in r.text, r.text)
 
@@ -313,6 +318,23 @@ def main():
                 "recv (stream_id=13) :status: 403" in out, out[-800:])
         t.check("HTTP/2: with its body", "forbidden body" in out, out[-800:])
         t.eq("the listener still serves", curl(b2 + "/after").status, 200)
+
+    with t.section("HTTP/1.1 client, HTTP/2 cluster: the filters follow the request", strand=s):
+        m0 = s.metrics()
+        p = os.path.join(tmp, "body2.bin")
+        with open(p, "wb") as f:
+            f.write(b"y" * 3000)
+        r = curl(b2 + "/h2up/x", args=["--data-binary", "@" + p],
+                 headers=["x-test: status"])
+        t.eq("response status rewritten by the filter", r.status, 203)
+        t.check("request filters ran (x-order reached the h2 upstream)", "order=AB " in r.text,
+                r.text)
+        t.eq("response filters ran backwards", r.header("x-resp-order"), "BA")
+        m1 = s.metrics()
+        d = lambda n: (m1.get(n, plugin="probe-a") - m0.get(n, plugin="probe-a"))  # noqa: E731
+        t.eq("request payload seen", d("strand_wasm_probe_req_body_bytes_total"), 3000)
+        t.eq("response payload seen", d("strand_wasm_probe_resp_body_bytes_total"), len(r.body))
+        t.eq("one end of stream each way", d("strand_wasm_probe_body_eos_total"), 2)
 
     with t.section("tcp: data filters", strand=s):
         m0 = s.metrics()
