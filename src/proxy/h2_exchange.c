@@ -905,6 +905,9 @@ void h2s_resp_end(struct h2s *st, const struct h2_header *trl, size_t n)
         return;
     st->resp_done = 1;
     st->state = H2S_DONE;
+    /* Filters first: the status counted is the one the client gets. */
+    if (st->wf && trl && n > 0 && !st->reset_down && h2_wf_trailers(st, &trl, &n) < 0)
+        return;
     if (st->grpc && trl)
         take_grpc_status(st, trl, n);
     if (st->reset_down)

@@ -196,6 +196,10 @@ int h2_wf_response(struct h2s *st, int *status, const struct h2_header **hs, siz
  * bytes as they go to the client; eos once at the end. 0 to go on, -1
  * when the stream was answered or reset instead. */
 int h2_wf_req_body(struct h2s *st, const uint8_t *p, size_t n, int eos);
+/* Runs the response-trailer filters over *trl / *n (replaced by a list
+ * valid until the next call on this thread when changed). 0, or -1 when
+ * the stream was reset instead. */
+int h2_wf_trailers(struct h2s *st, const struct h2_header **trl, size_t *n);
 /* st takes over wf (the filters of the HTTP/1.1 request it continues). */
 void h2_wf_adopt(struct h2s *st, struct wf_stream *wf);
 int h2_wf_resp_body(struct h2s *st, const uint8_t *p, size_t n, int eos);

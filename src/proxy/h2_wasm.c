@@ -148,6 +148,31 @@ static int body_result(struct h2s *st, int res)
     return -1;
 }
 
+int h2_wf_trailers(struct h2s *st, const struct h2_header **trl, size_t *n)
+{
+    static __thread struct h2_header out[H2W_MAX];
+    struct wf_map *m = wf_resp_trailers(st->wf);
+    for (size_t i = 0; i < *n; i++)
+        if (wf_map_add(m, (*trl)[i].name, (*trl)[i].nlen, (*trl)[i].value, (*trl)[i].vlen,
+                       true) < 0)
+            return 0; /* out of memory: the trailers go as they came */
+    if (wf_response_trailers(st->wf) == WF_FAIL) {
+        snprintf(st->errbuf, sizeof(st->errbuf), "%s", wf_fail_reason(st->wf));
+        h2s_local(st, 500, st->errbuf, OUTCOME_SERVER_ERROR); /* the head is out: a reset */
+        return -1;
+    }
+    if (m->dirty) {
+        size_t k = 0;
+        for (uint32_t i = 0; i < m->n && k < H2W_MAX; i++)
+            if (m->e[i].key[0] != ':')
+                out[k++] = (struct h2_header){m->e[i].key, m->e[i].key_len, m->e[i].value,
+                                              m->e[i].value_len};
+        *trl = out;
+        *n = k;
+    }
+    return 0;
+}
+
 void h2_wf_adopt(struct h2s *st, struct wf_stream *wf)
 {
     st->wf = wf;

@@ -83,9 +83,9 @@ struct wf_bytes {
     size_t len, cap, off;    /* off: consumed from the front (output queues) */
 };
 
-/* HTTP trailers are not handed to filters yet (docs/wasm.md). */
-enum wf_phase { PH_NONE, PH_REQ_HEADERS, PH_RESP_HEADERS, PH_REQ_BODY, PH_RESP_BODY, PH_TCP_OPEN,
-                PH_TCP_DOWN, PH_TCP_UP };
+/* Request trailers are not handed to filters yet (docs/wasm.md). */
+enum wf_phase { PH_NONE, PH_REQ_HEADERS, PH_RESP_HEADERS, PH_REQ_BODY, PH_RESP_BODY,
+                PH_RESP_TRAILERS, PH_TCP_OPEN, PH_TCP_DOWN, PH_TCP_UP };
 
 struct wf_stream {
     struct worker *w;
@@ -548,6 +548,7 @@ static int call_one(struct wf_stream *s, struct pw_ctx *c)
     switch (s->phase) {
     case PH_REQ_HEADERS: return pw_http_request_headers(c, s->req.n, s->eos);
     case PH_RESP_HEADERS: return pw_http_response_headers(c, s->resp.n, s->eos);
+    case PH_RESP_TRAILERS: return pw_http_response_trailers(c, s->resp_tr.n);
     case PH_REQ_BODY: return pw_http_request_body(c, (uint32_t)s->body_len, s->eos);
     case PH_RESP_BODY: return pw_http_response_body(c, (uint32_t)s->body_len, s->eos);
     case PH_TCP_OPEN: return pw_tcp_new_connection(c);
@@ -563,7 +564,8 @@ static int call_one(struct wf_stream *s, struct pw_ctx *c)
  * chain backwards, as the response travels back through the filters. */
 static int run_phase(struct wf_stream *s)
 {
-    bool back = s->phase == PH_RESP_HEADERS || s->phase == PH_RESP_BODY || s->phase == PH_TCP_UP;
+    bool back = s->phase == PH_RESP_HEADERS || s->phase == PH_RESP_BODY ||
+                s->phase == PH_RESP_TRAILERS || s->phase == PH_TCP_UP;
     bool pausable = s->phase == PH_REQ_HEADERS || s->phase == PH_TCP_DOWN || s->phase == PH_TCP_UP;
     while (s->next < s->n) {
         struct wf_slot *sl = &s->slots[back ? s->n - 1 - s->next : s->next];
@@ -640,6 +642,14 @@ int wf_request_body(struct wf_stream *s, const uint8_t *p, size_t n, bool eos)
 int wf_response_body(struct wf_stream *s, const uint8_t *p, size_t n, bool eos)
 {
     return body_phase(s, PH_RESP_BODY, p, n, eos);
+}
+
+struct wf_map *wf_resp_trailers(struct wf_stream *s) { return &s->resp_tr; }
+
+int wf_response_trailers(struct wf_stream *s)
+{
+    int rc = start_phase(s, PH_RESP_TRAILERS, true);
+    return rc == WF_PAUSE ? WF_CONTINUE : rc;
 }
 
 int wf_resume(struct wf_stream *s)

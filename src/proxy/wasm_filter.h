@@ -141,6 +141,12 @@ int wf_response_headers(struct wf_stream *s, bool eos);
 int wf_request_body(struct wf_stream *s, const uint8_t *p, size_t n, bool eos);
 int wf_response_body(struct wf_stream *s, const uint8_t *p, size_t n, bool eos);
 
+/* Response trailers (HTTP/2): the embedder fills wf_resp_trailers(s),
+ * runs the phase (reverse order), and sends the map when dirty. A local
+ * response is too late here: only WF_FAIL (the stream is reset) counts. */
+struct wf_map *wf_resp_trailers(struct wf_stream *s);
+int wf_response_trailers(struct wf_stream *s);
+
 /* After the resume callback: the rest of the paused phase. */
 int wf_resume(struct wf_stream *s);
 /* Whether the request phase is paused (waiting for the filter). */

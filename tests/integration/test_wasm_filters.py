@@ -19,7 +19,9 @@ counted in strand_wasm_traps_total / strand_wasm_failures_total, and the
 next request works (the instance was recreated); request and response
 body payloads (content-length, chunked, HTTP/2) are shown once each, with
 one end of stream, and a filter can refuse a request by its body;
-an HTTP/1.1 request sent to an HTTP/2 cluster keeps its filters;
+an HTTP/1.1 request sent to an HTTP/2 cluster keeps its filters; a gRPC
+call's metadata and trailers pass through the filters (grpcio client,
+grpc_peer.py server);
 proxy_http_call to another cluster decides a request (granted: its answer
 reaches the upstream; refused; timed out); a tcp filter upper-cases the client's
 bytes, holds bytes while paused, and closes a connection whose filter
@@ -36,7 +38,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (API, STRAND_BIN, Nginx, Suite, cluster_doc, curl,  # noqa: E402
                      free_port, listener_doc, make_tmpdir, proxy_doc, route_doc, start_strand,
                      wait_for)
-from harness import _ThreadedServer  # noqa: E402
+from harness import _ThreadedServer, spawn  # noqa: E402
+import grpc_peer as gp  # noqa: E402
 
 BUILD = os.path.dirname(os.path.abspath(STRAND_BIN))
 EX = os.path.join(BUILD, "examples", "wasm")
@@ -112,6 +115,7 @@ def main():
                                         "return 401 'no';"}], name="authsvc")
         authsvc.start()
         silent = Silent()
+        _, gport = gp.start_peer("a", 0, spawn=spawn, stderr_path=os.path.join(tmp, "peer.log"))
         admin, web, two, op, raw = (free_port() for _ in range(5))
 
         def docs(stamp="hello"):
@@ -126,10 +130,13 @@ def main():
                 cluster_doc("echo", [echo.port]),
                 cluster_doc("auth", [authsvc.port]),
                 cluster_doc("slow", [silent.port]),
+                cluster_doc("peer", [gport], protocol="http2"),
                 route_doc("api", ["web"], [{"match": [{"attribute": "path", "prefix": "/api"}],
                                             "backends": [{"cluster": "nginx"}]}]),
                 route_doc("other", ["web"], [{"backends": [{"cluster": "nginx"}]}]),
                 route_doc("two", ["two"], [
+                    {"match": [{"attribute": "path", "prefix": "/strand.test.Echo/"}],
+                     "backends": [{"cluster": "peer"}]},
                     {"match": [{"attribute": "path", "prefix": "/h2up"}],
                      "backends": [{"cluster": "nginx-h2c"}]},
                     {"backends": [{"cluster": "nginx"}]}]),
@@ -241,7 +248,7 @@ def main():
     with t.section("properties", strand=s):
         r = curl(b2 + "/props/x?y=1", headers=["x-test: props", "user-agent: probe-ua"])
         # Both probe plugins copy the properties; probe-b runs last and wins.
-        want = "props=/props/x?y=1|GET|127.0.0.1|two/1|%d|probe-b|probe-ua" % two
+        want = "props=/props/x?y=1|GET|127.0.0.1|two/2|%d|probe-b|probe-ua" % two
         t.check("request.path|method|source.address|route_name|destination.port|"
                 "plugin_name|header.user-agent", want in r.text, r.text)
 
@@ -335,6 +342,18 @@ def main():
         t.eq("request payload seen", d("strand_wasm_probe_req_body_bytes_total"), 3000)
         t.eq("response payload seen", d("strand_wasm_probe_resp_body_bytes_total"), len(r.body))
         t.eq("one end of stream each way", d("strand_wasm_probe_body_eos_total"), 2)
+
+    with t.section("gRPC: metadata and trailers through the filters", strand=s):
+        ch = gp.channel(two)
+        resp, call = gp.unary(ch).with_call(b"meta", timeout=10)
+        md = dict(call.initial_metadata())
+        tr = dict(call.trailing_metadata())
+        t.eq("initial metadata: x-resp-order BA", md.get("x-resp-order"), "BA")
+        t.eq("the server's trailer arrives", tr.get("x-trailer"), "t-a")
+        t.eq("trailers filtered backwards: x-probe-trailer BA", tr.get("x-probe-trailer"), "BA")
+        t.check("the request reached the server with the filters' header",
+                b"x-order" in resp and b"AB" in resp, resp[:300])
+        ch.close()
 
     with t.section("tcp: data filters", strand=s):
         m0 = s.metrics()

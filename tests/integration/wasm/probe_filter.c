@@ -269,6 +269,12 @@ proxy_action_t proxy_on_response_headers(uint32_t context_id, size_t num_headers
     return PROXY_ACTION_CONTINUE;
 }
 
+proxy_action_t proxy_on_response_trailers(uint32_t context_id, size_t num_trailers)
+{
+    append_tag(PROXY_MAP_HTTP_RESPONSE_TRAILERS, "x-probe-trailer");
+    return PROXY_ACTION_CONTINUE;
+}
+
 static int body_has(proxy_buffer_type_t buf, size_t size, const char *needle)
 {
     uint8_t *d = NULL;
