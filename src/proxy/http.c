@@ -614,6 +614,8 @@ void req_route(struct hreq *r, const struct h1_request *req, uint32_t consume)
          * request over, with r's hold on the generation. */
         if (h1x_begin(hc, r, req, consume, r->wf) == 0) {
             r->wf = NULL; /* the stream has the filters now */
+            /* A filter's wait armed r's timer; r goes now. */
+            loop_timer_cancel(hc_loop(hc), &r->timer);
             hc->req = NULL;
             req_free(r);
             return;
