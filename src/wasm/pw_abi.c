@@ -603,6 +603,8 @@ HOSTFN(h_done)
     struct pw_vm *vm = user;
     if (vm->cur == NULL || vm->cur->state != CTX_DONE_PENDING)
         RET(PW_NOT_FOUND);
+    if (!vm->cur->finalize)
+        vm->nfinalize++;
     vm->cur->finalize = true; /* proxy_on_log/delete run once the callback returns */
     RET(PW_OK);
 }

@@ -253,13 +253,18 @@ static int finalize(struct pw_vm *vm, struct pw_ctx *c)
 static int run_pending(struct pw_vm *vm)
 {
     int rc = 0;
-    while (!vm->broken) {
+    /* Every top-level call ends here: skip the walk over the live
+     * contexts unless a proxy_done asked for it. */
+    while (vm->nfinalize > 0 && !vm->broken) {
         struct pw_ctx *c = vm->live;
         while (c && !(c->finalize && c->state == CTX_DONE_PENDING && c->gen == vm->gen))
             c = c->next;
-        if (c == NULL)
+        if (c == NULL) {
+            vm->nfinalize = 0; /* the rest belong to an older instance */
             break;
+        }
         c->finalize = false;
+        vm->nfinalize--;
         rc = finalize(vm, c);
         if (rc == 0 && vm->ops->done)
             vm->ops->done(c->user);

@@ -73,6 +73,7 @@ struct pw_vm {
     uint32_t next_id;
     struct pw_ctx *cur;          /* effective context during a callback; NULL = root */
     struct pw_ctx *live;         /* list of live contexts */
+    uint32_t nfinalize;          /* contexts with finalize set (run_pending's work) */
     const struct pw_call_resp *call_resp; /* during proxy_on_http_call_response */
     struct pw_metric_def *metrics;
     size_t nmetrics, cap_metrics;
