@@ -136,6 +136,7 @@ struct dbc_ep {
     struct pg_scram scram;      /* PostgreSQL SCRAM-SHA-256 login */
     /* MySQL */
     uint64_t caps;
+    struct my_login login;      /* MySQL: the proxy's login, then caps */
     struct my_resp resp;
     int lag_col;                /* column to read: Seconds_Behind_* or 0 */
     uint64_t cols_seen;
@@ -495,53 +496,19 @@ static int my_query(struct dbc_ep *e)
     return 0;
 }
 
-/* The greeting: answers with a mysql_native_password login. 0 or -1. */
-static int my_greeting(struct dbc_ep *e, const struct my_pkt *pkt, const uint8_t *p)
+/* One packet of the login (my_login_feed: the cluster's auth user with
+ * mysql_native_password). 1 logged in, 0 go on, -1 refused or failed. */
+static int my_login_step(struct dbc_ep *e, const struct my_pkt *pkt, const uint8_t *p)
 {
-    const struct cfg_cluster *cc = e->dc->cc;
-    const char *pw = cc->auth_password ? cc->auth_password : "";
-    struct my_handshake hs;
-    if (pkt->len == 0 || p[0] == 0xff || my_parse_handshake(p, pkt->len, &hs) != 0 ||
-        hs.scramble_len != 20)
+    uint8_t out[1024];
+    size_t n = 0;
+    int rc = my_login_feed(&e->login, pkt, p, pkt->len, out, sizeof(out), &n);
+    if (rc < 0 || (n && ep_send(e, out, n) < 0))
         return -1;
-    uint64_t want = MY_CLIENT_PROTOCOL_41 | MY_CLIENT_SECURE_CONNECTION | MY_CLIENT_PLUGIN_AUTH |
-                    MY_CLIENT_LONG_PASSWORD | MY_CLIENT_LONG_FLAG | MY_CLIENT_TRANSACTIONS;
-    e->caps = want & hs.caps;
-    uint8_t scr[20], out[1024];
-    int sn = my_scramble_native(scr, hs.scramble, pw, strlen(pw));
-    struct my_hs_response hr;
-    memset(&hr, 0, sizeof(hr));
-    hr.caps = want;
-    hr.max_packet = 1u << 24;
-    hr.charset = hs.charset;
-    hr.user = (my_str){cc->auth_user, strlen(cc->auth_user)};
-    hr.auth_response = (my_str){(const char *)scr, (size_t)(sn > 0 ? sn : 0)};
-    hr.auth_plugin = (my_str){"mysql_native_password", 21};
-    int n = my_build_hs_response(out, sizeof(out), (uint8_t)(pkt->seq + 1), &hr);
-    return n < 0 ? -1 : ep_send(e, out, (size_t)n);
-}
-
-/* A login packet after the greeting: OK, ERR, or a switch to
- * mysql_native_password. 1 logged in, 0 go on, -1 refused. */
-static int my_auth(struct dbc_ep *e, const struct my_pkt *pkt, const uint8_t *p)
-{
-    const char *pw = e->dc->cc->auth_password ? e->dc->cc->auth_password : "";
-    if (pkt->len == 0 || p[0] == 0xff)
-        return -1;
-    if (p[0] == 0x00)
-        return 1;
-    struct my_auth_pkt ap;
-    if (p[0] != 0xfe || my_parse_auth_packet(p, pkt->len, &ap) != 0 || ap.kind != MY_AUTH_SWITCH ||
-        ap.plugin.len != 21 || memcmp(ap.plugin.p, "mysql_native_password", 21) != 0 ||
-        ap.data.len < 20)
-        return -1;
-    uint8_t scr[20], out[MY_HDR_LEN + 20];
-    int sn = my_scramble_native(scr, (const uint8_t *)ap.data.p, pw, strlen(pw));
-    if (sn < 0)
-        sn = 0;
-    my_pkt_put_header(out, (uint32_t)sn, (uint8_t)(pkt->seq + 1));
-    memcpy(out + MY_HDR_LEN, scr, (size_t)sn);
-    return ep_send(e, out, MY_HDR_LEN + (size_t)sn) < 0 ? -1 : 0;
+    if (rc != MY_R_DONE)
+        return 0;
+    e->caps = e->login.caps;
+    return 1;
 }
 
 /* A column definition: remembers the lag column's index when it is named
@@ -626,15 +593,10 @@ static int my_input(struct dbc_ep *e)
         int rc = 0;
         if (e->state == DC_QUERY) {
             rc = my_answer(e, &pkt, p);
-        } else if (e->state == DC_LOGIN && e->caps == 0) {
-            if (my_greeting(e, &pkt, p) < 0) {
-                ep_fail(e, "unexpected greeting");
-                rc = -1;
-            }
         } else if (e->state == DC_LOGIN) {
-            int a = my_auth(e, &pkt, p);
+            int a = my_login_step(e, &pkt, p);
             if (a < 0) {
-                ep_fail(e, "login refused");
+                ep_fail(e, "login refused or failed");
                 rc = -1;
             } else if (a == 1 && my_query(e) < 0) {
                 ep_fail(e, "query too long");
@@ -666,6 +628,10 @@ static void ep_event(struct loop *l, struct loop_io *io, unsigned events)
         }
         e->state = DC_LOGIN;
         e->caps = 0;
+        if (e->dc->proto == CFG_PROTO_MYSQL)
+            my_login_init(&e->login, e->dc->cc->auth_user, e->dc->cc->auth_password, NULL,
+                          MY_CLIENT_LONG_PASSWORD | MY_CLIENT_LONG_FLAG | MY_CLIENT_TRANSACTIONS,
+                          0);
         if (e->dc->proto == CFG_PROTO_POSTGRES && pg_login(e) < 0) {
             ep_fail(e, "cannot build the startup message");
             return;

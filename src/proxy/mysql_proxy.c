@@ -1,12 +1,13 @@
-/* mysql_proxy.c - the MySQL/MariaDB proxy: pass-through authentication,
- * then a command loop with per-statement policy and metrics.
+/* mysql_proxy.c - the MySQL/MariaDB proxy: pass-through or terminated
+ * authentication, then a command loop with per-statement policy and
+ * metrics.
  *
- * In MySQL the server speaks first, and the proxy relays the handshake
- * rather than terminating it, so a session is routed once at accept time
- * on connection attributes only (source.address, destination.port,
- * protocol): db.user and db.name are not known yet. Routing on them would
- * need terminated authentication (the proxy greeting the client itself).
- * The server's greeting is relayed with the capabilities the proxy cannot
+ * In MySQL the server speaks first. By default the proxy relays the
+ * handshake rather than terminating it, so a session is routed once at
+ * accept time on connection attributes only (source.address,
+ * destination.port, protocol): db.user and db.name are not known yet. A
+ * listener with `auth` greets the client itself instead and routes after
+ * checking it (see "terminated authentication"). The server's greeting is relayed with the capabilities the proxy cannot
  * follow cleared (SSL: no TLS yet; compression; query attributes), the
  * client's HandshakeResponse41 gives db.user and db.name, and the auth
  * exchange (switches, caching_sha2 fast/full auth) flows both ways until
@@ -661,12 +662,7 @@ static uint64_t login_want(const struct msess *s)
 static void login_init(const struct msess *s, struct my_login *lg, const struct cfg_cluster *cc,
                        const char *db)
 {
-    memset(lg, 0, sizeof(*lg));
-    lg->user = cc->auth_user;
-    lg->password = cc->auth_password;
-    lg->database = db;
-    lg->want = login_want(s);
-    lg->charset = s->ms.hsr.charset;
+    my_login_init(lg, cc->auth_user, cc->auth_password, db, login_want(s), s->ms.hsr.charset);
 }
 
 /* One login packet from the replica (greeting or auth exchange), whole in

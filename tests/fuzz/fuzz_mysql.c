@@ -151,6 +151,26 @@ static void parsers(const uint8_t *src, size_t n, uint64_t caps)
         in_bounds(ap.plugin, p, n);
         in_bounds(ap.data, p, n);
     }
+    /* The proxy's own login, fed this payload as the server's greeting and
+     * then as the next login packet; and the server-side password check
+     * with it as the client's answer. */
+    struct my_login lg;
+    my_login_init(&lg, "u", n & 1 ? "pw" : NULL, n & 2 ? "db" : NULL, caps, 0);
+    struct my_pkt lp = {(uint32_t)n, 0, 1, 1};
+    uint8_t lout[1024];
+    size_t ln = 0;
+    for (int i = 0; i < 2; i++) {
+        int lr = my_login_feed(&lg, &lp, p, n, lout, sizeof(lout), &ln);
+        ASSERT(lr == MY_R_MORE || lr == MY_R_DONE || (lr < 0 && lr >= MY_E_DENIED));
+        ASSERT(ln <= sizeof(lout) && (lr == MY_R_MORE || ln == 0));
+        if (lr != MY_R_MORE)
+            break;
+    }
+    if (n >= 20) {
+        uint8_t scr[20];
+        memcpy(scr, p, 20);
+        ASSERT(my_native_verify(scr, scr, p, n) <= 1);
+    }
     uint64_t v;
     int k = my_lenenc_int(p, n, &v);
     if (k > 0) {

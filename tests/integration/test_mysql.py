@@ -558,7 +558,8 @@ def main():
         db.sql("CREATE USER 'strand_app'@'%' IDENTIFIED VIA mysql_native_password"
                " USING PASSWORD('app-side-pw'); GRANT ALL ON shop.* TO 'strand_app'@'%';")
         bad = os.path.join(tmp, "term-bad.yaml")
-        tadmin, tport = free_port(), free_port()
+        tadmin, tport, trw, tidle = free_port(), free_port(), free_port(), free_port()
+        users = {"users": [{"user": "alice", "password": "alice-pw"}]}
         tdocs = [
             proxy_doc(tadmin, workers=1),
             listener_doc("my-term", tport, protocol="mysql", auth={"users": [
@@ -569,6 +570,15 @@ def main():
                                                       "password": "app-side-pw"}),
             cluster_doc("replica-term", [rp.port], auth={"user": "strand_ro",
                                                         "password": "ro-secret"}),
+            listener_doc("my-term-rw", trw, protocol="mysql", auth=users),
+            route_doc("term-rw", ["my-term-rw"], [
+                {"name": "reads", "match": [{"attribute": "sql.verb", "exact": "SELECT"}],
+                 "backends": [{"cluster": "replica-term"}]},
+                {"name": "writes", "backends": [{"cluster": "maria-term"}]}]),
+            listener_doc("my-term-idle", tidle, protocol="mysql", auth=users),
+            cluster_doc("maria-short", [db.port], idleTimeout="300ms",
+                        auth={"user": "strand_app", "password": "app-side-pw"}),
+            route_doc("term-idle", ["my-term-idle"], [{"backends": [{"cluster": "maria-short"}]}]),
             route_doc("term", ["my-term"], [
                 {"name": "readers", "match": [{"attribute": "db.user", "exact": "reader"}],
                  "backends": [{"cluster": "replica-term"}]},
@@ -646,6 +656,25 @@ def main():
         cid = conns.session(one(c, "SELECT CONNECTION_ID()")[0])
         t.eq("... and alice's go to the primary", one(c, "SELECT @@server_id")[0], 1)
         c.close()
+        c = connect(trw, user="alice", password="alice-pw", autocommit=True)
+        t.eq("read/write split on a terminated listener: a read on the replica",
+             one(c, "SELECT @@server_id, CURRENT_USER()"), (2, "strand_ro@%"))
+        cur = c.cursor()
+        cur.execute("INSERT INTO scratch VALUES (5)")
+        t.eq("... a write and the read after it on the primary",
+             one(c, "SELECT @@server_id, COUNT(*) FROM scratch WHERE id = 5"), (1, 1))
+        conns.session(one(c, "SELECT CONNECTION_ID()")[0])
+        cur.execute("DELETE FROM scratch WHERE id = 5")
+        c.close()
+        raw = Raw(tport, user="alice", password="alice-pw")
+        conns.session(int(raw.query_one("SELECT CONNECTION_ID()")))
+        raw.send(b"\x11bob\0\0shop\0")
+        p = raw.packet()
+        t.eq("COM_CHANGE_USER is refused (1047) ...", (p[:1], struct.unpack("<H", p[1:3])[0]),
+             (b"\xff", 1047))
+        t.eq("... and the session goes on", raw.query_one("SELECT CURRENT_USER()"),
+             b"strand_app@%")
+        raw.close()
 
         # Pooling: a later session runs on an earlier one's server
         # connection, reset in between. A session arriving while the
@@ -741,6 +770,29 @@ def main():
               m.get("strand_db_pool_reused_total", cluster="replica-term")), (1, 0))
         t.eq("pooled connections are open upstream connections",
              m.get("strand_upstream_connections_active", cluster="maria-term"), conns.pooled())
+        # Closing: after the cluster's idleTimeout, and on reload.
+        c = connect(tidle, user="alice", password="alice-pw", autocommit=True)
+        short = one(c, "SELECT CONNECTION_ID()")[0]
+        c.close()
+
+        def processes(cid):
+            return db.query("SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+                            " WHERE ID = %d" % cid).strip()
+        t.check("a pooled connection closes after the cluster's idleTimeout (300ms)",
+                wait_for(lambda: ts.metrics().get("strand_db_pool_connections",
+                                                  cluster="maria-short") == 0 and
+                         processes(short) == "0", 5, 0.05))
+        r = ts.post_reload()
+        t.eq("reload accepted", r.status, 200)
+        t.check("a reload closes the old configuration's pooled connections",
+                wait_for(lambda: ts.metrics().get("strand_db_pool_connections",
+                                                  cluster="maria-term") == 0 and
+                         all(processes(i) == "0" for i in conns.clean), 5, 0.05),
+                repr(ts.metrics().describe("strand_db_pool_connections")))
+        c = tconnect()
+        t.check("after the reload, a session gets a new connection",
+                one(c, "SELECT CONNECTION_ID()")[0] not in conns.clean)
+        c.close()
         t.check("strand (terminated listener) still running", ts.alive())
         ts.stop()
 

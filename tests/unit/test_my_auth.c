@@ -135,12 +135,7 @@ static void test_login(void)
     uint64_t server = MY_CLIENT_PROTOCOL_41 | MY_CLIENT_SECURE_CONNECTION | MY_CLIENT_PLUGIN_AUTH |
                       MY_CLIENT_CONNECT_WITH_DB | MY_CLIENT_TRANSACTIONS | MY_CLIENT_DEPRECATE_EOF;
     struct my_login lg;
-    memset(&lg, 0, sizeof(lg));
-    lg.user = "app";
-    lg.password = "pw";
-    lg.database = "shop";
-    lg.want = MY_CLIENT_DEPRECATE_EOF | MY_CLIENT_MULTI_RESULTS;
-    lg.charset = 45;
+    my_login_init(&lg, "app", "pw", "shop", MY_CLIENT_DEPRECATE_EOF | MY_CLIENT_MULTI_RESULTS, 45);
     int gl = server_greeting(g, sizeof(g), scr, server);
     my_pkt_header(g, (size_t)gl, &pkt);
     CHECK(my_login_feed(&lg, &pkt, g + 4, pkt.len, out, sizeof(out), &n) == MY_R_MORE && n > 4);
@@ -178,8 +173,7 @@ static void test_login(void)
     uint8_t e[128];
     int el = my_build_err(e, sizeof(e), 2, MY_CLIENT_PROTOCOL_41, 1045, "28000", "denied", 6);
     my_pkt_header(e, (size_t)el, &pkt);
-    memset(&lg, 0, sizeof(lg));
-    lg.user = "app";
+    my_login_init(&lg, "app", NULL, NULL, 0, 0);
     CHECK(my_login_feed(&lg, &pkt, e + 4, pkt.len, out, sizeof(out), &n) == MY_E_DENIED,
           "an ERR greeting");
     my_pkt_header(g, (size_t)gl, &pkt);
@@ -198,8 +192,7 @@ static void test_login(void)
     my_pkt_header(sw, (size_t)sl, &pkt);
     CHECK(my_login_feed(&lg, &pkt, sw + 4, pkt.len, out, sizeof(out), &n) == MY_E_UNSUPPORTED,
           "a switch to another plugin");
-    memset(&lg, 0, sizeof(lg));
-    lg.user = "app";
+    my_login_init(&lg, "app", NULL, NULL, 0, 0);
     my_pkt_header(g, (size_t)gl, &pkt);
     CHECK(my_login_feed(&lg, &pkt, g + 4, pkt.len, out, 40, &n) == MY_E_SPACE, "no room");
 }

@@ -386,7 +386,7 @@ int my_build_auth_switch(uint8_t *out, size_t cap, uint8_t seq, const char *plug
                          const uint8_t *data, size_t n);
 
 /* The proxy's own login to a server, as a client with mysql_native_password
- * (an AuthSwitchRequest to it included): set the inputs, then feed every
+ * (an AuthSwitchRequest to it included): my_login_init, then feed every
  * server packet, whole, to my_login_feed and send what it writes, until
  * MY_R_DONE. */
 struct my_login {
@@ -402,6 +402,10 @@ struct my_login {
     uint16_t status;   /* server status of the final OK */
     uint8_t state;     /* private: 0 greeting, 1 authenticating, 2 done */
 };
+
+/* Starts a login: sets the inputs (strings borrowed), clears the rest. */
+void my_login_init(struct my_login *lg, const char *user, const char *password,
+                   const char *database, uint64_t want, uint8_t charset);
 
 /* One server packet (pkt, its whole payload p[0..len)): writes the answer,
  * if any, into out (*outlen bytes, 0 for none) and returns MY_R_MORE, or

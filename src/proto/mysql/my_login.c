@@ -68,6 +68,18 @@ static int answer_switch(struct my_login *lg, const struct my_pkt *pkt, const ui
     return MY_R_MORE;
 }
 
+/* Borrows the strings: they must outlive the login. */
+void my_login_init(struct my_login *lg, const char *user, const char *password,
+                   const char *database, uint64_t want, uint8_t charset)
+{
+    memset(lg, 0, sizeof(*lg));
+    lg->user = user;
+    lg->password = password;
+    lg->database = database;
+    lg->want = want;
+    lg->charset = charset;
+}
+
 /* Borrows pkt and p; writes into the caller's out. */
 int my_login_feed(struct my_login *lg, const struct my_pkt *pkt, const uint8_t *p, size_t len,
                   uint8_t *out, size_t cap, size_t *outlen)
