@@ -178,6 +178,7 @@ struct msess {
     uint8_t term;               /* enum term_phase; TP_OFF passes authentication through */
     uint8_t cseq;               /* sequence id of the proxy's next packet to the client */
     uint8_t scramble[20];       /* the proxy's greeting's */
+    uint8_t no_pool;            /* COM_SET_OPTION: a state COM_RESET_CONNECTION may keep */
     struct my_login login;      /* with the home server (caps: negotiated there) */
 };
 
@@ -278,7 +279,7 @@ static int poolable(const struct msess *s, const char *err)
     return s->term == TP_READY && !err && !s->reason && !s->connecting && !s->u_eof &&
            s->ms.phase == MY_PH_COMMAND && !(s->status & MY_SERVER_STATUS_IN_TRANS) &&
            !s->c_left && !s->s_left && !s->c_dropping && !s->client_turn && !s->ms.in_msg &&
-           !s->stmt_active && !s->rep.busy && buf_len(&s->uout) == 0 &&
+           !s->stmt_active && !s->rep.busy && !s->no_pool && buf_len(&s->uout) == 0 &&
            buf_len(&s->uc->in) == 0;
 }
 
@@ -1248,6 +1249,11 @@ static int on_command(struct msess *s, const struct my_pkt *pkt, int rc)
         break;
     case MY_COM_STMT_CLOSE:
         stmt_forget(s, c->stmt_id);
+        break;
+    case MY_COM_SET_OPTION:
+        /* Multi-statements on or off for the connection: a pooled one
+         * must keep what the next client negotiated. */
+        s->no_pool = 1;
         break;
     default:
         break;

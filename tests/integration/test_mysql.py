@@ -756,6 +756,17 @@ def main():
         t.eq("... and its transaction was rolled back",
              db.query("SELECT COUNT(*) FROM shop.scratch WHERE id = 77").strip(), "0")
 
+        # COM_SET_OPTION (multi-statements off) is a state a reset may keep:
+        # such a session's connection is not pooled either.
+        raw = Raw(tport, user="alice", password="alice-pw")
+        optid = conns.session(int(raw.query_one("SELECT CONNECTION_ID()")), clean=False)
+        raw.send(b"\x1b\x01\x00")
+        t.eq("COM_SET_OPTION answered", raw.packet()[:1], b"\xfe")
+        raw.close()
+        t.check("... and that session's server connection is closed, not pooled",
+                wait_for(lambda: db.query("SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+                                          " WHERE ID = %d" % optid).strip() == "0", 5, 0.05))
+
         def pool_metrics():
             m = ts.metrics()
             return (m.get("strand_db_pool_connections", cluster="maria-term"),
