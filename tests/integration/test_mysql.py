@@ -559,6 +559,7 @@ def main():
                " USING PASSWORD('app-side-pw'); GRANT ALL ON shop.* TO 'strand_app'@'%';")
         bad = os.path.join(tmp, "term-bad.yaml")
         tadmin, tport, trw, tidle = free_port(), free_port(), free_port(), free_port()
+        tdead, dead = free_port(), free_port()
         users = {"users": [{"user": "alice", "password": "alice-pw"}]}
         tdocs = [
             proxy_doc(tadmin, workers=1),
@@ -579,6 +580,10 @@ def main():
             cluster_doc("maria-short", [db.port], idleTimeout="300ms",
                         auth={"user": "strand_app", "password": "app-side-pw"}),
             route_doc("term-idle", ["my-term-idle"], [{"backends": [{"cluster": "maria-short"}]}]),
+            listener_doc("my-term-dead", tdead, protocol="mysql", auth=users),
+            cluster_doc("gone-term", [dead], connectTimeout="1s",
+                        auth={"user": "strand_app", "password": "app-side-pw"}),
+            route_doc("term-dead", ["my-term-dead"], [{"backends": [{"cluster": "gone-term"}]}]),
             route_doc("term", ["my-term"], [
                 {"name": "readers", "match": [{"attribute": "db.user", "exact": "reader"}],
                  "backends": [{"cluster": "replica-term"}]},
@@ -646,6 +651,11 @@ def main():
             conns.session(sw[4])
         t.eq("... and refused after the switch with a wrong password",
              switch_login(tport, "alice", "bad")[2:], (b"\xff", 4, None))
+
+        e = errno_of(lambda: connect(tdead, user="alice", password="alice-pw").close())
+        t.eq("cluster down: the checked client gets 2003 in its login's place", e and e[0], 2003)
+        e = errno_of(lambda: connect(tdead, user="alice", password="bad").close())
+        t.eq("... and a wrong password still 1045 first", e and e[0], 1045)
 
         # Routing on db.user: reader's sessions go to the replica cluster.
         c = tconnect("reader", "reader-pw")
