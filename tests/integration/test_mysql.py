@@ -815,7 +815,15 @@ def main():
                 one(c, "SELECT CONNECTION_ID()")[0] not in conns.clean)
         c.close()
         t.check("strand (terminated listener) still running", ts.alive())
+        c = tconnect()
+        kept = one(c, "SELECT CONNECTION_ID()")[0]
+        c.close()
+        t.check("a session's connection is pooled again",
+                wait_for(lambda: ts.metrics().get("strand_db_pool_connections",
+                                                  cluster="maria-term") == 1, 5, 0.05))
         ts.stop()
+        t.check("after shutdown no pooled connection is left open on the server",
+                wait_for(lambda: processes(kept) == "0", 5, 0.05))
 
         # A route of such a listener to a cluster without auth: a load error.
         with open(bad, "w") as f:
