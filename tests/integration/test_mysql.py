@@ -673,7 +673,8 @@ def main():
         cur.execute("INSERT INTO scratch VALUES (5)")
         t.eq("... a write and the read after it on the primary",
              one(c, "SELECT @@server_id, COUNT(*) FROM scratch WHERE id = 5"), (1, 1))
-        conns.session(one(c, "SELECT CONNECTION_ID()")[0])
+        # A locking read stays home whatever the time since the write.
+        conns.session(one(c, "SELECT CONNECTION_ID() FROM users WHERE id = 1 FOR UPDATE")[0])
         cur.execute("DELETE FROM scratch WHERE id = 5")
         c.close()
         raw = Raw(tport, user="alice", password="alice-pw")
