@@ -7,7 +7,8 @@
 #                       tests and short fuzz runs (build-fuzz/); prints
 #                       "Total: N passed, M failed"
 #   make unit | integration | asan | fuzz    one stage of `make test`
-#   make bench          HTTP/1.1 (bench/http1.sh), router, HTTP/2 + gRPC (bench/h2.sh) and database (bench/db.sh) benchmarks
+#   make bench          HTTP/1.1 (bench/http1.sh), router, HTTP/2 + gRPC (bench/h2.sh), database (bench/db.sh),
+#                       WebAssembly interpreter (bench/wasm.sh) and WasmPlugin cost (bench/wasm_filter.sh) benchmarks
 #   make demo           nginx backend + strand + a few curl requests
 #   make clean          remove the build trees
 #
@@ -20,7 +21,7 @@ SHELL     := /bin/bash
 export JOBS
 
 .PHONY: all build deps deps-test deps-bench test unit integration asan fuzz \
-        bench bench-http1 bench-router bench-h2 bench-db bench-wasm demo clean
+        bench bench-http1 bench-router bench-h2 bench-db bench-wasm bench-wasm-filter demo clean
 
 all: build
 
@@ -52,7 +53,7 @@ asan: deps-test
 fuzz: deps
 	@bash scripts/test.sh fuzz
 
-bench: bench-http1 bench-router bench-h2 bench-db bench-wasm
+bench: bench-http1 bench-router bench-h2 bench-db bench-wasm bench-wasm-filter
 
 bench-http1: deps-bench build
 	bash bench/http1.sh
@@ -68,6 +69,9 @@ bench-db: deps-bench build
 
 bench-wasm: deps-bench build
 	bash bench/wasm.sh
+
+bench-wasm-filter: deps-bench build
+	bash bench/wasm_filter.sh
 
 demo:
 	bash demo/run.sh

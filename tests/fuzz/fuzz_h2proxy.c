@@ -5,6 +5,7 @@
  * access log, metrics).
  *
  * Set-up (once): a generation is built from the in-memory CONFIG below
+ * (plus, when the build has it, the probe WasmPlugin: WASM_PLUGIN)
  * (config_load_buffer + gen_build) with one http listener whose rules cover
  * a directResponse, an AuthorizationPolicy DENY on grpc.method (and on a
  * path), routing on header / path / grpc.service / grpc.method, an http2
@@ -64,6 +65,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -224,6 +226,34 @@ static const char CONFIG[] =
     "  - match: [{attribute: grpc.method, exact: Deny}]\n"
     "  - match: [{attribute: path, prefix: /forbidden}]\n";
 
+/* The probe filter of the integration tests, when the build has it
+ * (tests/wasm/probe_filter.wasm next to this binary, or
+ * FUZZ_H2PROXY_WASM): its x-test header values pause requests, answer from
+ * ticks, trap, run out of fuel, rewrite, refuse bodies and call a cluster
+ * that does not exist, so inputs reach every path of the filter glue. */
+static const char WASM_PLUGIN[] =
+    "---\n"
+    "apiVersion: strand.dev/v1alpha1\n"
+    "kind: WasmPlugin\n"
+    "metadata: {name: probe}\n"
+    "spec: {module: '%s', config: P, targets: [web], fuel: 1000000}\n";
+
+/* Finds the probe module; 1 with its path in out. argv0: borrowed. */
+static int probe_module(const char *argv0, char *out, size_t outlen)
+{
+    const char *env = getenv("FUZZ_H2PROXY_WASM");
+    if (env)
+        return snprintf(out, outlen, "%s", env) < (int)outlen && access(out, R_OK) == 0;
+    char dir[PATH_MAX];
+    if (!realpath(argv0, dir))
+        return 0;
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    return snprintf(out, outlen, "%s/tests/wasm/probe_filter.wasm", dir) < (int)outlen &&
+           access(out, R_OK) == 0;
+}
+
 static struct gen *G;
 /* two bound, never-listening sockets; the listener's; the two upstreams' */
 static int keep_fds[5];
@@ -289,9 +319,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     keep_fds[3] = bound_socket(1, &p4);
     keep_fds[4] = bound_socket(1, &p5);
     const char *alog = getenv("FUZZ_H2PROXY_ACCESS_LOG");
-    static char yaml[sizeof(CONFIG) + 4096];
+    static char yaml[sizeof(CONFIG) + 8192];
     int n = snprintf(yaml, sizeof(yaml), CONFIG, p1, p2, alog ? alog : "/dev/null", p4, p5);
     ASSERT(n > 0 && (size_t)n < sizeof(yaml));
+    char wasm[4096];
+    if (probe_module(*argv[0], wasm, sizeof(wasm))) {
+        int k = snprintf(yaml + n, sizeof(yaml) - (size_t)n, WASM_PLUGIN, wasm);
+        ASSERT(k > 0 && (size_t)k < sizeof(yaml) - (size_t)n);
+        n += k;
+    } else {
+        fprintf(stderr, "fuzz_h2proxy: no probe_filter.wasm next to the binary (tests/wasm/): "
+                        "WasmPlugin paths not fuzzed\n");
+    }
     char err[1024];
     struct config *cfg = NULL;
     if (config_load_buffer("fuzz_h2proxy.yaml", yaml, (size_t)n, &cfg, err, sizeof(err)) != 0) {

@@ -227,6 +227,40 @@ def seeds():
     return s
 
 
+def wasm_seeds():
+    """Requests for the probe WasmPlugin (tests/integration/wasm/probe_filter.c,
+    loaded when the fuzz build has it): each x-test value takes the filter
+    path somewhere else (pause, a tick's answer, traps, fuel, rewrites,
+    properties, body refusals, a callout to a cluster that does not exist)."""
+    s = {}
+    s["wasm_h2_pause"] = (0x10, OPEN + headers(1, req("GET", "/live1/p", [("x-test", "pause")]),
+                                                True) +
+                          headers(3, req("GET", "/live2/q", [("x-test", "pause-deny")]), True) +
+                          headers(5, req("POST", "/live2/b", [("x-test", "pause"),
+                                                              ("content-length", "4")])) +
+                          data(5, b"body", True))
+    s["wasm_h2_trap"] = (0x10, OPEN + headers(1, req("GET", "/live1/t", [("x-test", "trap")]),
+                                               True) +
+                         headers(3, req("GET", "/live2/l", [("x-test", "loop")]), True) +
+                         headers(5, req("GET", "/live1/c", [("x-test", "close")]), True) +
+                         headers(7, req("GET", "/live1/ok"), True))
+    s["wasm_h2_rewrite"] = (0x10, OPEN + headers(1, req("GET", "/live2/r", [
+        ("x-test", "rewrite"), ("x-secret", "s")]), True) +
+        headers(3, req("GET", "/live1/s", [("x-test", "status")]), True) +
+        headers(5, req("GET", "/live2/p?q=1", [("x-test", "props")]), True) +
+        headers(7, req("POST", "/live1/b", [("x-test", "body-deny"),
+                                            ("content-length", "9")])) +
+        data(7, b"forbidden", True) +
+        headers(9, req("GET", "/live1/co", [("x-test", "callout")]), True))
+    s["wasm_h1"] = (0x10, b"GET /live1/a HTTP/1.1\r\nHost: a\r\nx-test: pause\r\n\r\n"
+                    b"POST /live1/b HTTP/1.1\r\nHost: a\r\nx-test: body-deny\r\n"
+                    b"Content-Length: 9\r\n\r\nforbidden"
+                    b"POST /live1/c HTTP/1.1\r\nHost: a\r\nx-test: status\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"
+                    b"GET /live1/d HTTP/1.1\r\nHost: a\r\nx-test: trap\r\n\r\n")
+    return s
+
+
 def h1_seeds():
     """HTTP/1.1 requests to the http2 cluster (h2_h1down.c), raw mode. Left
     out of the committed corpus for now (--with-h1 adds them): every one
@@ -246,6 +280,7 @@ def main():
         os.path.dirname(os.path.abspath(__file__)), "corpus", "h2proxy")
     os.makedirs(out, exist_ok=True)
     all_seeds = seeds()
+    all_seeds.update(wasm_seeds())
     if "--with-h1" in sys.argv:
         all_seeds.update(h1_seeds())
     for name, (ctl, body) in sorted(all_seeds.items()):
