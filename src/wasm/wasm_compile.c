@@ -469,12 +469,57 @@ static int imm16_of(const struct cstate *s, uint32_t op, uint32_t y, int32_t *k)
     return 1;
 }
 
+/* Pairs of i32 operations in one instruction (OP_PAIR): the second reads
+ * the first's result, as in the chains of shifts, rotates and xors of
+ * hashes and ciphers. The first has an immediate (PAIR_FIRST_IMM) or two
+ * slots (PAIR_FIRST_REG); the second is commutative (PAIR_SECOND), so the
+ * result may be either of its operands. */
+static const uint8_t PAIR_FIRST_IMM[OP_PAIR_NIMM] = {0x77, 0x78, 0x74, 0x76, 0x75, 0x71, 0x73, 0x6a};
+static const uint8_t PAIR_FIRST_REG[OP_PAIR_NREG] = {0x71, 0x73, 0x6a, 0x72, 0x6b, 0x6c};
+static const uint8_t PAIR_SECOND[4] = {0x73, 0x6a, 0x72, 0x71};
+
+static int index_of(const uint8_t *t, int n, uint32_t op)
+{
+    for (int i = 0; i < n; i++)
+        if (t[i] == op) return i;
+    return -1;
+}
+
+/* The second operation op of a pair, on x and y, one of which the last
+ * instruction computed (prev): that instruction becomes word 0 of an
+ * OP_PAIR (still writing its result, which may be a local), word 1 the
+ * second's other operand | its result slot, where last_dst points. 1 when
+ * fused. */
+static int fuse_pair(struct cstate *s, uint32_t op, uint32_t prev, uint32_t x, uint32_t y)
+{
+    int b = index_of(PAIR_SECOND, 4, op), a;
+    if (b < 0 || prev == UINT32_MAX || (x != prev && y != prev) || !s->last_packed) return 0;
+    uint64_t w0 = s->w[s->last_dst];
+    uint32_t first = (uint16_t)w0, base;
+    if (first >= OP_IMM && first < OP_IMM_ACC + 0x100) {
+        a = index_of(PAIR_FIRST_IMM, OP_PAIR_NIMM, first & 0xffu);
+        base = OP_PAIR_IMM;
+    } else {
+        first = first >= OP_ACC_Y ? first - OP_ACC_Y : first >= OP_ACC_X ? first - OP_ACC_X : first;
+        a = first < 0x100 ? index_of(PAIR_FIRST_REG, OP_PAIR_NREG, first) : -1;
+        base = OP_PAIR_REG;
+    }
+    if (a < 0) return 0;
+    drop_last(s);
+    TRY(emit(s, 0, 2, (w0 & ~(uint64_t)0xffffu) | (base + (uint32_t)a * 4 + (uint32_t)b),
+             pair(x == prev ? y : x, HOME(s, s->h)), 0));
+    s->last_dst = s->nw - 1;
+    return 1;
+}
+
 /* A binary numeric operation x op y into the next home slot. A constant
  * operand that fits becomes an immediate (constants go to the right when
  * the operation allows it). */
 static int emit_binary(struct cstate *s, uint32_t op, uint32_t prev, uint32_t x, uint32_t y)
 {
     int32_t k;
+    int fused = fuse_pair(s, op, prev, x, y);
+    if (fused) return fused < 0 ? fused : 0;
     if (has_imm_form(op)) {
         if (is_const(s, x) && !is_const(s, y) && swapped_op(op)) {
             uint32_t t = x;

@@ -134,6 +134,9 @@ int64_t wasm_mem_grow(struct wasm_memory *mem, uint32_t n, uint32_t cap)
         lp_ += nl_;                                                                          \
         for (uint32_t i_ = 0; i_ < nk_; i_++) lp_[i_] = k_[i_];                              \
     } while (0)
+/* The table entries of the four pairs sharing a first operation. */
+#define PAIR_ENTRIES(at, pfx) [at] = &&pfx##_xor, [(at) + 1] = &&pfx##_add, [(at) + 2] = &&pfx##_or, \
+                              [(at) + 3] = &&pfx##_and
 #define TRAP(code, msg)                                                                      \
     do {                                                                                     \
         rc = (code);                                                                         \
@@ -539,6 +542,14 @@ int wasm_exec(struct wasm_instance *ctx, struct wasm_func *f)
         [OP_BR_IF_MOVE_B] = &&L_br_if_move_b, [OP_BR_UNLESS_B] = &&L_br_unless_b,
         [OP_BR_IF_B] = &&L_br_if_b, [OP_MOVI] = &&L_movi, [OP_CALL_DIRECT] = &&L_call_direct,
         [OP_MOV2] = &&L_mov2,
+        /* pairs of i32 operations (OP_PAIR_IMM/REG + first * 4 + second) */
+        PAIR_ENTRIES(OP_PAIR_IMM + 0, LPI_rotl), PAIR_ENTRIES(OP_PAIR_IMM + 4, LPI_rotr),
+        PAIR_ENTRIES(OP_PAIR_IMM + 8, LPI_shl), PAIR_ENTRIES(OP_PAIR_IMM + 12, LPI_shr_u),
+        PAIR_ENTRIES(OP_PAIR_IMM + 16, LPI_shr_s), PAIR_ENTRIES(OP_PAIR_IMM + 20, LPI_and),
+        PAIR_ENTRIES(OP_PAIR_IMM + 24, LPI_xor), PAIR_ENTRIES(OP_PAIR_IMM + 28, LPI_add),
+        PAIR_ENTRIES(OP_PAIR_REG + 0, LPR_and), PAIR_ENTRIES(OP_PAIR_REG + 4, LPR_xor),
+        PAIR_ENTRIES(OP_PAIR_REG + 8, LPR_add), PAIR_ENTRIES(OP_PAIR_REG + 12, LPR_or),
+        PAIR_ENTRIES(OP_PAIR_REG + 16, LPR_sub), PAIR_ENTRIES(OP_PAIR_REG + 20, LPR_mul),
         /* loads and stores fused with the add computing their address or value */
         [OP_STORE_ADD + 0x00] = &&LX_0x36, [OP_STORE_ADDI + 0x00] = &&LXI_0x36,
         [OP_STORE_ADD + 0x01] = &&LX_0x37, [OP_STORE_ADDI + 0x01] = &&LXI_0x37,
@@ -970,6 +981,36 @@ UNOP(0xc1, I32, SX16_32(a), PUT32)
 UNOP(0xc2, I64, SX8_64(a), PUT64)
 UNOP(0xc3, I64, SX16_64(a), PUT64)
 UNOP(0xc4, I64, SX32_64(a), PUT64)
+/* pairs (OP_PAIR): t = a op b (word 0, b a slot or imm16) to slot d, then
+ * t op2 c (c: word 1 lo's slot) to word 1 hi's slot */
+#define PAIR(b_, expr, expr2)                                                                \
+    {                                                                                        \
+        uint32_t a = (uint32_t)fp[PX], b = (uint32_t)(b_), t = (expr);                       \
+        fp[PD] = t;                                                                          \
+        uint32_t c = (uint32_t)fp[X];                                                        \
+        fp[Y] = acc = (uint32_t)(expr2);                                                     \
+        pc++;                                                                                \
+        NEXT();                                                                              \
+    }
+#define PAIRS(pfx, b_, expr)                                                                 \
+    pfx##_xor: PAIR(b_, expr, t ^ c)                                                         \
+    pfx##_add: PAIR(b_, expr, t + c)                                                         \
+    pfx##_or: PAIR(b_, expr, t | c)                                                          \
+    pfx##_and: PAIR(b_, expr, t & c)
+PAIRS(LPI_rotl, IMM16, rotl32(a, b))
+PAIRS(LPI_rotr, IMM16, rotr32(a, b))
+PAIRS(LPI_shl, IMM16, a << (b & 31))
+PAIRS(LPI_shr_u, IMM16, a >> (b & 31))
+PAIRS(LPI_shr_s, IMM16, (uint32_t)((int32_t)a >> (b & 31)))
+PAIRS(LPI_and, IMM16, a & b)
+PAIRS(LPI_xor, IMM16, a ^ b)
+PAIRS(LPI_add, IMM16, a + b)
+PAIRS(LPR_and, fp[PY], a & b)
+PAIRS(LPR_xor, fp[PY], a ^ b)
+PAIRS(LPR_add, fp[PY], a + b)
+PAIRS(LPR_or, fp[PY], a | b)
+PAIRS(LPR_sub, fp[PY], a - b)
+PAIRS(LPR_mul, fp[PY], a * b)
 /* references */
 UNOP(0xd1, I64, a == 0, PUT32)
 L_0xd2: fp[D] = acc = (uint64_t)(uintptr_t)inst->funcs[X]; pc++; NEXT();

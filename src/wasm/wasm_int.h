@@ -303,7 +303,11 @@ enum {
     OP_STORE_VADDI = 0x751, /* the same with r = x + imm16 */
     OP_ADDI_BR = 0x760,   /* + 0..9: t = x + imm16 (packed word 0), backward branch if t cmp w1 lo's slot */
     OP_ADDI_BRI = 0x76a,  /* + 0..9: the same against w1 lo as imm32; w1 hi: offset */
-    OP_COUNT = 0x774,
+    OP_PAIR_IMM = 0x780,  /* + first * 4 + second: two i32 operations (wasm_compile.c, */
+    OP_PAIR_NIMM = 8,     /* fuse_pair); word 0 the first, packed, with an imm16 */
+    OP_PAIR_REG = 0x7a0,  /* or with two slots; word 1: the second's other operand */
+    OP_PAIR_NREG = 6,     /* slot | its result slot */
+    OP_COUNT = 0x7b8,
 };
 
 #endif
