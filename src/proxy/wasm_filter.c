@@ -500,7 +500,9 @@ void wf_stream_free(struct wf_stream *s)
 {
     if (!s)
         return;
-    loop_timer_cancel(s->w->loop, &s->resume);
+    /* What the filters ask for while finishing has nobody to go to: no
+     * resume may be scheduled (it would outlive s). */
+    s->in_call = true;
     for (uint32_t i = 0; i < s->n; i++) {
         struct wf_slot *sl = &s->slots[i];
         if (!sl->ctx)
@@ -512,6 +514,7 @@ void wf_stream_free(struct wf_stream *s)
             vm_trapped(sl->u.vm, rc);
         pw_ctx_free(sl->ctx);
     }
+    loop_timer_cancel(s->w->loop, &s->resume);
     map_free(&s->req);
     map_free(&s->resp);
     map_free(&s->req_tr);
