@@ -989,8 +989,13 @@ static int op_send_local_response(void *user, const struct pw_local_response *r)
     if (r->body_len)
         memcpy(l->body, r->body, r->body_len);
     l->body_len = r->body_len;
-    if (r->details_len && (l->details = strndup(r->details, r->details_len)) == NULL)
-        return PW_INTERNAL_FAILURE;
+    if (r->details_len) {
+        /* details are not NUL-terminated (strndup may read past them) */
+        if (!(l->details = malloc(r->details_len + 1)))
+            return PW_INTERNAL_FAILURE;
+        memcpy(l->details, r->details, r->details_len);
+        l->details[r->details_len] = 0;
+    }
     for (size_t i = 0; i < r->nheaders; i++)
         if (wf_map_add(&l->headers, r->headers[i].key, r->headers[i].key_len, r->headers[i].value,
                        r->headers[i].value_len, true) < 0)
