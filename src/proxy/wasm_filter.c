@@ -500,7 +500,9 @@ void wf_stream_free(struct wf_stream *s)
 {
     if (!s)
         return;
-    loop_timer_cancel(s->w->loop, &s->resume);
+    /* What the filters ask for while finishing has nobody to go to: no
+     * resume may be scheduled (it would outlive s). */
+    s->in_call = true;
     for (uint32_t i = 0; i < s->n; i++) {
         struct wf_slot *sl = &s->slots[i];
         if (!sl->ctx)
@@ -512,6 +514,7 @@ void wf_stream_free(struct wf_stream *s)
             vm_trapped(sl->u.vm, rc);
         pw_ctx_free(sl->ctx);
     }
+    loop_timer_cancel(s->w->loop, &s->resume);
     map_free(&s->req);
     map_free(&s->resp);
     map_free(&s->req_tr);
@@ -986,8 +989,13 @@ static int op_send_local_response(void *user, const struct pw_local_response *r)
     if (r->body_len)
         memcpy(l->body, r->body, r->body_len);
     l->body_len = r->body_len;
-    if (r->details_len && (l->details = strndup(r->details, r->details_len)) == NULL)
-        return PW_INTERNAL_FAILURE;
+    if (r->details_len) {
+        /* details are not NUL-terminated (strndup may read past them) */
+        if (!(l->details = malloc(r->details_len + 1)))
+            return PW_INTERNAL_FAILURE;
+        memcpy(l->details, r->details, r->details_len);
+        l->details[r->details_len] = 0;
+    }
     for (size_t i = 0; i < r->nheaders; i++)
         if (wf_map_add(&l->headers, r->headers[i].key, r->headers[i].key_len, r->headers[i].value,
                        r->headers[i].value_len, true) < 0)
