@@ -65,6 +65,21 @@ static void answer_local(struct h2s *st)
                    s >= 500 ? OUTCOME_SERVER_ERROR : s >= 400 ? OUTCOME_CLIENT_ERROR : OUTCOME_OK);
 }
 
+/* A phase's answer: 0 to go on (Continue, or a Pause the phase ignores);
+ * WF_LOCAL or WF_FAIL end the stream (-1). */
+static int settle(struct h2s *st, int res)
+{
+    if (res == WF_CONTINUE || res == WF_PAUSE)
+        return 0;
+    if (res == WF_LOCAL) {
+        answer_local(st);
+    } else {
+        snprintf(st->errbuf, sizeof(st->errbuf), "%s", wf_fail_reason(st->wf));
+        h2s_local(st, 500, st->errbuf, OUTCOME_SERVER_ERROR);
+    }
+    return -1;
+}
+
 static void after_request(struct h2s *st, int res)
 {
     switch (res) {
@@ -83,12 +98,8 @@ static void after_request(struct h2s *st, int res)
     case WF_PAUSE:
         st->wf_wait = 1;
         return;
-    case WF_LOCAL:
-        answer_local(st);
-        return;
     default:
-        snprintf(st->errbuf, sizeof(st->errbuf), "%s", wf_fail_reason(st->wf));
-        h2s_local(st, 500, st->errbuf, OUTCOME_SERVER_ERROR);
+        settle(st, res);
         return;
     }
 }
@@ -134,20 +145,6 @@ int h2_wf_request(struct h2s *st, const struct h2_header *hs, size_t n)
     return 1;
 }
 
-/* A body phase's answer: WF_LOCAL or WF_FAIL end the stream. */
-static int body_result(struct h2s *st, int res)
-{
-    if (res == WF_CONTINUE || res == WF_PAUSE)
-        return 0;
-    if (res == WF_LOCAL) {
-        answer_local(st);
-    } else {
-        snprintf(st->errbuf, sizeof(st->errbuf), "%s", wf_fail_reason(st->wf));
-        h2s_local(st, 500, st->errbuf, OUTCOME_SERVER_ERROR);
-    }
-    return -1;
-}
-
 int h2_wf_trailers(struct h2s *st, const struct h2_header **trl, size_t *n)
 {
     static __thread struct h2_header out[H2W_MAX];
@@ -156,11 +153,9 @@ int h2_wf_trailers(struct h2s *st, const struct h2_header **trl, size_t *n)
         if (wf_map_add(m, (*trl)[i].name, (*trl)[i].nlen, (*trl)[i].value, (*trl)[i].vlen,
                        true) < 0)
             return 0; /* out of memory: the trailers go as they came */
-    if (wf_response_trailers(st->wf) == WF_FAIL) {
-        snprintf(st->errbuf, sizeof(st->errbuf), "%s", wf_fail_reason(st->wf));
-        h2s_local(st, 500, st->errbuf, OUTCOME_SERVER_ERROR); /* the head is out: a reset */
+    /* The head is out: a failure resets the stream. */
+    if (settle(st, wf_response_trailers(st->wf)) < 0)
         return -1;
-    }
     if (m->dirty) {
         size_t k = 0;
         for (uint32_t i = 0; i < m->n && k < H2W_MAX; i++)
@@ -183,12 +178,12 @@ int h2_wf_req_body(struct h2s *st, const uint8_t *p, size_t n, int eos)
 {
     if (st->wf_wait)
         return 0; /* shown from reqb when the head goes on */
-    return body_result(st, wf_request_body(st->wf, p, n, eos));
+    return settle(st, wf_request_body(st->wf, p, n, eos));
 }
 
 int h2_wf_resp_body(struct h2s *st, const uint8_t *p, size_t n, int eos)
 {
-    return body_result(st, wf_response_body(st->wf, p, n, eos));
+    return settle(st, wf_response_body(st->wf, p, n, eos));
 }
 
 int h2_wf_response(struct h2s *st, int *status, const struct h2_header **hs, size_t *n)
@@ -223,11 +218,5 @@ int h2_wf_response(struct h2s *st, int *status, const struct h2_header **hs, siz
         *n = k;
         return 0;
     }
-    if (res == WF_LOCAL) {
-        answer_local(st);
-    } else {
-        snprintf(st->errbuf, sizeof(st->errbuf), "%s", wf_fail_reason(st->wf));
-        h2s_local(st, 500, st->errbuf, OUTCOME_SERVER_ERROR);
-    }
-    return -1;
+    return settle(st, res);
 }
