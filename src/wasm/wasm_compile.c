@@ -52,6 +52,8 @@ struct cstate {
     uint8_t *written;   /* per param or local: set so far (params: always) */
     int loop_seen;      /* a loop began: code may run more than once */
     int64_t last_dst;   /* word holding the result slot of the last instruction, -1 none */
+    uint32_t call_acc;  /* the last instruction is a direct call: its first result's slot
+                         * (the callee's return leaves that value in acc), else UINT32_MAX */
     int last_packed;    /* that instruction is in the packed one-word form */
     int64_t last_at;    /* where the last instruction starts, -1 none */
     int64_t before_at;  /* where the one before it starts, -1 none */
@@ -96,6 +98,7 @@ static int emit(struct cstate *s, int has_dst, uint32_t n, uint64_t w0, uint64_t
 {
     TRY(grow_words(s, n));
     s->last_dst = has_dst ? (int64_t)s->nw : -1;
+    s->call_acc = UINT32_MAX;
     s->last_packed = 0;
     s->before_at = s->last_at;
     s->last_at = s->nw;
@@ -105,13 +108,21 @@ static int emit(struct cstate *s, int has_dst, uint32_t n, uint64_t w0, uint64_t
     return 0;
 }
 
+/* Nothing known of the last instruction's result (a label is placed, or
+ * the instruction was removed). */
+static void no_last(struct cstate *s)
+{
+    s->last_dst = -1;
+    s->call_acc = UINT32_MAX;
+}
+
 /* Removes the last instruction (to emit a fused one in its place). */
 static void drop_last(struct cstate *s)
 {
     s->nw = (uint32_t)s->last_at;
     s->last_at = s->before_at;
     s->before_at = -1;
-    s->last_dst = -1;
+    no_last(s);
 }
 
 static int reserve(struct cstate *s, uint32_t h)
@@ -166,7 +177,7 @@ static int numeric_arity(uint32_t op)
  * of reloading the slot it was just stored to. */
 static uint32_t prev_slot(const struct cstate *s)
 {
-    return s->last_dst >= 0 ? last_dst_slot(s) : UINT32_MAX;
+    return s->last_dst >= 0 ? last_dst_slot(s) : s->call_acc;
 }
 
 /* Which operands of op have an acc variant: 1 the first, 3 both. */
@@ -705,7 +716,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             blocktype(m, in.bt, &np, &nr);
             TRY(materialize(s, UINT32_MAX));
             TRY(push_ctl(s, (uint8_t)op, np, nr));
-            s->last_dst = -1;
+            no_last(s);
             s->label_at = s->nw;
             if (op == 0x03) s->loop_seen = 1;
             break;
@@ -740,7 +751,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             c->op = 0x05;
             s->dead = c->dead_entry;
             TRY(reset_height(s, c->base, c->base + c->np));
-            s->last_dst = -1;
+            no_last(s);
             s->label_at = s->nw;
             break;
         case 0x0b:
@@ -753,7 +764,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             if (c->else_fix) set_off(s, c->else_fix - 1, s->nw);
             patch_chain(s, c, s->nw);
             s->nc--;
-            s->last_dst = -1;
+            no_last(s);
             s->label_at = s->nw;
             if (s->nc == 0) {
                 TRY(reset_height(s, 0, ft->nr));
@@ -833,6 +844,10 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             else TRY(emit(s, 0, 3, word(OP_CALL_INDIRECT, in.a), pair(base, in.b), idx));
             s->h -= ct->np;
             for (uint32_t i = 0; i < ct->nr; i++) TRY(push_home(s));
+            /* the callee's return leaves its first result in acc: the next
+             * instruction may read it from there (not through the slot the
+             * return just wrote: a store-to-load wait on every call) */
+            if (op == 0x10 && in.a >= m->nfunc_imports && ct->nr) s->call_acc = base;
             /* the callee's frame starts at base: make room for its results */
             break;
         }
@@ -946,7 +961,8 @@ static int compile_pass(struct cstate *s, const uint8_t *b, const struct wasm_bo
     s->r->pos = bd->off;
     s->nw = s->nc = s->h = s->hmax = s->naliased = 0;
     s->alias_lo = UINT32_MAX;
-    s->last_dst = s->last_at = s->before_at = -1;
+    s->last_at = s->before_at = -1;
+    no_last(s);
     s->label_at = 0;
     s->dead = s->loop_seen = 0;
     memset(s->cuse, 0, sizeof(s->cuse));
@@ -993,6 +1009,7 @@ int wasm_compile_func(const uint8_t *b, const struct wasm_module *m, uint32_t fi
     st.m = m;
     st.L0 = ft->np + bd->nlocals;
     st.last_dst = -1;
+    st.call_acc = UINT32_MAX;
     int rc = scan_consts(&st, b, bd);
     st.L = st.L0 + st.nconsts;
     st.nalias = calloc((size_t)st.L + 1, sizeof(*st.nalias));

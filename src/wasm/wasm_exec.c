@@ -649,7 +649,13 @@ enter:
 
 L_0x0f: { /* return: word1 the first result slot */
     uint32_t n = D;
-    move_slots(fp, fp + X, n);
+    /* the first result goes back in acc (a direct call's caller may read
+     * it from there); n == 0 with results: the last instruction computed
+     * the only one into slot 0 and acc already */
+    if (n) {
+        acc = fp[X];
+        move_slots(fp, fp + X, n);
+    }
     fr--;
     pc = fr->pc;
     fp = fr->fp;
