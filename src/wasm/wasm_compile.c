@@ -57,6 +57,8 @@ struct cstate {
     int last_packed;    /* that instruction is in the packed one-word form */
     int64_t last_at;    /* where the last instruction starts, -1 none */
     int64_t before_at;  /* where the one before it starts, -1 none */
+    int64_t before2_at; /* and the one before that (a compare taken into a branch
+                         * and the add fused with it leave two to look back on) */
     uint32_t label_at;  /* position of the last label (a branch target) */
     int dead;
 };
@@ -100,6 +102,7 @@ static int emit(struct cstate *s, int has_dst, uint32_t n, uint64_t w0, uint64_t
     s->last_dst = has_dst ? (int64_t)s->nw : -1;
     s->call_acc = UINT32_MAX;
     s->last_packed = 0;
+    s->before2_at = s->before_at;
     s->before_at = s->last_at;
     s->last_at = s->nw;
     s->w[s->nw++] = w0;
@@ -121,7 +124,8 @@ static void drop_last(struct cstate *s)
 {
     s->nw = (uint32_t)s->last_at;
     s->last_at = s->before_at;
-    s->before_at = -1;
+    s->before_at = s->before2_at;
+    s->before2_at = -1;
     no_last(s);
 }
 
@@ -351,6 +355,22 @@ static void link_branch(struct cstate *s, struct cctl *c, uint32_t at)
     }
 }
 
+/* The last instruction, when it is a packed i32.add in one word with no
+ * label after it, becomes its OP_PRE_* form (pre: OP_PRE_CALL or
+ * OP_PRE_RETURN) so that it enters the next instruction's handler with a
+ * jump instead of a dispatch. The add keeps its fields; only the form
+ * that took an operand from acc now reads its slot. */
+static void pre_form(struct cstate *s, uint32_t pre)
+{
+    int64_t at = s->last_at;
+    if (at < 0 || at + 1 != s->nw || s->label_at > at || s->label_at == s->nw) return;
+    uint32_t op = (uint16_t)s->w[at];
+    if (op == OP_IMM + 0x6a || op == OP_IMM_ACC + 0x6a) op = pre;
+    else if (op == 0x6a || op == OP_ACC_X + 0x6a || op == OP_ACC_Y + 0x6a) op = pre + 1;
+    else return;
+    s->w[at] = (s->w[at] & ~(uint64_t)0xffffu) | op;
+}
+
 /* A return of nr values from slot src up, where nothing jumps in between
  * the last instruction and this one. A single value that instruction
  * computed is computed into slot 0 instead, where the caller takes it
@@ -359,6 +379,7 @@ static int emit_return(struct cstate *s, uint32_t nr, uint32_t src)
 {
     if (nr == 1 && s->last_dst >= 0 && last_dst_slot(s) == src && src == HOME(s, s->h - 1)) {
         retarget_last(s, 0);
+        pre_form(s, OP_PRE_RETURN);
         return emit(s, 0, 2, word(OP_RETURN, 0), 0, 0);
     }
     return emit(s, 0, 2, word(OP_RETURN, nr), src, 0);
@@ -609,6 +630,15 @@ static int last_is_add(const struct cstate *s)
     return op == OP_IMM + 0x6a || op == OP_IMM_ACC + 0x6a ? 2 : 0;
 }
 
+/* The last instruction is the pair i32.mul then i32.add of the product
+ * (OP_PAIR_REG, multiply-accumulate). */
+static int last_is_madd(const struct cstate *s)
+{
+    int mul = index_of(PAIR_FIRST_REG, OP_PAIR_NREG, 0x6c), add = index_of(PAIR_SECOND, 4, 0x6a);
+    return s->last_at >= 0 && s->last_dst == s->last_at + 1 &&
+           (uint16_t)s->w[s->last_at] == OP_PAIR_REG + (uint32_t)(mul * 4 + add);
+}
+
 /* A store right after the i32.add computing its address (as for loads;
  * OP_STORE_ADD[I], word 1 value slot | offset), or for i32.store, its
  * value (OP_STORE_VADD[I], word 1 address slot | offset): one instruction
@@ -621,6 +651,12 @@ static int fuse_add_store(struct cstate *s, uint32_t op, uint32_t a, uint32_t v,
     if (kind && t == a) {
         fused = (kind == 1 ? OP_STORE_ADD : OP_STORE_ADDI) + op - 0x36;
         w1 = pair(v, off);
+    } else if (op == 0x36 && last_is_madd(s) && last_dst_slot(s) == v) {
+        /* x * y + c stored: the pair's two words, then address | offset */
+        uint64_t p0 = s->w[s->last_at], p1 = s->w[s->last_at + 1];
+        drop_last(s);
+        TRY(emit(s, 0, 3, (p0 & ~(uint64_t)0xffffu) | OP_STORE_VMADD, p1, pair(a, off)));
+        return 1;
     } else if (kind && t == v && op == 0x36) {
         fused = kind == 1 ? OP_STORE_VADD : OP_STORE_VADDI;
         w1 = pair(a, off);
@@ -655,6 +691,16 @@ static int fuse_addi_branch(struct cstate *s, struct cctl *t, uint32_t cmp, uint
     drop_last(s);
     TRY(emit(s, 0, 2, (w0 & ~(uint64_t)0xffffu) | ((imm ? OP_ADDI_BRI : OP_ADDI_BR) + k),
              pair(y, t->start - (uint32_t)at), 0));
+    /* a second induction variable stepped right before (p += 4; i += 1;
+     * if (i < n) continue): that add jumps straight into this one's
+     * handler instead of through the dispatch table. It keeps its packed
+     * form and this instruction its own, so nothing else changes. */
+    int64_t pre = s->before_at;
+    if (pre >= 0 && pre + 1 == s->last_at && s->label_at <= pre) {
+        uint32_t pop = (uint16_t)s->w[pre];
+        if (pop == OP_IMM + 0x6a || pop == OP_IMM_ACC + 0x6a)
+            s->w[pre] = (s->w[pre] & ~(uint64_t)0xffffu) | (OP_PRE_ADDBR + (imm ? 10 : 0) + k);
+    }
     return 1;
 }
 
@@ -837,6 +883,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             uint32_t idx = op == 0x11 ? pop_slot(s) : 0;
             TRY(materialize(s, UINT32_MAX));
             uint32_t base = HOME(s, s->h - ct->np);
+            if (op == 0x10 && in.a >= m->nfunc_imports) pre_form(s, OP_PRE_CALL);
             if (op == 0x10 && in.a >= m->nfunc_imports) /* same instance, not a host function */
                 TRY(emit(s, 0, 2, word(OP_CALL_DIRECT, base),
                          (uint64_t)(uintptr_t)&m->codes[in.a - m->nfunc_imports], 0));
@@ -961,7 +1008,7 @@ static int compile_pass(struct cstate *s, const uint8_t *b, const struct wasm_bo
     s->r->pos = bd->off;
     s->nw = s->nc = s->h = s->hmax = s->naliased = 0;
     s->alias_lo = UINT32_MAX;
-    s->last_at = s->before_at = -1;
+    s->last_at = s->before_at = s->before2_at = -1;
     no_last(s);
     s->label_at = 0;
     s->dead = s->loop_seen = 0;

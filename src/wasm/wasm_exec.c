@@ -579,6 +579,19 @@ int wasm_exec(struct wasm_instance *ctx, struct wasm_func *f)
         [OP_ADDI_BR + 7] = &&L_addbr7, [OP_ADDI_BRI + 7] = &&L_addbri7,
         [OP_ADDI_BR + 8] = &&L_addbr8, [OP_ADDI_BRI + 8] = &&L_addbri8,
         [OP_ADDI_BR + 9] = &&L_addbr9, [OP_ADDI_BRI + 9] = &&L_addbri9,
+        [OP_PRE_ADDBR + 0] = &&L_preaddbr0, [OP_PRE_ADDBR + 10] = &&L_preaddbri0,
+        [OP_PRE_ADDBR + 1] = &&L_preaddbr1, [OP_PRE_ADDBR + 11] = &&L_preaddbri1,
+        [OP_PRE_ADDBR + 2] = &&L_preaddbr2, [OP_PRE_ADDBR + 12] = &&L_preaddbri2,
+        [OP_PRE_ADDBR + 3] = &&L_preaddbr3, [OP_PRE_ADDBR + 13] = &&L_preaddbri3,
+        [OP_PRE_ADDBR + 4] = &&L_preaddbr4, [OP_PRE_ADDBR + 14] = &&L_preaddbri4,
+        [OP_PRE_ADDBR + 5] = &&L_preaddbr5, [OP_PRE_ADDBR + 15] = &&L_preaddbri5,
+        [OP_PRE_ADDBR + 6] = &&L_preaddbr6, [OP_PRE_ADDBR + 16] = &&L_preaddbri6,
+        [OP_PRE_ADDBR + 7] = &&L_preaddbr7, [OP_PRE_ADDBR + 17] = &&L_preaddbri7,
+        [OP_PRE_ADDBR + 8] = &&L_preaddbr8, [OP_PRE_ADDBR + 18] = &&L_preaddbri8,
+        [OP_PRE_ADDBR + 9] = &&L_preaddbr9, [OP_PRE_ADDBR + 19] = &&L_preaddbri9,
+        [OP_STORE_VMADD] = &&L_store_vmadd,
+        [OP_PRE_CALL] = &&L_precall_i, [OP_PRE_CALL + 1] = &&L_precall_r,
+        [OP_PRE_RETURN] = &&L_preret_i, [OP_PRE_RETURN + 1] = &&L_preret_r,
         [OP_LOAD_ADD + 0x00] = &&LX_0x28, [OP_LOAD_ADDI + 0x00] = &&LXI_0x28,
         [OP_LOAD_ADD + 0x01] = &&LX_0x29, [OP_LOAD_ADDI + 0x01] = &&LXI_0x29,
         [OP_LOAD_ADD + 0x02] = &&LX_0x2a, [OP_LOAD_ADDI + 0x02] = &&LXI_0x2a,
@@ -1164,6 +1177,53 @@ ADDBRS(L_addbr0, L_addbr1, L_addbr2, L_addbr3, L_addbr4, L_addbr5, L_addbr6, L_a
        L_addbr9, (uint32_t)fp[X])
 ADDBRS(L_addbri0, L_addbri1, L_addbri2, L_addbri3, L_addbri4, L_addbri5, L_addbri6, L_addbri7,
        L_addbri8, L_addbri9, X)
+/* OP_PRE_ADDBR: the add (read from its slot: acc holds the same value
+ * when the form was OP_IMM_ACC), then the OP_ADDI_BR[I] after it, entered
+ * directly (a jump the CPU always predicts, unlike a dispatch) */
+#define PREADDBR(to)                                                                         \
+    fp[PD] = (uint32_t)(fp[PX] + IMM16);                                                     \
+    pc++;                                                                                    \
+    goto to;
+L_preaddbr0: PREADDBR(L_addbr0)
+L_preaddbr1: PREADDBR(L_addbr1)
+L_preaddbr2: PREADDBR(L_addbr2)
+L_preaddbr3: PREADDBR(L_addbr3)
+L_preaddbr4: PREADDBR(L_addbr4)
+L_preaddbr5: PREADDBR(L_addbr5)
+L_preaddbr6: PREADDBR(L_addbr6)
+L_preaddbr7: PREADDBR(L_addbr7)
+L_preaddbr8: PREADDBR(L_addbr8)
+L_preaddbr9: PREADDBR(L_addbr9)
+L_preaddbri0: PREADDBR(L_addbri0)
+L_preaddbri1: PREADDBR(L_addbri1)
+L_preaddbri2: PREADDBR(L_addbri2)
+L_preaddbri3: PREADDBR(L_addbri3)
+L_preaddbri4: PREADDBR(L_addbri4)
+L_preaddbri5: PREADDBR(L_addbri5)
+L_preaddbri6: PREADDBR(L_addbri6)
+L_preaddbri7: PREADDBR(L_addbri7)
+L_preaddbri8: PREADDBR(L_addbri8)
+L_preaddbri9: PREADDBR(L_addbri9)
+
+/* OP_PRE_CALL, OP_PRE_RETURN: the i32.add, then the call or return after
+ * it (acc set: a return of one value computed into slot 0 leaves it there) */
+L_precall_i: fp[PD] = acc = (uint32_t)(fp[PX] + IMM16); pc++; goto L_call_direct;
+L_precall_r: fp[PD] = acc = (uint32_t)(fp[PX] + fp[PY]); pc++; goto L_call_direct;
+L_preret_i: fp[PD] = acc = (uint32_t)(fp[PX] + IMM16); pc++; goto L_0x0f;
+L_preret_r: fp[PD] = acc = (uint32_t)(fp[PX] + fp[PY]); pc++; goto L_0x0f;
+
+L_store_vmadd: { /* i32.store of t + c, t = x * y: the pair's words, then w2 address | offset */
+    uint32_t t = (uint32_t)fp[PX] * (uint32_t)fp[PY];
+    fp[PD] = t;
+    uint32_t r = t + (uint32_t)fp[X];
+    fp[Y] = acc = r;
+    uint64_t ea = (uint64_t)(uint32_t)fp[(uint32_t)pc[1]] + (pc[1] >> 32);
+    if (UNLIKELY(ea + 4 > msize)) TRAP(WASM_TRAP_MEMORY, "out of bounds memory access");
+    memcpy(mbase + ea, &r, 4);
+    pc += 2;
+    NEXT();
+}
+
 BRCMPS(L_brcmpib0, L_brcmpib1, L_brcmpib2, L_brcmpib3, L_brcmpib4, L_brcmpib5, L_brcmpib6,
        L_brcmpib7, L_brcmpib8, L_brcmpib9, Y, 1)
 

@@ -307,7 +307,14 @@ enum {
     OP_PAIR_NIMM = 8,     /* fuse_pair); word 0 the first, packed, with an imm16 */
     OP_PAIR_REG = 0x7a0,  /* or with two slots; word 1: the second's other operand */
     OP_PAIR_NREG = 6,     /* slot | its result slot */
-    OP_COUNT = 0x7b8,
+    OP_STORE_VMADD = 0x7b8, /* i32.store of x * y + c: word 0 and 1 the (mul, add) pair, w2 address slot | offset */
+    OP_PRE_ADDBR = 0x7b9, /* + 0..9 (+ 10: the ADDI_BRI forms): an i32.add of an imm16 (packed)
+                           * right before an OP_ADDI_BR[I] + 0..9, which follows as it was */
+    /* an i32.add (packed) right before a direct call or a return, entering
+     * that instruction's handler directly: + 0 with an imm16, + 1 slots */
+    OP_PRE_CALL = 0x7cd,
+    OP_PRE_RETURN = 0x7cf,
+    OP_COUNT = 0x7d1,
 };
 
 #endif

@@ -584,6 +584,53 @@ static void test_fused_branches(void)
     CHECK(fused_run(lt, sizeof(lt), INT32_MIN + 1, 0, &r, 0) == 0 && r == 2, "%d", r);
 }
 
+/* Forms that run two or three instructions as one: a store of x * y + c,
+ * a second loop counter stepped before the fused i += k branch, an add
+ * right before a direct call or a return, and the call's result read from
+ * acc after the return. */
+static void test_fused_more(void)
+{
+    int32_t r = 0;
+    /* mem[a] = b + t, t = a * b tee'd to local 2; then mem[a] + local 2 */
+    static const uint8_t madd[] = {0x20, 0x00, 0x20, 0x01, 0x20, 0x00, 0x20, 0x01, 0x6c, 0x22, 0x02,
+                                   0x6a, 0x36, 0x02, 0x00, 0x20, 0x00, 0x28, 0x02, 0x00, 0x20, 0x02,
+                                   0x6a, 0x0b};
+    CHECK(fused_run(madd, sizeof(madd), 8, 3, &r, 0) == 0 && r == 51, "%d", r);
+    /* the product wraps: 8 * 0x40000001 is 8 */
+    CHECK(fused_run(madd, sizeof(madd), 8, 0x40000001, &r, 0) == 0 && r == 0x40000011, "%x", r);
+    /* the address's last 4 bytes fit, one more does not */
+    CHECK(fused_run(madd, sizeof(madd), 65532, 1, &r, 0) == 0 && r == 65532 * 2 + 1, "%d", r);
+    CHECK(fused_run(madd, sizeof(madd), 65533, 1, &r, 0) == WASM_TRAP_MEMORY);
+    /* loop { a += 4; l2 += 1; br_if (l2 <u b) } a */
+    static const uint8_t two[] = {0x03, 0x40, 0x20, 0x00, 0x41, 0x04, 0x6a, 0x21, 0x00, 0x20, 0x02,
+                                  0x41, 0x01, 0x6a, 0x22, 0x02, 0x20, 0x01, 0x49, 0x0d, 0x00, 0x0b,
+                                  0x20, 0x00, 0x0b};
+    CHECK(fused_run(two, sizeof(two), 0, 5, &r, 0) == 0 && r == 20, "%d", r);
+    CHECK(fused_run(two, sizeof(two), -8, 1, &r, 0) == 0 && r == -4, "%d", r);
+    /* a += 2 against an immediate (l2 <u 7); then `two` with b = -1
+     * (l2 <u 2^32 - 1: about forever), stopped by fuel */
+    static const uint8_t twoi[] = {0x03, 0x40, 0x20, 0x00, 0x41, 0x02, 0x6a, 0x21, 0x00, 0x20, 0x02,
+                                   0x41, 0x01, 0x6a, 0x22, 0x02, 0x41, 0x07, 0x49, 0x0d, 0x00, 0x0b,
+                                   0x20, 0x00, 0x0b};
+    CHECK(fused_run(twoi, sizeof(twoi), 1, 2, &r, 0) == 0 && r == 15, "%d", r);
+    CHECK(fused_run(two, sizeof(two), 0, -1, &r, 10000) == WASM_TRAP_FUEL);
+    /* f(a, b) = a == 0 ? b + 7 (add then return) : f(a - 1, b + 3) (add
+     * then call) + b (the result from acc): f(2, 1) = 19 */
+    static const uint8_t rec[] = {0x20, 0x00, 0x45, 0x04, 0x7f, 0x20, 0x01, 0x41, 0x07, 0x6a, 0x0f,
+                                  0x05, 0x20, 0x00, 0x41, 0x7f, 0x6a, 0x20, 0x01, 0x41, 0x03, 0x6a,
+                                  0x10, 0x00, 0x20, 0x01, 0x6a, 0x0b, 0x0b};
+    CHECK(fused_run(rec, sizeof(rec), 2, 1, &r, 0) == 0 && r == 19, "%d", r);
+    CHECK(fused_run(rec, sizeof(rec), 0, -7, &r, 0) == 0 && r == 0, "%d", r);
+    /* f(a, b) = a == 0 ? b + a (slots) : f(a - 1, a + b) - 1 (the call's
+     * argument an add of two slots): f(3, 0) = 6 - 3 */
+    static const uint8_t recr[] = {0x20, 0x00, 0x45, 0x04, 0x7f, 0x20, 0x01, 0x20, 0x00, 0x6a, 0x0f,
+                                   0x05, 0x20, 0x00, 0x41, 0x7f, 0x6a, 0x20, 0x00, 0x20, 0x01, 0x6a,
+                                   0x10, 0x00, 0x41, 0x01, 0x6b, 0x0b, 0x0b};
+    CHECK(fused_run(recr, sizeof(recr), 3, 0, &r, 0) == 0 && r == 3, "%d", r);
+    /* deep enough to run out of fuel through the fused call */
+    CHECK(fused_run(rec, sizeof(rec), 1000, 0, &r, 100) == WASM_TRAP_FUEL);
+}
+
 static void test_immediates(void)
 {
     int32_t r = 0;
@@ -626,6 +673,7 @@ int main(void)
     test_fused_loads();
     test_fused_stores();
     test_fused_branches();
+    test_fused_more();
     test_immediates();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
