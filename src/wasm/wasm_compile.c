@@ -55,6 +55,8 @@ struct cstate {
     uint32_t call_acc;  /* the last instruction is a direct call: its first result's slot
                          * (the callee's return leaves that value in acc), else UINT32_MAX */
     int last_packed;    /* that instruction is in the packed one-word form */
+    int pair_acc;       /* it is an OP_PAIR whose first operation read an operand
+                         * from acc: 1 x, 2 y (the pair itself reads the slot) */
     int64_t last_at;    /* where the last instruction starts, -1 none */
     int64_t before_at;  /* where the one before it starts, -1 none */
     int64_t before2_at; /* and the one before that (a compare taken into a branch
@@ -101,7 +103,7 @@ static int emit(struct cstate *s, int has_dst, uint32_t n, uint64_t w0, uint64_t
     TRY(grow_words(s, n));
     s->last_dst = has_dst ? (int64_t)s->nw : -1;
     s->call_acc = UINT32_MAX;
-    s->last_packed = 0;
+    s->last_packed = s->pair_acc = 0;
     s->before2_at = s->before_at;
     s->before_at = s->last_at;
     s->last_at = s->nw;
@@ -528,6 +530,7 @@ static int fuse_pair(struct cstate *s, uint32_t op, uint32_t prev, uint32_t x, u
     if (b < 0 || prev == UINT32_MAX || (x != prev && y != prev) || !s->last_packed) return 0;
     uint64_t w0 = s->w[s->last_dst];
     uint32_t first = (uint16_t)w0, base;
+    int acc = first >= OP_ACC_X && first < OP_IMM ? (first >= OP_ACC_Y ? 2 : 1) : 0;
     if (first >= OP_IMM && first < OP_IMM_ACC + 0x100) {
         a = index_of(PAIR_FIRST_IMM, OP_PAIR_NIMM, first & 0xffu);
         base = OP_PAIR_IMM;
@@ -541,6 +544,7 @@ static int fuse_pair(struct cstate *s, uint32_t op, uint32_t prev, uint32_t x, u
     TRY(emit(s, 0, 2, (w0 & ~(uint64_t)0xffffu) | (base + (uint32_t)a * 4 + (uint32_t)b),
              pair(x == prev ? y : x, HOME(s, s->h)), 0));
     s->last_dst = s->nw - 1;
+    s->pair_acc = acc;
     return 1;
 }
 
@@ -654,8 +658,14 @@ static int fuse_add_store(struct cstate *s, uint32_t op, uint32_t a, uint32_t v,
     } else if (op == 0x36 && last_is_madd(s) && last_dst_slot(s) == v) {
         /* x * y + c stored: the pair's two words, then address | offset */
         uint64_t p0 = s->w[s->last_at], p1 = s->w[s->last_at + 1];
+        uint32_t fop = OP_STORE_VMADD;
+        if (s->pair_acc) { /* keep the factor in acc (just loaded, most often) out of memory */
+            fop = OP_STORE_VMADD_ACC;
+            if (s->pair_acc == 2) /* the product commutes: that factor to x */
+                p0 = (p0 & 0xffffffffu) | (p0 >> 48) << 32 | ((p0 >> 32) & 0xffffu) << 48;
+        }
         drop_last(s);
-        TRY(emit(s, 0, 3, (p0 & ~(uint64_t)0xffffu) | OP_STORE_VMADD, p1, pair(a, off)));
+        TRY(emit(s, 0, 3, (p0 & ~(uint64_t)0xffffu) | fop, p1, pair(a, off)));
         return 1;
     } else if (kind && t == v && op == 0x36) {
         fused = kind == 1 ? OP_STORE_VADD : OP_STORE_VADDI;

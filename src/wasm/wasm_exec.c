@@ -589,7 +589,7 @@ int wasm_exec(struct wasm_instance *ctx, struct wasm_func *f)
         [OP_PRE_ADDBR + 7] = &&L_preaddbr7, [OP_PRE_ADDBR + 17] = &&L_preaddbri7,
         [OP_PRE_ADDBR + 8] = &&L_preaddbr8, [OP_PRE_ADDBR + 18] = &&L_preaddbri8,
         [OP_PRE_ADDBR + 9] = &&L_preaddbr9, [OP_PRE_ADDBR + 19] = &&L_preaddbri9,
-        [OP_STORE_VMADD] = &&L_store_vmadd,
+        [OP_STORE_VMADD] = &&L_store_vmadd, [OP_STORE_VMADD_ACC] = &&L_store_vmadd_acc,
         [OP_PRE_CALL] = &&L_precall_i, [OP_PRE_CALL + 1] = &&L_precall_r,
         [OP_PRE_RETURN] = &&L_preret_i, [OP_PRE_RETURN + 1] = &&L_preret_r,
         [OP_LOAD_ADD + 0x00] = &&LX_0x28, [OP_LOAD_ADDI + 0x00] = &&LXI_0x28,
@@ -1212,8 +1212,10 @@ L_precall_r: fp[PD] = acc = (uint32_t)(fp[PX] + fp[PY]); pc++; goto L_call_direc
 L_preret_i: fp[PD] = acc = (uint32_t)(fp[PX] + IMM16); pc++; goto L_0x0f;
 L_preret_r: fp[PD] = acc = (uint32_t)(fp[PX] + fp[PY]); pc++; goto L_0x0f;
 
-L_store_vmadd: { /* i32.store of t + c, t = x * y: the pair's words, then w2 address | offset */
-    uint32_t t = (uint32_t)fp[PX] * (uint32_t)fp[PY];
+L_store_vmadd: /* i32.store of t + c, t = x * y: the pair's words, then w2 address | offset */
+    acc = fp[PX];
+L_store_vmadd_acc: {
+    uint32_t t = (uint32_t)acc * (uint32_t)fp[PY];
     fp[PD] = t;
     uint32_t r = t + (uint32_t)fp[X];
     fp[Y] = acc = r;

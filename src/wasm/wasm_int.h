@@ -314,7 +314,8 @@ enum {
      * that instruction's handler directly: + 0 with an imm16, + 1 slots */
     OP_PRE_CALL = 0x7cd,
     OP_PRE_RETURN = 0x7cf,
-    OP_COUNT = 0x7d1,
+    OP_STORE_VMADD_ACC = 0x7d1, /* the same, x taken from acc */
+    OP_COUNT = 0x7d2,
 };
 
 #endif
