@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "check_config.h"
 
 
 
@@ -45,44 +46,16 @@
 /* Loads one buffer named t.yaml; NULL on error (err filled). */
 static struct config *load(const char *yaml, char *err, size_t errlen)
 {
-    struct config *cfg = NULL;
-    if (config_load_buffer("t.yaml", yaml, strlen(yaml), &cfg, err, errlen) != 0)
-        return NULL;
-    return cfg;
-}
-
-/* The 1-based line of the first "#<" marker in yaml, or 0. Borrows. */
-static int marker_line(const char *yaml)
-{
-    const char *m = strstr(yaml, "#<");
-    if (m == NULL)
-        return 0;
-    int line = 1;
-    for (const char *p = yaml; p < m; p++)
-        line += *p == '\n';
-    return line;
+    return load_yaml(yaml, strlen(yaml), err, errlen);
 }
 
 /* Expects the load to fail with "t.yaml:<marker line>: ...substr...". */
 static void expect_err_at(int src_line, const char *yaml, const char *substr)
 {
-    char err[1024], want[32];
+    char err[1024];
+    CHECK(marker_line(yaml) > 0, "case at line %d has no #< marker", src_line);
     struct config *cfg = load(yaml, err, sizeof(err));
-    int line = marker_line(yaml);
-    snprintf(want, sizeof(want), "t.yaml:%d: ", line);
-    if (cfg != NULL) {
-        failed++;
-        printf("FAIL %s:%d: loaded, expected error \"%s\"\n", __FILE__, src_line, substr);
-        config_free(cfg);
-        return;
-    }
-    if (line == 0 || strncmp(err, want, strlen(want)) != 0 || strstr(err, substr) == NULL) {
-        failed++;
-        printf("FAIL %s:%d: got \"%s\", want \"%s...%s\"\n", __FILE__, src_line, err, want,
-               substr);
-        return;
-    }
-    passed++;
+    check_load_err(src_line, cfg, err, yaml, substr);
 }
 #define EXPECT_ERR(yaml, substr) expect_err_at(__LINE__, yaml, substr)
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "check_config.h"
 
 static char mods[PATH_MAX + 32]; /* BUILD/examples/wasm */
 
@@ -57,35 +58,16 @@ static struct config *load(const char *yaml, char *err, size_t errlen)
         }
     }
     buf[o] = 0;
-    struct config *cfg = NULL;
-    if (config_load_buffer("t.yaml", buf, o, &cfg, err, errlen) != 0)
-        return NULL;
-    return cfg;
-}
-
-/* The 1-based line holding "#<" in yaml, or 0. */
-static int marked_line(const char *yaml)
-{
-    const char *m = strstr(yaml, "#<");
-    if (m == NULL)
-        return 0;
-    int line = 1;
-    for (const char *p = yaml; p < m; p++)
-        line += *p == '\n';
-    return line;
+    return load_yaml(buf, o, err, errlen);
 }
 
 /* Expects the load to fail at the marked line with msg in the error. */
 #define BAD(yaml, msg)                                                                         \
     do {                                                                                       \
         char err_[1024] = "";                                                                  \
+        CHECK(marker_line(yaml) > 0, "no #< marker");                                          \
         struct config *c_ = load((yaml), err_, sizeof(err_));                                  \
-        char want_[32];                                                                        \
-        snprintf(want_, sizeof(want_), "t.yaml:%d: ", marked_line(yaml));                      \
-        CHECK(c_ == NULL && strncmp(err_, want_, strlen(want_)) == 0 &&                        \
-                  strstr(err_, (msg)) != NULL,                                                 \
-              "want %s...%s, got '%s'", want_, (msg), err_);                                   \
-        config_free(c_);                                                                       \
+        check_load_err(__LINE__, c_, err_, (yaml), (msg));                                     \
     } while (0)
 
 static void test_good(void)

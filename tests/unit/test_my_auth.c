@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "check_config.h"
 #include "config/config.h"
 #include "proto/mysql/my.h"
 #include "proxy/my_users.h"
@@ -207,10 +208,7 @@ static void test_login(void)
 
 static struct config *load(const char *yaml, char *err, size_t errlen)
 {
-    struct config *cfg = NULL;
-    if (config_load_buffer("t.yaml", yaml, strlen(yaml), &cfg, err, errlen) != 0)
-        return NULL;
-    return cfg;
+    return load_yaml(yaml, strlen(yaml), err, errlen);
 }
 
 static void expect_err(const char *yaml, const char *where, const char *what)

@@ -16,6 +16,7 @@
 #include "router/ratelimit.h"
 
 #include "check.h"
+#include "check_config.h"
 
 
 
@@ -31,27 +32,15 @@
 
 static struct config *load(const char *yaml, char *err, size_t errlen)
 {
-    struct config *cfg = NULL;
-    if (config_load_buffer("t.yaml", yaml, strlen(yaml), &cfg, err, errlen) != 0)
-        return NULL;
-    return cfg;
+    return load_yaml(yaml, strlen(yaml), err, errlen);
 }
 
 /* The error names t.yaml, the line of the `#<` marker and substr. */
 static void expect_err(int src_line, const char *yaml, const char *substr)
 {
-    char err[512], want[32];
+    char err[512];
     struct config *cfg = load(yaml, err, sizeof(err));
-    int line = 1;
-    const char *m = strstr(yaml, "#<");
-    for (const char *p = yaml; m && p < m; p++)
-        line += *p == '\n';
-    snprintf(want, sizeof(want), "t.yaml:%d:", line);
-    CHECK(cfg == NULL, "line %d: loaded", src_line);
-    CHECK(!m || strncmp(err, want, strlen(want)) == 0, "line %d: got '%s', want %s", src_line,
-          err, want);
-    CHECK(strstr(err, substr) != NULL, "line %d: got '%s', want '%s'", src_line, err, substr);
-    config_free(cfg);
+    check_load_err(src_line, cfg, err, yaml, substr);
 }
 #define EXPECT_ERR(yaml, substr) expect_err(__LINE__, yaml, substr)
 
