@@ -31,6 +31,7 @@
 
 struct gen;
 struct gen_listener;
+struct worker;
 struct wgen;
 struct wf_stream;
 
@@ -99,6 +100,16 @@ int wf_gen_build(struct gen *g, char *err, size_t errlen);
 void wf_gen_free(struct gen *g);
 /* Frees wg's VMs and stops their timers; no stream of wg may be alive. */
 void wf_wgen_free(struct wgen *wg);
+
+/* Shared-queue notifications for one worker's VMs: any thread posts (the
+ * enqueuer's, through pw_ops.queue_ready) and wakes the worker's loop,
+ * whose async handler calls wf_inbox_run to deliver them on the worker's
+ * thread (proxy_on_queue_ready). new: NULL when out of memory; the
+ * caller owns it and frees it with wf_inbox_free (NULL is fine) once no
+ * VM of the worker is left. */
+struct wf_inbox *wf_inbox_new(void);
+void wf_inbox_free(struct wf_inbox *in);
+void wf_inbox_run(struct worker *w);
 
 /* --- streams --- */
 

@@ -23,7 +23,9 @@ an HTTP/1.1 request sent to an HTTP/2 cluster keeps its filters; a gRPC
 call's metadata and trailers pass through the filters (grpcio client,
 grpc_peer.py server);
 proxy_http_call to another cluster decides a request (granted: its answer
-reaches the upstream; refused; timed out); a tcp filter upper-cases the client's
+reaches the upstream; refused; timed out); a shared queue item enqueued by
+a request is dequeued in proxy_on_queue_ready (in order, with its bytes),
+and an unknown queue does not resolve; a tcp filter upper-cases the client's
 bytes, holds bytes while paused, and closes a connection whose filter
 trapped; a reload with a new plugin config takes effect.
 """
@@ -32,6 +34,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -93,7 +96,8 @@ ECHO = ("return 200 'path=$request_uri wasm=$http_x_strand_wasm order=$http_x_or
         "auth=$http_x_auth "
         "resumed=$http_x_resumed secret=$http_x_secret "
         "props=$http_x_prop_path|$http_x_prop_method|$http_x_prop_source|$http_x_prop_route|"
-        "$http_x_prop_port|$http_x_prop_plugin|$http_x_prop_ua\\n';")
+        "$http_x_prop_port|$http_x_prop_plugin|$http_x_prop_ua "
+        "queue=$http_x_queue seen=$http_x_queue_seen\\n';")
 
 
 def main():
@@ -251,6 +255,27 @@ def main():
         want = "props=/props/x?y=1|GET|127.0.0.1|two/2|%d|probe-b|probe-ua" % two
         t.check("request.path|method|source.address|route_name|destination.port|"
                 "plugin_name|header.user-agent", want in r.text, r.text)
+
+    with t.section("shared queues: enqueued by a request, dequeued in proxy_on_queue_ready",
+                   strand=s):
+        # The "open" listener has one plugin, so each request enqueues once.
+        # Every VM of every probe plugin registers "probe-q" when it starts;
+        # the last one (on either worker) is told of items, through its
+        # worker's loop, and dequeues them.
+        m0 = s.metrics()
+        qn = "strand_wasm_probe_queue_items_total"
+        for item in ("one", "two", "three"):
+            r = curl(bo + "/q", headers=["x-test: enqueue", "x-item: " + item])
+            t.check("enqueue %s: resolve OK, enqueue OK" % item, "queue=0,0 " in r.text, r.text)
+        ok = wait_for(lambda: s.metrics().get(qn) - m0.get(qn) >= 3, 5)
+        t.check("proxy_on_queue_ready dequeued the 3 items", ok, s.metrics().describe(qn))
+        r = curl(bo + "/q", headers=["x-test: queue-seen"])
+        t.check("dequeued in order, with their bytes", "seen=one;two;three;\n" in r.text, r.text)
+        time.sleep(0.2)
+        t.eq("and nothing else", s.metrics().get(qn) - m0.get(qn), 3)
+        r = curl(bo + "/q", headers=["x-test: resolve-unknown"])
+        t.check("resolving a queue nobody registered is NOT_FOUND (1)", "queue=1 " in r.text,
+                r.text)
 
     with t.section("traps and fuel: fail closed, fail open, recreated", strand=s):
         m0 = s.metrics()
