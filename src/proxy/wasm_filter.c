@@ -84,9 +84,8 @@ struct wf_bytes {
     size_t len, cap, off;    /* off: consumed from the front (output queues) */
 };
 
-/* Request trailers are not handed to filters yet (docs/wasm.md). */
 enum wf_phase { PH_NONE, PH_REQ_HEADERS, PH_RESP_HEADERS, PH_REQ_BODY, PH_RESP_BODY,
-                PH_RESP_TRAILERS, PH_TCP_OPEN, PH_TCP_DOWN, PH_TCP_UP };
+                PH_REQ_TRAILERS, PH_RESP_TRAILERS, PH_TCP_OPEN, PH_TCP_DOWN, PH_TCP_UP };
 
 struct wf_stream {
     struct worker *w;
@@ -657,6 +656,7 @@ static int call_one(struct wf_stream *s, struct pw_ctx *c)
     switch (s->phase) {
     case PH_REQ_HEADERS: return pw_http_request_headers(c, s->req.n, s->eos);
     case PH_RESP_HEADERS: return pw_http_response_headers(c, s->resp.n, s->eos);
+    case PH_REQ_TRAILERS: return pw_http_request_trailers(c, s->req_tr.n);
     case PH_RESP_TRAILERS: return pw_http_response_trailers(c, s->resp_tr.n);
     case PH_REQ_BODY: return pw_http_request_body(c, (uint32_t)s->body_len, s->eos);
     case PH_RESP_BODY: return pw_http_response_body(c, (uint32_t)s->body_len, s->eos);
@@ -753,7 +753,16 @@ int wf_response_body(struct wf_stream *s, const uint8_t *p, size_t n, bool eos)
     return body_phase(s, PH_RESP_BODY, p, n, eos);
 }
 
+struct wf_map *wf_req_trailers(struct wf_stream *s) { return &s->req_tr; }
 struct wf_map *wf_resp_trailers(struct wf_stream *s) { return &s->resp_tr; }
+
+/* Trailers are not held: the phase runs once the head went on (like a
+ * body's end), so a Pause there is taken as Continue. */
+int wf_request_trailers(struct wf_stream *s)
+{
+    int rc = body_phase(s, PH_REQ_TRAILERS, NULL, 0, true);
+    return rc == WF_PAUSE ? WF_CONTINUE : rc;
+}
 
 int wf_response_trailers(struct wf_stream *s)
 {

@@ -152,9 +152,18 @@ int wf_response_headers(struct wf_stream *s, bool eos);
 int wf_request_body(struct wf_stream *s, const uint8_t *p, size_t n, bool eos);
 int wf_response_body(struct wf_stream *s, const uint8_t *p, size_t n, bool eos);
 
-/* Response trailers (HTTP/2): the embedder fills wf_resp_trailers(s),
- * runs the phase (reverse order), and sends the map when dirty. A local
- * response is too late here: only WF_FAIL (the stream is reset) counts. */
+/* Request trailers (HTTP/2, HTTP/1.1 chunked): the embedder fills
+ * wf_req_trailers(s) once the request headers went on, runs the phase
+ * (plugin order; it stands for the body's end: no body call with eos
+ * comes before it) and sends the map on, changed or not. WF_LOCAL answers
+ * the request (the upstream side is dropped), WF_FAIL fails it; a Pause is
+ * taken as Continue (trailers are not held). */
+struct wf_map *wf_req_trailers(struct wf_stream *s);
+int wf_request_trailers(struct wf_stream *s);
+/* Response trailers (HTTP/2, HTTP/1.1 chunked): the embedder fills
+ * wf_resp_trailers(s), runs the phase (reverse order), and sends the map
+ * when dirty. A local response is too late here: only WF_FAIL (the stream
+ * is reset) counts. */
 struct wf_map *wf_resp_trailers(struct wf_stream *s);
 int wf_response_trailers(struct wf_stream *s);
 

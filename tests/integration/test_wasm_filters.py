@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (API, STRAND_BIN, Nginx, Suite, cluster_doc, curl,  # noqa: E402
                      free_port, listener_doc, make_tmpdir, proxy_doc, route_doc, start_strand,
                      wait_for)
-from harness import _ThreadedServer, spawn  # noqa: E402
+from harness import TrailerEcho, _ThreadedServer, spawn  # noqa: E402
 import grpc_peer as gp  # noqa: E402
 
 BUILD = os.path.dirname(os.path.abspath(STRAND_BIN))
@@ -119,8 +119,9 @@ def main():
                                         "return 401 'no';"}], name="authsvc")
         authsvc.start()
         silent = Silent()
+        trl = TrailerEcho()
         _, gport = gp.start_peer("a", 0, spawn=spawn, stderr_path=os.path.join(tmp, "peer.log"))
-        admin, web, two, op, raw = (free_port() for _ in range(5))
+        admin, web, two, op, raw, hop = (free_port() for _ in range(6))
 
         def docs(stamp="hello"):
             return [
@@ -129,11 +130,14 @@ def main():
                 listener_doc("two", two),
                 listener_doc("open", op),
                 listener_doc("raw", raw, protocol="tcp"),
+                listener_doc("hop", hop),
                 cluster_doc("nginx", [ng.port]),
                 cluster_doc("nginx-h2c", [ng.ports[1]], protocol="http2"),
                 cluster_doc("echo", [echo.port]),
                 cluster_doc("auth", [authsvc.port]),
                 cluster_doc("slow", [silent.port]),
+                cluster_doc("trl", [trl.port]),
+                cluster_doc("hop", [hop], protocol="http2"),
                 cluster_doc("peer", [gport], protocol="http2"),
                 route_doc("api", ["web"], [{"match": [{"attribute": "path", "prefix": "/api"}],
                                             "backends": [{"cluster": "nginx"}]}]),
@@ -143,9 +147,14 @@ def main():
                      "backends": [{"cluster": "peer"}]},
                     {"match": [{"attribute": "path", "prefix": "/h2up"}],
                      "backends": [{"cluster": "nginx-h2c"}]},
+                    {"match": [{"attribute": "path", "prefix": "/trl"}],
+                     "backends": [{"cluster": "trl"}]},
+                    {"match": [{"attribute": "path", "prefix": "/hop"}],
+                     "backends": [{"cluster": "hop"}]},
                     {"backends": [{"cluster": "nginx"}]}]),
                 route_doc("open", ["open"], [{"backends": [{"cluster": "nginx"}]}]),
                 route_doc("raw", ["raw"], [{"backends": [{"cluster": "echo"}]}]),
+                route_doc("hop", ["hop"], [{"backends": [{"cluster": "nginx"}]}]),
                 plugin("stamp", os.path.join(EX, "add_header.wasm"), ["web"], config=stamp),
                 plugin("deny", os.path.join(EX, "deny_header.wasm"), ["web"],
                        config="x-evil", routes=["api"]),
@@ -155,6 +164,7 @@ def main():
                 plugin("probe-open", PROBE, ["open"], config="O", failurePolicy="open",
                        fuel=2000000),
                 plugin("bytes", os.path.join(EX, "tcp_bytes.wasm"), ["raw"], order=5),
+                plugin("probe-hop", PROBE, ["hop"], config="H"),
             ]
         s = start_strand(t, tmp, [docs()])
     if t.failed:
@@ -252,7 +262,7 @@ def main():
     with t.section("properties", strand=s):
         r = curl(b2 + "/props/x?y=1", headers=["x-test: props", "user-agent: probe-ua"])
         # Both probe plugins copy the properties; probe-b runs last and wins.
-        want = "props=/props/x?y=1|GET|127.0.0.1|two/2|%d|probe-b|probe-ua" % two
+        want = "props=/props/x?y=1|GET|127.0.0.1|two/4|%d|probe-b|probe-ua" % two
         t.check("request.path|method|source.address|route_name|destination.port|"
                 "plugin_name|header.user-agent", want in r.text, r.text)
 
@@ -379,6 +389,30 @@ def main():
         t.check("the request reached the server with the filters' header",
                 b"x-order" in resp and b"AB" in resp, resp[:300])
         ch.close()
+
+    with t.section("request trailers over HTTP/2: seen and changed by the filters", strand=s):
+        p = os.path.join(tmp, "trl.txt")
+        with open(p, "wb") as f:
+            f.write(b"payload")
+        # Through listener two (plugins A then B) to an HTTP/2 cluster: the
+        # listener "hop" of this proxy, whose plugin (H) answers with the
+        # trailers that reached it.
+        pr = subprocess.run(["nghttp", "-d", p, "-H", "x-echo-trailers: H", "--trailer",
+                             "x-rename-me: v1", "--trailer", "x-keep: k", b2 + "/hop/a"],
+                            capture_output=True, timeout=10)
+        out = pr.stdout
+        t.check("the request passes", pr.returncode == 0, pr)
+        t.check("a trailer renamed by a filter reaches the upstream", b"x-renamed: v1;" in out,
+                out)
+        t.check("... without its old name", b"x-rename-me" not in out, out)
+        t.check("every filter added to a trailer, in order (A, B, then the upstream's H)",
+                b"x-probe-req-trailer: ABH;" in out, out)
+        t.check("an untouched trailer passes", b"x-keep: k;" in out, out)
+        pr = subprocess.run(["nghttp", "-v", "-d", p, "--trailer", "x-deny: 1", b2 + "/trl/d"],
+                            capture_output=True, text=True, timeout=10)
+        t.check("a local response from the trailer callback answers the request",
+                ":status: 403" in pr.stdout and "trailer denied" in pr.stdout, pr.stdout[-800:])
+        t.eq("the listener still serves", curl(b2 + "/after").status, 200)
 
     with t.section("tcp: data filters", strand=s):
         m0 = s.metrics()

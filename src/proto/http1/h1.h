@@ -239,6 +239,13 @@ int h1_header_is_hop_by_hop(h1_str name);
  * message's Connection value. Borrows both. */
 int h1_header_should_strip(h1_str name, h1_str connection);
 
+/* 1 if a proxy may write the trailer field name: value into an HTTP/1.1
+ * trailer section: a token name, a field-value (no CR, LF or other CTL
+ * but HTAB), and not a field that frames, routes or belongs to one hop
+ * (Content-Length, Transfer-Encoding, Host, the hop-by-hop fields). For
+ * trailers that came another way (HTTP/2, a filter's map). Borrows both. */
+int h1_trailer_forwardable(h1_str name, h1_str value);
+
 /* Standard reason phrase, "Unknown" for unknown codes. Returns a static string. */
 const char *h1_status_reason(int status);
 

@@ -27,7 +27,10 @@
  *   resolve-unknown  x-queue: the status of resolving queue "no-such-queue".
  *
  * Request trailers: x-rename-me becomes x-renamed, x-probe-req-trailer gets
- * the configuration appended, and x-deny answers 403 "trailer denied".
+ * the configuration appended, and x-deny answers 403 "trailer denied";
+ * when the request header x-echo-trailers names this plugin's
+ * configuration, the request is answered 200 with the trailers as the
+ * body ("name: value;" each), to show what reached this hop.
  * Response trailers: x-probe-trailer gets the configuration appended.
  *
  * Every request: x-order gets the plugin configuration appended (so two
@@ -349,6 +352,28 @@ proxy_action_t proxy_on_response_headers(uint32_t context_id, size_t num_headers
     return PROXY_ACTION_CONTINUE;
 }
 
+/* Answers 200 with the request trailers as the body. */
+static void echo_trailers(void)
+{
+    uint8_t *map = NULL;
+    size_t size = 0, len = 0;
+    char body[1024];
+    struct pw_map_iter it;
+    const char *k, *v;
+    size_t kn, vn;
+    proxy_get_header_map_pairs(PROXY_MAP_HTTP_REQUEST_TRAILERS, &map, &size);
+    if (pw_map_iter_init(&it, map, size))
+        while (pw_map_next(&it, &k, &kn, &v, &vn)) {
+            len = pw_append(body, len, sizeof(body) - 1, k, kn);
+            len = pw_append_str(body, len, sizeof(body) - 1, ": ");
+            len = pw_append(body, len, sizeof(body) - 1, v, vn);
+            len = pw_append_str(body, len, sizeof(body) - 1, ";");
+        }
+    pw_free(map);
+    proxy_send_local_response(200, "probe", 5, (const uint8_t *)body, len, NULL, 0,
+                              PROXY_GRPC_STATUS_NONE);
+}
+
 proxy_action_t proxy_on_request_trailers(uint32_t context_id, size_t num_trailers)
 {
     const proxy_map_type_t rt = PROXY_MAP_HTTP_REQUEST_TRAILERS;
@@ -364,6 +389,10 @@ proxy_action_t proxy_on_request_trailers(uint32_t context_id, size_t num_trailer
         pw_replace_header(rt, "x-renamed", buf);
     }
     append_tag(rt, "x-probe-req-trailer");
+    if (header_is(PROXY_MAP_HTTP_REQUEST_HEADERS, "x-echo-trailers", tag)) {
+        echo_trailers();
+        return PROXY_ACTION_PAUSE;
+    }
     if (pw_get_header(rt, "x-deny", &v, &n) == PROXY_OK) {
         pw_free(v);
         proxy_send_local_response(403, "probe", 5, (const uint8_t *)msg, sizeof msg - 1, NULL, 0,
