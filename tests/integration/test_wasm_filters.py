@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (API, STRAND_BIN, Nginx, Suite, cluster_doc, curl,  # noqa: E402
                      free_port, listener_doc, make_tmpdir, proxy_doc, route_doc, start_strand,
                      wait_for)
-from harness import TrailerEcho, _ThreadedServer, spawn  # noqa: E402
+from harness import TrailerEcho, _ThreadedServer, raw_http, spawn  # noqa: E402
 import grpc_peer as gp  # noqa: E402
 
 BUILD = os.path.dirname(os.path.abspath(STRAND_BIN))
@@ -413,6 +413,29 @@ def main():
         t.check("a local response from the trailer callback answers the request",
                 ":status: 403" in pr.stdout and "trailer denied" in pr.stdout, pr.stdout[-800:])
         t.eq("the listener still serves", curl(b2 + "/after").status, 200)
+
+    with t.section("chunked trailers over HTTP/1.1: seen and changed by the filters", strand=s):
+        def chunked(path, trailers, extra=b""):
+            return (b"POST " + path + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + extra +
+                    b"Transfer-Encoding: chunked\r\n\r\n7\r\npayload\r\n0\r\n" + trailers +
+                    b"\r\n")
+        r = raw_http(two, chunked(b"/trl/h1", b"X-Rename-Me: v1\r\nX-Keep: k\r\n"))
+        t.eq("status", r.status, 200)
+        t.check("the upstream got the body", b"body=payload\n" in r.data, r.data)
+        t.check("the filters' request trailers reach the upstream (renamed, added to in "
+                "plugin order, untouched)",
+                b"x-renamed: v1;" in r.data and b"x-probe-req-trailer: AB;" in r.data and
+                b"x-keep: k;" in r.data and b"rename-me" not in r.data.lower(), r.data)
+        t.check("the upstream's response trailers reach the client, filtered backwards",
+                b"\r\nx-up-trailer: yes\r\n" in r.data and b"\r\nx-probe-trailer: BA\r\n" in r.data,
+                r.data)
+        r = raw_http(two, chunked(b"/trl/deny", b"X-Deny: 1\r\n"))
+        t.check("a local response from the trailer callback answers the request",
+                r.status == 403 and b"trailer denied" in r.data, r.data)
+        r = raw_http(two, chunked(b"/hop/h1", b"X-Rename-Me: v1\r\n", b"X-Echo-Trailers: H\r\n"))
+        t.check("HTTP/1.1 client, HTTP/2 cluster: the trailers go on as HTTP/2 trailers",
+                r.status == 200 and b"x-renamed: v1;" in r.data and
+                b"x-probe-req-trailer: ABH;" in r.data, r.data)
 
     with t.section("tcp: data filters", strand=s):
         m0 = s.metrics()
