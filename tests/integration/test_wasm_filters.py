@@ -21,7 +21,12 @@ body payloads (content-length, chunked, HTTP/2) are shown once each, with
 one end of stream, and a filter can refuse a request by its body;
 an HTTP/1.1 request sent to an HTTP/2 cluster keeps its filters; a gRPC
 call's metadata and trailers pass through the filters (grpcio client,
-grpc_peer.py server);
+grpc_peer.py server); request trailers over HTTP/2 (nghttp) and HTTP/1.1
+(chunked, raw socket) are renamed and added to by the filters and reach
+the upstream (this proxy's own listener over HTTP/2, whose filter echoes
+them, or a Python HTTP/1.1 backend), the upstream's chunked response
+trailers reach the client filtered backwards, and a trailer callback
+can answer the request;
 proxy_http_call to another cluster decides a request (granted: its answer
 reaches the upstream; refused; timed out); a shared queue item enqueued by
 a request is dequeued in proxy_on_queue_ready (in order, with its bytes),
