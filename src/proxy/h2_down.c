@@ -100,6 +100,18 @@ static int on_data(void *ud, int32_t id, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* The client's trailers (END_STREAM follows): kept for the upstream, and
+ * for the filters at the end of the stream. */
+static int on_trailers(void *ud, int32_t id, const struct h2_header *hs, size_t n)
+{
+    struct hconn *hc = ud;
+    struct h2s *st = stream_of(hc, id);
+    if (!st || st->state == H2S_DONE || n == 0)
+        return 0;
+    h2_hlist_free(&st->req_trl);
+    return h2_hlist_copy(&st->req_trl, hs, n);
+}
+
 static void on_end_stream(void *ud, int32_t id)
 {
     struct hconn *hc = ud;
@@ -107,7 +119,9 @@ static void on_end_stream(void *ud, int32_t id)
     if (!st || st->req_done)
         return;
     st->req_done = 1;
-    if (st->wf && st->state != H2S_DONE && h2_wf_req_body(st, NULL, 0, 1) < 0)
+    /* Trailers stand for the body's end as the filters see it. */
+    if (st->wf && st->state != H2S_DONE &&
+        (st->req_trl.n ? h2_wf_req_trailers(st) : h2_wf_req_body(st, NULL, 0, 1)) < 0)
         return;
     body_ready(st);
 }
@@ -128,6 +142,7 @@ void h2s_free(void *p)
     buf_free(&st->respb);
     buf_free(&st->ubuf);
     h2_hlist_free(&st->up_head);
+    h2_hlist_free(&st->req_trl);
     free(st->path);
     free(st->authority);
     free(st->user_agent);
@@ -153,6 +168,7 @@ static void on_close(void *ud, int32_t id, uint32_t code)
 static const struct h2_callbacks down_cb = {
     .on_request = on_request,
     .on_data = on_data,
+    .on_trailers = on_trailers,
     .on_end_stream = on_end_stream,
     .on_reset = on_reset,
     .on_close = on_close,

@@ -125,6 +125,37 @@ int h1x_begin(struct hconn *hc, struct hreq *r, const struct h1_request *req, si
     return 0;
 }
 
+/* The chunked request stopped at its trailer section: once it is all in
+ * hc->in, its fields HTTP/2 may carry become st->req_trl (names lower
+ * case) for the filters and the upstream. 0 (done, or waiting for more),
+ * -1 when malformed or larger than the buffer. */
+static int take_trailers(struct h2s *st)
+{
+    struct hconn *hc = st->hc;
+    struct h1_header hv[HTTP_MAX_HEADERS_CAP];
+    struct h2_header out[HTTP_MAX_HEADERS_CAP];
+    size_t n = 0, k = 0;
+    int t = h1_chunked_trailers(&st->h1req.ch, buf_start(&hc->in), buf_len(&hc->in), hv,
+                                HTTP_MAX_HEADERS_CAP, &n);
+    if (t == H1_INCOMPLETE)
+        return buf_full(&hc->in) ? -1 : 0;
+    if (t < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (h1_trailer_forwardable(hv[i].name, hv[i].value))
+            out[k++] = (struct h2_header){hv[i].name.p, hv[i].name.len, hv[i].value.p,
+                                          hv[i].value.len};
+    h2_hlist_free(&st->req_trl);
+    if (k && h2_hlist_copy(&st->req_trl, out, k) < 0)
+        return -1;
+    for (size_t i = 0; i < st->req_trl.n; i++) /* HTTP/2 wants lower-case names */
+        for (char *c = (char *)st->req_trl.v[i].name; *c; c++)
+            *c = (char)h1_lower[(uint8_t)*c];
+    buf_consume(&hc->in, (uint32_t)t);
+    st->h1req.done = 1;
+    return 0;
+}
+
 /* Moves request body bytes from hc->in into reqb. Returns the count, or -1
  * on malformed chunked framing. */
 static ssize_t pump_body(struct h2s *st)
@@ -168,6 +199,9 @@ static ssize_t pump_body(struct h2s *st)
         moved += (ssize_t)dlen;
         b->done = h1_chunked_done(&b->ch);
     }
+    if (!b->done && b->kind == H1_BODY_CHUNKED && h1_chunked_at_trailers(&b->ch) &&
+        buf_len(&hc->in) > 0 && take_trailers(st) < 0)
+        return -1;
     return moved;
 }
 
@@ -312,10 +346,14 @@ void h1x_update(struct hconn *hc)
         metrics_add(hc->w->shard, hc->gl->m_bytes_in, (uint64_t)got);
         st->req_bytes += (uint64_t)got;
         st->req_done = st->h1req.done;
-        /* Filters see the payload just moved (the tail of reqb). */
+        /* Filters see the payload just moved (the tail of reqb), then the
+         * trailers in place of the body's end. */
+        int trl = st->req_done && st->req_trl.n;
         if (st->wf && st->state != H2S_DONE &&
-            h2_wf_req_body(st, (const uint8_t *)buf_start(&st->reqb) + buf_len(&st->reqb) - got,
-                           (size_t)got, st->req_done) < 0)
+            (((got > 0 || !trl) &&
+              h2_wf_req_body(st, (const uint8_t *)buf_start(&st->reqb) + buf_len(&st->reqb) - got,
+                             (size_t)got, st->req_done && !trl) < 0) ||
+             (trl && h2_wf_req_trailers(st) < 0)))
             goto respond;
         /* A body larger than a block cannot be replayed: release what was
          * sent so that reading can go on. */

@@ -80,7 +80,7 @@ static int put_framing(struct h2s *st, const struct h2_header *method)
     const struct h2_header *cl = h2_header_get(st->up_head.v, st->up_head.n, "content-length");
     if (st->has_length && cl)
         return put_field(&st->ubuf, "content-length", 14, cl->value, cl->vlen);
-    if (st->req_done && st->req_bytes == 0) {
+    if (st->req_done && st->req_bytes == 0 && st->req_trl.n == 0) {
         /* Some servers refuse these methods without a length (411). */
         const char *m = method->value;
         size_t ml = method->vlen;
@@ -144,8 +144,28 @@ static int body_untouched(const struct h2s *st)
     return st->replay ? st->req_off == 0 : buf_len(&st->reqb) == st->req_bytes;
 }
 
+/* Appends the last chunk with the client's trailers (those HTTP/1.1 can
+ * carry) to ub. 0, or -1 when it does not fit now (ub is left as it was). */
+static int put_last_chunk(const struct h2s *st, struct buf *ub)
+{
+    uint32_t mark = ub->tail;
+    int rc = buf_append(ub, "0\r\n", 3);
+    for (size_t i = 0; rc == 0 && i < st->req_trl.n; i++) {
+        const struct h2_header *h = &st->req_trl.v[i];
+        if (h1_trailer_forwardable((h1_str){h->name, h->nlen}, (h1_str){h->value, h->vlen}))
+            rc = put_field(ub, h->name, h->nlen, h->value, h->vlen);
+    }
+    if (rc == 0)
+        rc = buf_append(ub, "\r\n", 2);
+    if (rc < 0)
+        ub->tail = mark;
+    return rc;
+}
+
 /* Chunked: copies the next run of body bytes into the empty ubuf between
- * its framing lines, then the last chunk once the client's body is in. */
+ * its framing lines, then the last chunk (with the trailers) once the
+ * client's body is in: in a round of its own when it does not fit after
+ * the data, and without the trailers when they do not fit in a block. */
 static void chunk_stage(struct h2s *st)
 {
     struct buf *ub = &st->ubuf;
@@ -164,7 +184,10 @@ static void chunk_stage(struct h2s *st)
         }
         h2s_req_taken(st, n);
     }
-    if (st->req_done && body_pending(st, &p) == 0 && buf_append(ub, "0\r\n\r\n", 5) == 0)
+    if (!st->req_done || body_pending(st, &p) != 0)
+        return;
+    if (put_last_chunk(st, ub) == 0 ||
+        (buf_len(ub) == 0 && buf_append(ub, "0\r\n\r\n", 5) == 0))
         st->h1_last_chunk = 1;
 }
 

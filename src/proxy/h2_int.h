@@ -87,6 +87,8 @@ struct h2s {
     uint32_t req_off;           /* replay: bytes of reqb sent in this attempt */
     int replay;                 /* reqb holds the whole body so far: retry possible */
     uint64_t req_bytes;         /* body bytes received */
+    struct h2_hlist req_trl;    /* the client's trailers (after the filters'), or none */
+    int req_trl_sent;           /* H2S_UP_H2: submitted on this attempt's stream */
 
     /* The attempt. */
     enum h2s_up up;
@@ -196,6 +198,10 @@ int h2_wf_response(struct h2s *st, int *status, const struct h2_header **hs, siz
  * bytes as they go to the client; eos once at the end. 0 to go on, -1
  * when the stream was answered or reset instead. */
 int h2_wf_req_body(struct h2s *st, const uint8_t *p, size_t n, int eos);
+/* Runs the request-trailer filters over st->req_trl (replaced when they
+ * changed it); held back while the request head is paused, then run when
+ * it goes on. 0 to go on, -1 when the stream was answered instead. */
+int h2_wf_req_trailers(struct h2s *st);
 /* Runs the response-trailer filters over *trl / *n (replaced by a list
  * valid until the next call on this thread when changed). 0, or -1 when
  * the stream was reset instead. */

@@ -165,9 +165,23 @@ static struct h2s *stream(struct h2u *u, int32_t sid)
     return h2_stream_ud(u->s, sid);
 }
 
+/* The client's trailers go on st's upstream stream once, after the
+ * request ended and before the body source reports its end (it does only
+ * when req_done, and this runs first wherever req_done is seen). */
+static void submit_trailers(struct h2u *u, struct h2s *st)
+{
+    if (!st->req_done || st->req_trl.n == 0 || st->req_trl_sent || st->usid <= 0)
+        return;
+    st->req_trl_sent = 1;
+    if (h2_submit_trailers(u->s, st->usid, st->req_trl.v, st->req_trl.n) != 0)
+        h2_reset(u->s, st->usid, H2_INTERNAL_ERROR);
+}
+
 static void submit(struct h2u *u, struct h2s *st)
 {
-    int body = !(st->req_done && buf_len(&st->reqb) == 0 && st->req_bytes == 0);
+    int body = !(st->req_done && buf_len(&st->reqb) == 0 && st->req_bytes == 0 &&
+                 st->req_trl.n == 0);
+    st->req_trl_sent = 0;
     int32_t sid = h2_submit_request(u->s, st->up_head.v, st->up_head.n,
                                     body ? h2s_req_read : NULL, st, st);
     if (sid < 0) {
@@ -178,6 +192,7 @@ static void submit(struct h2u *u, struct h2s *st)
         return;
     }
     st->usid = sid;
+    submit_trailers(u, st);
 }
 
 static void unlink_stream(struct h2u *u, struct h2s *st)
@@ -526,6 +541,7 @@ void h2u_body_ready(struct h2s *st)
     struct h2u *u = st->u;
     if (!u || st->usid <= 0)
         return;
+    submit_trailers(u, st);
     h2_resume(u->s, st->usid);
     u_kick(u);
 }

@@ -86,12 +86,16 @@ static void after_request(struct h2s *st, int res)
     case WF_CONTINUE: {
         static __thread struct h2_header hs[H2W_MAX];
         size_t n = synth(wf_req_map(st->wf), hs, H2W_MAX, st->wf_cl);
-        /* Body bytes that came while the filters held the head. */
-        if (buf_len(&st->reqb) || st->req_done) {
+        /* Body bytes (and trailers) that came while the filters held
+         * the head. */
+        int trl = st->req_done && st->req_trl.n;
+        if (buf_len(&st->reqb) || (st->req_done && !trl)) {
             const uint8_t *b = (const uint8_t *)buf_start(&st->reqb);
-            if (h2_wf_req_body(st, b, buf_len(&st->reqb), st->req_done) < 0)
+            if (h2_wf_req_body(st, b, buf_len(&st->reqb), st->req_done && !trl) < 0)
                 return;
         }
+        if (trl && h2_wf_req_trailers(st) < 0)
+            return;
         h2s_route(st, hs, n);
         return;
     }
@@ -145,6 +149,40 @@ int h2_wf_request(struct h2s *st, const struct h2_header *hs, size_t n)
     return 1;
 }
 
+/* The map as a trailer list (regular fields only). */
+static size_t trailer_list(const struct wf_map *m, struct h2_header *out, size_t cap)
+{
+    size_t k = 0;
+    for (uint32_t i = 0; i < m->n && k < cap; i++)
+        if (m->e[i].key[0] != ':')
+            out[k++] = (struct h2_header){m->e[i].key, m->e[i].key_len, m->e[i].value,
+                                          m->e[i].value_len};
+    return k;
+}
+
+int h2_wf_req_trailers(struct h2s *st)
+{
+    static __thread struct h2_header out[H2W_MAX];
+    if (st->wf_wait)
+        return 0; /* run when the head goes on */
+    struct wf_map *m = wf_req_trailers(st->wf);
+    for (size_t i = 0; i < st->req_trl.n; i++) {
+        const struct h2_header *h = &st->req_trl.v[i];
+        if (wf_map_add(m, h->name, h->nlen, h->value, h->vlen, true) < 0)
+            return 0; /* out of memory: the trailers go as they came */
+    }
+    if (settle(st, wf_request_trailers(st->wf)) < 0)
+        return -1;
+    if (m->dirty) {
+        struct h2_hlist l = {0};
+        if (h2_hlist_copy(&l, out, trailer_list(m, out, H2W_MAX)) == 0) {
+            h2_hlist_free(&st->req_trl);
+            st->req_trl = l;
+        }
+    }
+    return 0;
+}
+
 int h2_wf_trailers(struct h2s *st, const struct h2_header **trl, size_t *n)
 {
     static __thread struct h2_header out[H2W_MAX];
@@ -157,13 +195,8 @@ int h2_wf_trailers(struct h2s *st, const struct h2_header **trl, size_t *n)
     if (settle(st, wf_response_trailers(st->wf)) < 0)
         return -1;
     if (m->dirty) {
-        size_t k = 0;
-        for (uint32_t i = 0; i < m->n && k < H2W_MAX; i++)
-            if (m->e[i].key[0] != ':')
-                out[k++] = (struct h2_header){m->e[i].key, m->e[i].key_len, m->e[i].value,
-                                              m->e[i].value_len};
         *trl = out;
-        *n = k;
+        *n = trailer_list(m, out, H2W_MAX);
     }
     return 0;
 }

@@ -402,6 +402,8 @@ static char *dup_str(h1_str s)
 static void req_free(struct hreq *r)
 {
     buf_free(&r->head_buf);
+    free(r->body.trl);
+    free(r->resp.trl);
     free(r->path);
     free(r->authority);
     free(r->user_agent);
@@ -517,6 +519,7 @@ static void hc_process_head(struct hconn *hc)
     r->close_after = !r->client_keepalive;
 
     r->body.kind = req.body;
+    r->body.ch.hold_trailers = 1; /* the trailer section is rewritten */
     r->body.left = req.content_length;
     r->body.done = req.body == H1_BODY_NONE || (req.body == H1_BODY_LENGTH && req.content_length == 0);
 
@@ -639,6 +642,7 @@ void req_route(struct hreq *r, const struct h1_request *req, uint32_t consume)
         r->replay = 1;
     else {
         struct h1_chunked probe = r->body.ch;
+        probe.hold_trailers = 0; /* the whole message, trailers included */
         int sc = buf_len(&hc->in) ? h1_chunked_scan(&probe, buf_start(&hc->in), buf_len(&hc->in))
                                   : 0;
         r->replay = sc >= 0 && h1_chunked_done(&probe);

@@ -299,6 +299,7 @@ static void exchange_start(struct hreq *r)
     if (r->replay)
         r->body_off = 0;
     r->resp_head_done = 0;
+    free(r->resp.trl);
     memset(&r->resp, 0, sizeof(r->resp));
     req_update(r);
 }
@@ -437,8 +438,77 @@ static void body_advance(struct hbody *b, size_t n)
         b->done = b->left == 0;
     } else if (b->kind == H1_BODY_CHUNKED) {
         b->scanned -= (uint32_t)n;
-        b->done = h1_chunked_done(&b->ch) && b->scanned == 0;
+        b->done = h1_chunked_done(&b->ch) && b->scanned == 0 && b->trl_sent == b->trl_len;
     }
+}
+
+/* ---- chunked trailers ----------------------------------------------------- */
+
+/* The trailer section as this proxy writes it: the fields a proxy may
+ * pass, then the empty line, into b->trl. 0 or -1 (out of memory). */
+static int trailers_build(struct hbody *b, const struct h1_header *hs, size_t n)
+{
+    size_t len = 2;
+    for (size_t i = 0; i < n; i++)
+        len += hs[i].name.len + hs[i].value.len + 4;
+    char *p = malloc(len);
+    if (!p)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!h1_trailer_forwardable(hs[i].name, hs[i].value))
+            continue;
+        memcpy(p + o, hs[i].name.p, hs[i].name.len);
+        o += hs[i].name.len;
+        memcpy(p + o, ": ", 2);
+        memcpy(p + o + 2, hs[i].value.p, hs[i].value.len);
+        o += 2 + hs[i].value.len;
+        memcpy(p + o, "\r\n", 2);
+        o += 2;
+    }
+    memcpy(p + o, "\r\n", 2);
+    b->trl = p;
+    b->trl_len = (uint32_t)(o + 2);
+    b->trl_sent = 0;
+    return 0;
+}
+
+enum { TRL_WAIT = 0, TRL_BAD = -1, TRL_ENDED = -2 };
+
+/* b stopped at its trailer section, whose bytes start at src (avail of
+ * them, in a buffer that is full when full is set): parses it whole, runs
+ * the filters, builds what goes out. Returns the raw section's length
+ * (the caller consumes it), TRL_WAIT while it is incomplete, TRL_BAD when
+ * it is malformed or cannot fit, TRL_ENDED when a filter ended r. */
+static int trailers_take(struct hreq *r, struct hbody *b, int resp, const char *src,
+                         size_t avail, int full)
+{
+    struct h1_header hv[HTTP_MAX_HEADERS_CAP];
+    const struct h1_header *hs = hv;
+    size_t n = 0;
+    int t = h1_chunked_trailers(&b->ch, src, avail, hv, HTTP_MAX_HEADERS_CAP, &n);
+    if (t == H1_INCOMPLETE)
+        return full ? TRL_BAD : TRL_WAIT;
+    if (t < 0)
+        return TRL_BAD;
+    if (r->wf && http_wf_trailers(r, resp, &hs, &n) < 0)
+        return TRL_ENDED;
+    return trailers_build(b, hs, n) < 0 ? TRL_BAD : t;
+}
+
+/* The held section of b still to write, as iov[*n] (none when it is not
+ * built yet or is out). */
+static void trailers_iov(const struct hbody *b, struct iovec *iov, int *n)
+{
+    if (b->trl && b->trl_sent < b->trl_len)
+        iov[(*n)++] = (struct iovec){b->trl + b->trl_sent, b->trl_len - b->trl_sent};
+}
+
+/* w bytes of b's held section were written. */
+static void trailers_sent(struct hbody *b, size_t w)
+{
+    b->trl_sent += (uint32_t)w;
+    b->done = b->trl_sent == b->trl_len;
 }
 
 /* ---- the exchange -------------------------------------------------------- */
@@ -470,12 +540,26 @@ static int req_send(struct hreq *r)
         size_t skip = r->replay ? r->body_off : 0;
         ssize_t bl = 0;
         if (!r->body.done) {
-            bl = body_forwardable(&r->body, buf_start(&hc->in) + skip,
-                                  buf_len(&hc->in) > skip ? buf_len(&hc->in) - skip : 0);
+            size_t avail = buf_len(&hc->in) > skip ? buf_len(&hc->in) - skip : 0;
+            bl = body_forwardable(&r->body, buf_start(&hc->in) + skip, avail);
             if (bl < 0)
                 return IO_ERROR;
             if (bl > 0)
                 iov[n++] = (struct iovec){buf_start(&hc->in) + skip, (size_t)bl};
+            else if (r->body.kind == H1_BODY_CHUNKED && !r->body.trl &&
+                     h1_chunked_at_trailers(&r->body.ch) && r->head_sent == r->head_len) {
+                int t = trailers_take(r, &r->body, 0, buf_start(&hc->in) + skip, avail,
+                                      buf_full(&hc->in));
+                if (t == TRL_BAD)
+                    return IO_ERROR;
+                if (t == TRL_ENDED)
+                    return IO_LOCAL;
+                if (t > 0 && r->replay)
+                    r->body_off += (uint32_t)t;
+                else if (t > 0)
+                    buf_consume(&hc->in, (uint32_t)t);
+            }
+            trailers_iov(&r->body, iov, &n);
         }
         if (n == 0)
             return r->body.done ? IO_DONE : IO_IDLE;
@@ -491,7 +575,9 @@ static int req_send(struct hreq *r)
             h = left;
         r->head_sent += (uint32_t)h;
         left -= h;
-        if (left > 0) {
+        if (left > 0 && bl == 0) {
+            trailers_sent(&r->body, left); /* the held section goes alone */
+        } else if (left > 0) {
             body_advance(&r->body, left);
             r->body_bytes += left;
             if (r->wf && req_body_shown(r, buf_start(&hc->in) + skip, left) < 0)
@@ -521,7 +607,20 @@ static int resp_send(struct hreq *r)
                 return IO_ERROR;
             if (bl > 0)
                 iov[n++] = (struct iovec){buf_start(&uc->in), (size_t)bl};
+            else if (r->resp.kind == H1_BODY_CHUNKED && !r->resp.trl &&
+                     h1_chunked_at_trailers(&r->resp.ch)) {
+                int t = trailers_take(r, &r->resp, 1, buf_start(&uc->in), buf_len(&uc->in),
+                                      buf_full(&uc->in));
+                if (t == TRL_BAD)
+                    return IO_ERROR;
+                if (t == TRL_ENDED)
+                    return IO_ERROR + 1;
+                if (t > 0)
+                    buf_consume(&uc->in, (uint32_t)t);
+            }
         }
+        if (uc && r->resp_head_done && bl == 0)
+            trailers_iov(&r->resp, iov, &n);
         if (n == 0)
             return IO_IDLE;
         ssize_t w = sio_writev(&hc->sio, iov, n);
@@ -538,7 +637,9 @@ static int resp_send(struct hreq *r)
             h = left;
         buf_consume(&hc->out, (uint32_t)h);
         left -= h;
-        if (left > 0) {
+        if (left > 0 && bl == 0) {
+            trailers_sent(&r->resp, left);
+        } else if (left > 0) {
             body_advance(&r->resp, left);
             if (r->wf && http_wf_body(r, 1, buf_start(&uc->in), left, r->resp.done) < 0)
                 return IO_ERROR + 1;
@@ -615,6 +716,7 @@ static int resp_head(struct hreq *r)
         }
         r->resp_status = resp.status;
         r->resp.kind = resp.body;
+        r->resp.ch.hold_trailers = 1; /* the trailer section is rewritten */
         r->resp.left = resp.content_length;
         r->resp.done = resp.body == H1_BODY_NONE ||
                        (resp.body == H1_BODY_LENGTH && resp.content_length == 0);

@@ -74,13 +74,18 @@ enum hreq_state {
     HR_FILTER,       /* a WasmPlugin paused the request head (http_wasm.c) */
 };
 
-/* Body framing tracker, for requests and responses alike. */
+/* Body framing tracker, for requests and responses alike. A chunked body's
+ * trailer section is held (ch.hold_trailers): parsed whole, shown to the
+ * filters, and written again from trl (fields a proxy must not pass
+ * dropped), after the bytes before it went out. */
 struct hbody {
     enum h1_body_kind kind;
     uint64_t left;          /* H1_BODY_LENGTH: bytes still to come */
     struct h1_chunked ch;   /* H1_BODY_CHUNKED: framing scanner */
     uint32_t scanned;       /* chunked: bytes at the front known to be body */
     int done;
+    char *trl;              /* chunked: the trailer section to send (owned), or NULL */
+    uint32_t trl_len, trl_sent;
 };
 
 struct hreq {
@@ -246,6 +251,12 @@ int http_wf_response(struct hreq *r, struct h1_response *resp);
  * when a filter ended the request: a request was answered locally (the
  * upstream connection is gone), a response must be cut (close). */
 int http_wf_body(struct hreq *r, int resp, const char *p, size_t n, int eos);
+/* A chunked body's trailer section (fields *hs, *n, borrowed) reached the
+ * proxy: the trailer filters run on it (request: plugin order; response:
+ * backwards); with no field the body's end is shown instead. When they
+ * changed the map, *hs / *n point to the new list (valid until the next
+ * call on this thread). 0, or -1 as for http_wf_body. */
+int http_wf_trailers(struct hreq *r, int resp, const struct h1_header **hs, size_t *n);
 
 /* http_attr.c */
 /* Attribute source over a parsed request; ctx is borrowed. */

@@ -315,15 +315,10 @@ static int dechunk(struct hreq *r, struct http_wf_body *d, int resp, const char 
     return res;
 }
 
-int http_wf_body(struct hreq *r, int resp, const char *p, size_t n, int eos)
+/* What a body phase (or the trailer phase) answered: 0 to go on, else
+ * the request is answered (request) or must be cut (response): -1. */
+static int body_result(struct hreq *r, int resp, int res)
 {
-    struct http_wf_body *d = resp ? &r->wf_dresp : &r->wf_dreq;
-    enum h1_body_kind kind = resp ? r->resp.kind : r->body.kind;
-    int res;
-    if (kind != H1_BODY_CHUNKED)
-        res = body_call(r, resp, p, n, eos);
-    else
-        res = d->broken ? WF_CONTINUE : dechunk(r, d, resp, p, n, eos);
     if (res == WF_CONTINUE || res == WF_PAUSE)
         return 0;
     if (resp) {
@@ -341,4 +336,41 @@ int http_wf_body(struct hreq *r, int resp, const char *p, size_t n, int eos)
     else
         fail_closed(r);
     return -1;
+}
+
+int http_wf_trailers(struct hreq *r, int resp, const struct h1_header **hs, size_t *n)
+{
+    static __thread struct h1_header out[HTTP_MAX_HEADERS_CAP];
+    if (*n == 0) /* no trailers: the body's end, as without a section */
+        return http_wf_body(r, resp, NULL, 0, 1);
+    struct wf_map *m = resp ? wf_resp_trailers(r->wf) : wf_req_trailers(r->wf);
+    for (size_t i = 0; i < *n; i++)
+        if (wf_map_add(m, (*hs)[i].name.p, (*hs)[i].name.len, (*hs)[i].value.p,
+                       (*hs)[i].value.len, true) < 0)
+            return 0; /* out of memory: the trailers go as they came */
+    int res = resp ? wf_response_trailers(r->wf) : wf_request_trailers(r->wf);
+    if (body_result(r, resp, res) < 0)
+        return -1;
+    if (m->dirty) {
+        size_t k = 0;
+        for (uint32_t i = 0; i < m->n && k < HTTP_MAX_HEADERS_CAP; i++)
+            if (m->e[i].key[0] != ':')
+                out[k++] = (struct h1_header){{m->e[i].key, m->e[i].key_len},
+                                              {m->e[i].value, m->e[i].value_len}};
+        *hs = out;
+        *n = k;
+    }
+    return 0;
+}
+
+int http_wf_body(struct hreq *r, int resp, const char *p, size_t n, int eos)
+{
+    struct http_wf_body *d = resp ? &r->wf_dresp : &r->wf_dreq;
+    enum h1_body_kind kind = resp ? r->resp.kind : r->body.kind;
+    int res;
+    if (kind != H1_BODY_CHUNKED)
+        res = body_call(r, resp, p, n, eos);
+    else
+        res = d->broken ? WF_CONTINUE : dechunk(r, d, resp, p, n, eos);
+    return body_result(r, resp, res);
 }

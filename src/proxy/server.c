@@ -27,6 +27,7 @@
 #include "proxy/metrics.h"
 #include "proxy/proto.h"
 #include "proxy/worker.h"
+#include "wasm/pw_host.h"
 
 #define ADMIN_MAX_REQ 16384
 #define ADMIN_TIMEOUT_MS 5000
@@ -486,6 +487,11 @@ int server_run(const char *const *files, size_t nfiles)
         for (unsigned i = 0; i < s->nworkers; i++)
             if (l->fds[i] >= 0)
                 shutdown(l->fds[i], SHUT_RDWR);
+    /* Every thread ends before any worker is freed: a VM one leaves behind
+     * (a connection abandoned at the drain deadline) may still be told of
+     * a shared queue item another worker enqueues. */
+    for (unsigned i = 0; i < s->nworkers; i++)
+        worker_join(s->workers[i]);
     for (unsigned i = 0; i < s->nworkers; i++)
         worker_join_free(s->workers[i]);
     free(s->workers);
@@ -502,6 +508,7 @@ int server_run(const char *const *files, size_t nfiles)
     gen_limits_free();
     metrics_shard_free(s->shard);
     buf_pool_free();
+    pw_host_cleanup(); /* shared data and queues, now that no VM runs */
     log_info("strand proxy: stopped");
     return 0;
 }

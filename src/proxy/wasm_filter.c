@@ -13,6 +13,7 @@
 #include "proxy/wasm_filter.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@ struct wf_plugin {
     const struct cfg_wasm *cfg;
     struct pw_plugin *p;
     char *labels;            /* plugin="name" */
-    uint32_t m_traps, m_fail_closed, m_fail_open;
+    uint32_t m_traps, m_fail_closed, m_fail_open, m_queue_full;
 };
 
 struct wf_gen {
@@ -83,9 +84,8 @@ struct wf_bytes {
     size_t len, cap, off;    /* off: consumed from the front (output queues) */
 };
 
-/* Request trailers are not handed to filters yet (docs/wasm.md). */
 enum wf_phase { PH_NONE, PH_REQ_HEADERS, PH_RESP_HEADERS, PH_REQ_BODY, PH_RESP_BODY,
-                PH_RESP_TRAILERS, PH_TCP_OPEN, PH_TCP_DOWN, PH_TCP_UP };
+                PH_REQ_TRAILERS, PH_RESP_TRAILERS, PH_TCP_OPEN, PH_TCP_DOWN, PH_TCP_UP };
 
 struct wf_stream {
     struct worker *w;
@@ -229,6 +229,9 @@ static int plugin_load(struct wf_plugin *pl, const struct cfg_wasm *cw, char *er
     pl->m_fail_open = metrics_counter(
         "strand_wasm_failures_total",
         "Requests and connections a failing WasmPlugin affected, by failurePolicy.", l2);
+    pl->m_queue_full = metrics_counter(
+        "strand_wasm_queue_full_total",
+        "Items a WasmPlugin could not enqueue because the shared queue was full.", pl->labels);
     return 0;
 }
 
@@ -302,6 +305,7 @@ bool wf_listener_has(const struct gen_listener *gl) { return gl->nwasm > 0; }
 /* ---- VMs ------------------------------------------------------------------ */
 
 static void vm_tick(struct loop *l, struct loop_timer *t);
+static void inbox_forget(struct wf_inbox *in, const struct wf_vm *vm);
 
 static struct wf_wgen *wgen_vms(struct wgen *wg)
 {
@@ -334,7 +338,10 @@ void wf_wgen_free(struct wgen *wg)
         loop_timer_cancel(wg->w->loop, &ww->vms[i].tick);
         for (int k = 0; k < WF_VM_CALLS; k++)
             wf_call_cancel(ww->vms[i].calls[k]);
+        /* No queue tells the VM any more once it is freed; then its
+         * notifications still waiting go. */
         pw_vm_free(ww->vms[i].vm);
+        inbox_forget(wg->w->wasm_inbox, &ww->vms[i]);
     }
     free(ww);
     wg->wasm = NULL;
@@ -393,6 +400,104 @@ static void vm_tick(struct loop *l, struct loop_timer *t)
     int rc = pw_vm_tick(vm->vm);
     if (rc < 0)
         vm_trapped(vm, rc);
+}
+
+/* ---- shared-queue notifications ------------------------------------------- */
+
+/* Beyond this many waiting notifications a worker drops new ones: the
+ * items stay in their queue for the filter's next dequeue. */
+#define WF_INBOX_MAX 65536u
+
+struct wf_note {
+    struct wf_vm *vm;        /* NULL once its VM is freed */
+    uint32_t queue_id;
+};
+
+struct wf_inbox {
+    pthread_mutex_t mu;      /* posts come from any worker's thread */
+    struct wf_note *v;
+    size_t n, cap;
+};
+
+struct wf_inbox *wf_inbox_new(void)
+{
+    struct wf_inbox *in = calloc(1, sizeof(*in));
+    if (in && pthread_mutex_init(&in->mu, NULL) != 0) {
+        free(in);
+        return NULL;
+    }
+    return in;
+}
+
+/* Takes ownership of in. */
+void wf_inbox_free(struct wf_inbox *in)
+{
+    if (!in)
+        return;
+    pthread_mutex_destroy(&in->mu);
+    free(in->v);
+    free(in);
+}
+
+/* Any thread: appends a notification. 0, or -1 when it was dropped. */
+static int inbox_post(struct wf_inbox *in, struct wf_vm *vm, uint32_t queue_id)
+{
+    int rc = 0;
+    pthread_mutex_lock(&in->mu);
+    if (in->n == in->cap) {
+        size_t cap = in->cap ? in->cap * 2 : 16;
+        struct wf_note *v = cap <= WF_INBOX_MAX ? realloc(in->v, cap * sizeof(*v)) : NULL;
+        if (v) {
+            in->v = v;
+            in->cap = cap;
+        }
+    }
+    if (in->n < in->cap)
+        in->v[in->n++] = (struct wf_note){vm, queue_id};
+    else
+        rc = -1;
+    pthread_mutex_unlock(&in->mu);
+    return rc;
+}
+
+/* The worker's thread: vm is being freed; drop what waits for it. */
+static void inbox_forget(struct wf_inbox *in, const struct wf_vm *vm)
+{
+    pthread_mutex_lock(&in->mu);
+    for (size_t i = 0; i < in->n; i++)
+        if (in->v[i].vm == vm)
+            in->v[i].vm = NULL;
+    pthread_mutex_unlock(&in->mu);
+}
+
+/* The oldest notification, taken out; 0 when none. One at a time: a
+ * filter call may end a view and free VMs the rest point to (forgotten
+ * in the inbox, so never delivered). */
+static int inbox_take(struct wf_inbox *in, struct wf_note *out)
+{
+    int got = 0;
+    pthread_mutex_lock(&in->mu);
+    if (in->n > 0) {
+        *out = in->v[0];
+        memmove(in->v, in->v + 1, (in->n - 1) * sizeof(in->v[0]));
+        in->n--;
+        got = 1;
+    }
+    pthread_mutex_unlock(&in->mu);
+    return got;
+}
+
+void wf_inbox_run(struct worker *w)
+{
+    struct wf_note nt;
+    while (inbox_take(w->wasm_inbox, &nt)) {
+        struct wf_vm *vm = nt.vm;
+        if (!vm || !vm->vm || pw_vm_broken(vm->vm))
+            continue;
+        int rc = pw_vm_queue_ready(vm->vm, nt.queue_id);
+        if (rc < 0)
+            vm_trapped(vm, rc);
+    }
 }
 
 /* ---- streams -------------------------------------------------------------- */
@@ -551,6 +656,7 @@ static int call_one(struct wf_stream *s, struct pw_ctx *c)
     switch (s->phase) {
     case PH_REQ_HEADERS: return pw_http_request_headers(c, s->req.n, s->eos);
     case PH_RESP_HEADERS: return pw_http_response_headers(c, s->resp.n, s->eos);
+    case PH_REQ_TRAILERS: return pw_http_request_trailers(c, s->req_tr.n);
     case PH_RESP_TRAILERS: return pw_http_response_trailers(c, s->resp_tr.n);
     case PH_REQ_BODY: return pw_http_request_body(c, (uint32_t)s->body_len, s->eos);
     case PH_RESP_BODY: return pw_http_response_body(c, (uint32_t)s->body_len, s->eos);
@@ -647,7 +753,16 @@ int wf_response_body(struct wf_stream *s, const uint8_t *p, size_t n, bool eos)
     return body_phase(s, PH_RESP_BODY, p, n, eos);
 }
 
+struct wf_map *wf_req_trailers(struct wf_stream *s) { return &s->req_tr; }
 struct wf_map *wf_resp_trailers(struct wf_stream *s) { return &s->resp_tr; }
+
+/* Trailers are not held: the phase runs once the head went on (like a
+ * body's end), so a Pause there is taken as Continue. */
+int wf_request_trailers(struct wf_stream *s)
+{
+    int rc = body_phase(s, PH_REQ_TRAILERS, NULL, 0, true);
+    return rc == WF_PAUSE ? WF_CONTINUE : rc;
+}
 
 int wf_response_trailers(struct wf_stream *s)
 {
@@ -1155,6 +1270,25 @@ static void op_set_tick_period(void *user, uint32_t ms)
         loop_timer_arm(vm->w->loop, &vm->tick, loop_now(vm->w->loop) + ms);
 }
 
+/* ---- host callbacks: shared queues ------------------------------------------ */
+
+/* Any thread, under the core's queue lock (so vm is alive): hand the news
+ * to vm's worker, whose loop delivers it. */
+static void op_queue_ready(void *user, uint32_t queue_id)
+{
+    struct wf_vm *vm = ((struct wf_user *)user)->vm;
+    struct worker *w = vm->w;
+    if (inbox_post(w->wasm_inbox, vm, queue_id) == 0)
+        loop_async_send(w->loop);
+}
+
+static void op_queue_full(void *user, uint32_t queue_id)
+{
+    struct wf_vm *vm = ((struct wf_user *)user)->vm;
+    (void)queue_id;
+    metrics_add(vm->w->shard, vm->pl->m_queue_full, 1);
+}
+
 /* ---- host callbacks: HTTP calls --------------------------------------------- */
 
 static void call_done(void *ud, uint32_t token, const struct wf_call_answer *a)
@@ -1204,4 +1338,6 @@ static const struct pw_ops wf_ops = {
     .metric_get = op_metric_get,
     .log = op_log,
     .set_tick_period = op_set_tick_period,
+    .queue_ready = op_queue_ready,
+    .queue_full = op_queue_full,
 };

@@ -31,6 +31,7 @@
 
 struct gen;
 struct gen_listener;
+struct worker;
 struct wgen;
 struct wf_stream;
 
@@ -100,6 +101,16 @@ void wf_gen_free(struct gen *g);
 /* Frees wg's VMs and stops their timers; no stream of wg may be alive. */
 void wf_wgen_free(struct wgen *wg);
 
+/* Shared-queue notifications for one worker's VMs: any thread posts (the
+ * enqueuer's, through pw_ops.queue_ready) and wakes the worker's loop,
+ * whose async handler calls wf_inbox_run to deliver them on the worker's
+ * thread (proxy_on_queue_ready). new: NULL when out of memory; the
+ * caller owns it and frees it with wf_inbox_free (NULL is fine) once no
+ * VM of the worker is left. */
+struct wf_inbox *wf_inbox_new(void);
+void wf_inbox_free(struct wf_inbox *in);
+void wf_inbox_run(struct worker *w);
+
 /* --- streams --- */
 
 /* The filters of listener gl that apply to a request matched by a rule of
@@ -141,9 +152,18 @@ int wf_response_headers(struct wf_stream *s, bool eos);
 int wf_request_body(struct wf_stream *s, const uint8_t *p, size_t n, bool eos);
 int wf_response_body(struct wf_stream *s, const uint8_t *p, size_t n, bool eos);
 
-/* Response trailers (HTTP/2): the embedder fills wf_resp_trailers(s),
- * runs the phase (reverse order), and sends the map when dirty. A local
- * response is too late here: only WF_FAIL (the stream is reset) counts. */
+/* Request trailers (HTTP/2, HTTP/1.1 chunked): the embedder fills
+ * wf_req_trailers(s) once the request headers went on, runs the phase
+ * (plugin order; it stands for the body's end: no body call with eos
+ * comes before it) and sends the map on, changed or not. WF_LOCAL answers
+ * the request (the upstream side is dropped), WF_FAIL fails it; a Pause is
+ * taken as Continue (trailers are not held). */
+struct wf_map *wf_req_trailers(struct wf_stream *s);
+int wf_request_trailers(struct wf_stream *s);
+/* Response trailers (HTTP/2, HTTP/1.1 chunked): the embedder fills
+ * wf_resp_trailers(s), runs the phase (reverse order), and sends the map
+ * when dirty. A local response is too late here: only WF_FAIL (the stream
+ * is reset) counts. */
 struct wf_map *wf_resp_trailers(struct wf_stream *s);
 int wf_response_trailers(struct wf_stream *s);
 

@@ -243,6 +243,9 @@ static void start_drain(struct worker *w)
 static void on_async(struct loop *l, void *ud)
 {
     struct worker *w = ud;
+    /* Any thread may have enqueued to a shared queue one of our VMs
+     * registered: its proxy_on_queue_ready runs here, on our thread. */
+    wf_inbox_run(w);
     struct gen *g = atomic_exchange(&w->next_gen, NULL);
     if (g && !w->draining)
         adopt(w, g);
@@ -303,6 +306,7 @@ static void worker_free(struct worker *w)
     free(w->alog_path);
     loop_free(w->loop);
     metrics_shard_free(w->shard);
+    wf_inbox_free(w->wasm_inbox);
     free(w);
 }
 
@@ -333,10 +337,12 @@ struct worker *worker_new(unsigned id)
     w->id = id;
     w->loop = loop_new();
     w->shard = metrics_shard_new();
-    if (!w->loop || !w->shard || loop_async_init(w->loop, on_async, w) < 0) {
+    w->wasm_inbox = wf_inbox_new();
+    if (!w->loop || !w->shard || !w->wasm_inbox || loop_async_init(w->loop, on_async, w) < 0) {
         loop_free(w->loop);
         if (w->shard)
             metrics_shard_free(w->shard);
+        wf_inbox_free(w->wasm_inbox);
         free(w);
         return NULL;
     }
@@ -421,9 +427,16 @@ void worker_test_free(struct worker *w)
     worker_free(w);
 }
 
+void worker_join(struct worker *w)
+{
+    if (!w->joined)
+        pthread_join(w->thread, NULL);
+    w->joined = 1;
+}
+
 /* Takes ownership of w. */
 void worker_join_free(struct worker *w)
 {
-    pthread_join(w->thread, NULL);
+    worker_join(w);
     worker_free(w);
 }

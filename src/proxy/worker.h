@@ -22,6 +22,7 @@ struct hreq;
 struct db_pool;
 struct db_check;
 struct wf_wgen;
+struct wf_inbox;
 
 /* A doubly linked list node, embedded in the objects it links. */
 struct wlink {
@@ -96,6 +97,7 @@ struct worker {
     atomic_uint_fast64_t drain_ms;  /* how long draining may take */
     atomic_uint_fast64_t gen_seen;  /* id of the generation in use */
     atomic_int exited;
+    int joined;                     /* worker_join done (server thread only) */
     atomic_int unlistened;          /* stopped watching listening sockets */
 
     struct wlink hconns;            /* downstream HTTP connections */
@@ -104,6 +106,7 @@ struct worker {
     uint64_t drain_deadline;
     uint64_t rng;
     struct loop_timer tick;         /* access-log flush, drain checks */
+    struct wf_inbox *wasm_inbox;    /* shared-queue notifications for this worker's VMs */
 };
 
 /* Creates worker `id` (not started); NULL on failure. Caller owns it. */
@@ -115,7 +118,11 @@ void worker_set_gen(struct worker *w, struct gen *g);
 /* Asks the worker to stop accepting, drain until deadline_ms (monotonic ms)
  * and exit. */
 void worker_stop(struct worker *w, uint64_t drain_ms);
-/* Joins and frees the worker. */
+/* Waits for the worker's thread to end (once; later calls return at once). */
+void worker_join(struct worker *w);
+/* Joins and frees the worker. Join every worker first when they share
+ * state a running one may still touch (a shared queue's notification
+ * reaching another worker's inbox). */
 void worker_join_free(struct worker *w);
 
 /* Test hooks (fuzz targets): run a worker without its thread. The caller

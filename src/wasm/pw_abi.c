@@ -748,8 +748,8 @@ out:
     RET(st);
 }
 
-/* gRPC calls and streams, shared queues and foreign functions are not
- * offered; the imports exist so SDK-built modules link. */
+/* gRPC calls and streams are not offered (foreign functions answer
+ * NOT_FOUND below); the imports exist so SDK-built modules link. */
 HOSTFN(h_unimplemented)
 {
     struct pw_vm *vm = user;
@@ -790,6 +790,70 @@ HOSTFN(h_set_shared_data)
     if (v != NULL)
         st = pw_shared_set((const char *)k, ARG(1), v, ARG(3), ARG(4));
     free(k);
+    free(v);
+    RET(st);
+}
+
+/* --- shared queues (pw_queue.c) --- */
+
+/* A queue id found or made with status st, written to guest address out. */
+static int put_queue_id(struct pw_vm *vm, int st, uint32_t id, uint32_t out)
+{
+    if (st == PW_OK && put_u32(vm, out, id))
+        return PW_INVALID_MEMORY_ACCESS;
+    return st;
+}
+
+HOSTFN(h_register_shared_queue)
+{
+    struct pw_vm *vm = user;
+    int st = PW_OK;
+    uint32_t id = 0;
+    char *name = (char *)gcopy(vm, ARG(0), ARG(1), &st);
+    if (name != NULL)
+        st = pw_queue_register(vm, name, ARG(1), &id);
+    free(name);
+    RET(put_queue_id(vm, st, id, ARG(2)));
+}
+
+HOSTFN(h_resolve_shared_queue)
+{
+    struct pw_vm *vm = user;
+    int st = PW_OK;
+    uint32_t id = 0;
+    char *vm_id = (char *)gcopy(vm, ARG(0), ARG(1), &st);
+    char *name = vm_id ? (char *)gcopy(vm, ARG(2), ARG(3), &st) : NULL;
+    if (name != NULL)
+        st = pw_queue_resolve(vm_id, ARG(1), name, ARG(3), &id);
+    free(vm_id);
+    free(name);
+    RET(put_queue_id(vm, st, id, ARG(4)));
+}
+
+HOSTFN(h_enqueue_shared_queue)
+{
+    struct pw_vm *vm = user;
+    int st = PW_OK;
+    uint8_t *v = gcopy(vm, ARG(1), ARG(2), &st);
+    if (v != NULL)
+        st = pw_queue_enqueue(ARG(0), v, ARG(2));
+    if (st == PW_INTERNAL_FAILURE && vm->ops->queue_full)
+        vm->ops->queue_full(pw_cur_user(vm), ARG(0));
+    free(v);
+    RET(st);
+}
+
+HOSTFN(h_dequeue_shared_queue)
+{
+    struct pw_vm *vm = user;
+    uint8_t *v = NULL;
+    size_t len = 0;
+    /* Checked first: an item popped for a bad pointer would be lost. */
+    if (gmem(vm, ARG(1), 4) == NULL || gmem(vm, ARG(2), 4) == NULL)
+        RET(PW_INVALID_MEMORY_ACCESS);
+    int st = pw_queue_dequeue(ARG(0), &v, &len);
+    if (st == PW_OK)
+        st = ret_bytes(vm, v, len, ARG(1), ARG(2));
     free(v);
     RET(st);
 }
@@ -1120,10 +1184,10 @@ static const struct pw_import imports[] = {
     E(proxy_grpc_close, "i:i", h_unimplemented),
     E(proxy_get_shared_data, "iiiii:i", h_get_shared_data),
     E(proxy_set_shared_data, "iiiii:i", h_set_shared_data),
-    E(proxy_register_shared_queue, "iii:i", h_unimplemented),
-    E(proxy_resolve_shared_queue, "iiiii:i", h_unimplemented),
-    E(proxy_enqueue_shared_queue, "iii:i", h_unimplemented),
-    E(proxy_dequeue_shared_queue, "iii:i", h_unimplemented),
+    E(proxy_register_shared_queue, "iii:i", h_register_shared_queue),
+    E(proxy_resolve_shared_queue, "iiiii:i", h_resolve_shared_queue),
+    E(proxy_enqueue_shared_queue, "iii:i", h_enqueue_shared_queue),
+    E(proxy_dequeue_shared_queue, "iii:i", h_dequeue_shared_queue),
     E(proxy_define_metric, "iiii:i", h_define_metric),
     E(proxy_increment_metric, "iI:i", h_increment_metric),
     E(proxy_record_metric, "iI:i", h_record_metric),

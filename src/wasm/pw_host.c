@@ -23,7 +23,8 @@ enum cb {
     CB_CONTEXT_CREATE, CB_VM_START, CB_CONFIGURE, CB_DONE, CB_LOG, CB_DELETE, CB_TICK,
     CB_NEW_CONNECTION, CB_DOWNSTREAM_DATA, CB_UPSTREAM_DATA, CB_DOWNSTREAM_CLOSE,
     CB_UPSTREAM_CLOSE, CB_REQUEST_HEADERS, CB_REQUEST_BODY, CB_REQUEST_TRAILERS,
-    CB_RESPONSE_HEADERS, CB_RESPONSE_BODY, CB_RESPONSE_TRAILERS, CB_HTTP_CALL_RESPONSE, NCB
+    CB_RESPONSE_HEADERS, CB_RESPONSE_BODY, CB_RESPONSE_TRAILERS, CB_HTTP_CALL_RESPONSE,
+    CB_QUEUE_READY, NCB
 };
 
 /* Export name, i32 parameter count, i32 result count. */
@@ -50,6 +51,7 @@ static const struct {
     [CB_RESPONSE_BODY] = {"proxy_on_response_body", 3, 1},
     [CB_RESPONSE_TRAILERS] = {"proxy_on_response_trailers", 2, 1},
     [CB_HTTP_CALL_RESPONSE] = {"proxy_on_http_call_response", 5, 0},
+    [CB_QUEUE_READY] = {"proxy_on_queue_ready", 2, 0},
 };
 
 /* The VM's resolved callbacks live after its struct. */
@@ -502,6 +504,7 @@ void pw_vm_free(struct pw_vm *vm)
 {
     if (vm == NULL)
         return;
+    pw_queue_detach(vm); /* before anything goes: an enqueue may be telling it now */
     for (struct pw_ctx *c = vm->live; c; c = c->next)
         c->vm = NULL; /* defensive: a late pw_ctx_free only frees the struct */
     if (vm->inst)
@@ -516,6 +519,8 @@ int pw_vm_recreate(struct pw_vm *vm)
 {
     if (FULL(vm)->depth > 0)
         return -1;
+    /* The new instance registers its queues again if it wants them. */
+    pw_queue_detach(vm);
     if (vm->inst)
         wasm_instance_free(vm->inst);
     vm->inst = NULL;
@@ -562,6 +567,12 @@ int pw_http_call_response(struct pw_vm *vm, uint32_t token, const struct pw_kv *
     int rc = top(vm, NULL, CB_HTTP_CALL_RESPONSE, args, NULL);
     vm->call_resp = NULL;
     return rc;
+}
+
+int pw_vm_queue_ready(struct pw_vm *vm, uint32_t queue_id)
+{
+    uint32_t args[2] = {vm->root_id, queue_id};
+    return top(vm, NULL, CB_QUEUE_READY, args, NULL);
 }
 
 /* --- stream contexts --- */

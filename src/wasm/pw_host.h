@@ -16,7 +16,7 @@
  * properties, metrics, logs, timers and HTTP calls; each callback gets the
  * `user` pointer of the context the filter is acting on (the stream
  * context's, or the VM's for the root context). Shared data (key/value with
- * compare-and-swap) lives in this core, process-wide.
+ * compare-and-swap) and shared queues live in this core, process-wide.
  *
  * Errors are values. Stream callbacks return PW_CONTINUE or PW_PAUSE, or
  * PW_ERR_TRAP when the filter trapped (out of fuel included): the VM is then
@@ -181,6 +181,14 @@ struct pw_ops {
      * filter called proxy_done) has now run proxy_on_log and
      * proxy_on_delete: the embedder may pw_ctx_free it. */
     void (*done)(void *user);
+    /* Shared queues. queue_ready: an item was enqueued on queue_id, which
+     * this VM registered last. Called with the VM's user from the
+     * enqueuing thread (any worker), under the queues' lock: it must only
+     * hand the event to the VM's thread (which then calls
+     * pw_vm_queue_ready), never call pw_* functions. queue_full: an enqueue
+     * made on this context was refused, the queue being full (to count). */
+    void (*queue_ready)(void *user, uint32_t queue_id);
+    void (*queue_full)(void *user, uint32_t queue_id);
 };
 
 struct pw_plugin;
@@ -246,6 +254,10 @@ int pw_http_call_response(struct pw_vm *vm, uint32_t token, const struct pw_kv *
                           size_t nheaders, const uint8_t *body, size_t body_len,
                           const struct pw_kv *trailers, size_t ntrailers);
 
+/* proxy_on_queue_ready(root, queue_id), on the VM's thread after
+ * pw_ops.queue_ready told of it. 0 or PW_ERR_*. */
+int pw_vm_queue_ready(struct pw_vm *vm, uint32_t queue_id);
+
 /* --- stream contexts --- */
 
 /* A new HTTP stream or TCP connection context (proxy_on_context_create(id,
@@ -289,5 +301,9 @@ int pw_shared_get(const char *key, size_t key_len, uint8_t **value, size_t *len,
  * cas (PW_CAS_MISMATCH otherwise; an absent key accepts any cas). Every
  * successful set gives the key a new non-zero cas. */
 int pw_shared_set(const char *key, size_t key_len, const uint8_t *value, size_t len, uint32_t cas);
+
+/* Frees the shared data and shared queues (at process exit, once every VM
+ * is freed), so leak checkers see a clean end. */
+void pw_host_cleanup(void);
 
 #endif

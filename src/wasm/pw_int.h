@@ -1,6 +1,7 @@
 /* pw_int.h - internals shared by the proxy-wasm host core's files
  * (pw_host.c: plugins, VMs, contexts and callbacks; pw_abi.c: the host
- * functions; pw_shared.c: shared data). Never include it from outside
+ * functions; pw_shared.c: shared data; pw_queue.c: shared queues). Never
+ * include it from outside
  * src/wasm/pw_*.c. */
 #ifndef STRAND_PW_INT_H
 #define STRAND_PW_INT_H
@@ -75,6 +76,7 @@ struct pw_vm {
     struct pw_ctx *live;         /* list of live contexts */
     uint32_t nfinalize;          /* contexts with finalize set (run_pending's work) */
     const struct pw_call_resp *call_resp; /* during proxy_on_http_call_response */
+    bool queue_owner;            /* registered a shared queue (pw_queue_detach's work) */
     struct pw_metric_def *metrics;
     size_t nmetrics, cap_metrics;
     char errbuf[512];
@@ -89,5 +91,23 @@ static inline void *pw_cur_user(const struct pw_vm *vm)
 
 /* Finds a live context of vm by id (NULL if none); borrows vm. */
 struct pw_ctx *pw_find_ctx(struct pw_vm *vm, uint32_t id);
+
+/* Shared queues (pw_queue.c), process-wide and thread-safe; statuses as
+ * the ABI's calls answer them. Register creates or finds the queue
+ * (vm's vm_id, name) and makes vm the one notified; borrows both. */
+int pw_queue_register(struct pw_vm *vm, const char *name, size_t len, uint32_t *id);
+/* The id of queue (vm_id, name): OK or NOT_FOUND. Borrows both. */
+int pw_queue_resolve(const char *vm_id, size_t vl, const char *name, size_t nl, uint32_t *id);
+/* Appends a copy of data (borrowed) and tells the queue's VM (its
+ * ops->queue_ready, under the queues' lock). OK, NOT_FOUND, or
+ * INTERNAL_FAILURE when the queue is full. */
+int pw_queue_enqueue(uint32_t id, const uint8_t *data, size_t len);
+/* Pops the front item into a new malloc'd *data (the caller's; NULL when
+ * empty). OK, NOT_FOUND or EMPTY. */
+int pw_queue_dequeue(uint32_t id, uint8_t **data, size_t *len);
+/* vm (borrowed) is freed or recreated: no queue notifies it any more. */
+void pw_queue_detach(struct pw_vm *vm);
+/* Frees every shared data key (pw_shared.c; process exit). */
+void pw_shared_cleanup(void);
 
 #endif

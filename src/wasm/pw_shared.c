@@ -130,3 +130,19 @@ int pw_shared_set(const char *key, size_t key_len, const uint8_t *value, size_t 
     free(copy);
     return st;
 }
+
+/* Frees every key (pw_host_cleanup, at process exit). */
+void pw_shared_cleanup(void)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < NBUCKETS; i++)
+        while (buckets[i] != NULL) {
+            struct entry *e = buckets[i];
+            buckets[i] = e->next;
+            free(e->key);
+            free(e->value);
+            free(e);
+        }
+    nkeys = nbytes = 0;
+    pthread_mutex_unlock(&lock);
+}

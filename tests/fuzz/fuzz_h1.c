@@ -12,7 +12,8 @@
  * Beyond "no crash, no sanitizer report", it checks invariants: results
  * are valid codes, every returned pointer lies inside the consumed bytes,
  * consumed <= len, feeding in pieces gives the whole input's result, and
- * the decoder and the scanner agree. A broken invariant aborts. */
+ * the decoder and the scanner agree, also with the trailer section held
+ * and parsed apart (h1_chunked_trailers). A broken invariant aborts. */
 #include "proto/http1/h1.h"
 
 #include <stdio.h>
@@ -253,6 +254,37 @@ static struct chunk_run run_chunked(const char *data, size_t n, int scan, unsign
     return res;
 }
 
+/* The scanner stopping before the trailer section, then the section
+ * parsed whole, ends where the plain scan does, or fails where it does.
+ * data: the whole input (n bytes), as one piece. */
+static void check_held(const char *data, size_t n, const struct chunk_run *whole)
+{
+    /* Room for every line a section within the limit can hold ("a:"). */
+    static struct h1_header hs[H1_CHUNK_TRAILERS_MAX / 4];
+    const size_t max = H1_CHUNK_TRAILERS_MAX / 4;
+    struct h1_chunked c;
+    memset(&c, 0, sizeof(c));
+    c.hold_trailers = 1;
+    char *win = dup_exact(data, n);
+    int r = h1_chunked_scan(&c, win, n), t = 0;
+    size_t k = 0;
+    if (r >= 0 && h1_chunked_at_trailers(&c)) {
+        t = h1_chunked_trailers(&c, win + r, n - (size_t)r, hs, max, &k);
+        ASSERT(t > 0 || t == H1_INCOMPLETE || t == H1_ERR_BAD_REQUEST);
+        if (t > 0) {
+            ASSERT(h1_chunked_done(&c) && k <= max);
+            check_headers(hs, k, win + r, win + r + t);
+        }
+    }
+    if (whole->status == 1)
+        ASSERT(r >= 0 && t > 0 && (size_t)r + (size_t)t == whole->used);
+    else if (whole->status == -1)
+        ASSERT(r < 0 || t == H1_ERR_BAD_REQUEST);
+    else
+        ASSERT(r >= 0 && t <= 0 && t != H1_ERR_BAD_REQUEST);
+    free(win);
+}
+
 static void check_chunked(const char *data, size_t n, unsigned seed)
 {
     char *out1 = malloc(n + 1), *out2 = malloc(n + 1);
@@ -267,6 +299,7 @@ static void check_chunked(const char *data, size_t n, unsigned seed)
         if (whole.status >= 0) ASSERT(part.used == whole.used);
         if (!(s & 1)) ASSERT(part.outlen == whole.outlen && memcmp(out1, out2, whole.outlen) == 0);
     }
+    check_held(data, n, &whole);
     if (whole.status == 1) {
         /* The message alone is complete too: nothing after it was needed. */
         struct chunk_run again = run_chunked(data, whole.used, 1, 0, out2);

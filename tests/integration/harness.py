@@ -1423,6 +1423,84 @@ def _head_headers(head):
     return out
 
 
+def _recv_until(c, buf, sep):
+    """Reads from c into buf until sep is in it; returns (line, rest) split
+    after sep, or (None, buf) when the peer closed first."""
+    while sep not in buf:
+        b = c.recv(65536)
+        if not b:
+            return None, buf
+        buf += b
+    i = buf.index(sep) + len(sep)
+    return bytes(buf[:i]), bytearray(buf[i:])
+
+
+def read_chunked(c, buf):
+    """Reads a chunked body from c (buf holds what came already); returns
+    (payload, raw trailer section without the final CRLF, rest) or None."""
+    payload = b""
+    while True:
+        line, buf = _recv_until(c, buf, b"\r\n")
+        if line is None:
+            return None
+        size = int(line.split(b";")[0].strip(), 16)
+        if size == 0:
+            break
+        while len(buf) < size + 2:
+            b = c.recv(65536)
+            if not b:
+                return None
+            buf += b
+        payload += bytes(buf[:size])
+        buf = buf[size + 2:]
+    trailers = b""
+    while True:
+        line, buf = _recv_until(c, buf, b"\r\n")
+        if line is None:
+            return None
+        if line == b"\r\n":
+            return payload, trailers, buf
+        trailers += line
+
+
+class TrailerEcho(_ThreadedServer):
+    """An HTTP/1.1 backend for trailers (nginx does not show request
+    trailers). One request per connection: its body (chunked or with a
+    content-length) is read whole; the answer is chunked, its body
+    "body=<payload>\ntrailers=<the request's trailer lines, ';' for CRLF>\n"
+    and its trailer section `resp_trailers`. Each request's (head,
+    trailers) is kept in .seen."""
+
+    def __init__(self, resp_trailers=b"x-up-trailer: yes\r\nx-up-rename: r\r\n"):
+        self.resp_trailers = resp_trailers
+        self.seen = []
+        super().__init__()
+
+    def handle(self, c):
+        head, buf = _read_request_head(c, bytearray())
+        if head is None:
+            return
+        hs = _head_headers(head)
+        trailers = b""
+        if "chunked" in hs.get("transfer-encoding", ""):
+            got = read_chunked(c, buf)
+            if got is None:
+                return
+            payload, trailers, _ = got
+        else:
+            n = int(hs.get("content-length", "0"))
+            while len(buf) < n:
+                b = c.recv(65536)
+                if not b:
+                    return
+                buf += b
+            payload = bytes(buf[:n])
+        self.seen.append((head, trailers))
+        body = b"body=" + payload + b"\ntrailers=" + trailers.replace(b"\r\n", b";") + b"\n"
+        c.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n"
+                  b"\r\n%x\r\n%s\r\n0\r\n%s\r\n" % (len(body), body, self.resp_trailers))
+
+
 class SlowServer(_ThreadedServer):
     """A backend that is slow on purpose (nginx has no per-request delay).
 

@@ -4,8 +4,9 @@ Covers: GET, the headers the proxy adds (x-forwarded-for, forwarded, via,
 x-request-id generated/preserved), 1 MiB POST and chunked upload (verified by
 sha256 of the body nginx stored on disk), Expect: 100-continue, keep-alive
 reuse (one downstream connection for three curl transfers), pipelining,
-a 10 MiB download (and a chunked one), HEAD/204/304 framing, and hop-by-hop
-header removal in both directions.
+a 10 MiB download (and a chunked one), HEAD/204/304 framing, hop-by-hop
+header removal in both directions, and chunked trailers both ways (a
+Python backend shows the request's; hop-by-hop ones dropped).
 """
 
 import os
@@ -14,9 +15,10 @@ import sys
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Nginx, RawConn, Suite, cluster_doc, curl, curl_multi, echo_return,  # noqa: E402
-                     file_sha256, free_port, listener_doc, make_tmpdir, parse_echo, proxy_doc,
-                     route_doc, sha256, start_strand, wait_for, write_random_file)
+from harness import (Nginx, RawConn, Suite, TrailerEcho, cluster_doc, curl,  # noqa: E402
+                     curl_multi, echo_return, file_sha256, free_port, listener_doc, make_tmpdir,
+                     parse_echo, proxy_doc, raw_http, route_doc, sha256, start_strand, wait_for,
+                     write_random_file)
 
 MIB = 1 << 20
 
@@ -50,11 +52,17 @@ def main():
         }], files={"files/small.bin": 1000, "files/big.bin": 10 * MIB})
         ng.start()
         admin, web = free_port(), free_port()
+        trl = TrailerEcho()
         docs = [
             proxy_doc(admin, workers=2),
             listener_doc("web", web),
             cluster_doc("nginx", [ng.port]),
+            cluster_doc("trl", [trl.port]),
             route_doc("main", ["web"], [{
+                "name": "trailers",
+                "match": [{"attribute": "path", "prefix": "/trl/"}],
+                "backends": [{"cluster": "trl"}],
+            }, {
                 "name": "all",
                 "match": [{"attribute": "path", "prefix": "/"}],
                 "backends": [{"cluster": "nginx"}],
@@ -238,6 +246,22 @@ def main():
             t.eq("non-websocket Upgrade header not forwarded", e.get("upgrade"), "")
         finally:
             c.close()
+
+    with t.section("chunked trailers pass through both ways", s):
+        r = raw_http(web, b"POST /trl/a HTTP/1.1\r\nHost: strand.test\r\nConnection: close\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+                          b"X-Sum: abc\r\nConnection: x\r\nTE: trailers\r\nX-Two:  2 \r\n\r\n")
+        t.eq("status", r.status, 200)
+        t.check("the upstream got the body and the request's trailers (hop-by-hop ones "
+                "dropped)", b"body=hello\ntrailers=X-Sum: abc;X-Two: 2;\n" in r.data, r.data)
+        t.check("the response's trailers reach the client after the last chunk",
+                b"\r\n0\r\nx-up-trailer: yes\r\nx-up-rename: r\r\n\r\n" in r.data, r.data)
+        t.check("... and the response ends there", r.data.endswith(b"x-up-rename: r\r\n\r\n"),
+                r.data[-100:])
+        r = raw_http(web, b"POST /trl/b HTTP/1.1\r\nHost: strand.test\r\nConnection: close\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        t.check("no trailers: an empty section", r.status == 200 and
+                b"body=abc\ntrailers=\n" in r.data, r.data)
 
     with t.section("HTTP/1.0 clients", s):
         # A 1.0 client asking for keep-alive keeps its connection and is told

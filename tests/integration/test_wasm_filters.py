@@ -21,9 +21,16 @@ body payloads (content-length, chunked, HTTP/2) are shown once each, with
 one end of stream, and a filter can refuse a request by its body;
 an HTTP/1.1 request sent to an HTTP/2 cluster keeps its filters; a gRPC
 call's metadata and trailers pass through the filters (grpcio client,
-grpc_peer.py server);
+grpc_peer.py server); request trailers over HTTP/2 (nghttp) and HTTP/1.1
+(chunked, raw socket) are renamed and added to by the filters and reach
+the upstream (this proxy's own listener over HTTP/2, whose filter echoes
+them, or a Python HTTP/1.1 backend), the upstream's chunked response
+trailers reach the client filtered backwards, and a trailer callback
+can answer the request;
 proxy_http_call to another cluster decides a request (granted: its answer
-reaches the upstream; refused; timed out); a tcp filter upper-cases the client's
+reaches the upstream; refused; timed out); a shared queue item enqueued by
+a request is dequeued in proxy_on_queue_ready (in order, with its bytes),
+and an unknown queue does not resolve; a tcp filter upper-cases the client's
 bytes, holds bytes while paused, and closes a connection whose filter
 trapped; a reload with a new plugin config takes effect.
 """
@@ -32,13 +39,14 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (API, STRAND_BIN, Nginx, Suite, cluster_doc, curl,  # noqa: E402
                      free_port, listener_doc, make_tmpdir, proxy_doc, route_doc, start_strand,
                      wait_for)
-from harness import _ThreadedServer, spawn  # noqa: E402
+from harness import TrailerEcho, _ThreadedServer, raw_http, spawn  # noqa: E402
 import grpc_peer as gp  # noqa: E402
 
 BUILD = os.path.dirname(os.path.abspath(STRAND_BIN))
@@ -93,7 +101,8 @@ ECHO = ("return 200 'path=$request_uri wasm=$http_x_strand_wasm order=$http_x_or
         "auth=$http_x_auth "
         "resumed=$http_x_resumed secret=$http_x_secret "
         "props=$http_x_prop_path|$http_x_prop_method|$http_x_prop_source|$http_x_prop_route|"
-        "$http_x_prop_port|$http_x_prop_plugin|$http_x_prop_ua\\n';")
+        "$http_x_prop_port|$http_x_prop_plugin|$http_x_prop_ua "
+        "queue=$http_x_queue seen=$http_x_queue_seen\\n';")
 
 
 def main():
@@ -115,8 +124,9 @@ def main():
                                         "return 401 'no';"}], name="authsvc")
         authsvc.start()
         silent = Silent()
+        trl = TrailerEcho()
         _, gport = gp.start_peer("a", 0, spawn=spawn, stderr_path=os.path.join(tmp, "peer.log"))
-        admin, web, two, op, raw = (free_port() for _ in range(5))
+        admin, web, two, op, raw, hop = (free_port() for _ in range(6))
 
         def docs(stamp="hello"):
             return [
@@ -125,11 +135,14 @@ def main():
                 listener_doc("two", two),
                 listener_doc("open", op),
                 listener_doc("raw", raw, protocol="tcp"),
+                listener_doc("hop", hop),
                 cluster_doc("nginx", [ng.port]),
                 cluster_doc("nginx-h2c", [ng.ports[1]], protocol="http2"),
                 cluster_doc("echo", [echo.port]),
                 cluster_doc("auth", [authsvc.port]),
                 cluster_doc("slow", [silent.port]),
+                cluster_doc("trl", [trl.port]),
+                cluster_doc("hop", [hop], protocol="http2"),
                 cluster_doc("peer", [gport], protocol="http2"),
                 route_doc("api", ["web"], [{"match": [{"attribute": "path", "prefix": "/api"}],
                                             "backends": [{"cluster": "nginx"}]}]),
@@ -139,9 +152,14 @@ def main():
                      "backends": [{"cluster": "peer"}]},
                     {"match": [{"attribute": "path", "prefix": "/h2up"}],
                      "backends": [{"cluster": "nginx-h2c"}]},
+                    {"match": [{"attribute": "path", "prefix": "/trl"}],
+                     "backends": [{"cluster": "trl"}]},
+                    {"match": [{"attribute": "path", "prefix": "/hop"}],
+                     "backends": [{"cluster": "hop"}]},
                     {"backends": [{"cluster": "nginx"}]}]),
                 route_doc("open", ["open"], [{"backends": [{"cluster": "nginx"}]}]),
                 route_doc("raw", ["raw"], [{"backends": [{"cluster": "echo"}]}]),
+                route_doc("hop", ["hop"], [{"backends": [{"cluster": "nginx"}]}]),
                 plugin("stamp", os.path.join(EX, "add_header.wasm"), ["web"], config=stamp),
                 plugin("deny", os.path.join(EX, "deny_header.wasm"), ["web"],
                        config="x-evil", routes=["api"]),
@@ -151,6 +169,7 @@ def main():
                 plugin("probe-open", PROBE, ["open"], config="O", failurePolicy="open",
                        fuel=2000000),
                 plugin("bytes", os.path.join(EX, "tcp_bytes.wasm"), ["raw"], order=5),
+                plugin("probe-hop", PROBE, ["hop"], config="H"),
             ]
         s = start_strand(t, tmp, [docs()])
     if t.failed:
@@ -248,9 +267,30 @@ def main():
     with t.section("properties", strand=s):
         r = curl(b2 + "/props/x?y=1", headers=["x-test: props", "user-agent: probe-ua"])
         # Both probe plugins copy the properties; probe-b runs last and wins.
-        want = "props=/props/x?y=1|GET|127.0.0.1|two/2|%d|probe-b|probe-ua" % two
+        want = "props=/props/x?y=1|GET|127.0.0.1|two/4|%d|probe-b|probe-ua" % two
         t.check("request.path|method|source.address|route_name|destination.port|"
                 "plugin_name|header.user-agent", want in r.text, r.text)
+
+    with t.section("shared queues: enqueued by a request, dequeued in proxy_on_queue_ready",
+                   strand=s):
+        # The "open" listener has one plugin, so each request enqueues once.
+        # Every VM of every probe plugin registers "probe-q" when it starts;
+        # the last one (on either worker) is told of items, through its
+        # worker's loop, and dequeues them.
+        m0 = s.metrics()
+        qn = "strand_wasm_probe_queue_items_total"
+        for item in ("one", "two", "three"):
+            r = curl(bo + "/q", headers=["x-test: enqueue", "x-item: " + item])
+            t.check("enqueue %s: resolve OK, enqueue OK" % item, "queue=0,0 " in r.text, r.text)
+        ok = wait_for(lambda: s.metrics().get(qn) - m0.get(qn) >= 3, 5)
+        t.check("proxy_on_queue_ready dequeued the 3 items", ok, s.metrics().describe(qn))
+        r = curl(bo + "/q", headers=["x-test: queue-seen"])
+        t.check("dequeued in order, with their bytes", "seen=one;two;three;\n" in r.text, r.text)
+        time.sleep(0.2)
+        t.eq("and nothing else", s.metrics().get(qn) - m0.get(qn), 3)
+        r = curl(bo + "/q", headers=["x-test: resolve-unknown"])
+        t.check("resolving a queue nobody registered is NOT_FOUND (1)", "queue=1 " in r.text,
+                r.text)
 
     with t.section("traps and fuel: fail closed, fail open, recreated", strand=s):
         m0 = s.metrics()
@@ -354,6 +394,53 @@ def main():
         t.check("the request reached the server with the filters' header",
                 b"x-order" in resp and b"AB" in resp, resp[:300])
         ch.close()
+
+    with t.section("request trailers over HTTP/2: seen and changed by the filters", strand=s):
+        p = os.path.join(tmp, "trl.txt")
+        with open(p, "wb") as f:
+            f.write(b"payload")
+        # Through listener two (plugins A then B) to an HTTP/2 cluster: the
+        # listener "hop" of this proxy, whose plugin (H) answers with the
+        # trailers that reached it.
+        pr = subprocess.run(["nghttp", "-d", p, "-H", "x-echo-trailers: H", "--trailer",
+                             "x-rename-me: v1", "--trailer", "x-keep: k", b2 + "/hop/a"],
+                            capture_output=True, timeout=10)
+        out = pr.stdout
+        t.check("the request passes", pr.returncode == 0, pr)
+        t.check("a trailer renamed by a filter reaches the upstream", b"x-renamed: v1;" in out,
+                out)
+        t.check("... without its old name", b"x-rename-me" not in out, out)
+        t.check("every filter added to a trailer, in order (A, B, then the upstream's H)",
+                b"x-probe-req-trailer: ABH;" in out, out)
+        t.check("an untouched trailer passes", b"x-keep: k;" in out, out)
+        pr = subprocess.run(["nghttp", "-v", "-d", p, "--trailer", "x-deny: 1", b2 + "/trl/d"],
+                            capture_output=True, text=True, timeout=10)
+        t.check("a local response from the trailer callback answers the request",
+                ":status: 403" in pr.stdout and "trailer denied" in pr.stdout, pr.stdout[-800:])
+        t.eq("the listener still serves", curl(b2 + "/after").status, 200)
+
+    with t.section("chunked trailers over HTTP/1.1: seen and changed by the filters", strand=s):
+        def chunked(path, trailers, extra=b""):
+            return (b"POST " + path + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + extra +
+                    b"Transfer-Encoding: chunked\r\n\r\n7\r\npayload\r\n0\r\n" + trailers +
+                    b"\r\n")
+        r = raw_http(two, chunked(b"/trl/h1", b"X-Rename-Me: v1\r\nX-Keep: k\r\n"))
+        t.eq("status", r.status, 200)
+        t.check("the upstream got the body", b"body=payload\n" in r.data, r.data)
+        t.check("the filters' request trailers reach the upstream (renamed, added to in "
+                "plugin order, untouched)",
+                b"x-renamed: v1;" in r.data and b"x-probe-req-trailer: AB;" in r.data and
+                b"x-keep: k;" in r.data and b"rename-me" not in r.data.lower(), r.data)
+        t.check("the upstream's response trailers reach the client, filtered backwards",
+                b"\r\nx-up-trailer: yes\r\n" in r.data and b"\r\nx-probe-trailer: BA\r\n" in r.data,
+                r.data)
+        r = raw_http(two, chunked(b"/trl/deny", b"X-Deny: 1\r\n"))
+        t.check("a local response from the trailer callback answers the request",
+                r.status == 403 and b"trailer denied" in r.data, r.data)
+        r = raw_http(two, chunked(b"/hop/h1", b"X-Rename-Me: v1\r\n", b"X-Echo-Trailers: H\r\n"))
+        t.check("HTTP/1.1 client, HTTP/2 cluster: the trailers go on as HTTP/2 trailers",
+                r.status == 200 and b"x-renamed: v1;" in r.data and
+                b"x-probe-req-trailer: ABH;" in r.data, r.data)
 
     with t.section("tcp: data filters", strand=s):
         m0 = s.metrics()

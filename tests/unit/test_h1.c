@@ -855,6 +855,50 @@ static void test_chunked_limits(void)
 }
 
 /* Random valid chunked bodies, random splits: decode == payload, scan == all. */
+/* hold_trailers: the scan stops after the last chunk's line; the section
+ * is then parsed whole into fields (values trimmed), with the decoder's
+ * rules and limits. */
+static void test_chunked_held_trailers(void)
+{
+    static const char msg[] = "3\r\nabc\r\n0\r\nX-Sum: a1 \r\nx-e:\r\n\r\nNEXT";
+    struct h1_chunked c = {.hold_trailers = 1};
+    struct h1_header hs[4];
+    size_t n = 99;
+    int r = h1_chunked_scan(&c, msg, sizeof(msg) - 1);
+    CHECK(r == 11 && h1_chunked_at_trailers(&c) && !h1_chunked_done(&c), "%d", r);
+    CHECK(h1_chunked_scan(&c, msg + r, sizeof(msg) - 1 - (size_t)r) == 0); /* stays */
+    CHECK(h1_chunked_trailers(&c, msg + r, 10, hs, 4, &n) == H1_INCOMPLETE);
+    int t = h1_chunked_trailers(&c, msg + r, sizeof(msg) - 1 - (size_t)r, hs, 4, &n);
+    CHECK(t == 20 && n == 2 && h1_chunked_done(&c), "%d %zu", t, n);
+    CHECK(h1_str_ieq(hs[0].name, "x-sum") && hs[0].value.len == 2 &&
+          memcmp(hs[0].value.p, "a1", 2) == 0);
+    CHECK(hs[1].name.len == 3 && hs[1].value.len == 0);
+
+    static const char *const bad[] = {"Host: a\r\n\r\n", "Content-Length: 1\r\n\r\n",
+                                      " x: 1\r\n\r\n", "x 1\r\n\r\n", "x: 1\n\r\n",
+                                      "a: 1\r\nb: 2\r\nc: 3\r\n\r\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct h1_chunked b = {.hold_trailers = 1};
+        CHECK(h1_chunked_scan(&b, "0\r\n", 3) == 3);
+        CHECK(h1_chunked_trailers(&b, bad[i], strlen(bad[i]), hs, 2, &n) == H1_ERR_BAD_REQUEST,
+              "%s", bad[i]);
+        CHECK(h1_chunked_trailers(&b, "\r\n", 2, hs, 2, &n) == H1_ERR_BAD_REQUEST); /* sticky */
+    }
+    static char big[H1_CHUNK_TRAILERS_MAX + 128]; /* the last line may pass the limit */
+    size_t len = 0;
+    while (len < H1_CHUNK_TRAILERS_MAX)
+        len += (size_t)sprintf(big + len, "x: %0100d\r\n", 0);
+    struct h1_chunked b = {.hold_trailers = 1};
+    static struct h1_header many[H1_CHUNK_TRAILERS_MAX / 4];
+    h1_chunked_scan(&b, "0\r\n", 3);
+    CHECK(h1_chunked_trailers(&b, big, len, many, H1_CHUNK_TRAILERS_MAX / 4, &n) ==
+          H1_ERR_BAD_REQUEST); /* over the section limit, even unfinished */
+    CHECK(h1_trailer_forwardable((h1_str){"x-a", 3}, (h1_str){"v w", 3}));
+    CHECK(!h1_trailer_forwardable((h1_str){"connection", 10}, (h1_str){"x", 1}));
+    CHECK(!h1_trailer_forwardable((h1_str){"x-a", 3}, (h1_str){"v\r\nx: y", 8}));
+    CHECK(!h1_trailer_forwardable((h1_str){"x a", 3}, (h1_str){"v", 1}));
+}
+
 static void test_chunked_random(void)
 {
     static char body[65536], payload[32768], out[32768];
@@ -989,6 +1033,7 @@ int main(void)
     test_responses();
     test_chunked_cases();
     test_chunked_limits();
+    test_chunked_held_trailers();
     test_chunked_random();
     test_pipeline();
     test_helpers();

@@ -192,6 +192,7 @@ struct h1_chunked {
     uint64_t remaining;      /* payload bytes left in the current chunk */
     uint32_t trailer_bytes;  /* trailer section bytes so far */
     uint8_t state;           /* private: H1_CS_* in h1_chunked.c */
+    uint8_t hold_trailers;   /* in: stop before the trailer section (below) */
 };
 
 /* Decodes: consumes framing from buf[0..len) up to and including one run of
@@ -213,6 +214,24 @@ int h1_chunked_scan(struct h1_chunked *c, const char *buf, size_t len);
 /* 1 once the last chunk and the trailer section have been consumed.
  * Borrows c. */
 int h1_chunked_done(const struct h1_chunked *c);
+
+/* With c->hold_trailers set (before the first call), decode and scan
+ * consume the last chunk's line and stop there, for a caller that
+ * rewrites the trailer section: h1_chunked_at_trailers() is then 1 and
+ * the section is parsed whole with h1_chunked_trailers. Borrows c. */
+int h1_chunked_at_trailers(const struct h1_chunked *c);
+
+/* Parses the complete trailer section at buf[0..len) (c at trailers):
+ * its field lines into hs (capacity max; names and values point into buf,
+ * values trimmed) and the empty line ending it. Returns the section's
+ * length with *n set and c done, H1_INCOMPLETE while the empty line is
+ * not in (the section so far is valid), or H1_ERR_BAD_REQUEST: the line
+ * rules of the decoder (no Content-Length, Transfer-Encoding or Host),
+ * more than max fields, or more than H1_CHUNK_TRAILERS_MAX bytes (also
+ * when len exceeds that without the empty line). Errors are sticky.
+ * Borrows buf; fills the caller's hs. */
+int h1_chunked_trailers(struct h1_chunked *c, const char *buf, size_t len, struct h1_header *hs,
+                        size_t max, size_t *n);
 
 /* Helpers. */
 
@@ -238,6 +257,13 @@ int h1_header_is_hop_by_hop(h1_str name);
 /* 1 if a proxy must not forward the field: hop-by-hop, or named in the
  * message's Connection value. Borrows both. */
 int h1_header_should_strip(h1_str name, h1_str connection);
+
+/* 1 if a proxy may write the trailer field name: value into an HTTP/1.1
+ * trailer section: a token name, a field-value (no CR, LF or other CTL
+ * but HTAB), and not a field that frames, routes or belongs to one hop
+ * (Content-Length, Transfer-Encoding, Host, the hop-by-hop fields). For
+ * trailers that came another way (HTTP/2, a filter's map). Borrows both. */
+int h1_trailer_forwardable(h1_str name, h1_str value);
 
 /* Standard reason phrase, "Unknown" for unknown codes. Returns a static string. */
 const char *h1_status_reason(int status);

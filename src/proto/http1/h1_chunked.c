@@ -10,6 +10,8 @@
  * as it arrives. */
 #include "proto/http1/h1.h"
 
+#include <string.h>
+
 enum {
     H1_CS_SIZE = 0, /* expecting a chunk-size line (zero-initialised start) */
     H1_CS_DATA,     /* inside chunk data, `remaining` bytes left */
@@ -144,6 +146,7 @@ static int chunked_run(struct h1_chunked *c, const char *buf, size_t len, int de
             p += r;
             if (size == 0) {
                 c->state = H1_CS_TRAILER;
+                if (c->hold_trailers) return (int)(p - buf);
             } else {
                 c->remaining = size;
                 c->state = H1_CS_DATA;
@@ -173,6 +176,7 @@ static int chunked_run(struct h1_chunked *c, const char *buf, size_t len, int de
             c->state = H1_CS_SIZE;
             break;
         case H1_CS_TRAILER:
+            if (c->hold_trailers) return (int)(p - buf); /* h1_chunked_trailers' part */
             r = trailer_line(p, end);
             if (r < 0 || (r == 0 && avail >= H1_CHUNK_LINE_MAX)) goto bad;
             if (r == 0) return (int)(p - buf);
@@ -214,4 +218,45 @@ int h1_chunked_scan(struct h1_chunked *c, const char *buf, size_t len)
 int h1_chunked_done(const struct h1_chunked *c)
 {
     return c->state == H1_CS_DONE;
+}
+
+/* Borrows c. */
+int h1_chunked_at_trailers(const struct h1_chunked *c)
+{
+    return c->state == H1_CS_TRAILER;
+}
+
+/* One trailer field line p[0..r) (CRLF included) as a header: the name
+ * before ':', the value with OWS trimmed. Borrows p. */
+static struct h1_header trailer_field(const char *p, int r)
+{
+    const char *colon = memchr(p, ':', (size_t)r), *v = colon + 1, *e = p + r - 2;
+    while (v < e && IS_OWS(*v)) v++;
+    while (e > v && IS_OWS(e[-1])) e--;
+    return (struct h1_header){{p, (size_t)(colon - p)}, {v, (size_t)(e - v)}};
+}
+
+/* Borrows buf; hs is the caller's. */
+int h1_chunked_trailers(struct h1_chunked *c, const char *buf, size_t len, struct h1_header *hs,
+                        size_t max, size_t *n)
+{
+    if (c->state != H1_CS_TRAILER) return H1_ERR_BAD_REQUEST;
+    const char *p = buf, *end = buf + len;
+    size_t k = 0;
+    for (;;) {
+        int r = trailer_line(p, end);
+        if (r == 0 && (size_t)(end - p) < H1_CHUNK_LINE_MAX)
+            return H1_INCOMPLETE;
+        if (r <= 0) break;
+        if (r == 2 && p[0] == '\r') {
+            c->state = H1_CS_DONE;
+            *n = k;
+            return (int)(p + 2 - buf);
+        }
+        if (k == max || (size_t)(p + r - buf) > H1_CHUNK_TRAILERS_MAX) break;
+        hs[k++] = trailer_field(p, r);
+        p += r;
+    }
+    c->state = H1_CS_ERROR;
+    return H1_ERR_BAD_REQUEST;
 }

@@ -102,6 +102,23 @@ int h1_header_should_strip(h1_str name, h1_str connection)
     return h1_header_is_hop_by_hop(name) || h1_token_list_has_str(connection, name);
 }
 
+/* Borrows both. */
+int h1_trailer_forwardable(h1_str name, h1_str value)
+{
+    if (name.len == 0 || h1_header_is_hop_by_hop(name) ||
+        (name.len == 14 && h1_str_ieq(name, "content-length")) ||
+        (name.len == 17 && h1_str_ieq(name, "transfer-encoding")) ||
+        (name.len == 4 && h1_str_ieq(name, "host")))
+        return 0;
+    for (size_t i = 0; i < name.len; i++)
+        if (!h1_is_tchar(name.p[i]))
+            return 0;
+    for (size_t i = 0; i < value.len; i++)
+        if (!(h1_cclass[(uint8_t)value.p[i]] & H1_C_VALUE))
+            return 0;
+    return 1;
+}
+
 /* Returns a static string. */
 const char *h1_status_reason(int status)
 {

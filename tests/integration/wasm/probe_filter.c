@@ -17,6 +17,21 @@
  *               other status answers 403 "callout said <status>".
  *   callout-slow the same to cluster "slow" with a 300 ms timeout: a failed
  *               call answers 503 "callout failed".
+ *   enqueue     resolves the shared queue "probe-q" (every VM registers it
+ *               at configure; the last one is told of items) and enqueues
+ *               the x-item value; x-queue: <resolve status>,<enqueue status>.
+ *               proxy_on_queue_ready dequeues every item (until EMPTY),
+ *               counts it in probe_queue_items_total and appends it, with
+ *               a ';', to the shared data key "probe-dequeued".
+ *   queue-seen  x-queue-seen: the value of "probe-dequeued".
+ *   resolve-unknown  x-queue: the status of resolving queue "no-such-queue".
+ *
+ * Request trailers: x-rename-me becomes x-renamed, x-probe-req-trailer gets
+ * the configuration appended, and x-deny answers 403 "trailer denied";
+ * when the request header x-echo-trailers names this plugin's
+ * configuration, the request is answered 200 with the trailers as the
+ * body ("name: value;" each), to show what reached this hop.
+ * Response trailers: x-probe-trailer gets the configuration appended.
  *
  * Every request: x-order gets the plugin configuration appended (so two
  * plugins show their order), and so does the response header x-resp-order
@@ -31,7 +46,10 @@
 static char tag[16] = "?";
 static uint32_t paused[64];
 static int npaused;
-static uint32_t m_req_body, m_resp_body, m_eos;
+static uint32_t m_req_body, m_resp_body, m_eos, m_queue_items;
+static uint32_t queue_id;
+
+static int header_is(proxy_map_type_t map, const char *name, const char *want);
 /* proxy_http_call in flight: token -> the request's context. */
 static struct { uint32_t token, ctx; } calls[64];
 
@@ -56,8 +74,72 @@ proxy_bool_t proxy_on_configure(uint32_t root_context_id, size_t size)
     pw_define_metric(PROXY_METRIC_COUNTER, "probe_req_body_bytes_total", &m_req_body);
     pw_define_metric(PROXY_METRIC_COUNTER, "probe_resp_body_bytes_total", &m_resp_body);
     pw_define_metric(PROXY_METRIC_COUNTER, "probe_body_eos_total", &m_eos);
+    pw_define_metric(PROXY_METRIC_COUNTER, "probe_queue_items_total", &m_queue_items);
+    proxy_register_shared_queue("probe-q", 7, &queue_id);
     proxy_set_tick_period_milliseconds(20);
     return 1;
+}
+
+/* Every item of our queue: counted and appended to "probe-dequeued". */
+void proxy_on_queue_ready(uint32_t root_context_id, uint32_t id)
+{
+    uint8_t *item;
+    size_t n;
+    while (proxy_dequeue_shared_queue(id, &item, &n) == PROXY_OK) {
+        proxy_increment_metric(m_queue_items, 1);
+        for (int tries = 0; tries < 100; tries++) { /* another worker may set it too */
+            char buf[512];
+            uint8_t *old = NULL;
+            size_t on = 0, len = 0;
+            uint32_t cas = 0;
+            if (proxy_get_shared_data("probe-dequeued", 14, &old, &on, &cas) == PROXY_OK)
+                len = pw_append(buf, 0, sizeof(buf) - 1, old, on);
+            pw_free(old);
+            len = pw_append(buf, len, sizeof(buf) - 1, item, n);
+            len = pw_append_str(buf, len, sizeof(buf) - 1, ";");
+            if (proxy_set_shared_data("probe-dequeued", 14, (const uint8_t *)buf, len, cas) ==
+                PROXY_OK)
+                break;
+        }
+        pw_free(item);
+    }
+}
+
+/* The x-test values that use the shared queue. */
+static void queue_test(void)
+{
+    const proxy_map_type_t rq = PROXY_MAP_HTTP_REQUEST_HEADERS;
+    char out[64];
+    size_t len = 0;
+    uint32_t id = 0;
+    if (header_is(rq, "x-test", "enqueue")) {
+        uint8_t *v = NULL;
+        size_t n = 0;
+        proxy_status_t r = proxy_resolve_shared_queue("", 0, "probe-q", 7, &id);
+        pw_get_header(rq, "x-item", &v, &n);
+        proxy_status_t e = proxy_enqueue_shared_queue(id, v, n);
+        pw_free(v);
+        len = pw_append_u64(out, 0, sizeof(out) - 1, r);
+        len = pw_append_str(out, len, sizeof(out) - 1, ",");
+        len = pw_append_u64(out, len, sizeof(out) - 1, e);
+    } else if (header_is(rq, "x-test", "resolve-unknown")) {
+        len = pw_append_u64(out, 0, sizeof(out) - 1,
+                            proxy_resolve_shared_queue("", 0, "no-such-queue", 13, &id));
+    } else if (header_is(rq, "x-test", "queue-seen")) {
+        uint8_t *v = NULL;
+        size_t n = 0;
+        uint32_t cas;
+        proxy_get_shared_data("probe-dequeued", 14, &v, &n, &cas);
+        len = pw_append(out, 0, sizeof(out) - 1, v, n);
+        pw_free(v);
+        out[len] = 0;
+        pw_replace_header(rq, "x-queue-seen", out);
+        return;
+    } else {
+        return;
+    }
+    out[len] = 0;
+    pw_replace_header(rq, "x-queue", out);
 }
 
 void proxy_on_context_create(uint32_t context_id, uint32_t parent_context_id) {}
@@ -226,6 +308,7 @@ proxy_action_t proxy_on_request_headers(uint32_t context_id, size_t num_headers,
         copy_prop("plugin_name", "x-prop-plugin", 0);
         copy_prop("header.user-agent", "x-prop-ua", 0);
     }
+    queue_test();
     if (header_is(rq, "x-test", "rewrite")) {
         pw_replace_header(rq, ":path", "/rewritten");
         pw_remove_header(rq, "x-secret");
@@ -265,6 +348,56 @@ proxy_action_t proxy_on_response_headers(uint32_t context_id, size_t num_headers
     if (header_is(PROXY_MAP_HTTP_REQUEST_HEADERS, "x-test", "status")) {
         pw_replace_header(rs, ":status", "203");
         pw_replace_header(rs, "x-resp-seen", "1");
+    }
+    return PROXY_ACTION_CONTINUE;
+}
+
+/* Answers 200 with the request trailers as the body. */
+static void echo_trailers(void)
+{
+    uint8_t *map = NULL;
+    size_t size = 0, len = 0;
+    char body[1024];
+    struct pw_map_iter it;
+    const char *k, *v;
+    size_t kn, vn;
+    proxy_get_header_map_pairs(PROXY_MAP_HTTP_REQUEST_TRAILERS, &map, &size);
+    if (pw_map_iter_init(&it, map, size))
+        while (pw_map_next(&it, &k, &kn, &v, &vn)) {
+            len = pw_append(body, len, sizeof(body) - 1, k, kn);
+            len = pw_append_str(body, len, sizeof(body) - 1, ": ");
+            len = pw_append(body, len, sizeof(body) - 1, v, vn);
+            len = pw_append_str(body, len, sizeof(body) - 1, ";");
+        }
+    pw_free(map);
+    proxy_send_local_response(200, "probe", 5, (const uint8_t *)body, len, NULL, 0,
+                              PROXY_GRPC_STATUS_NONE);
+}
+
+proxy_action_t proxy_on_request_trailers(uint32_t context_id, size_t num_trailers)
+{
+    const proxy_map_type_t rt = PROXY_MAP_HTTP_REQUEST_TRAILERS;
+    static const char msg[] = "trailer denied\n";
+    uint8_t *v;
+    size_t n;
+    if (pw_get_header(rt, "x-rename-me", &v, &n) == PROXY_OK) {
+        char buf[128];
+        size_t len = pw_append(buf, 0, sizeof(buf) - 1, v, n);
+        buf[len] = 0;
+        pw_free(v);
+        pw_remove_header(rt, "x-rename-me");
+        pw_replace_header(rt, "x-renamed", buf);
+    }
+    append_tag(rt, "x-probe-req-trailer");
+    if (header_is(PROXY_MAP_HTTP_REQUEST_HEADERS, "x-echo-trailers", tag)) {
+        echo_trailers();
+        return PROXY_ACTION_PAUSE;
+    }
+    if (pw_get_header(rt, "x-deny", &v, &n) == PROXY_OK) {
+        pw_free(v);
+        proxy_send_local_response(403, "probe", 5, (const uint8_t *)msg, sizeof msg - 1, NULL, 0,
+                                  PROXY_GRPC_STATUS_NONE);
+        return PROXY_ACTION_PAUSE;
     }
     return PROXY_ACTION_CONTINUE;
 }
