@@ -70,9 +70,14 @@ struct wf_vm {
 };
 
 struct wf_wgen {
+    struct wlink link;       /* in this thread's list of every wgen's VMs */
     size_t n;
     struct wf_vm vms[];
 };
+
+/* Every wf_wgen of this worker thread, current and retired, so that the
+ * worker's end can stop all their calls (wf_worker_drop_calls). */
+static __thread struct wlink thread_wgens;
 
 struct wf_slot {
     struct wf_user u;
@@ -314,6 +319,9 @@ static struct wf_wgen *wgen_vms(struct wgen *wg)
     if (!ww)
         return NULL;
     ww->n = g->n;
+    if (!thread_wgens.next)
+        wlist_init(&thread_wgens);
+    wlist_add(&thread_wgens, &ww->link);
     for (size_t i = 0; i < g->n; i++) {
         struct wf_vm *vm = &ww->vms[i];
         vm->u.vm = vm;
@@ -336,6 +344,17 @@ static void vm_drop_calls(struct wf_vm *vm)
     }
 }
 
+void wf_worker_drop_calls(void)
+{
+    if (!thread_wgens.next)
+        return;
+    for (struct wlink *l = thread_wgens.next; l != &thread_wgens; l = l->next) {
+        struct wf_wgen *ww = (struct wf_wgen *)(void *)l;
+        for (size_t i = 0; i < ww->n; i++)
+            vm_drop_calls(&ww->vms[i]);
+    }
+}
+
 void wf_wgen_free(struct wgen *wg)
 {
     struct wf_wgen *ww = wg->wasm;
@@ -346,6 +365,7 @@ void wf_wgen_free(struct wgen *wg)
         vm_drop_calls(&ww->vms[i]);
         pw_vm_free(ww->vms[i].vm);
     }
+    wlist_del(&ww->link);
     free(ww);
     wg->wasm = NULL;
 }

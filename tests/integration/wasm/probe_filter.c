@@ -32,6 +32,8 @@
  *   grpc-stream proxy_grpc_stream to BidiStream of "peer": "one", then "two"
  *               with the end of the stream; answered as for grpc (the
  *               replies one after the other: "onetwo").
+ *   grpc-bg     a call as for grpc that nothing waits for: the request goes
+ *               on at once.
  *   grpc-cancel a call ("sleep:300") cancelled at once, then again: 200
  *               "cancelled <status> <status>"; no callback may follow.
  *               gRPC callbacks are counted in probe_grpc_callbacks_total.
@@ -298,6 +300,8 @@ static proxy_action_t grpc_start(uint32_t context_id, const char *mode)
         local_text(503, text, n);
         return PROXY_ACTION_PAUSE;
     }
+    if (strcmp(mode, "grpc-bg") == 0)
+        return PROXY_ACTION_CONTINUE;
     if (cancel) {
         n = pw_append_str(text, 0, sizeof(text), "cancelled ");
         n = pw_append_u64(text, n, sizeof(text), proxy_grpc_cancel(token));
@@ -430,7 +434,7 @@ proxy_action_t proxy_on_request_headers(uint32_t context_id, size_t num_headers,
     if (header_is(rq, "x-test", "callout") || header_is(rq, "x-test", "callout-slow"))
         return callout(context_id, header_is(rq, "x-test", "callout-slow"));
     static const char *const grpc_modes[] = {"grpc", "grpc-envoy", "grpc-dead", "grpc-nope",
-                                             "grpc-h1", "grpc-cancel", "grpc-stream"};
+                                             "grpc-h1", "grpc-cancel", "grpc-stream", "grpc-bg"};
     for (size_t i = 0; i < sizeof(grpc_modes) / sizeof(grpc_modes[0]); i++)
         if (header_is(rq, "x-test", grpc_modes[i]))
             return grpc_start(context_id, grpc_modes[i]);
