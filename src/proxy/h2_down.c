@@ -54,7 +54,7 @@ static int on_request(void *ud, int32_t id, const struct h2_header *hs, size_t n
     st->timer.ud = st;
     st->timer.cb = h2s_timeout;
     wlist_init(&st->pending_link);
-    wlist_init(&st->uwait);
+    wlist_init(&st->us.uwait);
     wlist_add_tail(&hc->h2->streams, &st->link);
     hc->h2->nstreams++;
     hc->nrequests++;

@@ -91,7 +91,7 @@ int h1x_begin(struct hconn *hc, struct hreq *r, const struct h1_request *req, si
     st->timer.ud = st;
     st->timer.cb = h2s_timeout;
     wlist_init(&st->pending_link);
-    wlist_init(&st->uwait);
+    wlist_init(&st->us.uwait);
     memcpy(st->method, r->method, sizeof(st->method));
     st->head_only = r->head_only;
     st->path = take(&r->path);

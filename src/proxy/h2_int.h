@@ -23,9 +23,8 @@
 
 #include "proto/http1/h1.h"
 #include "proto/http2/h2.h"
+#include "proxy/h2_up.h"
 #include "proxy/http_int.h"
-
-struct h2u;
 
 /* A header list the stream owns: entries point into one allocation. */
 struct h2_hlist {
@@ -92,9 +91,7 @@ struct h2s {
 
     /* The attempt. */
     enum h2s_up up;
-    struct h2u *u;              /* H2S_UP_H2: the upstream session */
-    int32_t usid;               /* its stream id, 0 before submitted */
-    struct wlink uwait;         /* H2S_UP_H2: waiting for u to connect */
+    struct h2u_stream us;       /* H2S_UP_H2: the stream on an upstream session */
     struct uconn *uc;           /* H2S_UP_H1 */
     struct buf ubuf;            /* H2S_UP_H1: head / chunk framing being written */
     int h1_head_sent;           /* H2S_UP_H1: the head has left ubuf */
@@ -242,14 +239,12 @@ void h2s_unpend(struct h2s *st);
 /* The request body source for upstream HTTP/2 (h2_body_read_fn). */
 ssize_t h2s_req_read(void *ud, int32_t id, uint8_t *buf, size_t len, int *eof, int *deferred);
 
-/* h2_up.c: pooled upstream HTTP/2 sessions */
+/* h2_up.c: pooled upstream HTTP/2 sessions (the generic stream calls are
+ * in h2_up.h) */
 /* Opens st's stream on a session to st->ep (existing or new). 0 (the
  * stream is submitted or waits for the connection) or -1 (connect failed
  * at once; errno). */
 int h2u_start(struct h2s *st);
-/* Whether a stream to ep could start now (a session with room, or room
- * for a new connection). */
-int h2u_can_start(struct wcluster *wc, int ep);
 /* Request body bytes arrived for st (or its request ended). */
 void h2u_body_ready(struct h2s *st);
 /* The client took response bytes: reopen the upstream window by n. */
@@ -257,8 +252,6 @@ void h2u_consumed(struct h2s *st, size_t n);
 /* Detaches st from its session (resetting its upstream stream with CANCEL
  * unless it is over). */
 void h2u_detach(struct h2s *st);
-/* Closes wc's sessions that carry no stream (generation retired). */
-void h2u_close_idle(struct wcluster *wc);
 
 /* h2_h1up.c: an HTTP/2 stream sent to an HTTP/1.1 upstream */
 int h2h1_start(struct h2s *st);

@@ -2,9 +2,11 @@
  * clusters. One session (struct h2u) rides on one upstream connection
  * (struct uconn, which did the connect and TLS) and carries up to the
  * peer's stream limit of requests at once, from any downstream connection
- * of the worker, HTTP/2 or HTTP/1.1. Sessions live in wc->h2pool[ep]; a
- * request takes the first one with room, or opens a new connection when
- * the cluster's connection limit allows.
+ * of the worker, HTTP/2 or HTTP/1.1, and from the filters' gRPC calls.
+ * Sessions live in wc->h2pool[ep]; a stream takes the first one with room,
+ * or opens a new connection when the cluster's connection limit allows.
+ * Streams are struct h2u_stream (h2_up.h): the session reports to their
+ * owner's ops; the proxied requests' ops are at the end of this file.
  *
  * A session never closes itself from inside code that another session's
  * callback is running: output errors are left for its own socket event,
@@ -37,7 +39,8 @@ struct h2u {
 };
 
 #define H2U_OF(l) ((struct h2u *)((char *)(l) - offsetof(struct h2u, link)))
-#define H2S_OF_WAIT(l) ((struct h2s *)((char *)(l) - offsetof(struct h2s, uwait)))
+#define US_OF_WAIT(l) ((struct h2u_stream *)((char *)(l) - offsetof(struct h2u_stream, uwait)))
+#define H2S_OF(p) ((struct h2s *)((char *)(p) - offsetof(struct h2s, us)))
 
 static struct loop *u_loop(const struct h2u *u) { return u->wc->wg->w->loop; }
 
@@ -158,50 +161,33 @@ void h2_batch_free(void)
 
 /* ---- streams ------------------------------------------------------------- */
 
-static void unlink_stream(struct h2u *u, struct h2s *st);
+static void unlink_stream(struct h2u *u, struct h2u_stream *us);
 
-static struct h2s *stream(struct h2u *u, int32_t sid)
+static struct h2u_stream *stream(struct h2u *u, int32_t sid)
 {
     return h2_stream_ud(u->s, sid);
 }
 
-/* The client's trailers go on st's upstream stream once, after the
- * request ended and before the body source reports its end (it does only
- * when req_done, and this runs first wherever req_done is seen). */
-static void submit_trailers(struct h2u *u, struct h2s *st)
+static void submit(struct h2u *u, struct h2u_stream *us)
 {
-    if (!st->req_done || st->req_trl.n == 0 || st->req_trl_sent || st->usid <= 0)
-        return;
-    st->req_trl_sent = 1;
-    if (h2_submit_trailers(u->s, st->usid, st->req_trl.v, st->req_trl.n) != 0)
-        h2_reset(u->s, st->usid, H2_INTERNAL_ERROR);
-}
-
-static void submit(struct h2u *u, struct h2s *st)
-{
-    int body = !(st->req_done && buf_len(&st->reqb) == 0 && st->req_bytes == 0 &&
-                 st->req_trl.n == 0);
-    st->req_trl_sent = 0;
-    int32_t sid = h2_submit_request(u->s, st->up_head.v, st->up_head.n,
-                                    body ? h2s_req_read : NULL, st, st);
+    int32_t sid = us->ops->submit(us, u->s);
     if (sid < 0) {
-        /* The peer's stream limit shrank under us: another attempt. */
-        unlink_stream(u, st);
-        h2_mark(st->hc);
-        h2s_attempt_failed(st, LB_RESET, 1);
+        /* The peer's stream limit shrank under us: the owner tries again. */
+        unlink_stream(u, us);
+        us->ops->lost(us, LB_RESET, 1, H2_REFUSED_STREAM);
         return;
     }
-    st->usid = sid;
-    submit_trailers(u, st);
+    us->usid = sid;
+    if (us->ops->ready)
+        us->ops->ready(us, u->s);
 }
 
-static void unlink_stream(struct h2u *u, struct h2s *st)
+static void unlink_stream(struct h2u *u, struct h2u_stream *us)
 {
-    if (!wlist_empty(&st->uwait))
-        wlist_del(&st->uwait);
-    st->u = NULL;
-    st->usid = 0;
-    st->up = H2S_UP_NONE;
+    if (!wlist_empty(&us->uwait))
+        wlist_del(&us->uwait);
+    us->u = NULL;
+    us->usid = 0;
     u->nstreams--;
 }
 
@@ -211,64 +197,53 @@ static int on_response(void *ud, int32_t sid, int status, const struct h2_header
                        int end)
 {
     struct h2u *u = ud;
-    struct h2s *st = stream(u, sid);
-    if (!st || status < 200)
+    struct h2u_stream *us = stream(u, sid);
+    if (!us || status < 200)
         return 0; /* interim responses end here */
-    h2_mark(st->hc);
-    h2s_response(st, status, hs, n, end);
+    us->ops->response(us, status, hs, n, end);
     return 0;
 }
 
 static int on_data(void *ud, int32_t sid, const uint8_t *data, size_t len)
 {
     struct h2u *u = ud;
-    struct h2s *st = stream(u, sid);
-    if (!st) {
+    struct h2u_stream *us = stream(u, sid);
+    if (!us) {
         h2_consume(u->s, sid, len);
         return 0;
     }
-    h2_mark(st->hc);
-    /* The window reopens when the client takes the bytes (h2u_consumed). */
-    h2s_resp_data(st, data, len);
+    /* The window reopens when the owner takes the bytes (h2u_stream_consumed). */
+    us->ops->data(us, data, len);
     return 0;
 }
 
 static int on_trailers(void *ud, int32_t sid, const struct h2_header *hs, size_t n)
 {
     struct h2u *u = ud;
-    struct h2s *st = stream(u, sid);
-    if (st) {
-        h2_mark(st->hc);
-        h2s_resp_end(st, hs, n);
-    }
+    struct h2u_stream *us = stream(u, sid);
+    if (us)
+        us->ops->end(us, hs, n);
     return 0;
 }
 
 static void on_end_stream(void *ud, int32_t sid)
 {
     struct h2u *u = ud;
-    struct h2s *st = stream(u, sid);
-    if (st && st->resp_head_done) {
-        h2_mark(st->hc);
-        h2s_resp_end(st, NULL, 0);
-    }
+    struct h2u_stream *us = stream(u, sid);
+    if (us)
+        us->ops->end(us, NULL, 0);
 }
 
 /* The upstream stream sid ended without (or before the end of) its
- * response: the request is retried or answered (fresh: the server never
- * touched it), or a started response is reset with abort_code. */
+ * response; fresh: the server never touched it. */
 static void stream_lost(struct h2u *u, int32_t sid, int fresh, uint32_t abort_code)
 {
-    struct h2s *st = stream(u, sid);
-    if (!st)
+    struct h2u_stream *us = stream(u, sid);
+    if (!us)
         return;
     h2_set_stream_ud(u->s, sid, NULL);
-    unlink_stream(u, st);
-    h2_mark(st->hc);
-    if (!st->resp_head_done)
-        h2s_attempt_failed(st, LB_RESET, fresh);
-    else if (!st->resp_done)
-        h2s_resp_abort(st, abort_code);
+    unlink_stream(u, us);
+    us->ops->lost(us, LB_RESET, fresh, abort_code);
 }
 
 static void on_reset(void *ud, int32_t sid, uint32_t code)
@@ -327,10 +302,9 @@ static void u_close(struct h2u *u)
         wlist_del(&u->link);
     loop_timer_cancel(u_loop(u), &u->idle);
     while (!wlist_empty(&u->waiting)) {
-        struct h2s *st = H2S_OF_WAIT(u->waiting.next);
-        unlink_stream(u, st);
-        h2_mark(st->hc);
-        h2s_attempt_failed(st, LB_CONNECT_FAIL, 0);
+        struct h2u_stream *us = US_OF_WAIT(u->waiting.next);
+        unlink_stream(u, us);
+        us->ops->lost(us, LB_CONNECT_FAIL, 0, H2_CONNECT_ERROR);
     }
     struct h2_session *s = u->s;
     u->s = NULL;
@@ -453,9 +427,9 @@ static void u_connected(void *owner, struct uconn *uc, int err)
     (void)uc;
     u->connected = 1;
     while (!wlist_empty(&u->waiting)) {
-        struct h2s *st = H2S_OF_WAIT(u->waiting.next);
-        wlist_del(&st->uwait);
-        submit(u, st);
+        struct h2u_stream *us = US_OF_WAIT(u->waiting.next);
+        wlist_del(&us->uwait);
+        submit(u, us);
     }
     u_flush(u);
     u_check_idle(u);
@@ -517,57 +491,63 @@ static struct h2u *u_open(struct wcluster *wc, int ep)
     return u;
 }
 
-int h2u_start(struct h2s *st)
+/* Borrows wc and us (until detached). */
+int h2u_stream_open(struct wcluster *wc, int ep, struct h2u_stream *us,
+                    const struct h2u_stream_ops *ops)
 {
-    struct h2u *u = find(st->wc, st->ep);
-    if (!u && !(u = u_open(st->wc, st->ep)))
+    struct h2u *u = find(wc, ep);
+    if (!u && !(u = u_open(wc, ep)))
         return -1;
     loop_timer_cancel(u_loop(u), &u->idle);
-    st->up = H2S_UP_H2;
-    st->u = u;
-    st->usid = 0;
+    us->ops = ops;
+    us->u = u;
+    us->usid = 0;
     u->nstreams++;
     if (!u->connected) {
-        wlist_add_tail(&u->waiting, &st->uwait);
+        wlist_add_tail(&u->waiting, &us->uwait);
         return 0;
     }
-    submit(u, st);
+    submit(u, us);
     u_kick(u);
     return 0;
 }
 
-void h2u_body_ready(struct h2s *st)
+/* Borrows us. */
+void h2u_stream_resume(struct h2u_stream *us)
 {
-    struct h2u *u = st->u;
-    if (!u || st->usid <= 0)
+    struct h2u *u = us->u;
+    if (!u || us->usid <= 0)
         return;
-    submit_trailers(u, st);
-    h2_resume(u->s, st->usid);
+    if (us->ops->ready)
+        us->ops->ready(us, u->s);
+    h2_resume(u->s, us->usid);
     u_kick(u);
 }
 
-void h2u_consumed(struct h2s *st, size_t n)
+/* Borrows us. */
+void h2u_stream_consumed(struct h2u_stream *us, size_t n)
 {
-    struct h2u *u = st->u;
-    if (!u || st->usid <= 0)
+    struct h2u *u = us->u;
+    if (!u || us->usid <= 0)
         return;
-    h2_consume(u->s, st->usid, n);
+    h2_consume(u->s, us->usid, n);
     u_kick(u);
 }
 
-void h2u_detach(struct h2s *st)
+/* Borrows us. */
+void h2u_stream_detach(struct h2u_stream *us)
 {
-    struct h2u *u = st->u;
+    struct h2u *u = us->u;
     if (!u)
         return;
-    if (st->usid > 0 && u->s) {
-        h2_set_stream_ud(u->s, st->usid, NULL);
+    if (us->usid > 0 && u->s) {
+        h2_set_stream_ud(u->s, us->usid, NULL);
         /* RST_STREAM CANCEL: the upstream stops working on it, and the
-         * session stops reading the request body from st. Harmless when
-         * the stream already ended. */
-        h2_reset(u->s, st->usid, H2_CANCEL);
+         * session stops reading the request body from the owner. Harmless
+         * when the stream already ended. */
+        h2_reset(u->s, us->usid, H2_CANCEL);
     }
-    unlink_stream(u, st);
+    unlink_stream(u, us);
     u_kick(u);
     u_check_idle(u);
 }
@@ -586,3 +566,88 @@ void h2u_close_idle(struct wcluster *wc)
         }
     }
     }
+
+/* ---- proxied requests (struct h2s) ---------------------------------------- */
+
+static int32_t rq_submit(struct h2u_stream *us, struct h2_session *s)
+{
+    struct h2s *st = H2S_OF(us);
+    int body = !(st->req_done && buf_len(&st->reqb) == 0 && st->req_bytes == 0 &&
+                 st->req_trl.n == 0);
+    st->req_trl_sent = 0;
+    return h2_submit_request(s, st->up_head.v, st->up_head.n, body ? h2s_req_read : NULL, st,
+                             us);
+}
+
+/* The client's trailers go on the upstream stream once, after the request
+ * ended and before the body source reports its end (it does only when
+ * req_done, and this runs first wherever req_done is seen: on submit and
+ * on every resume). */
+static void rq_ready(struct h2u_stream *us, struct h2_session *s)
+{
+    struct h2s *st = H2S_OF(us);
+    if (!st->req_done || st->req_trl.n == 0 || st->req_trl_sent || us->usid <= 0)
+        return;
+    st->req_trl_sent = 1;
+    if (h2_submit_trailers(s, us->usid, st->req_trl.v, st->req_trl.n) != 0)
+        h2_reset(s, us->usid, H2_INTERNAL_ERROR);
+}
+
+static void rq_response(struct h2u_stream *us, int status, const struct h2_header *hs, size_t n,
+                        int end)
+{
+    struct h2s *st = H2S_OF(us);
+    h2_mark(st->hc);
+    h2s_response(st, status, hs, n, end);
+}
+
+static void rq_data(struct h2u_stream *us, const uint8_t *p, size_t len)
+{
+    struct h2s *st = H2S_OF(us);
+    h2_mark(st->hc);
+    h2s_resp_data(st, p, len);
+}
+
+static void rq_end(struct h2u_stream *us, const struct h2_header *hs, size_t n)
+{
+    struct h2s *st = H2S_OF(us);
+    if (!hs && !st->resp_head_done)
+        return; /* the end of a stream whose head was refused */
+    h2_mark(st->hc);
+    h2s_resp_end(st, hs, n);
+}
+
+/* Requests without a response yet are retried or answered by
+ * h2_exchange.c; a started response is reset with code. */
+static void rq_lost(struct h2u_stream *us, int kind, int fresh, uint32_t code)
+{
+    struct h2s *st = H2S_OF(us);
+    st->up = H2S_UP_NONE;
+    h2_mark(st->hc);
+    if (!st->resp_head_done)
+        h2s_attempt_failed(st, kind, fresh);
+    else if (!st->resp_done)
+        h2s_resp_abort(st, code);
+}
+
+static const struct h2u_stream_ops rq_ops = {.submit = rq_submit, .ready = rq_ready,
+                                             .response = rq_response, .data = rq_data,
+                                             .end = rq_end, .lost = rq_lost};
+
+int h2u_start(struct h2s *st)
+{
+    /* Set first: a refused submit inside the open already moves the
+     * stream on (rq_lost), to a retry maybe. */
+    st->up = H2S_UP_H2;
+    if (h2u_stream_open(st->wc, st->ep, &st->us, &rq_ops) < 0) {
+        st->up = H2S_UP_NONE;
+        return -1;
+    }
+    return 0;
+}
+
+void h2u_body_ready(struct h2s *st) { h2u_stream_resume(&st->us); }
+
+void h2u_consumed(struct h2s *st, size_t n) { h2u_stream_consumed(&st->us, n); }
+
+void h2u_detach(struct h2s *st) { h2u_stream_detach(&st->us); }

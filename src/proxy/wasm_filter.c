@@ -23,6 +23,7 @@
 #include "proxy/gen.h"
 #include "proxy/metrics.h"
 #include "proxy/wasm_call.h"
+#include "proxy/wasm_grpc.h"
 #include "proxy/worker.h"
 #include "wasm/pw_host.h"
 
@@ -49,7 +50,7 @@ struct wf_user {
 };
 
 #define WF_VM_METRICS 64
-#define WF_VM_CALLS 64   /* proxy_http_call in flight per VM */
+#define WF_VM_CALLS 64   /* proxy_http_call in flight per VM, and gRPC calls */
 
 /* One plugin's instance on one worker. */
 struct wf_vm {
@@ -59,7 +60,8 @@ struct wf_vm {
     struct wgen *wg;         /* the clusters proxy_http_call may use */
     struct pw_vm *vm;        /* NULL until first needed, or after a failed start */
     struct wf_call *calls[WF_VM_CALLS]; /* proxy_http_call in flight */
-    uint32_t next_token;
+    struct { struct wf_grpc *c; uint32_t token; } grpcs[WF_VM_CALLS]; /* gRPC calls, streams */
+    uint32_t next_token;         /* of both kinds of calls */
     struct loop_timer tick;
     uint32_t tick_ms;
     uint64_t retry_at;       /* a failed start is not retried before (loop ms) */
@@ -69,9 +71,14 @@ struct wf_vm {
 };
 
 struct wf_wgen {
+    struct wlink link;       /* in this thread's list of every wgen's VMs */
     size_t n;
     struct wf_vm vms[];
 };
+
+/* Every wf_wgen of this worker thread, current and retired, so that the
+ * worker's end can stop all their calls (wf_worker_drop_calls). */
+static __thread struct wlink thread_wgens;
 
 struct wf_slot {
     struct wf_user u;
@@ -316,6 +323,9 @@ static struct wf_wgen *wgen_vms(struct wgen *wg)
     if (!ww)
         return NULL;
     ww->n = g->n;
+    if (!thread_wgens.next)
+        wlist_init(&thread_wgens);
+    wlist_add(&thread_wgens, &ww->link);
     for (size_t i = 0; i < g->n; i++) {
         struct wf_vm *vm = &ww->vms[i];
         vm->u.vm = vm;
@@ -329,6 +339,26 @@ static struct wf_wgen *wgen_vms(struct wgen *wg)
     return ww;
 }
 
+/* Stops the VM's HTTP and gRPC calls, with no callback. */
+static void vm_drop_calls(struct wf_vm *vm)
+{
+    for (int k = 0; k < WF_VM_CALLS; k++) {
+        wf_call_cancel(vm->calls[k]);
+        wf_grpc_cancel(vm->grpcs[k].c);
+    }
+}
+
+void wf_worker_drop_calls(void)
+{
+    if (!thread_wgens.next)
+        return;
+    for (struct wlink *l = thread_wgens.next; l != &thread_wgens; l = l->next) {
+        struct wf_wgen *ww = (struct wf_wgen *)(void *)l;
+        for (size_t i = 0; i < ww->n; i++)
+            vm_drop_calls(&ww->vms[i]);
+    }
+}
+
 void wf_wgen_free(struct wgen *wg)
 {
     struct wf_wgen *ww = wg->wasm;
@@ -336,28 +366,27 @@ void wf_wgen_free(struct wgen *wg)
         return;
     for (size_t i = 0; i < ww->n; i++) {
         loop_timer_cancel(wg->w->loop, &ww->vms[i].tick);
-        for (int k = 0; k < WF_VM_CALLS; k++)
-            wf_call_cancel(ww->vms[i].calls[k]);
+        vm_drop_calls(&ww->vms[i]);
         /* No queue tells the VM any more once it is freed; then its
          * notifications still waiting go. */
         pw_vm_free(ww->vms[i].vm);
         inbox_forget(wg->w->wasm_inbox, &ww->vms[i]);
     }
+    wlist_del(&ww->link);
     free(ww);
     wg->wasm = NULL;
 }
 
 /* A trap (or any failure) of vm: counted and logged once per trap. The
- * instance's HTTP calls are dropped: their tokens mean nothing to the
- * instance that replaces it. */
+ * instance's HTTP and gRPC calls are dropped: their tokens mean nothing to
+ * the instance that replaces it. */
 static void vm_trapped(struct wf_vm *vm, int rc)
 {
     if (rc != PW_ERR_TRAP)
         return;
     metrics_add(vm->w->shard, vm->pl->m_traps, 1);
     loop_timer_cancel(vm->w->loop, &vm->tick);
-    for (int k = 0; k < WF_VM_CALLS; k++)
-        wf_call_cancel(vm->calls[k]);
+    vm_drop_calls(vm);
     log_warn("wasm plugin '%s' trapped: %s (the instance is recreated for the next stream)",
              vm->pl->cfg->name, pw_vm_error(vm->vm));
 }
@@ -1302,6 +1331,15 @@ static void call_done(void *ud, uint32_t token, const struct wf_call_answer *a)
         vm_trapped(vm, rc);
 }
 
+/* The next call token of vm (never 0; HTTP and gRPC calls share them, so
+ * a filter can key one table by token). */
+static uint32_t vm_token(struct wf_vm *vm)
+{
+    if (++vm->next_token == 0)
+        vm->next_token = 1;
+    return vm->next_token;
+}
+
 static int op_http_call(void *user, const struct pw_http_call *call, uint32_t *token)
 {
     struct wf_vm *vm = ((struct wf_user *)user)->vm;
@@ -1311,12 +1349,103 @@ static int op_http_call(void *user, const struct pw_http_call *call, uint32_t *t
             slot = k;
     if (slot < 0)
         return PW_INTERNAL_FAILURE;
-    if (++vm->next_token == 0)
-        vm->next_token = 1;
-    int rc = wf_call_start(vm->wg, call, vm->next_token, call_done, vm, &vm->calls[slot]);
+    uint32_t t = vm_token(vm);
+    int rc = wf_call_start(vm->wg, call, t, call_done, vm, &vm->calls[slot]);
     if (rc == PW_OK)
-        *token = vm->next_token;
+        *token = t;
     return rc;
+}
+
+/* ---- host callbacks: gRPC calls --------------------------------------------- */
+
+/* After a delivery to the filter: a trap drops the VM's calls (the one
+ * delivering included: its sink stops). */
+static void grpc_delivered(struct wf_vm *vm, int rc)
+{
+    if (rc < 0)
+        vm_trapped(vm, rc);
+}
+
+/* Whether vm can take a gRPC callback now. */
+static bool grpc_vm_ok(const struct wf_vm *vm)
+{
+    return vm->vm && !pw_vm_broken(vm->vm);
+}
+
+static void grpc_initial(void *ud, uint32_t token, const struct pw_kv *md, size_t n)
+{
+    struct wf_vm *vm = ud;
+    if (grpc_vm_ok(vm))
+        grpc_delivered(vm, pw_grpc_initial_metadata(vm->vm, token, md, n));
+}
+
+static void grpc_message(void *ud, uint32_t token, const uint8_t *msg, size_t len)
+{
+    struct wf_vm *vm = ud;
+    if (grpc_vm_ok(vm))
+        grpc_delivered(vm, pw_grpc_message(vm->vm, token, msg, len));
+}
+
+static void grpc_trailing(void *ud, uint32_t token, const struct pw_kv *md, size_t n)
+{
+    struct wf_vm *vm = ud;
+    if (grpc_vm_ok(vm))
+        grpc_delivered(vm, pw_grpc_trailing_metadata(vm->vm, token, md, n));
+}
+
+static void grpc_close(void *ud, uint32_t token, uint32_t status, const char *msg, size_t len)
+{
+    struct wf_vm *vm = ud;
+    if (grpc_vm_ok(vm))
+        grpc_delivered(vm, pw_grpc_close(vm->vm, token, status, msg, len));
+}
+
+static const struct wf_grpc_sink grpc_sink = {grpc_initial, grpc_message, grpc_trailing,
+                                              grpc_close};
+
+static int op_grpc_call(void *user, const struct pw_grpc_call *call, uint32_t *token)
+{
+    struct wf_vm *vm = ((struct wf_user *)user)->vm;
+    int slot = -1;
+    for (int k = 0; k < WF_VM_CALLS && slot < 0; k++)
+        if (!vm->grpcs[k].c)
+            slot = k;
+    if (slot < 0)
+        return PW_INTERNAL_FAILURE;
+    uint32_t t = vm_token(vm);
+    int rc = wf_grpc_start(vm->wg, call, t, &grpc_sink, vm, &vm->grpcs[slot].c);
+    if (rc == PW_OK) {
+        vm->grpcs[slot].token = t;
+        *token = t;
+    }
+    return rc;
+}
+
+/* The VM's gRPC call with token, or NULL. Borrows vm. */
+static struct wf_grpc *grpc_of(struct wf_vm *vm, uint32_t token)
+{
+    for (int k = 0; k < WF_VM_CALLS; k++)
+        if (vm->grpcs[k].c && vm->grpcs[k].token == token)
+            return vm->grpcs[k].c;
+    return NULL;
+}
+
+static int op_grpc_send(void *user, uint32_t token, const uint8_t *msg, size_t len, bool end)
+{
+    struct wf_grpc *c = grpc_of(((struct wf_user *)user)->vm, token);
+    return c ? wf_grpc_send(c, msg, len, end) : PW_NOT_FOUND;
+}
+
+static int op_grpc_cancel(void *user, uint32_t token, bool close)
+{
+    struct wf_grpc *c = grpc_of(((struct wf_user *)user)->vm, token);
+    if (!c)
+        return PW_NOT_FOUND;
+    if (close)
+        wf_grpc_close(c);
+    else
+        wf_grpc_cancel(c);
+    return PW_OK;
 }
 
 static const struct pw_ops wf_ops = {
@@ -1332,6 +1461,9 @@ static const struct pw_ops wf_ops = {
     .continue_stream = op_continue_stream,
     .close_stream = op_close_stream,
     .http_call = op_http_call,
+    .grpc_call = op_grpc_call,
+    .grpc_send = op_grpc_send,
+    .grpc_cancel = op_grpc_cancel,
     .metric_define = op_metric_define,
     .metric_increment = op_metric_increment,
     .metric_record = op_metric_record,

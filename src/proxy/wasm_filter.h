@@ -100,6 +100,11 @@ int wf_gen_build(struct gen *g, char *err, size_t errlen);
 void wf_gen_free(struct gen *g);
 /* Frees wg's VMs and stops their timers; no stream of wg may be alive. */
 void wf_wgen_free(struct wgen *wg);
+/* Stops the HTTP and gRPC calls of every VM of this worker thread (of
+ * every generation it still holds) without a callback: the worker ends,
+ * and the calls' upstream connections must not keep their generation
+ * alive. */
+void wf_worker_drop_calls(void);
 
 /* Shared-queue notifications for one worker's VMs: any thread posts (the
  * enqueuer's, through pw_ops.queue_ready) and wakes the worker's loop,

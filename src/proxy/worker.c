@@ -84,10 +84,25 @@ static void wgen_free(struct wgen *wg)
     free(wg);
 }
 
+/* The deferred end of a retired view: freed unless a user came back
+ * meanwhile (a filter's tick or call of its VMs can open a connection). */
+static void wgen_free_deferred(void *p)
+{
+    struct wgen *wg = p;
+    wg->free_queued = 0;
+    if (wg->users == 0)
+        wgen_free(wg);
+}
+
 void wgen_release(struct wgen *wg)
 {
-    if (--wg->users == 0 && wg != wg->w->cur)
-        wgen_free(wg);
+    /* Deferred to the end of the batch: the last user is often an
+     * upstream connection closed from deep inside its owner (an HTTP/2
+     * session, a filter's call), which still reads its cluster after. */
+    if (--wg->users == 0 && wg != wg->w->cur && !wg->free_queued) {
+        wg->free_queued = 1;
+        loop_defer_free(wg->w->loop, wgen_free_deferred, wg);
+    }
 }
 
 /* Returns this worker's view of g (holding a reference on g), or NULL. */
@@ -287,6 +302,9 @@ static void release_view(struct worker *w)
     if (w->alog)
         alog_flush(w->alog);
     listeners_unregister(w);
+    /* The filters' calls hold upstream connections, which hold their
+     * generation: they go first, or it would never be freed. */
+    wf_worker_drop_calls();
     struct wgen *cur = w->cur;
     if (cur) {
         for (size_t i = 0; i < cur->gen->nclusters; i++)

@@ -71,6 +71,7 @@ struct wgen {
     struct worker *w;
     struct wcluster *clusters;  /* same order as gen->clusters */
     uint32_t users;             /* connections and requests holding it */
+    int free_queued;            /* retired, unused: wgen_release queued its free */
     struct wf_wgen *wasm;       /* this worker's WasmPlugin VMs, made on first use */
 };
 

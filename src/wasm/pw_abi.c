@@ -204,6 +204,15 @@ static int map_each(struct pw_vm *vm, uint32_t map, pw_kv_fn fn, void *arg)
                 break;
         return PW_OK;
     }
+    if (map == PW_MAP_GRPC_INITIAL_METADATA || map == PW_MAP_GRPC_TRAILING_METADATA) {
+        const struct pw_grpc_resp *gr = vm->grpc_resp;
+        if (gr == NULL || gr->map != (int)map)
+            return PW_NOT_FOUND; /* served only during its own callback */
+        for (size_t i = 0; i < gr->nmd; i++)
+            if (fn(arg, &gr->md[i]))
+                break;
+        return PW_OK;
+    }
     if (vm->cur == NULL && map <= PW_MAP_RESPONSE_TRAILERS)
         return PW_NOT_FOUND; /* the root context has no stream */
     if (vm->ops->map_each == NULL)
@@ -478,6 +487,11 @@ static int buffer_view(struct pw_vm *vm, uint32_t type, const uint8_t **d, size_
         *len = vm->call_resp->body_len;
         return PW_OK;
     case PW_BUFFER_GRPC_CALL_MESSAGE:
+        if (vm->grpc_resp == NULL || vm->grpc_resp->msg == NULL)
+            return PW_NOT_FOUND;
+        *d = vm->grpc_resp->msg;
+        *len = vm->grpc_resp->msg_len;
+        return PW_OK;
     case PW_BUFFER_FOREIGN_FUNCTION_ARGUMENTS:
         return PW_NOT_FOUND;
     case PW_BUFFER_REQUEST_BODY:
@@ -649,6 +663,12 @@ HOSTFN(h_close_stream)
 HOSTFN(h_get_status)
 {
     struct pw_vm *vm = user;
+    const struct pw_grpc_resp *gr = vm->grpc_resp;
+    if (gr != NULL && gr->closing) {
+        if (put_u32(vm, ARG(0), gr->status))
+            RET(PW_INVALID_MEMORY_ACCESS);
+        RET(ret_bytes(vm, gr->text, gr->text_len, ARG(1), ARG(2)));
+    }
     if (vm->call_resp == NULL)
         RET(PW_NOT_FOUND);
     uint32_t code = 0;
@@ -748,14 +768,173 @@ out:
     RET(st);
 }
 
-/* gRPC calls and streams are not offered (foreign functions answer
- * NOT_FOUND below); the imports exist so SDK-built modules link. */
-HOSTFN(h_unimplemented)
+/* --- gRPC calls and streams --- */
+
+/* Reads a protobuf varint from *p (before end) into *v; -1 when cut or
+ * longer than 10 bytes. */
+static int pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
-    struct pw_vm *vm = user;
-    RET(PW_UNIMPLEMENTED);
+    *v = 0;
+    for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
 }
 
+/* The bytes of length-delimited field `field` in the protobuf message
+ * [p, end) (pointing into it), skipping the other fields; -1 when absent
+ * or malformed. */
+static int pb_bytes(const uint8_t *p, const uint8_t *end, uint64_t field, const uint8_t **out,
+                    size_t *len)
+{
+    while (p < end) {
+        uint64_t key, n = 0;
+        if (pb_varint(&p, end, &key) != 0)
+            return -1;
+        int wt = (int)(key & 7);
+        if (wt == 1)
+            n = 8;
+        else if (wt == 5)
+            n = 4;
+        else if (wt != 0 && wt != 2)
+            return -1; /* groups: not in a GrpcService */
+        if ((wt == 0 || wt == 2) && pb_varint(&p, end, &n) != 0)
+            return -1;
+        if (wt == 0)
+            n = 0; /* the varint was the value */
+        if (n > (uint64_t)(end - p))
+            return -1;
+        if ((key & 7) == 2 && key >> 3 == field) {
+            *out = p;
+            *len = (size_t)n;
+            return 0;
+        }
+        p += n;
+    }
+    return -1;
+}
+
+/* The cluster a filter names as its gRPC upstream: Envoy takes a
+ * serialized GrpcService there (SDK filters written for Envoy pass one),
+ * other hosts a plain name. A GrpcService starts with field 1, envoy_grpc
+ * (0x0a), whose field 1 is cluster_name; anything else is a name as is. */
+static void grpc_upstream(const uint8_t *up, size_t len, const char **name, size_t *nlen)
+{
+    const uint8_t *eg, *cn;
+    size_t egl, cnl;
+    *name = (const char *)up;
+    *nlen = len;
+    if (len > 0 && up[0] == 0x0a && pb_bytes(up, up + len, 1, &eg, &egl) == 0 &&
+        pb_bytes(eg, eg + egl, 1, &cn, &cnl) == 0 && cnl > 0) {
+        *name = (const char *)cn;
+        *nlen = cnl;
+    }
+}
+
+/* proxy_grpc_call (stream false) and proxy_grpc_stream: the arguments up
+ * to the metadata are the same; then the call has message, timeout and
+ * token pointer, the stream only the token pointer. A status. */
+static int grpc_open(struct pw_vm *vm, const struct wasm_val *a, bool stream)
+{
+    uint32_t token_ptr = stream ? ARG(8) : ARG(11);
+    uint8_t *up = NULL, *svc = NULL, *meth = NULL, *mc = NULL, *msg = NULL;
+    struct pw_kv *md = NULL;
+    size_t nmd = 0;
+    int st = PW_OK;
+    if (gmem(vm, token_ptr, 4) == NULL) {
+        st = PW_INVALID_MEMORY_ACCESS;
+        goto out;
+    }
+    if ((up = gcopy(vm, ARG(0), ARG(1), &st)) == NULL ||
+        (svc = gcopy(vm, ARG(2), ARG(3), &st)) == NULL ||
+        (meth = gcopy(vm, ARG(4), ARG(5), &st)) == NULL ||
+        (st = gmap(vm, ARG(6), ARG(7), &mc, &md, &nmd)) != PW_OK ||
+        (!stream && (msg = gcopy(vm, ARG(8), ARG(9), &st)) == NULL))
+        goto out;
+    struct pw_grpc_call call = {.service = (const char *)svc, .service_len = ARG(3),
+                                .method = (const char *)meth, .method_len = ARG(5),
+                                .metadata = md, .nmetadata = nmd, .stream = stream,
+                                .message = msg, .message_len = stream ? 0 : ARG(9),
+                                .timeout_ms = stream ? 0 : ARG(10)};
+    grpc_upstream(up, ARG(1), &call.cluster, &call.cluster_len);
+    if (call.cluster_len == 0) {
+        st = PW_PARSE_FAILURE;
+        goto out;
+    }
+    if (call.service_len == 0 || call.method_len == 0) {
+        st = PW_BAD_ARGUMENT;
+        goto out;
+    }
+    if (vm->ops->grpc_call == NULL) {
+        st = PW_UNIMPLEMENTED;
+        goto out;
+    }
+    uint32_t token = 0;
+    st = vm->ops->grpc_call(pw_cur_user(vm), &call, &token);
+    if (st == PW_OK && put_u32(vm, token_ptr, token))
+        st = PW_INVALID_MEMORY_ACCESS;
+out:
+    free(up);
+    free(svc);
+    free(meth);
+    free(mc);
+    free(md);
+    free(msg);
+    return st;
+}
+
+HOSTFN(h_grpc_call)
+{
+    struct pw_vm *vm = user;
+    RET(grpc_open(vm, a, false));
+}
+
+HOSTFN(h_grpc_stream)
+{
+    struct pw_vm *vm = user;
+    RET(grpc_open(vm, a, true));
+}
+
+HOSTFN(h_grpc_send)
+{
+    struct pw_vm *vm = user;
+    int st = PW_OK;
+    uint8_t *msg = gcopy(vm, ARG(1), ARG(2), &st);
+    if (msg != NULL)
+        st = vm->ops->grpc_send ? vm->ops->grpc_send(pw_cur_user(vm), ARG(0), msg, ARG(2),
+                                                     ARG(3) != 0)
+                                : PW_UNIMPLEMENTED;
+    free(msg);
+    RET(st);
+}
+
+/* proxy_grpc_cancel and proxy_grpc_close. */
+static int grpc_end(struct pw_vm *vm, uint32_t token, bool close)
+{
+    if (token == 0)
+        return PW_BAD_ARGUMENT; /* never a token */
+    if (vm->ops->grpc_cancel == NULL)
+        return PW_UNIMPLEMENTED;
+    return vm->ops->grpc_cancel(pw_cur_user(vm), token, close);
+}
+
+HOSTFN(h_grpc_cancel)
+{
+    struct pw_vm *vm = user;
+    RET(grpc_end(vm, ARG(0), false));
+}
+
+HOSTFN(h_grpc_close)
+{
+    struct pw_vm *vm = user;
+    RET(grpc_end(vm, ARG(0), true));
+}
+
+/* Foreign functions are not offered: the import exists so SDK-built
+ * modules link, and every name is unknown. */
 HOSTFN(h_call_foreign_function)
 {
     struct pw_vm *vm = user;
@@ -1177,11 +1356,11 @@ static const struct pw_import imports[] = {
     E(proxy_get_status, "iii:i", h_get_status),
     E(proxy_send_local_response, "iiiiiiii:i", h_send_local_response),
     E(proxy_http_call, "iiiiiiiiii:i", h_http_call),
-    E(proxy_grpc_call, "iiiiiiiiiiii:i", h_unimplemented),
-    E(proxy_grpc_stream, "iiiiiiiii:i", h_unimplemented),
-    E(proxy_grpc_send, "iiii:i", h_unimplemented),
-    E(proxy_grpc_cancel, "i:i", h_unimplemented),
-    E(proxy_grpc_close, "i:i", h_unimplemented),
+    E(proxy_grpc_call, "iiiiiiiiiiii:i", h_grpc_call),
+    E(proxy_grpc_stream, "iiiiiiiii:i", h_grpc_stream),
+    E(proxy_grpc_send, "iiii:i", h_grpc_send),
+    E(proxy_grpc_cancel, "i:i", h_grpc_cancel),
+    E(proxy_grpc_close, "i:i", h_grpc_close),
     E(proxy_get_shared_data, "iiiii:i", h_get_shared_data),
     E(proxy_set_shared_data, "iiiii:i", h_set_shared_data),
     E(proxy_register_shared_queue, "iii:i", h_register_shared_queue),

@@ -24,7 +24,7 @@ enum cb {
     CB_NEW_CONNECTION, CB_DOWNSTREAM_DATA, CB_UPSTREAM_DATA, CB_DOWNSTREAM_CLOSE,
     CB_UPSTREAM_CLOSE, CB_REQUEST_HEADERS, CB_REQUEST_BODY, CB_REQUEST_TRAILERS,
     CB_RESPONSE_HEADERS, CB_RESPONSE_BODY, CB_RESPONSE_TRAILERS, CB_HTTP_CALL_RESPONSE,
-    CB_QUEUE_READY, NCB
+    CB_QUEUE_READY, CB_GRPC_INITIAL, CB_GRPC_RECEIVE, CB_GRPC_TRAILING, CB_GRPC_CLOSE, NCB
 };
 
 /* Export name, i32 parameter count, i32 result count. */
@@ -52,6 +52,10 @@ static const struct {
     [CB_RESPONSE_TRAILERS] = {"proxy_on_response_trailers", 2, 1},
     [CB_HTTP_CALL_RESPONSE] = {"proxy_on_http_call_response", 5, 0},
     [CB_QUEUE_READY] = {"proxy_on_queue_ready", 2, 0},
+    [CB_GRPC_INITIAL] = {"proxy_on_grpc_receive_initial_metadata", 3, 0},
+    [CB_GRPC_RECEIVE] = {"proxy_on_grpc_receive", 3, 0},
+    [CB_GRPC_TRAILING] = {"proxy_on_grpc_receive_trailing_metadata", 3, 0},
+    [CB_GRPC_CLOSE] = {"proxy_on_grpc_close", 3, 0},
 };
 
 /* The VM's resolved callbacks live after its struct. */
@@ -387,6 +391,7 @@ static int start(struct pw_vm *vm)
     vm->nmetrics = 0;
     vm->cur = NULL;
     vm->call_resp = NULL;
+    vm->grpc_resp = NULL;
     if (wasm_instance_memory(vm->inst) == NULL) {
         snprintf(vm->errbuf, sizeof(vm->errbuf), "the module has no memory");
         return -1;
@@ -573,6 +578,52 @@ int pw_vm_queue_ready(struct pw_vm *vm, uint32_t queue_id)
 {
     uint32_t args[2] = {vm->root_id, queue_id};
     return top(vm, NULL, CB_QUEUE_READY, args, NULL);
+}
+
+/* One gRPC callback on the root context with gr served meanwhile; arg is
+ * the callback's third argument. gr: borrowed for the call. */
+static int grpc_cb(struct pw_vm *vm, enum cb cb, uint32_t token, uint32_t arg,
+                   const struct pw_grpc_resp *gr)
+{
+    uint32_t args[3] = {vm->root_id, token, arg};
+    if (vm->broken)
+        return PW_ERR_BROKEN;
+    vm->grpc_resp = gr;
+    int rc = top(vm, NULL, cb, args, NULL);
+    vm->grpc_resp = NULL;
+    return rc;
+}
+
+/* md: borrowed for the call. */
+int pw_grpc_initial_metadata(struct pw_vm *vm, uint32_t token, const struct pw_kv *md, size_t n)
+{
+    struct pw_grpc_resp gr = {.map = PW_MAP_GRPC_INITIAL_METADATA, .md = md, .nmd = n};
+    return grpc_cb(vm, CB_GRPC_INITIAL, token, (uint32_t)n, &gr);
+}
+
+/* msg: borrowed for the call. */
+int pw_grpc_message(struct pw_vm *vm, uint32_t token, const uint8_t *msg, size_t len)
+{
+    static const uint8_t none;
+    struct pw_grpc_resp gr = {.map = -1, .msg = msg ? msg : &none, .msg_len = len};
+    return grpc_cb(vm, CB_GRPC_RECEIVE, token, (uint32_t)len, &gr);
+}
+
+/* md: borrowed for the call. */
+int pw_grpc_trailing_metadata(struct pw_vm *vm, uint32_t token, const struct pw_kv *md,
+                              size_t n)
+{
+    struct pw_grpc_resp gr = {.map = PW_MAP_GRPC_TRAILING_METADATA, .md = md, .nmd = n};
+    return grpc_cb(vm, CB_GRPC_TRAILING, token, (uint32_t)n, &gr);
+}
+
+/* msg: borrowed for the call. */
+int pw_grpc_close(struct pw_vm *vm, uint32_t token, uint32_t status, const char *msg,
+                  size_t len)
+{
+    struct pw_grpc_resp gr = {.map = -1, .closing = true, .status = status,
+                              .text = msg ? msg : "", .text_len = msg ? len : 0};
+    return grpc_cb(vm, CB_GRPC_CLOSE, token, status, &gr);
 }
 
 /* --- stream contexts --- */

@@ -122,6 +122,23 @@ struct pw_http_call {
     uint32_t timeout_ms;
 };
 
+/* proxy_grpc_call and proxy_grpc_stream, decoded. Everything is borrowed
+ * for the call. */
+struct pw_grpc_call {
+    const char *cluster;         /* the upstream: a cluster name, also when the
+                                  * filter gave a serialized GrpcService
+                                  * (envoy_grpc.cluster_name is taken) */
+    size_t cluster_len;
+    const char *service, *method; /* non-empty (checked) */
+    size_t service_len, method_len;
+    const struct pw_kv *metadata; /* initial metadata: request fields */
+    size_t nmetadata;
+    bool stream;                 /* proxy_grpc_stream: messages come with grpc_send */
+    const uint8_t *message;      /* unary: the request message (no prefix) */
+    size_t message_len;
+    uint32_t timeout_ms;         /* unary: 0 means the embedder's default */
+};
+
 /* Called for each entry by pw_ops.map_each; non-zero stops the walk. */
 typedef int (*pw_kv_fn)(void *arg, const struct pw_kv *kv);
 
@@ -163,6 +180,18 @@ struct pw_ops {
     int (*close_stream)(void *user, int stream);
     /* Start an HTTP call; *token identifies it in pw_http_call_response. */
     int (*http_call)(void *user, const struct pw_http_call *call, uint32_t *token);
+    /* Start a gRPC call or stream; *token identifies it in pw_grpc_*. An
+     * unknown cluster is PW_PARSE_FAILURE (the ABI's "unknown upstream"). */
+    int (*grpc_call)(void *user, const struct pw_grpc_call *call, uint32_t *token);
+    /* A message on a stream (end_stream: the last one); PW_NOT_FOUND for
+     * an unknown token, PW_BAD_ARGUMENT for a unary call's. */
+    int (*grpc_send)(void *user, uint32_t token, const uint8_t *msg, size_t len,
+                     bool end_stream);
+    /* proxy_grpc_cancel (close false): the call ends, no pw_grpc_* follows
+     * for it. proxy_grpc_close (close true): a stream's side ends (the
+     * answer still comes), a unary call is cancelled. PW_NOT_FOUND for an
+     * unknown token. */
+    int (*grpc_cancel)(void *user, uint32_t token, bool close);
     /* Metrics: ids are the embedder's. Defining a name again (another VM of
      * the plugin, or the same VM after pw_vm_recreate) should give the same
      * id. The core refuses a negative delta on a counter (PW_BAD_ARGUMENT)
@@ -257,6 +286,22 @@ int pw_http_call_response(struct pw_vm *vm, uint32_t token, const struct pw_kv *
 /* proxy_on_queue_ready(root, queue_id), on the VM's thread after
  * pw_ops.queue_ready told of it. 0 or PW_ERR_*. */
 int pw_vm_queue_ready(struct pw_vm *vm, uint32_t queue_id);
+
+/* The answer to a gRPC call or stream (token from pw_ops.grpc_call), in
+ * the order it comes: initial metadata (once), each message (without the
+ * 5-byte prefix), trailing metadata (once, maybe empty), then the close
+ * with the grpc-status (or the embedder's: 14 no connection, 4 deadline,
+ * 13 malformed answer) and its message, which proxy_get_status reports
+ * during proxy_on_grpc_close. Each runs the callback on the root context
+ * and serves the maps, message or status to the filter during it (the
+ * GRPC_* map and buffer types); all borrowed. 0 or PW_ERR_*. The filter
+ * may cancel the call from a callback: the embedder then stops. */
+int pw_grpc_initial_metadata(struct pw_vm *vm, uint32_t token, const struct pw_kv *md, size_t n);
+int pw_grpc_message(struct pw_vm *vm, uint32_t token, const uint8_t *msg, size_t len);
+int pw_grpc_trailing_metadata(struct pw_vm *vm, uint32_t token, const struct pw_kv *md,
+                              size_t n);
+int pw_grpc_close(struct pw_vm *vm, uint32_t token, uint32_t status, const char *msg,
+                  size_t len);
 
 /* --- stream contexts --- */
 

@@ -58,6 +58,20 @@ struct pw_call_resp {
     size_t body_len;
 };
 
+/* What a gRPC callback (pw_grpc_*) serves to the filter: one of the
+ * metadata maps, the message, or the close status. */
+struct pw_grpc_resp {
+    int map;                     /* PW_MAP_GRPC_*_METADATA served, or -1 */
+    const struct pw_kv *md;
+    size_t nmd;
+    const uint8_t *msg;          /* PW_BUFFER_GRPC_CALL_MESSAGE, or NULL */
+    size_t msg_len;
+    bool closing;                /* proxy_get_status answers status, text */
+    uint32_t status;
+    const char *text;
+    size_t text_len;
+};
+
 struct pw_vm {
     const struct pw_plugin *plugin;
     const struct pw_ops *ops;
@@ -77,6 +91,7 @@ struct pw_vm {
     uint32_t nfinalize;          /* contexts with finalize set (run_pending's work) */
     const struct pw_call_resp *call_resp; /* during proxy_on_http_call_response */
     bool queue_owner;            /* registered a shared queue (pw_queue_detach's work) */
+    const struct pw_grpc_resp *grpc_resp; /* during proxy_on_grpc_* */
     struct pw_metric_def *metrics;
     size_t nmetrics, cap_metrics;
     char errbuf[512];

@@ -32,6 +32,26 @@
  * configuration, the request is answered 200 with the trailers as the
  * body ("name: value;" each), to show what reached this hop.
  * Response trailers: x-probe-trailer gets the configuration appended.
+ *   grpc        proxy_grpc_call to cluster "peer", strand.test.Echo/Unary,
+ *               message x-grpc-msg (default "meta"), timeout x-grpc-timeout
+ *               ms (default 5000), metadata x-from-filter: <config>. When
+ *               it closes the request is answered 200 (grpc-status 0) or
+ *               502: body the reply message, headers x-grpc-status (the
+ *               close's), x-grpc-code and x-grpc-message (proxy_get_status),
+ *               x-grpc-peer (initial metadata x-peer), x-grpc-trailer
+ *               (trailing x-trailer), x-grpc-order (callbacks seen: I, M, T, C).
+ *   grpc-envoy  the same, the upstream given as a serialized GrpcService.
+ *   grpc-dead   the same to cluster "dead" (nothing listens there).
+ *   grpc-nope / grpc-h1  the same to an unknown cluster / the HTTP/1.1
+ *               cluster "auth": answered 503 "grpc not started: <status>".
+ *   grpc-stream proxy_grpc_stream to BidiStream of "peer": "one", then "two"
+ *               with the end of the stream; answered as for grpc (the
+ *               replies one after the other: "onetwo").
+ *   grpc-bg     a call as for grpc that nothing waits for: the request goes
+ *               on at once.
+ *   grpc-cancel a call ("sleep:300") cancelled at once, then again: 200
+ *               "cancelled <status> <status>"; no callback may follow.
+ *               gRPC callbacks are counted in probe_grpc_callbacks_total.
  *
  * Every request: x-order gets the plugin configuration appended (so two
  * plugins show their order), and so does the response header x-resp-order
@@ -46,7 +66,7 @@
 static char tag[16] = "?";
 static uint32_t paused[64];
 static int npaused;
-static uint32_t m_req_body, m_resp_body, m_eos, m_queue_items;
+static uint32_t m_req_body, m_resp_body, m_eos, m_queue_items, m_grpc_cb;
 static uint32_t queue_id;
 
 static int header_is(proxy_map_type_t map, const char *name, const char *want);
@@ -76,6 +96,7 @@ proxy_bool_t proxy_on_configure(uint32_t root_context_id, size_t size)
     pw_define_metric(PROXY_METRIC_COUNTER, "probe_body_eos_total", &m_eos);
     pw_define_metric(PROXY_METRIC_COUNTER, "probe_queue_items_total", &m_queue_items);
     proxy_register_shared_queue("probe-q", 7, &queue_id);
+    pw_define_metric(PROXY_METRIC_COUNTER, "probe_grpc_callbacks_total", &m_grpc_cb);
     proxy_set_tick_period_milliseconds(20);
     return 1;
 }
@@ -283,6 +304,186 @@ void proxy_on_http_call_response(uint32_t root_context_id, uint32_t call_id, siz
     pw_free(body);
 }
 
+/* ---- gRPC calls ---- */
+
+/* A call in flight: the request it decides, and what came back so far. */
+static struct grpc_rec {
+    uint32_t token, ctx;
+    char order[8];
+    char peer[32], trailer[32];
+    char reply[512];
+    size_t reply_len;
+} grpcs[16];
+
+static void local_text(uint32_t status, const char *text, size_t n)
+{
+    proxy_send_local_response(status, "probe", 5, (const uint8_t *)text, n, NULL, 0,
+                              PROXY_GRPC_STATUS_NONE);
+}
+
+/* Request header name as a NUL-terminated string in buf (def if absent). */
+static void header_str(const char *name, char *buf, size_t cap, const char *def)
+{
+    uint8_t *v;
+    size_t n, len;
+    if (pw_get_header(PROXY_MAP_HTTP_REQUEST_HEADERS, name, &v, &n) == PROXY_OK) {
+        len = pw_append(buf, 0, cap - 1, v, n);
+        pw_free(v);
+    } else {
+        len = pw_append_str(buf, 0, cap - 1, def);
+    }
+    buf[len] = 0;
+}
+
+/* Starts the call x-test `mode` asks for (see the top); the request waits. */
+static proxy_action_t grpc_start(uint32_t context_id, const char *mode)
+{
+    /* GrpcService{envoy_grpc{cluster_name: "peer", authority: "x.y"}} */
+    static const char envoy[] = "\x0a\x0b\x0a\x04peer\x12\x03x.y";
+    char msg[64], tmo[16], text[64];
+    header_str("x-grpc-msg", msg, sizeof(msg), "meta");
+    header_str("x-grpc-timeout", tmo, sizeof(tmo), "5000");
+    uint32_t ms = 0;
+    for (const char *p = tmo; *p >= '0' && *p <= '9'; p++)
+        ms = ms * 10 + (uint32_t)(*p - '0');
+    const char *up = "peer";
+    size_t up_len = 4;
+    if (strcmp(mode, "grpc-envoy") == 0)
+        up = envoy, up_len = sizeof(envoy) - 1;
+    else if (strcmp(mode, "grpc-dead") == 0)
+        up = "dead", up_len = 4;
+    else if (strcmp(mode, "grpc-nope") == 0)
+        up = "nope", up_len = 4;
+    else if (strcmp(mode, "grpc-h1") == 0)
+        up = "auth", up_len = 4;
+    int cancel = strcmp(mode, "grpc-cancel") == 0;
+    struct pw_pair md[1] = {{"x-from-filter", tag}};
+    uint8_t map[128];
+    pw_map_serialize(md, 1, map);
+    const char *m = cancel ? "sleep:300" : msg;
+    uint32_t token;
+    proxy_status_t st;
+    if (strcmp(mode, "grpc-stream") == 0) {
+        st = proxy_grpc_stream(up, up_len, "strand.test.Echo", 16, "BidiStream", 10, map,
+                               pw_map_serialized_size(md, 1), &token);
+        if (st == PROXY_OK)
+            st = proxy_grpc_send(token, (const uint8_t *)"one", 3, 0);
+        if (st == PROXY_OK)
+            st = proxy_grpc_send(token, (const uint8_t *)"two", 3, 1);
+    } else {
+        st = proxy_grpc_call(up, up_len, "strand.test.Echo", 16, "Unary", 5, map,
+                             pw_map_serialized_size(md, 1), (const uint8_t *)m, strlen(m), ms,
+                             &token);
+    }
+    size_t n;
+    if (st != PROXY_OK) {
+        n = pw_append_str(text, 0, sizeof(text), "grpc not started: ");
+        n = pw_append_u64(text, n, sizeof(text), st);
+        local_text(503, text, n);
+        return PROXY_ACTION_PAUSE;
+    }
+    if (strcmp(mode, "grpc-bg") == 0)
+        return PROXY_ACTION_CONTINUE;
+    if (cancel) {
+        n = pw_append_str(text, 0, sizeof(text), "cancelled ");
+        n = pw_append_u64(text, n, sizeof(text), proxy_grpc_cancel(token));
+        n = pw_append_str(text, n, sizeof(text), " ");
+        n = pw_append_u64(text, n, sizeof(text), proxy_grpc_cancel(token));
+        local_text(200, text, n);
+        return PROXY_ACTION_PAUSE;
+    }
+    for (int i = 0; i < 16; i++)
+        if (grpcs[i].token == 0) {
+            memset(&grpcs[i], 0, sizeof(grpcs[i]));
+            grpcs[i].token = token;
+            grpcs[i].ctx = context_id;
+            break;
+        }
+    return PROXY_ACTION_PAUSE;
+}
+
+/* The record of call token, counting the callback and noting its letter. */
+static struct grpc_rec *grpc_seen(uint32_t token, char what)
+{
+    proxy_increment_metric(m_grpc_cb, 1);
+    for (int i = 0; i < 16; i++)
+        if (grpcs[i].token == token) {
+            size_t n = strlen(grpcs[i].order);
+            if (n + 1 < sizeof(grpcs[i].order))
+                grpcs[i].order[n] = what;
+            return &grpcs[i];
+        }
+    return NULL;
+}
+
+/* Copies the value of name in map into buf (cap bytes, NUL-terminated). */
+static void map_str(proxy_map_type_t map, const char *name, char *buf, size_t cap)
+{
+    uint8_t *v;
+    size_t n, len = 0;
+    if (pw_get_header(map, name, &v, &n) == PROXY_OK) {
+        len = pw_append(buf, 0, cap - 1, v, n);
+        pw_free(v);
+    }
+    buf[len] = 0;
+}
+
+void proxy_on_grpc_receive_initial_metadata(uint32_t root_context_id, uint32_t call_id,
+                                            size_t num_elements)
+{
+    struct grpc_rec *r = grpc_seen(call_id, 'I');
+    if (r)
+        map_str(PROXY_MAP_GRPC_CALL_INITIAL_METADATA, "x-peer", r->peer, sizeof(r->peer));
+}
+
+void proxy_on_grpc_receive(uint32_t root_context_id, uint32_t call_id, size_t message_size)
+{
+    struct grpc_rec *r = grpc_seen(call_id, 'M');
+    uint8_t *d = NULL;
+    size_t n = 0;
+    if (r && proxy_get_buffer_bytes(PROXY_BUFFER_GRPC_CALL_MESSAGE, 0, message_size, &d, &n) ==
+                 PROXY_OK)
+        r->reply_len = pw_append(r->reply, r->reply_len, sizeof(r->reply), d, n);
+    pw_free(d);
+}
+
+void proxy_on_grpc_receive_trailing_metadata(uint32_t root_context_id, uint32_t call_id,
+                                             size_t num_elements)
+{
+    struct grpc_rec *r = grpc_seen(call_id, 'T');
+    if (r)
+        map_str(PROXY_MAP_GRPC_CALL_TRAILING_METADATA, "x-trailer", r->trailer,
+                sizeof(r->trailer));
+}
+
+void proxy_on_grpc_close(uint32_t root_context_id, uint32_t call_id, uint32_t status_code)
+{
+    struct grpc_rec *r = grpc_seen(call_id, 'C');
+    if (!r)
+        return;
+    uint32_t code = 999;
+    uint8_t *m = NULL;
+    size_t mn = 0;
+    char st[12], cd[12], text[128];
+    proxy_get_status(&code, &m, &mn);
+    st[pw_append_u64(st, 0, sizeof(st) - 1, status_code)] = 0;
+    cd[pw_append_u64(cd, 0, sizeof(cd) - 1, code)] = 0;
+    text[pw_append(text, 0, sizeof(text) - 1, m, mn)] = 0;
+    pw_free(m);
+    struct pw_pair hs[] = {{"x-grpc-status", st}, {"x-grpc-code", cd}, {"x-grpc-message", text},
+                           {"x-grpc-peer", r->peer}, {"x-grpc-trailer", r->trailer},
+                           {"x-grpc-order", r->order}};
+    uint8_t map[512];
+    size_t mlen = pw_map_serialized_size(hs, 6);
+    r->token = 0;
+    if (mlen > sizeof(map) || proxy_set_effective_context(r->ctx) != PROXY_OK)
+        return;
+    pw_map_serialize(hs, 6, map);
+    proxy_send_local_response(status_code == 0 ? 200 : 502, "probe", 5,
+                              (const uint8_t *)r->reply, r->reply_len, map, mlen,
+                              PROXY_GRPC_STATUS_NONE);
+}
+
 proxy_action_t proxy_on_request_headers(uint32_t context_id, size_t num_headers,
                                         proxy_bool_t end_of_stream)
 {
@@ -315,6 +516,11 @@ proxy_action_t proxy_on_request_headers(uint32_t context_id, size_t num_headers,
     }
     if (header_is(rq, "x-test", "callout") || header_is(rq, "x-test", "callout-slow"))
         return callout(context_id, header_is(rq, "x-test", "callout-slow"));
+    static const char *const grpc_modes[] = {"grpc", "grpc-envoy", "grpc-dead", "grpc-nope",
+                                             "grpc-h1", "grpc-cancel", "grpc-stream", "grpc-bg"};
+    for (size_t i = 0; i < sizeof(grpc_modes) / sizeof(grpc_modes[0]); i++)
+        if (header_is(rq, "x-test", grpc_modes[i]))
+            return grpc_start(context_id, grpc_modes[i]);
     if ((header_is(rq, "x-test", "pause") || header_is(rq, "x-test", "pause-deny")) &&
         npaused < 64) {
         paused[npaused++] = context_id;
