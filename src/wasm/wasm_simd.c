@@ -27,6 +27,9 @@ typedef union {
     double f64[2];
 } v128;
 
+/* The helpers below borrow their v128 operands and write only the result
+ * they are handed (r), which may not alias an operand. */
+
 int wasm_simd_kind(uint32_t sub)
 {
     static const uint8_t reserved[] = {0x9a, 0xa2, 0xa5, 0xa6, 0xaf, 0xb0, 0xb2, 0xb3, 0xb4,
@@ -248,38 +251,38 @@ static int floats(uint32_t sub, const v128 *pa, const v128 *pb, v128 *pr)
     return 1;
 }
 
-/* Shifts (the count taken modulo the lane width) and the v128 -> i32 tests. */
-static int shift_or_test(uint32_t sub, const v128 *pa, uint32_t k, v128 *pr, uint32_t *out)
+/* The shape of an integer instruction from 0x60 on: lanes of n bytes. */
+static uint32_t shape_bytes(uint32_t sub)
 {
-    v128 a = *pa, r;
-    uint32_t t = 0;
-    switch (sub) {
-    case 0x6b: MAP(u8, 16, (uint8_t)(a.u8[i] << (k & 7))); break;
-    case 0x6c: MAP(i8, 16, (int8_t)(a.i8[i] >> (k & 7))); break;
-    case 0x6d: MAP(u8, 16, (uint8_t)(a.u8[i] >> (k & 7))); break;
-    case 0x8b: MAP(u16, 8, (uint16_t)(a.u16[i] << (k & 15))); break;
-    case 0x8c: MAP(i16, 8, (int16_t)(a.i16[i] >> (k & 15))); break;
-    case 0x8d: MAP(u16, 8, (uint16_t)(a.u16[i] >> (k & 15))); break;
-    case 0xab: MAP(u32, 4, a.u32[i] << (k & 31)); break;
-    case 0xac: MAP(i32, 4, a.i32[i] >> (k & 31)); break;
-    case 0xad: MAP(u32, 4, a.u32[i] >> (k & 31)); break;
-    case 0xcb: MAP(u64, 2, a.u64[i] << (k & 63)); break;
-    case 0xcc: MAP(i64, 2, a.i64[i] >> (k & 63)); break;
-    case 0xcd: MAP(u64, 2, a.u64[i] >> (k & 63)); break;
-    case 0x53: t = (a.u64[0] | a.u64[1]) != 0; break;
-    case 0x63: t = 1; for (int i = 0; i < 16; i++) t &= a.u8[i] != 0; break;
-    case 0x83: t = 1; for (int i = 0; i < 8; i++) t &= a.u16[i] != 0; break;
-    case 0xa3: t = 1; for (int i = 0; i < 4; i++) t &= a.u32[i] != 0; break;
-    case 0xc3: t = a.u64[0] != 0 && a.u64[1] != 0; break;
-    case 0x64: for (int i = 0; i < 16; i++) t |= (uint32_t)(a.u8[i] >> 7) << i; break;
-    case 0x84: for (int i = 0; i < 8; i++) t |= (uint32_t)(a.u16[i] >> 15) << i; break;
-    case 0xa4: for (int i = 0; i < 4; i++) t |= (a.u32[i] >> 31) << i; break;
-    case 0xc4: for (int i = 0; i < 2; i++) t |= (uint32_t)(a.u64[i] >> 63) << i; break;
-    default: return 0;
+    return 1u << ((sub - 0x60) >> 5);
+}
+
+/* Lane i of n-byte lanes of r = the low n bytes of v (little-endian). */
+static void set_lane(v128 *r, uint32_t n, int i, uint64_t v)
+{
+    memcpy(r->u8 + i * n, &v, n);
+}
+
+/* The v128 -> i32 tests: any_true, and per shape all_true, bitmask. */
+static uint32_t test(uint32_t sub, const v128 *a)
+{
+    if (sub == 0x53) return (a->u64[0] | a->u64[1]) != 0;
+    uint32_t n = shape_bytes(sub), all = 1, mask = 0;
+    for (int i = 0; i < 16 / (int)n; i++) {
+        all &= lane_u(a, n, i) != 0;
+        mask |= (uint32_t)(lane_u(a, n, i) >> (8 * n - 1)) << i;
     }
-    *pr = r;
-    *out = t;
-    return 1;
+    return (sub & 0x1f) == 0x03 ? all : mask;
+}
+
+/* shl, shr_s, shr_u per shape, by k modulo the lane width. */
+static void shift(uint32_t sub, const v128 *a, uint32_t k, v128 *r)
+{
+    uint32_t n = shape_bytes(sub), off = (sub - 0x60) & 0x1f;
+    k &= 8 * n - 1;
+    for (int i = 0; i < 16 / (int)n; i++)
+        set_lane(r, n, i, off == 0x0b ? lane_u(a, n, i) << k
+                          : off == 0x0c ? (uint64_t)(lane_s(a, n, i) >> k) : lane_u(a, n, i) >> k);
 }
 
 /* Integer operations particular to one or two shapes: swizzle, bitwise,
@@ -334,7 +337,7 @@ static int64_t clamp(int64_t x, int64_t lo, int64_t hi)
 static int by_shape(uint32_t sub, const v128 *a, const v128 *b, v128 *r)
 {
     if (sub < 0x60 || sub >= 0xe0) return 0;
-    uint32_t off = (sub - 0x60) & 0x1f, n = 1u << ((sub - 0x60) >> 5);
+    uint32_t off = (sub - 0x60) & 0x1f, n = shape_bytes(sub);
     int lanes = 16 / (int)n;
     uint64_t umax = lane_mask(n);
     int64_t smax = (int64_t)(umax >> 1);
@@ -366,7 +369,7 @@ static int by_shape(uint32_t sub, const v128 *a, const v128 *b, v128 *r)
         }
         default: return 0;
         }
-        memcpy(r->u8 + i * n, &v, n); /* the low n bytes: little-endian */
+        set_lane(r, n, i, v);
     }
     return 1;
 }
@@ -479,7 +482,6 @@ int wasm_simd_exec(const uint64_t *pc, uint64_t *fp, struct wasm_instance *inst,
     uint32_t sub = (uint32_t)(pc[0] >> 16) & 0xffffu, d = (uint32_t)(pc[0] >> 32);
     uint32_t x = (uint32_t)pc[1], y = (uint32_t)(pc[1] >> 32);
     v128 a, b, r;
-    uint32_t t = 0;
     switch (sub) {
     case SIMD_GLOBAL_GET:
         memcpy(fp + d, inst->globals[x]->v, 16);
@@ -521,12 +523,11 @@ int wasm_simd_exec(const uint64_t *pc, uint64_t *fp, struct wasm_instance *inst,
         for (int i = 0; i < 16; i++) r.u8[i] = ab[lanes[i]];
         memcpy(fp + d, &r, 16);
         return 4;
-    } else if (kind == SK_SHIFT || kind == SK_TEST) {
-        shift_or_test(sub, &a, (uint32_t)fp[y], &r, &t);
-        if (kind == SK_TEST) {
-            fp[d] = t;
-            return 3;
-        }
+    } else if (kind == SK_TEST) {
+        fp[d] = test(sub, &a);
+        return 3;
+    } else if (kind == SK_SHIFT) {
+        shift(sub, &a, (uint32_t)fp[y], &r);
     } else if (kind == SK_TERNARY) { /* bitselect: a where c is 1, else b */
         uint64_t c[2];
         memcpy(&b, fp + y, 16);
