@@ -573,8 +573,8 @@ static void fmt_val(const struct wasm_val *v, char *buf, size_t cap)
     case WASM_V128: {
         uint32_t l[4];
         memcpy(l, v->of.v128, 16);
-        snprintf(buf, cap, "v128:i32x4 0x%08" PRIx32 " 0x%08" PRIx32 " 0x%08" PRIx32 " 0x%08" PRIx32,
-                 l[0], l[1], l[2], l[3]);
+        snprintf(buf, cap, "v128:i32x4 0x%08" PRIx32 " 0x%08" PRIx32 " 0x%08" PRIx32
+                 " 0x%08" PRIx32, l[0], l[1], l[2], l[3]);
         break;
     }
     default: snprintf(buf, cap, "ref:%s", v->of.ref ? "non-null" : "null"); break;
@@ -586,9 +586,10 @@ static void fmt_expected(const struct jv *e, char *buf, size_t cap)
 {
     const char *t = jstr(e, "type"), *s = jstr(e, "value");
     const struct jv *lanes = jget(e, "value");
+    const char *lt = jstr(e, "lane_type");
     size_t n = (size_t)snprintf(buf, cap, "%s:%s", t ? t : "?", s ? s : "");
     if (s || !lanes || lanes->t != J_ARR) return;
-    n = (size_t)snprintf(buf, cap, "%s:%s", t ? t : "?", jstr(e, "lane_type") ? jstr(e, "lane_type") : "?");
+    n = (size_t)snprintf(buf, cap, "%s:%s", t ? t : "?", lt ? lt : "?");
     for (size_t i = 0; i < lanes->n && n < cap; i++)
         n += (size_t)snprintf(buf + n, cap - n, " %s", lanes->items[i].s ? lanes->items[i].s : "?");
 }

@@ -927,7 +927,8 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
         case 0x1b: case 0x1c: {
             uint32_t cond = pop_slot(s), y = pop_slot(s), x = pop_slot(s);
             if (width_at(s, s->h) == 2) {
-                TRY(emit(s, 0, 3, word(OP_SIMD | SIMD_SELECT << 16, HOME(s, s->h)), pair(x, y), cond));
+                uint32_t op3 = OP_SIMD | SIMD_SELECT << 16;
+                TRY(emit(s, 0, 3, word(op3, HOME(s, s->h)), pair(x, y), cond));
                 TRY(push_home(s, 2));
                 break;
             }

@@ -196,8 +196,9 @@ static int compare(uint32_t sub, const v128 *a, const v128 *b, v128 *r)
     else if (sub >= 0x41 && sub <= 0x4c) n = sub <= 0x46 ? 4 : 8, k = (sub - 0x41) % 6, f = 1;
     else return 0;
     for (int i = 0; i < (int)(16 / n); i++) {
-        int t = !f ? int_holds(k, a, b, n, i)
-              : n == 4 ? float_holds(k, a->f32[i], b->f32[i]) : float_holds(k, a->f64[i], b->f64[i]);
+        int t = !f     ? int_holds(k, a, b, n, i)
+                : n == 4 ? float_holds(k, a->f32[i], b->f32[i])
+                         : float_holds(k, a->f64[i], b->f64[i]);
         memset(r->u8 + i * n, t ? 0xff : 0, n);
     }
     return 1;

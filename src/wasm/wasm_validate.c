@@ -188,7 +188,8 @@ static int validate_simd(struct vstate *v, const struct wasm_instr *in)
     int kind = wasm_simd_kind(sub);
     if (kind >= SK_LOAD && kind <= SK_STORE_LANE) {
         TRY(need_mem(v, 0));
-        if (in->a > wasm_simd_align(sub)) return INVALID("alignment must not be larger than natural");
+        if (in->a > wasm_simd_align(sub))
+            return INVALID("alignment must not be larger than natural");
     }
     if (kind == SK_LOAD_LANE || kind == SK_STORE_LANE || kind == SK_EXTRACT || kind == SK_REPLACE)
         if (in->lane >= wasm_simd_lanes(sub)) return INVALID("invalid lane index");
@@ -202,11 +203,18 @@ static int validate_simd(struct vstate *v, const struct wasm_instr *in)
     case SK_LOAD_LANE: TRY(pop(v, V, NULL)); TRY(pop(v, I, NULL)); return push(v, V);
     case SK_CONST: return push(v, V);
     case SK_EXTRACT: TRY(pop(v, V, NULL)); return push(v, wasm_simd_scalar(sub));
-    case SK_REPLACE: TRY(pop(v, wasm_simd_scalar(sub), NULL)); TRY(pop(v, V, NULL)); return push(v, V);
+    case SK_REPLACE:
+        TRY(pop(v, wasm_simd_scalar(sub), NULL));
+        TRY(pop(v, V, NULL));
+        return push(v, V);
     case SK_SPLAT: TRY(pop(v, wasm_simd_scalar(sub), NULL)); return push(v, V);
     case SK_UNARY: TRY(pop(v, V, NULL)); return push(v, V);
     case SK_SHUFFLE: case SK_BINARY: TRY(pop(v, V, NULL)); TRY(pop(v, V, NULL)); return push(v, V);
-    case SK_TERNARY: TRY(pop(v, V, NULL)); TRY(pop(v, V, NULL)); TRY(pop(v, V, NULL)); return push(v, V);
+    case SK_TERNARY:
+        TRY(pop(v, V, NULL));
+        TRY(pop(v, V, NULL));
+        TRY(pop(v, V, NULL));
+        return push(v, V);
     case SK_TEST: TRY(pop(v, V, NULL)); return push(v, I);
     case SK_SHIFT: TRY(pop(v, I, NULL)); TRY(pop(v, V, NULL)); return push(v, V);
     default: return INVALID("illegal opcode");

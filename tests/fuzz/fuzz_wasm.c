@@ -4,9 +4,10 @@
  * instantiated with stub imports (host functions returning zeros, a small
  * memory and table, zero globals of every value type, v128 included) under
  * small limits (16 pages, call depth 200, 20000 units of fuel per call) and
- * every exported function is called with zero arguments. Beyond "no crash, no sanitizer report": a load error
- * always carries a message, a call returns OK or a trap/arg status, and the
- * instance keeps working after a trap (the first export is called again). */
+ * every exported function is called with zero arguments. Beyond "no crash,
+ * no sanitizer report": a load error always carries a message, a call
+ * returns OK or a trap/arg status, and the instance keeps working after a
+ * trap (the first export is called again). */
 #include "wasm/wasm.h"
 
 #include <stdio.h>
