@@ -8,7 +8,9 @@
  * `spectest` module with print functions, globals (666), a table (10..20
  * funcref) and a memory (1..2 pages); `register` makes an instance's exports
  * importable under a name. Text-form assert_malformed/assert_invalid modules
- * are skipped (only binary ones can be loaded) and counted as skipped. */
+ * are skipped (only binary ones can be loaded) and counted as skipped.
+ * v128 values come as wast2json writes them, lanes of a "lane_type", and
+ * expected float lanes may be nan:canonical / nan:arithmetic each. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -440,12 +442,55 @@ static int link_and_instantiate(struct runner *r, struct wasm_module *m, struct 
     return rc;
 }
 
+/* Bytes per lane of a v128 in wast2json's "lane_type", 0 if unknown. */
+static size_t lane_size(const char *lt)
+{
+    if (!lt) return 0;
+    if (!strcmp(lt, "i8")) return 1;
+    if (!strcmp(lt, "i16")) return 2;
+    if (!strcmp(lt, "i32") || !strcmp(lt, "f32")) return 4;
+    if (!strcmp(lt, "i64") || !strcmp(lt, "f64")) return 8;
+    return 0;
+}
+
+/* The lanes of a v128 JSON value: *n lanes of *size bytes, the strings in
+ * (*vals)->items. -1 if malformed. */
+static int v128_lanes(const struct jv *a, size_t *size, const struct jv **vals)
+{
+    *size = lane_size(jstr(a, "lane_type"));
+    *vals = jget(a, "value");
+    if (!*size || !*vals || (*vals)->t != J_ARR || (*vals)->n != 16 / *size) return -1;
+    for (size_t i = 0; i < (*vals)->n; i++)
+        if ((*vals)->items[i].t != J_STR) return -1;
+    return 0;
+}
+
+/* A lane's integer pattern (wast2json writes unsigned decimals). */
+static uint64_t lane_bits(const char *s)
+{
+    return s[0] == '-' ? (uint64_t)strtoll(s, NULL, 10) : strtoull(s, NULL, 10);
+}
+
+static int parse_v128(const struct jv *a, struct wasm_val *v)
+{
+    size_t size;
+    const struct jv *vals;
+    if (v128_lanes(a, &size, &vals)) return -1;
+    v->type = WASM_V128;
+    for (size_t i = 0; i < vals->n; i++) {
+        uint64_t bits = lane_bits(vals->items[i].s);
+        for (size_t k = 0; k < size; k++) v->of.v128[i * size + k] = (uint8_t)(bits >> 8 * k);
+    }
+    return 0;
+}
+
 /* Parses a JSON value of a wast2json argument into v. */
 static int parse_val(const struct jv *a, struct wasm_val *v)
 {
     const char *t = jstr(a, "type"), *s = jstr(a, "value");
     if (!t) return -1;
     memset(v, 0, sizeof(*v));
+    if (!strcmp(t, "v128")) return parse_v128(a, v);
     if (!strcmp(t, "i32")) v->type = WASM_I32;
     else if (!strcmp(t, "i64")) v->type = WASM_I64;
     else if (!strcmp(t, "f32")) v->type = WASM_F32;
@@ -465,12 +510,41 @@ static int parse_val(const struct jv *a, struct wasm_val *v)
     return 0;
 }
 
+/* Does a float's bit pattern b (f32 if size 4, else f64) match s: a
+ * decimal pattern, nan:canonical or nan:arithmetic? */
+static int match_float(const char *s, uint64_t b, size_t size)
+{
+    uint64_t sign = size == 4 ? 0x80000000u : 0x8000000000000000ull;
+    uint64_t quiet = size == 4 ? 0x7fc00000u : 0x7ff8000000000000ull;
+    if (!strcmp(s, "nan:canonical")) return (b & ~sign) == quiet;
+    if (!strcmp(s, "nan:arithmetic")) return (b & quiet) == quiet;
+    return b == lane_bits(s);
+}
+
+/* Lane by lane, floats as match_float, integers modulo the lane width. */
+static int match_v128(const struct jv *e, const struct wasm_val *got)
+{
+    size_t size;
+    const struct jv *vals;
+    if (got->type != WASM_V128 || v128_lanes(e, &size, &vals)) return 0;
+    int fl = jstr(e, "lane_type")[0] == 'f';
+    uint64_t mask = size == 8 ? UINT64_MAX : ((uint64_t)1 << 8 * size) - 1;
+    for (size_t i = 0; i < vals->n; i++) {
+        uint64_t b = 0;
+        for (size_t k = 0; k < size; k++) b |= (uint64_t)got->of.v128[i * size + k] << 8 * k;
+        const char *s = vals->items[i].s;
+        if (fl ? !match_float(s, b, size) : b != (lane_bits(s) & mask)) return 0;
+    }
+    return 1;
+}
+
 /* Does got match the expected JSON value (nan:canonical, nan:arithmetic,
- * null, a bare funcref meaning any non-null one)? */
+ * null, a bare funcref meaning any non-null one, v128 lanes)? */
 static int match_val(const struct jv *e, const struct wasm_val *got)
 {
     const char *t = jstr(e, "type"), *s = jstr(e, "value");
     if (!t) return 0;
+    if (!strcmp(t, "v128")) return match_v128(e, got);
     if (!strcmp(t, "funcref")) {
         if (got->type != WASM_FUNCREF) return 0;
         if (!s) return got->of.ref != NULL;
@@ -482,18 +556,8 @@ static int match_val(const struct jv *e, const struct wasm_val *got)
         return got->of.ref == (void *)(uintptr_t)(strtoull(s, NULL, 10) + 1);
     }
     if (!s) return 0;
-    if (!strcmp(t, "f32") && got->type == WASM_F32) {
-        uint32_t b = got->of.u32;
-        if (!strcmp(s, "nan:canonical")) return (b & 0x7fffffffu) == 0x7fc00000u;
-        if (!strcmp(s, "nan:arithmetic")) return (b & 0x7fc00000u) == 0x7fc00000u;
-        return b == (uint32_t)strtoull(s, NULL, 10);
-    }
-    if (!strcmp(t, "f64") && got->type == WASM_F64) {
-        uint64_t b = got->of.u64;
-        if (!strcmp(s, "nan:canonical")) return (b & 0x7fffffffffffffffull) == 0x7ff8000000000000ull;
-        if (!strcmp(s, "nan:arithmetic")) return (b & 0x7ff8000000000000ull) == 0x7ff8000000000000ull;
-        return b == strtoull(s, NULL, 10);
-    }
+    if (!strcmp(t, "f32") && got->type == WASM_F32) return match_float(s, got->of.u32, 4);
+    if (!strcmp(t, "f64") && got->type == WASM_F64) return match_float(s, got->of.u64, 8);
     if (!strcmp(t, "i32") && got->type == WASM_I32) return got->of.u32 == (uint32_t)strtoull(s, NULL, 10);
     if (!strcmp(t, "i64") && got->type == WASM_I64) return got->of.u64 == strtoull(s, NULL, 10);
     return 0;
@@ -506,8 +570,28 @@ static void fmt_val(const struct wasm_val *v, char *buf, size_t cap)
     case WASM_I64: snprintf(buf, cap, "i64:%" PRIu64, v->of.u64); break;
     case WASM_F32: snprintf(buf, cap, "f32:%" PRIu32 " (%g)", v->of.u32, (double)v->of.f32); break;
     case WASM_F64: snprintf(buf, cap, "f64:%" PRIu64 " (%g)", v->of.u64, v->of.f64); break;
+    case WASM_V128: {
+        uint32_t l[4];
+        memcpy(l, v->of.v128, 16);
+        snprintf(buf, cap, "v128:i32x4 0x%08" PRIx32 " 0x%08" PRIx32 " 0x%08" PRIx32
+                 " 0x%08" PRIx32, l[0], l[1], l[2], l[3]);
+        break;
+    }
     default: snprintf(buf, cap, "ref:%s", v->of.ref ? "non-null" : "null"); break;
     }
+}
+
+/* An expected JSON value as "type:value" (a v128's lanes after its lane type). */
+static void fmt_expected(const struct jv *e, char *buf, size_t cap)
+{
+    const char *t = jstr(e, "type"), *s = jstr(e, "value");
+    const struct jv *lanes = jget(e, "value");
+    const char *lt = jstr(e, "lane_type");
+    size_t n = (size_t)snprintf(buf, cap, "%s:%s", t ? t : "?", s ? s : "");
+    if (s || !lanes || lanes->t != J_ARR) return;
+    n = (size_t)snprintf(buf, cap, "%s:%s", t ? t : "?", lt ? lt : "?");
+    for (size_t i = 0; i < lanes->n && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, " %s", lanes->items[i].s ? lanes->items[i].s : "?");
 }
 
 /* Runs an invoke/get action; results into res (at most 64). Returns the
@@ -618,10 +702,10 @@ static void run_command(struct runner *r, const struct jv *c)
         }
         for (size_t i = 0; i < ne; i++)
             if (!match_val(&exp->items[i], &res[i])) {
-                char got[64];
+                char got[96], want[256];
                 fmt_val(&res[i], got, sizeof(got));
-                FAIL(line, "assert_return: result %zu is %s, expected %s:%s", i, got,
-                     jstr(&exp->items[i], "type"), jstr(&exp->items[i], "value") ? jstr(&exp->items[i], "value") : "?");
+                fmt_expected(&exp->items[i], want, sizeof(want));
+                FAIL(line, "assert_return: result %zu is %s, expected %s", i, got, want);
                 return;
             }
         r->passed++;
@@ -823,6 +907,12 @@ static int cmd_run(int argc, char **argv)
         case WASM_I64: printf("%" PRId64 "\n", rv[i].of.i64); break;
         case WASM_F32: printf("%.9g\n", (double)rv[i].of.f32); break;
         case WASM_F64: printf("%.17g\n", rv[i].of.f64); break;
+        case WASM_V128: {
+            char b[96];
+            fmt_val(&rv[i], b, sizeof(b));
+            printf("%s\n", b);
+            break;
+        }
         default: printf("%s\n", rv[i].of.ref ? "ref" : "null"); break;
         }
     }

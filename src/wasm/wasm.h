@@ -63,7 +63,8 @@ struct wasm_global;   /* a global variable */
 
 /* A typed value. f32/f64 are also reachable as raw bits (u32/u64) so NaN
  * payloads survive. A null reference is NULL; an externref is any host
- * pointer the host chooses (NULL meaning null). */
+ * pointer the host chooses (NULL meaning null). A v128 is its 16 bytes in
+ * memory order (lane 0 first, each lane little-endian). */
 struct wasm_val {
     enum wasm_type type;
     union {
@@ -75,6 +76,7 @@ struct wasm_val {
         double f64;
         struct wasm_func *func;
         void *ref;
+        uint8_t v128[16];
     } of;
 };
 

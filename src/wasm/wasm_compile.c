@@ -2,9 +2,13 @@
  * internal code (see "Internal code" in wasm_int.h).
  *
  * Validation guarantees the operand stack height at every instruction, so
- * each operand stack position d has a fixed home slot L + d in the frame (L:
- * params and locals). Instructions name their operand and result slots
- * directly; nothing is pushed or popped at run time. Two cheap tricks remove
+ * each operand stack position d has a fixed home slot L + sh[d] in the frame
+ * (L: params, locals and constants; sh[d]: the slots the entries below d
+ * take, which is d unless a v128, two slots, is among them). Locals sit at
+ * prefix sums of their widths the same way (lslot), so a module without
+ * v128 gets exactly the layout it always had. Instructions name their
+ * operand and result slots directly; nothing is pushed or popped at run
+ * time. Two cheap tricks remove
  * most copies:
  *   - local.get emits nothing: the stack entry becomes an alias of the
  *     local's slot, and the consumer reads the local directly. An alias is
@@ -27,6 +31,7 @@ struct cctl {
     uint8_t dead_entry; /* the block began in unreachable code */
     uint32_t base;      /* stack depth below the block's params */
     uint32_t np, nr;
+    const uint8_t *pt, *rt; /* their types */
     uint32_t start;     /* loop: header position */
     uint32_t chain;     /* forward branches to the end: word position + 1, 0 none */
     uint32_t else_fix;  /* if: the BR_UNLESS to patch at else/end, + 1 */
@@ -40,16 +45,19 @@ struct cstate {
     struct cctl *c;
     uint32_t nc, capc;
     uint32_t *vs;       /* per stack entry: its slot (home, or an aliased local) */
+    uint32_t *sh;       /* per stack depth d <= h: slots taken below it (HOME) */
+    uint32_t *lslot;    /* per local (params first): its first slot */
+    const uint8_t *ltypes; /* per local: its type */
     uint32_t *nalias;   /* per local or constant slot: stack entries aliasing it */
     uint32_t naliased;  /* all aliased stack entries */
     uint32_t alias_lo;  /* no aliased entry below this depth */
-    uint32_t h, caph, hmax;
+    uint32_t h, caph, hmax; /* hmax: the most slots the stack took */
     uint32_t L;         /* params + locals + constants: first home slot */
     uint32_t L0;        /* params + locals: first constant slot */
     uint64_t consts[WASM_MAX_CONSTS];
     uint32_t nconsts;
     uint32_t cuse[WASM_MAX_CONSTS]; /* per constant: operands reading its slot */
-    uint8_t *written;   /* per param or local: set so far (params: always) */
+    uint8_t *written;   /* per param or local slot: set so far (params: always) */
     int loop_seen;      /* a loop began: code may run more than once */
     int64_t last_dst;   /* word holding the result slot of the last instruction, -1 none */
     uint32_t call_acc;  /* the last instruction is a direct call: its first result's slot
@@ -65,7 +73,7 @@ struct cstate {
     int dead;
 };
 
-#define HOME(s, d) ((s)->L + (d))
+#define HOME(s, d) ((s)->L + (s)->sh[d])
 
 #define TRY(x)                                                                               \
     do {                                                                                     \
@@ -131,6 +139,7 @@ static void drop_last(struct cstate *s)
     no_last(s);
 }
 
+/* Room for stack entry h (vs[h], sh[h + 1]). */
 static int reserve(struct cstate *s, uint32_t h)
 {
     if (h < s->caph) return 0;
@@ -139,8 +148,22 @@ static int reserve(struct cstate *s, uint32_t h)
     uint32_t *p = realloc(s->vs, (size_t)nc * 4);
     if (!p) return wasm_fail(s->r, WASM_ERR_NOMEM, "out of memory");
     s->vs = p;
+    p = realloc(s->sh, ((size_t)nc + 1) * 4);
+    if (!p) return wasm_fail(s->r, WASM_ERR_NOMEM, "out of memory");
+    s->sh = p;
     s->caph = nc;
     return 0;
+}
+
+/* Slots of stack entry d, and of the top n entries. */
+static uint32_t width_at(const struct cstate *s, uint32_t d)
+{
+    return s->sh[d + 1] - s->sh[d];
+}
+
+static uint32_t top_slots(const struct cstate *s, uint32_t n)
+{
+    return s->sh[s->h] - s->sh[s->h - n];
 }
 
 /* The packed one-word form of numeric operations and moves:
@@ -207,22 +230,25 @@ static uint32_t with_acc(uint32_t op, uint32_t prev, uint32_t x, uint32_t y)
     return op;
 }
 
-static int push_slot(struct cstate *s, uint32_t slot)
+/* Pushes an entry of w slots held in slot (its home, or an alias). */
+static int push_slot(struct cstate *s, uint32_t slot, uint32_t w)
 {
     TRY(reserve(s, s->h));
     if (slot != HOME(s, s->h)) {
         s->nalias[slot]++, s->naliased++;
         if (s->h < s->alias_lo) s->alias_lo = s->h;
     }
-    s->vs[s->h++] = slot;
-    if (s->h > s->hmax) s->hmax = s->h;
+    s->vs[s->h] = slot;
+    s->sh[s->h + 1] = s->sh[s->h] + w;
+    s->h++;
+    if (s->sh[s->h] > s->hmax) s->hmax = s->sh[s->h];
     return 0;
 }
 
-/* Pushes a value computed into its home slot. */
-static int push_home(struct cstate *s)
+/* Pushes a value of w slots computed into its home slot. */
+static int push_home(struct cstate *s, uint32_t w)
 {
-    return push_slot(s, HOME(s, s->h));
+    return push_slot(s, HOME(s, s->h), w);
 }
 
 static int is_const(const struct cstate *s, uint32_t slot)
@@ -276,6 +302,13 @@ static int emit_mov(struct cstate *s, int has_dst, uint32_t d, uint32_t v)
     return 0;
 }
 
+/* Copies a value of w slots from v to d (MOV128 for a v128). */
+static int emit_move(struct cstate *s, uint32_t d, uint32_t v, uint32_t w)
+{
+    if (w == 2) return emit_packed(s, 0, OP_MOV128, d, v, 0);
+    return emit_mov(s, 1, d, v);
+}
+
 /* Copies aliased entries home: all of them (local == UINT32_MAX) or those
  * of one local. The counts keep this free when there is nothing to copy,
  * so compiling stays linear in the body's size. */
@@ -285,7 +318,7 @@ static int materialize(struct cstate *s, uint32_t local)
     for (uint32_t d = s->alias_lo; d < s->h; d++) {
         uint32_t home = HOME(s, d), v = s->vs[d];
         if (v == home || (local != UINT32_MAX && v != local)) continue;
-        TRY(emit_mov(s, 1, home, v));
+        TRY(emit_move(s, home, v, width_at(s, d)));
         s->vs[d] = home;
         s->nalias[v]--, s->naliased--;
     }
@@ -293,17 +326,21 @@ static int materialize(struct cstate *s, uint32_t local)
     return 0;
 }
 
-/* After a label: entries from depth `from` up are gone and the stack is h
- * deep with every entry from `from` at home (those below are untouched
- * since the block began, when they were materialized). */
-static int reset_height(struct cstate *s, uint32_t from, uint32_t h)
+/* After a label: entries from depth `from` up are gone and the stack holds
+ * n values of types t from there, at home (those below are untouched since
+ * the block began, when they were materialized; from <= h: a block's base
+ * never goes below the stack, unreachable code included). */
+static int reset_height(struct cstate *s, uint32_t from, const uint8_t *t, uint32_t n)
 {
     for (uint32_t d = from; d < s->h; d++)
         if (s->vs[d] != HOME(s, d)) s->nalias[s->vs[d]]--, s->naliased--;
-    TRY(reserve(s, h));
-    for (uint32_t d = from < s->h ? from : s->h; d < h; d++) s->vs[d] = HOME(s, d);
-    s->h = h;
-    if (h > s->hmax) s->hmax = h;
+    TRY(reserve(s, from + n));
+    for (uint32_t i = 0, d = from; i < n; i++, d++) {
+        s->sh[d + 1] = s->sh[d] + wasm_slots(t[i]);
+        s->vs[d] = HOME(s, d);
+    }
+    s->h = from + n;
+    if (s->sh[s->h] > s->hmax) s->hmax = s->sh[s->h];
     return 0;
 }
 
@@ -373,7 +410,7 @@ static void pre_form(struct cstate *s, uint32_t pre)
     s->w[at] = (s->w[at] & ~(uint64_t)0xffffu) | op;
 }
 
-/* A return of nr values from slot src up, where nothing jumps in between
+/* A return of nr slots of values from slot src up, where nothing jumps in between
  * the last instruction and this one. A single value that instruction
  * computed is computed into slot 0 instead, where the caller takes it
  * (nothing in this frame runs after it), so the return moves nothing. */
@@ -388,23 +425,23 @@ static int emit_return(struct cstate *s, uint32_t nr, uint32_t src)
 }
 
 /* A branch to label l; cond: the slot of the condition (br_if) or
- * UINT32_MAX. The stack is materialized. */
+ * UINT32_MAX. The stack is materialized. Values move as slots. */
 static int branch(struct cstate *s, uint32_t l, uint32_t cond)
 {
     struct cctl *c = &s->c[s->nc - 1 - l];
-    uint32_t arity = c->op == 0x03 ? c->np : c->nr;
+    uint32_t arity = c->op == 0x03 ? c->np : c->nr, n = top_slots(s, arity);
     if (c->op == 0) { /* to the function: a return */
-        if (cond == UINT32_MAX) return emit_return(s, arity, HOME(s, s->h - arity));
+        if (cond == UINT32_MAX) return emit_return(s, n, HOME(s, s->h - arity));
         TRY(emit(s, 0, 2, word(OP_BR_UNLESS, 4), cond, 0));
-        return emit(s, 0, 2, word(OP_RETURN, arity), HOME(s, s->h - arity), 0);
+        return emit(s, 0, 2, word(OP_RETURN, n), HOME(s, s->h - arity), 0);
     }
     uint32_t src = HOME(s, s->h - arity), dst = HOME(s, c->base);
     uint32_t at = s->nw;
     if (src != dst && arity) {
         if (cond != UINT32_MAX)
-            TRY(emit(s, 0, 3, word(OP_BR_IF_MOVE, 0), pair(src, dst), pair(arity, cond)));
+            TRY(emit(s, 0, 3, word(OP_BR_IF_MOVE, 0), pair(src, dst), pair(n, cond)));
         else
-            TRY(emit(s, 0, 3, word(OP_BR_MOVE, 0), pair(src, dst), arity));
+            TRY(emit(s, 0, 3, word(OP_BR_MOVE, 0), pair(src, dst), n));
     } else if (cond != UINT32_MAX) {
         TRY(emit(s, 0, 2, word(OP_BR_IF, 0), cond, 0));
     } else {
@@ -414,7 +451,8 @@ static int branch(struct cstate *s, uint32_t l, uint32_t cond)
     return 0;
 }
 
-static int push_ctl(struct cstate *s, uint8_t op, uint32_t np, uint32_t nr)
+static int push_ctl(struct cstate *s, uint8_t op, const uint8_t *pt, uint32_t np, const uint8_t *rt,
+                    uint32_t nr)
 {
     if (s->nc == s->capc) {
         uint32_t nc = s->capc ? s->capc * 2 : 16;
@@ -429,15 +467,9 @@ static int push_ctl(struct cstate *s, uint8_t op, uint32_t np, uint32_t nr)
     c->dead_entry = (uint8_t)s->dead;
     c->base = s->h >= np ? s->h - np : 0;
     c->np = np, c->nr = nr;
+    c->pt = pt, c->rt = rt;
     c->start = s->nw;
     return 0;
-}
-
-static void blocktype(const struct wasm_module *m, int64_t bt, uint32_t *np, uint32_t *nr)
-{
-    *np = 0;
-    *nr = bt == -64 ? 0 : 1;
-    if (bt >= 0) *np = m->types[bt].np, *nr = m->types[bt].nr;
 }
 
 
@@ -714,10 +746,10 @@ static int fuse_addi_branch(struct cstate *s, struct cctl *t, uint32_t cmp, uint
     return 1;
 }
 
-/* local.set / local.tee of local k with the top value. */
-static int set_local(struct cstate *s, uint32_t k, int tee)
+/* local.set / local.tee of local idx with the top value. */
+static int set_local(struct cstate *s, uint32_t idx, int tee)
 {
-    uint32_t v = pop_slot(s);
+    uint32_t v = pop_slot(s), k = s->lslot[idx], w = wasm_slots(s->ltypes[idx]);
     int aliased = s->nalias[k] != 0;
     if (v == k) {
         /* local.get k; local.set k */
@@ -726,19 +758,73 @@ static int set_local(struct cstate *s, uint32_t k, int tee)
          * runs at most once per call, in order, so nothing wrote k yet */
         unuse(s, v);
     } else if (!aliased && v == HOME(s, s->h) && s->last_dst >= 0 && last_dst_slot(s) == v) {
+        /* (never a v128: what computes one has no retargetable result) */
         retarget_last(s, k);
         s->written[k] = 1;
     } else {
         if (aliased) TRY(materialize(s, k));
         unuse(s, v); /* emit_mov counts it again if it reads the slot */
-        TRY(emit_mov(s, 1, k, v));
+        TRY(emit_move(s, k, v, w));
         s->written[k] = 1;
     }
     /* the last instruction's result stays known (in k when it was
      * retargeted): a retarget needs a home slot, which k is not, and the
      * next instruction may still take the value from acc or fuse with it */
-    if (tee) TRY(push_slot(s, k));
+    if (tee) TRY(push_slot(s, k, w));
     return 0;
+}
+
+/* A 0xfd instruction: one OP_SIMD, its words as wasm_simd_exec reads
+ * them; the result (if any) at the next home slot. */
+static int compile_simd(struct cstate *s, const struct wasm_instr *in)
+{
+    uint32_t sub = in->op - 0xfd00, x = 0, y = 0, w = 2; /* w: result slots */
+    uint64_t w2 = in->lane;
+    int kind = wasm_simd_kind(sub);
+    switch (kind) {
+    case SK_LOAD:
+        x = pop_slot(s);
+        w2 = in->b;
+        break;
+    case SK_LOAD_LANE: case SK_STORE: case SK_STORE_LANE:
+        y = pop_slot(s), x = pop_slot(s);
+        w2 = pair(in->b, in->lane);
+        if (kind != SK_LOAD_LANE) w = 0;
+        break;
+    case SK_CONST:
+        break;
+    case SK_EXTRACT: case SK_TEST:
+        x = pop_slot(s), w = 1;
+        break;
+    case SK_SPLAT: case SK_UNARY:
+        x = pop_slot(s);
+        break;
+    case SK_TERNARY:
+        w2 = pop_slot(s), y = pop_slot(s), x = pop_slot(s);
+        break;
+    default: /* binary, shift, replace_lane, shuffle */
+        y = pop_slot(s), x = pop_slot(s);
+        break;
+    }
+    uint64_t w0 = word(OP_SIMD | sub << 16, w ? HOME(s, s->h) : 0);
+    if (kind == SK_CONST || kind == SK_SHUFFLE) { /* the 16 bytes in words 2-3 */
+        TRY(emit(s, 0, 3, w0, pair(x, y), in->bits));
+        TRY(grow_words(s, 1));
+        s->w[s->nw++] = in->hi;
+    } else {
+        TRY(emit(s, 0, 3, w0, pair(x, y), w2));
+    }
+    return w ? push_home(s, w) : 0;
+}
+
+/* global.get / global.set of a v128 global (SIMD_GLOBAL_GET/SET). */
+static int global_v128(struct cstate *s, uint32_t op, uint32_t idx)
+{
+    if (op == 0x23) {
+        TRY(emit(s, 0, 3, word(OP_SIMD | SIMD_GLOBAL_GET << 16, HOME(s, s->h)), idx, 0));
+        return push_home(s, 2);
+    }
+    return emit(s, 0, 3, word(OP_SIMD | SIMD_GLOBAL_SET << 16, 0), pop_slot(s), idx);
 }
 
 static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_body *bd,
@@ -746,7 +832,8 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
 {
     const struct wasm_module *m = s->m;
     struct wasm_reader *rd = s->r;
-    TRY(push_ctl(s, 0, 0, ft->nr));
+    const uint8_t *pt, *rt;
+    TRY(push_ctl(s, 0, NULL, 0, ft->t + ft->np, ft->nr));
     while (rd->pos < rd->end && s->nc) {
         struct wasm_instr in;
         TRY(wasm_read_instr(rd, &in));
@@ -754,8 +841,8 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
         if (s->dead) {
             /* only nesting matters in unreachable code */
             if (op == 0x02 || op == 0x03 || op == 0x04) {
-                blocktype(m, in.bt, &np, &nr);
-                TRY(push_ctl(s, (uint8_t)op, 0, nr));
+                wasm_block_sig(m, in.bt, &pt, &np, &rt, &nr);
+                TRY(push_ctl(s, (uint8_t)op, pt, 0, rt, nr));
                 s->c[s->nc - 1].np = np;
                 continue;
             }
@@ -769,21 +856,21 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             break;
         case 0x01: break;
         case 0x02: case 0x03:
-            blocktype(m, in.bt, &np, &nr);
+            wasm_block_sig(m, in.bt, &pt, &np, &rt, &nr);
             TRY(materialize(s, UINT32_MAX));
-            TRY(push_ctl(s, (uint8_t)op, np, nr));
+            TRY(push_ctl(s, (uint8_t)op, pt, np, rt, nr));
             no_last(s);
             s->label_at = s->nw;
             if (op == 0x03) s->loop_seen = 1;
             break;
         case 0x04: {
-            blocktype(m, in.bt, &np, &nr);
+            wasm_block_sig(m, in.bt, &pt, &np, &rt, &nr);
             uint32_t cond = pop_slot(s);
             uint64_t xy = 0;
             int imm;
             uint32_t cmp = take_compare(s, cond, &xy, &imm);
             TRY(materialize(s, UINT32_MAX));
-            TRY(push_ctl(s, 0x04, np, nr));
+            TRY(push_ctl(s, 0x04, pt, np, rt, nr));
             s->c[s->nc - 1].else_fix = s->nw + 1;
             if (cmp == 0x45) { /* if (eqz x): skip unless x == 0, i.e. when x != 0 */
                 TRY(emit(s, 0, 2, word(OP_BR_IF, 0), (uint32_t)xy, 0));
@@ -806,7 +893,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             c->else_fix = 0;
             c->op = 0x05;
             s->dead = c->dead_entry;
-            TRY(reset_height(s, c->base, c->base + c->np));
+            TRY(reset_height(s, c->base, c->pt, c->np));
             no_last(s);
             s->label_at = s->nw;
             break;
@@ -814,7 +901,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             if (!s->dead) TRY(materialize(s, UINT32_MAX));
             if (s->nc == 1 && !c->chain && !s->dead) { /* the function's end, only fallen into */
                 s->nc = 0;
-                TRY(emit_return(s, ft->nr, HOME(s, 0)));
+                TRY(emit_return(s, ft->nrs, HOME(s, 0)));
                 break;
             }
             if (c->else_fix) set_off(s, c->else_fix - 1, s->nw);
@@ -823,12 +910,12 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             no_last(s);
             s->label_at = s->nw;
             if (s->nc == 0) {
-                TRY(reset_height(s, 0, ft->nr));
-                TRY(emit(s, 0, 2, word(OP_RETURN, ft->nr), HOME(s, 0), 0));
+                TRY(reset_height(s, 0, ft->t + ft->np, ft->nr));
+                TRY(emit(s, 0, 2, word(OP_RETURN, ft->nrs), HOME(s, 0), 0));
                 break;
             }
             s->dead = c->dead_entry;
-            TRY(reset_height(s, c->base, c->base + c->nr));
+            TRY(reset_height(s, c->base, c->rt, c->nr));
             break;
         case 0x0c:
             TRY(materialize(s, UINT32_MAX));
@@ -866,7 +953,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             uint32_t idx = pop_slot(s);
             TRY(materialize(s, UINT32_MAX));
             const struct cctl *dflt = &s->c[s->nc - 1 - in.a];
-            uint32_t arity = dflt->op == 0x03 ? dflt->np : dflt->nr;
+            uint32_t arity = dflt->op == 0x03 ? dflt->np : dflt->nr, n = top_slots(s, arity);
             TRY(emit(s, 0, 2, word(OP_BR_TABLE, in.ntargets), pair(idx, HOME(s, s->h - arity)), 0));
             struct wasm_reader lr = {b, in.targets_off, rd->end, rd->err};
             for (uint32_t i = 0; i <= in.ntargets; i++) {
@@ -876,7 +963,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
                 uint32_t at = s->nw;
                 /* to the function: the final RETURN takes values at home 0 */
                 uint32_t dst = t->op == 0 ? HOME(s, 0) : HOME(s, t->base);
-                TRY(emit(s, 0, 2, 0, pair(dst, arity), 0));
+                TRY(emit(s, 0, 2, 0, pair(dst, n), 0));
                 if (t->op == 0x03) set_off(s, at, t->start);
                 else chain(s, t, at);
             }
@@ -885,7 +972,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
         }
         case 0x0f:
             TRY(materialize(s, UINT32_MAX));
-            TRY(emit_return(s, ft->nr, HOME(s, s->h - ft->nr)));
+            TRY(emit_return(s, ft->nrs, HOME(s, s->h - ft->nr)));
             s->dead = 1;
             break;
         case 0x10: case 0x11: {
@@ -900,29 +987,44 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             else if (op == 0x10) TRY(emit(s, 0, 2, word(OP_CALL, in.a), base, 0));
             else TRY(emit(s, 0, 3, word(OP_CALL_INDIRECT, in.a), pair(base, in.b), idx));
             s->h -= ct->np;
-            for (uint32_t i = 0; i < ct->nr; i++) TRY(push_home(s));
+            for (uint32_t i = 0; i < ct->nr; i++) TRY(push_home(s, wasm_slots(ct->t[ct->np + i])));
             /* the callee's return leaves its first result in acc: the next
              * instruction may read it from there (not through the slot the
              * return just wrote: a store-to-load wait on every call) */
-            if (op == 0x10 && in.a >= m->nfunc_imports && ct->nr) s->call_acc = base;
+            if (op == 0x10 && in.a >= m->nfunc_imports && ct->nr && ct->t[ct->np] != WASM_V128)
+                s->call_acc = base;
             /* the callee's frame starts at base: make room for its results */
             break;
         }
         case 0x1a: pop_slot(s); break;
         case 0x1b: case 0x1c: {
             uint32_t cond = pop_slot(s), y = pop_slot(s), x = pop_slot(s);
+            if (width_at(s, s->h) == 2) {
+                uint32_t op3 = OP_SIMD | SIMD_SELECT << 16;
+                TRY(emit(s, 0, 3, word(op3, HOME(s, s->h)), pair(x, y), cond));
+                TRY(push_home(s, 2));
+                break;
+            }
             TRY(emit(s, 1, 3, word(OP_SELECT, HOME(s, s->h)), pair(x, y), cond));
-            TRY(push_home(s));
+            TRY(push_home(s, 1));
             break;
         }
-        case 0x20: TRY(push_slot(s, in.a)); break;
+        case 0x20: TRY(push_slot(s, s->lslot[in.a], wasm_slots(s->ltypes[in.a]))); break;
         case 0x21: TRY(set_local(s, in.a, 0)); break;
         case 0x22: TRY(set_local(s, in.a, 1)); break;
         case 0x23:
+            if (m->globals[in.a].type == WASM_V128) {
+                TRY(global_v128(s, op, in.a));
+                break;
+            }
             TRY(emit(s, 1, 2, word(OP_GLOBAL_GET, HOME(s, s->h)), in.a, 0));
-            TRY(push_home(s));
+            TRY(push_home(s, 1));
             break;
         case 0x24: {
+            if (m->globals[in.a].type == WASM_V128) {
+                TRY(global_v128(s, op, in.a));
+                break;
+            }
             uint32_t v = pop_slot(s);
             TRY(emit(s, 0, 2, word(OP_GLOBAL_SET, in.a), v, 0));
             break;
@@ -930,7 +1032,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
         case 0x25: {
             uint32_t i = pop_slot(s);
             TRY(emit(s, 1, 2, word(OP_TABLE_GET, HOME(s, s->h)), pair(i, in.a), 0));
-            TRY(push_home(s));
+            TRY(push_home(s, 1));
             break;
         }
         case 0x26: {
@@ -940,44 +1042,46 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
         }
         case 0x3f:
             TRY(emit(s, 1, 1, word(0x3f, HOME(s, s->h)), 0, 0));
-            TRY(push_home(s));
+            TRY(push_home(s, 1));
             break;
         case 0x40: {
             uint32_t n = pop_slot(s);
             TRY(emit(s, 1, 2, word(0x40, HOME(s, s->h)), n, 0));
-            TRY(push_home(s));
+            TRY(push_home(s, 1));
             break;
         }
         case 0x41: case 0x42: case 0x43: case 0x44: case 0xd0: {
             uint64_t bits = op == 0xd0 ? 0 : in.bits;
             uint32_t k = const_slot(s, bits);
             if (k != UINT32_MAX) {
-                TRY(push_slot(s, k));
+                TRY(push_slot(s, k, 1));
             } else {
                 TRY(emit(s, 1, 2, word(OP_CONST64, HOME(s, s->h)), bits, 0));
-                TRY(push_home(s));
+                TRY(push_home(s, 1));
             }
             break;
         }
         case 0xd1: {
             uint32_t prev = prev_slot(s), a = pop_slot(s);
             TRY(emit_packed(s, 1, with_acc(OP_REF_IS_NULL, prev, a, UINT32_MAX), HOME(s, s->h), a, 0));
-            TRY(push_home(s));
+            TRY(push_home(s, 1));
             break;
         }
         case 0xd2:
             TRY(emit(s, 1, 2, word(OP_REF_FUNC, HOME(s, s->h)), in.a, 0));
-            TRY(push_home(s));
+            TRY(push_home(s, 1));
             break;
         default: {
             uint32_t prev = prev_slot(s);
-            if (op >= 0x28 && op <= 0x35) { /* loads */
+            if (op >= 0xfd00) {
+                TRY(compile_simd(s, &in));
+            } else if (op >= 0x28 && op <= 0x35) { /* loads */
                 uint32_t a = pop_slot(s);
                 int fused = fuse_add_load(s, op, a, in.b);
                 if (fused < 0) return fused;
                 if (!fused)
                     TRY(emit(s, 1, 2, word(with_acc(op, prev, a, UINT32_MAX), HOME(s, s->h)), pair(a, in.b), 0));
-                TRY(push_home(s));
+                TRY(push_home(s, 1));
             } else if (op >= 0x36 && op <= 0x3e) { /* stores */
                 uint32_t v = pop_slot(s), a = pop_slot(s);
                 int fused = fuse_add_store(s, op, a, v, in.b);
@@ -992,7 +1096,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
                     uint32_t y = pop_slot(s), x = pop_slot(s);
                     TRY(emit_binary(s, iop, prev, x, y));
                 }
-                TRY(push_home(s));
+                TRY(push_home(s, 1));
             } else {
                 /* bulk memory and table operations: operands at home, in order */
                 static const uint8_t pops[18] = {[8] = 3, [10] = 3, [11] = 3, [12] = 3,
@@ -1001,7 +1105,7 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
                 TRY(materialize(s, UINT32_MAX));
                 s->h -= n;
                 TRY(emit(s, 0, 2, word(OP_FC + sub, in.a), pair(HOME(s, s->h), in.b), 0));
-                if (sub == 15 || sub == 16) TRY(push_home(s));
+                if (sub == 15 || sub == 16) TRY(push_home(s, 1));
             }
             break;
         }
@@ -1017,6 +1121,8 @@ static int compile_pass(struct cstate *s, const uint8_t *b, const struct wasm_bo
 {
     s->r->pos = bd->off;
     s->nw = s->nc = s->h = s->hmax = s->naliased = 0;
+    TRY(reserve(s, 0));
+    s->sh[0] = 0;
     s->alias_lo = UINT32_MAX;
     s->last_at = s->before_at = s->before2_at = -1;
     no_last(s);
@@ -1025,7 +1131,7 @@ static int compile_pass(struct cstate *s, const uint8_t *b, const struct wasm_bo
     memset(s->cuse, 0, sizeof(s->cuse));
     memset(s->nalias, 0, ((size_t)s->L + 1) * sizeof(*s->nalias));
     memset(s->written, 0, s->L0);
-    memset(s->written, 1, ft->np);
+    memset(s->written, 1, ft->nps);
     return compile_body(s, b, bd, ft);
 }
 
@@ -1064,9 +1170,13 @@ int wasm_compile_func(const uint8_t *b, const struct wasm_module *m, uint32_t fi
     memset(&st, 0, sizeof(st));
     st.r = &rd;
     st.m = m;
-    st.L0 = ft->np + bd->nlocals;
     st.last_dst = -1;
     st.call_acc = UINT32_MAX;
+    uint32_t nl = ft->np + bd->nlocals;
+    st.ltypes = bd->locals;
+    st.lslot = malloc(((size_t)nl + 1) * sizeof(*st.lslot));
+    if (!st.lslot) return wasm_fail(&rd, WASM_ERR_NOMEM, "out of memory");
+    for (uint32_t i = 0; i < nl; i++) st.lslot[i] = st.L0, st.L0 += wasm_slots(bd->locals[i]);
     int rc = scan_consts(&st, b, bd);
     st.L = st.L0 + st.nconsts;
     st.nalias = calloc((size_t)st.L + 1, sizeof(*st.nalias));
@@ -1082,6 +1192,8 @@ int wasm_compile_func(const uint8_t *b, const struct wasm_module *m, uint32_t fi
     }
     free(st.c);
     free(st.vs);
+    free(st.sh);
+    free(st.lslot);
     free(st.nalias);
     free(st.written);
     if (rc) {
@@ -1090,10 +1202,10 @@ int wasm_compile_func(const uint8_t *b, const struct wasm_module *m, uint32_t fi
     }
     out->w = st.w;
     out->nw = st.nw;
-    out->np = ft->np;
-    out->nlocals = bd->nlocals;
+    out->np = ft->nps;
+    out->nlocals = st.L0 - ft->nps;
     out->nconsts = ncopy;
     /* callee frames start inside this one, so results may land above hmax */
-    out->frame_max = st.L + st.hmax + ft->nr + 1;
+    out->frame_max = st.L + st.hmax + ft->nrs + 1;
     return 0;
 }

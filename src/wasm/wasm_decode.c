@@ -166,8 +166,7 @@ static int read_valtype(struct wasm_reader *r, uint8_t *t)
 {
     int rc = wasm_read_u8(r, t);
     if (rc) return rc;
-    if (wasm_is_num(*t) || wasm_is_ref(*t)) return 0;
-    if (*t == WASM_V128) return MALFORMED("SIMD (v128) is not supported");
+    if (wasm_is_val(*t)) return 0;
     r->pos--;
     return MALFORMED("malformed value type 0x%02x", *t);
 }
@@ -213,6 +212,41 @@ static void *alloc_vec(struct wasm_reader *r, uint32_t n, size_t sz, int *rc)
     return p;
 }
 
+static int read_memarg(struct wasm_reader *r, struct wasm_instr *in)
+{
+    int rc = wasm_read_u32(r, &in->a); /* align */
+    return rc ? rc : wasm_read_u32(r, &in->b); /* offset */
+}
+
+/* A 0xfd instruction: op 0xfd00 + sub (sub < 256), immediates by kind. */
+static int read_simd(struct wasm_reader *r, struct wasm_instr *in)
+{
+    uint32_t sub;
+    int rc;
+    size_t at = r->pos - 1;
+    if ((rc = wasm_read_u32(r, &sub))) return rc;
+    int kind = sub < 256 ? wasm_simd_kind(sub) : SK_NONE;
+    if (kind == SK_NONE) {
+        r->pos = at;
+        return MALFORMED("illegal opcode 0xfd %u", sub);
+    }
+    in->op = 0xfd00 + sub;
+    switch (kind) {
+    case SK_LOAD: case SK_STORE:
+        return read_memarg(r, in);
+    case SK_LOAD_LANE: case SK_STORE_LANE:
+        if ((rc = read_memarg(r, in))) return rc;
+        return wasm_read_u8(r, &in->lane);
+    case SK_EXTRACT: case SK_REPLACE:
+        return wasm_read_u8(r, &in->lane);
+    case SK_CONST: case SK_SHUFFLE:
+        if ((rc = read_fixed(r, 8, &in->bits))) return rc;
+        return read_fixed(r, 8, &in->hi);
+    default:
+        return 0;
+    }
+}
+
 int wasm_read_instr(struct wasm_reader *r, struct wasm_instr *in)
 {
     uint8_t op, z;
@@ -229,7 +263,7 @@ int wasm_read_instr(struct wasm_reader *r, struct wasm_instr *in)
         if ((rc = wasm_read_s33(r, &in->bt))) return rc;
         if (in->bt < 0 && in->bt != -64) {
             uint8_t t = (uint8_t)(0x80 + in->bt);
-            if (in->bt < -64 || !(wasm_is_num(t) || wasm_is_ref(t)))
+            if (in->bt < -64 || !wasm_is_val(t))
                 return MALFORMED("malformed block type");
         }
         return 0;
@@ -284,6 +318,8 @@ int wasm_read_instr(struct wasm_reader *r, struct wasm_instr *in)
         if ((rc = read_reftype(r, &z))) return rc;
         in->a = z;
         return 0;
+    case 0xfd:
+        return read_simd(r, in);
     case 0xfc: {
         uint32_t sub;
         if ((rc = wasm_read_u32(r, &sub))) return rc;
@@ -315,14 +351,30 @@ int wasm_read_instr(struct wasm_reader *r, struct wasm_instr *in)
         }
     }
     default:
-        if (op >= 0x28 && op <= 0x3e) {
-            if ((rc = wasm_read_u32(r, &in->a))) return rc; /* align */
-            return wasm_read_u32(r, &in->b);                /* offset */
-        }
+        if (op >= 0x28 && op <= 0x3e) return read_memarg(r, in);
         if (op >= 0x45 && op <= 0xc4) return 0;
         r->pos--;
         return MALFORMED("illegal opcode 0x%02x", op);
     }
+}
+
+void wasm_block_sig(const struct wasm_module *m, int64_t bt, const uint8_t **pt, uint32_t *np,
+                    const uint8_t **rt, uint32_t *nr)
+{
+    static const uint8_t one[256] = {
+        [0x7f] = 0x7f, [0x7e] = 0x7e, [0x7d] = 0x7d, [0x7c] = 0x7c, [0x7b] = 0x7b,
+        [0x70] = 0x70, [0x6f] = 0x6f,
+    };
+    *pt = *rt = NULL;
+    *np = *nr = 0;
+    if (bt == -64) return;
+    if (bt < 0) {
+        *rt = &one[0x80 + bt];
+        *nr = 1;
+        return;
+    }
+    const struct wasm_functype *ft = &m->types[bt];
+    *pt = ft->t, *np = ft->np, *rt = ft->t + ft->np, *nr = ft->nr;
 }
 
 /* A constant expression: one instruction then end. Types are checked by
@@ -333,7 +385,7 @@ static int read_cexpr(struct wasm_reader *r, struct wasm_cexpr *e)
     int rc = wasm_read_instr(r, &in);
     if (rc) return rc;
     e->idx = 0;
-    e->bits = 0;
+    e->bits = e->hi = 0;
     switch (in.op) {
     case 0x41: e->op = CE_CONST, e->type = WASM_I32, e->bits = in.bits; break;
     case 0x42: e->op = CE_CONST, e->type = WASM_I64, e->bits = in.bits; break;
@@ -342,6 +394,7 @@ static int read_cexpr(struct wasm_reader *r, struct wasm_cexpr *e)
     case 0xd0: e->op = CE_REF_NULL, e->type = (uint8_t)in.a; break;
     case 0xd2: e->op = CE_REF_FUNC, e->type = WASM_FUNCREF, e->idx = in.a; break;
     case 0x23: e->op = CE_GLOBAL, e->type = 0, e->idx = in.a; break;
+    case 0xfd0c: e->op = CE_CONST, e->type = WASM_V128, e->bits = in.bits, e->hi = in.hi; break;
     case 0x0b: return INVALID("type mismatch (empty constant expression)");
     default: return INVALID("constant expression required");
     }
@@ -384,6 +437,8 @@ static int sec_types(struct wasm_reader *r, struct wasm_module *m)
         m->types[i].nr = nr;
         for (uint32_t k = 0; k < nr; k++)
             if ((rc = read_valtype(r, &t[np + k]))) return rc;
+        m->types[i].nps = wasm_slots_of(t, np);
+        m->types[i].nrs = wasm_slots_of(t + np, nr);
     }
     return 0;
 }

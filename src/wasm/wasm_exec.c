@@ -23,27 +23,25 @@
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+/* Calls host function f with its arguments in the slots at args; the
+ * results replace them. Borrows everything. */
 static int host_call(struct wasm_instance *caller, struct wasm_func *f, uint64_t *args)
 {
     struct wasm_val av[64], rv[64];
     const struct wasm_functype *t = f->type;
-    for (uint32_t i = 0; i < t->np; i++) {
-        av[i].type = (enum wasm_type)t->t[i];
-        av[i].of.u64 = args[i];
-        if (t->t[i] == WASM_I32 || t->t[i] == WASM_F32) av[i].of.u64 = (uint32_t)args[i];
-    }
-    for (uint32_t i = 0; i < t->nr; i++) {
-        rv[i].type = (enum wasm_type)t->t[t->np + i];
-        rv[i].of.u64 = 0;
-    }
+    static const uint64_t zero[2];
+    const uint64_t *a = args;
+    for (uint32_t i = 0; i < t->np; i++) a += wasm_val_from_slots(&av[i], t->t[i], a);
+    for (uint32_t i = 0; i < t->nr; i++) wasm_val_from_slots(&rv[i], t->t[t->np + i], zero);
     const char *msg = f->host(f->user, caller, av, rv);
     if (msg) {
         if (caller) snprintf(caller->trap_msg, sizeof(caller->trap_msg), "%s", msg);
         return WASM_TRAP_HOST;
     }
+    /* a result's type is the signature's, whatever the host wrote in .type */
     for (uint32_t i = 0; i < t->nr; i++) {
-        uint8_t ty = t->t[t->np + i];
-        args[i] = (ty == WASM_I32 || ty == WASM_F32) ? (uint32_t)rv[i].of.u64 : rv[i].of.u64;
+        rv[i].type = (enum wasm_type)t->t[t->np + i];
+        args += wasm_val_to_slots(&rv[i], args);
     }
     return 0;
 }
@@ -548,7 +546,7 @@ int wasm_exec(struct wasm_instance *ctx, struct wasm_func *f)
         [OP_JMP_B] = &&L_jmp_b, [OP_BR_MOVE_B] = &&L_br_move_b,
         [OP_BR_IF_MOVE_B] = &&L_br_if_move_b, [OP_BR_UNLESS_B] = &&L_br_unless_b,
         [OP_BR_IF_B] = &&L_br_if_b, [OP_MOVI] = &&L_movi, [OP_CALL_DIRECT] = &&L_call_direct,
-        [OP_MOV2] = &&L_mov2,
+        [OP_MOV2] = &&L_mov2, [OP_SIMD] = &&L_simd, [OP_MOV128] = &&L_mov128,
         /* pairs of i32 operations (OP_PAIR_IMM/REG + first * 4 + second) */
         PAIR_ENTRIES(OP_PAIR_IMM + 0, LPI_rotl), PAIR_ENTRIES(OP_PAIR_IMM + 4, LPI_rotr),
         PAIR_ENTRIES(OP_PAIR_IMM + 8, LPI_shl), PAIR_ENTRIES(OP_PAIR_IMM + 12, LPI_shr_u),
@@ -632,7 +630,7 @@ int wasm_exec(struct wasm_instance *ctx, struct wasm_func *f)
 
 do_call: { /* callee, any function, with its arguments at nfp */
     if (UNLIKELY(callee->host)) {
-        uint32_t np = callee->type->np, nr = callee->type->nr;
+        uint32_t np = callee->type->nps, nr = callee->type->nrs;
         SPEND();
         ctx->sp = nfp + (np > nr ? np : nr);
         ctx->fuel = fuel;
@@ -749,6 +747,18 @@ L_mov2: /* word 1's move, then word 0's */
     fp[PD] = acc = fp[PX];
     pc++;
     NEXT();
+L_mov128: { /* packed: d, x; the ranges may overlap */
+    uint64_t lo = fp[PX], hi = fp[PX + 1];
+    fp[PD] = lo;
+    fp[PD + 1] = hi;
+    NEXT();
+}
+L_simd: { /* all of SIMD, out of line (wasm_simd.c) */
+    int n = wasm_simd_exec(pc - 1, fp, inst, mbase, msize);
+    if (UNLIKELY(n < 0)) TRAP(n, "out of bounds memory access");
+    pc += n - 1;
+    NEXT();
+}
 L_0x0d: /* br_if: word1 cond */
     if ((uint32_t)fp[X]) JUMP();
     else pc++;
@@ -775,8 +785,8 @@ L_0x1b: /* select: word1 x | y, word2 cond */
     fp[D] = acc = (uint32_t)fp[(uint32_t)pc[1]] ? fp[X] : fp[Y];
     pc += 2;
     NEXT();
-L_0x23: fp[D] = acc = globals[X]->v; pc++; NEXT();
-L_0x24: globals[D]->v = fp[X]; pc++; NEXT();
+L_0x23: fp[D] = acc = globals[X]->v[0]; pc++; NEXT();
+L_0x24: globals[D]->v[0] = fp[X]; pc++; NEXT();
 L_0x25: { /* table.get: word1 index | table */
     struct wasm_table *t = inst->tables[Y];
     uint32_t i = (uint32_t)fp[X];

@@ -23,6 +23,7 @@
 
 struct wasm_functype {
     uint32_t np, nr;
+    uint32_t nps, nrs; /* the same counted in 64-bit slots (a v128 takes two) */
     uint8_t *t; /* np params then nr results */
 };
 
@@ -36,7 +37,7 @@ struct wasm_cexpr {
     uint8_t op;
     uint8_t type; /* value type produced */
     uint32_t idx; /* global or function index */
-    uint64_t bits;
+    uint64_t bits, hi; /* hi: a v128's upper half */
 };
 
 struct wasm_import {
@@ -83,7 +84,8 @@ struct wasm_data {
 
 /* Internal code of one function: register-style, over the frame's 64-bit
  * slots (params, declared locals, constants, then one home slot per
- * operand stack position; see wasm_compile.c). Each instruction starts with
+ * operand stack position; see wasm_compile.c). A v128 value takes two
+ * consecutive slots, low half first, wherever it lives. Each instruction starts with
  * a word whose low 32 bits are the internal opcode and whose high 32 bits
  * hold its result slot or first immediate (a branch offset, a store's
  * memory offset, ...); the next word usually names the operand slots
@@ -92,11 +94,11 @@ struct wasm_data {
 struct wasm_code {
     uint64_t *w;
     uint32_t nw;
-    uint32_t nlocals;    /* declared locals after the params (zeroed on entry) */
+    uint32_t nlocals;    /* slots of the declared locals after the params (zeroed on entry) */
     uint32_t nconsts;    /* constants copied after the locals on entry */
     uint64_t *consts;
     uint32_t frame_max;  /* highest slot used by the frame, params included */
-    uint32_t np;         /* params */
+    uint32_t np;         /* slots of the params */
 };
 
 /* A function body as decoded (byte range in the input, valid during load). */
@@ -159,7 +161,7 @@ struct wasm_table {
 };
 
 struct wasm_global {
-    uint64_t v;
+    uint64_t v[2];   /* v[0] the value; a v128 uses both, low half first */
     uint8_t type, mut;
     int host_owned;
 };
@@ -216,7 +218,8 @@ struct wasm_instr {
     uint32_t op;
     uint32_t a, b;          /* indices, memarg align/offset, block type index */
     int64_t bt;             /* block type: -64 empty, -1..-17 value type, >=0 index */
-    uint64_t bits;          /* constants */
+    uint64_t bits, hi;      /* constants (hi: a v128's upper half, or shuffle lanes 8..15) */
+    uint8_t lane;           /* SIMD lane index */
     uint32_t ntargets;      /* br_table: count (default excluded) */
     size_t targets_off;     /* br_table: reader offset of the label vector */
     uint8_t *sel_types;     /* unused */
@@ -224,6 +227,10 @@ struct wasm_instr {
 
 /* Decodes the instruction at r; returns 0 or a negative status. */
 int wasm_read_instr(struct wasm_reader *r, struct wasm_instr *in);
+/* Params and results of a block type already validated (bt as decoded);
+ * the pointers are into m or static. */
+void wasm_block_sig(const struct wasm_module *m, int64_t bt, const uint8_t **pt, uint32_t *np,
+                    const uint8_t **rt, uint32_t *nr);
 
 int wasm_decode(const uint8_t *b, size_t len, struct wasm_module *m, struct wasm_error *err);
 void wasm_module_clear(struct wasm_module *m);
@@ -251,6 +258,88 @@ static inline int wasm_is_ref(uint8_t t)
 {
     return t == WASM_FUNCREF || t == WASM_EXTERNREF;
 }
+static inline int wasm_is_val(uint8_t t)
+{
+    return wasm_is_num(t) || wasm_is_ref(t) || t == WASM_V128;
+}
+/* Frame slots a value of type t takes. */
+static inline uint32_t wasm_slots(uint8_t t)
+{
+    return t == WASM_V128 ? 2 : 1;
+}
+static inline uint32_t wasm_slots_of(const uint8_t *t, uint32_t n)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) k += wasm_slots(t[i]);
+    return k;
+}
+/* A typed value into its slots / out of them (i32 and f32 zero-extended);
+ * both return the slots used. */
+static inline uint32_t wasm_val_to_slots(const struct wasm_val *v, uint64_t *s)
+{
+    if (v->type == WASM_V128) {
+        memcpy(s, v->of.v128, 16);
+        return 2;
+    }
+    s[0] = v->type == WASM_I32 || v->type == WASM_F32 ? v->of.u32 : v->of.u64;
+    return 1;
+}
+static inline uint32_t wasm_val_from_slots(struct wasm_val *v, uint8_t t, const uint64_t *s)
+{
+    memset(&v->of, 0, sizeof(v->of));
+    v->type = (enum wasm_type)t;
+    if (t == WASM_V128) {
+        memcpy(v->of.v128, s, 16);
+        return 2;
+    }
+    v->of.u64 = t == WASM_I32 || t == WASM_F32 ? (uint32_t)s[0] : s[0];
+    return 1;
+}
+
+/* --- wasm_simd.c: the 0xfd prefix (fixed-width SIMD) --- */
+
+/* What a SIMD instruction takes and gives, for the decoder (immediates),
+ * the validator and the compiler (operands). 0: no such instruction. */
+enum wasm_simd_kind {
+    SK_NONE,
+    SK_LOAD,       /* memarg; i32 -> v128 */
+    SK_STORE,      /* memarg; i32 v128 -> */
+    SK_LOAD_LANE,  /* memarg, lane; i32 v128 -> v128 */
+    SK_STORE_LANE, /* memarg, lane; i32 v128 -> */
+    SK_CONST,      /* 16 bytes; -> v128 */
+    SK_SHUFFLE,    /* 16 lane indices < 32; v128 v128 -> v128 */
+    SK_EXTRACT,    /* lane; v128 -> scalar */
+    SK_REPLACE,    /* lane; v128 scalar -> v128 */
+    SK_SPLAT,      /* scalar -> v128 */
+    SK_UNARY,      /* v128 -> v128 */
+    SK_BINARY,     /* v128 v128 -> v128 */
+    SK_TERNARY,    /* v128 v128 v128 -> v128 (bitselect) */
+    SK_TEST,       /* v128 -> i32 */
+    SK_SHIFT,      /* v128 i32 -> v128 */
+};
+int wasm_simd_kind(uint32_t sub);
+/* The scalar type of a splat, extract_lane or replace_lane. */
+uint8_t wasm_simd_scalar(uint32_t sub);
+/* Lanes of the lane index immediate (extract/replace, load/store lane). */
+uint32_t wasm_simd_lanes(uint32_t sub);
+/* log2 of the natural alignment (bytes accessed) of a memory instruction. */
+uint32_t wasm_simd_align(uint32_t sub);
+
+/* Sub-operations of OP_SIMD past the real ones: v128 moves the interpreter
+ * leaves to wasm_simd_exec so its dispatch loop stays small. */
+enum {
+    SIMD_GLOBAL_GET = 0x100, /* d <- global w1 lo */
+    SIMD_GLOBAL_SET = 0x101, /* global w2 <- w1 lo's slots */
+    SIMD_SELECT = 0x102,     /* d <- w2's i32 ? x : y */
+};
+
+/* Runs the OP_SIMD instruction at pc (word 0: OP_SIMD | sub << 16 | d <<
+ * 32; word 1: x | y << 32; word 2: third operand, memarg offset | lane <<
+ * 32, or lane; const and shuffle: words 2-3 the 16 immediate bytes) over
+ * fp, with inst's globals and memory 0 at mbase (msize bytes). Returns the
+ * instruction's length in words, or WASM_TRAP_MEMORY. Borrows everything. */
+int wasm_simd_exec(const uint64_t *pc, uint64_t *fp, struct wasm_instance *inst, uint8_t *mbase,
+                   uint64_t msize);
 static inline int wasm_functype_eq(const struct wasm_functype *a, const struct wasm_functype *b)
 {
     return a == b || (a->np == b->np && a->nr == b->nr && !memcmp(a->t, b->t, a->np + a->nr));
@@ -307,15 +396,17 @@ enum {
     OP_PAIR_NIMM = 8,     /* fuse_pair); word 0 the first, packed, with an imm16 */
     OP_PAIR_REG = 0x7a0,  /* or with two slots; word 1: the second's other operand */
     OP_PAIR_NREG = 6,     /* slot | its result slot */
-    OP_STORE_VMADD = 0x7b8, /* i32.store of x * y + c: word 0 and 1 the (mul, add) pair, w2 address slot | offset */
-    OP_PRE_ADDBR = 0x7b9, /* + 0..9 (+ 10: the ADDI_BRI forms): an i32.add of an imm16 (packed)
+    OP_SIMD = 0x7b8,      /* + sub << 16: a 0xfd instruction, run by wasm_simd_exec */
+    OP_MOV128 = 0x7b9,    /* packed: d, x: a v128's two slots */
+    OP_STORE_VMADD = 0x7ba, /* i32.store of x * y + c: word 0 and 1 the (mul, add) pair, w2 address slot | offset */
+    OP_PRE_ADDBR = 0x7bb, /* + 0..9 (+ 10: the ADDI_BRI forms): an i32.add of an imm16 (packed)
                            * right before an OP_ADDI_BR[I] + 0..9, which follows as it was */
     /* an i32.add (packed) right before a direct call or a return, entering
      * that instruction's handler directly: + 0 with an imm16, + 1 slots */
-    OP_PRE_CALL = 0x7cd,
-    OP_PRE_RETURN = 0x7cf,
-    OP_STORE_VMADD_ACC = 0x7d1, /* the same, x taken from acc */
-    OP_COUNT = 0x7d2,
+    OP_PRE_CALL = 0x7cf,
+    OP_PRE_RETURN = 0x7d1,
+    OP_STORE_VMADD_ACC = 0x7d3, /* the same, x taken from acc */
+    OP_COUNT = 0x7d4,
 };
 
 #endif

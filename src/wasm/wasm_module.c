@@ -133,14 +133,23 @@ int wasm_module_export(const struct wasm_module *m, size_t i, const char **name,
 
 /* --- instances --- */
 
+/* The value of e into v[0] (and v[1], the upper half of a v128). */
+static void eval_cexpr2(const struct wasm_instance *inst, const struct wasm_cexpr *e, uint64_t v[2])
+{
+    v[1] = 0;
+    switch (e->op) {
+    case CE_CONST: v[0] = e->bits, v[1] = e->hi; break;
+    case CE_GLOBAL: memcpy(v, inst->globals[e->idx]->v, 16); break;
+    case CE_REF_FUNC: v[0] = (uint64_t)(uintptr_t)inst->funcs[e->idx]; break;
+    default: v[0] = 0; break;
+    }
+}
+
 static uint64_t eval_cexpr(const struct wasm_instance *inst, const struct wasm_cexpr *e)
 {
-    switch (e->op) {
-    case CE_CONST: return e->bits;
-    case CE_GLOBAL: return inst->globals[e->idx]->v;
-    case CE_REF_FUNC: return (uint64_t)(uintptr_t)inst->funcs[e->idx];
-    default: return 0;
-    }
+    uint64_t v[2];
+    eval_cexpr2(inst, e, v);
+    return v[0];
 }
 
 /* Import subtyping of limits: the provided object is at least as large and
@@ -235,7 +244,7 @@ static int define_objects(struct wasm_instance *inst, struct wasm_error *err)
         struct wasm_global *g = &inst->own_globals[i - m->nglobal_imports];
         g->type = m->globals[i].type;
         g->mut = m->globals[i].mut;
-        g->v = eval_cexpr(inst, &m->globals[i].init);
+        eval_cexpr2(inst, &m->globals[i].init, g->v);
         inst->globals[i] = g;
     }
     for (uint32_t i = m->ntable_imports; i < m->ntables; i++) {
@@ -409,12 +418,6 @@ void *wasm_instance_user(const struct wasm_instance *inst)
 
 /* --- calls --- */
 
-static uint64_t to_slot(const struct wasm_val *v)
-{
-    if (v->type == WASM_I32 || v->type == WASM_F32) return v->of.u32;
-    return v->of.u64;
-}
-
 int wasm_call(struct wasm_instance *inst, struct wasm_func *f, const struct wasm_val *args,
               size_t nargs, struct wasm_val *results, struct wasm_error *err)
 {
@@ -432,31 +435,34 @@ int wasm_call(struct wasm_instance *inst, struct wasm_func *f, const struct wasm
         if (msg) return set_err(err, WASM_TRAP_HOST, "%s", msg);
         return 0;
     }
-    uint64_t *base = ctx->sp;
-    size_t need = (t->np > t->nr ? t->np : t->nr) + 1;
+    uint64_t *base = ctx->sp, *p = base;
+    size_t need = (t->nps > t->nrs ? t->nps : t->nrs) + 1;
     if ((size_t)(ctx->stack_end - base) < need)
         return set_err(err, WASM_TRAP_STACK, "call stack exhausted");
     if (ctx->depth == 0) ctx->fuel = ctx->lim.fuel ? ctx->lim.fuel : UINT64_MAX;
-    for (size_t i = 0; i < nargs; i++) base[i] = to_slot(&args[i]);
+    for (size_t i = 0; i < nargs; i++) p += wasm_val_to_slots(&args[i], p);
     int rc;
     if (f->host) {
         /* host_call semantics, inline: typed values straight through */
         struct wasm_val rv[64];
-        for (uint32_t i = 0; i < t->nr; i++) rv[i].type = (enum wasm_type)t->t[t->np + i], rv[i].of.u64 = 0;
+        static const uint64_t zero[2];
+        for (uint32_t i = 0; i < t->nr; i++) wasm_val_from_slots(&rv[i], t->t[t->np + i], zero);
         const char *msg = f->host(f->user, inst, args, rv);
         if (msg) return set_err(err, WASM_TRAP_HOST, "%s", msg);
-        for (uint32_t i = 0; i < t->nr; i++) base[i] = to_slot(&rv[i]);
+        p = base;
+        for (uint32_t i = 0; i < t->nr; i++) {
+            rv[i].type = (enum wasm_type)t->t[t->np + i];
+            p += wasm_val_to_slots(&rv[i], p);
+        }
         rc = 0;
     } else {
         rc = wasm_exec(ctx, f);
     }
     ctx->sp = base;
     if (rc) return set_err(err, rc, "%s", ctx->trap_msg);
-    for (uint32_t i = 0; i < t->nr && results; i++) {
-        uint8_t ty = t->t[t->np + i];
-        results[i].type = (enum wasm_type)ty;
-        results[i].of.u64 = (ty == WASM_I32 || ty == WASM_F32) ? (uint32_t)base[i] : base[i];
-    }
+    p = base;
+    for (uint32_t i = 0; i < t->nr && results; i++)
+        p += wasm_val_from_slots(&results[i], t->t[t->np + i], p);
     return 0;
 }
 
@@ -496,6 +502,8 @@ struct wasm_func *wasm_func_new_host(const enum wasm_type *params, size_t np,
     for (size_t i = 0; i < nr; i++) f->own.t[np + i] = (uint8_t)results[i];
     f->own.np = (uint32_t)np;
     f->own.nr = (uint32_t)nr;
+    f->own.nps = wasm_slots_of(f->own.t, f->own.np);
+    f->own.nrs = wasm_slots_of(f->own.t + np, f->own.nr);
     f->type = &f->own;
     f->host = fn;
     f->user = user;
@@ -600,7 +608,7 @@ struct wasm_global *wasm_global_new(struct wasm_val v, int mutable_)
     if (!g) return NULL;
     g->type = (uint8_t)v.type;
     g->mut = mutable_ ? 1 : 0;
-    g->v = to_slot(&v);
+    wasm_val_to_slots(&v, g->v);
     g->host_owned = 1;
     return g;
 }
@@ -613,14 +621,13 @@ void wasm_global_free(struct wasm_global *g)
 struct wasm_val wasm_global_get(const struct wasm_global *g)
 {
     struct wasm_val v;
-    v.type = (enum wasm_type)g->type;
-    v.of.u64 = g->v;
+    wasm_val_from_slots(&v, g->type, g->v);
     return v;
 }
 
 int wasm_global_set(struct wasm_global *g, struct wasm_val v)
 {
     if (!g->mut || (uint8_t)v.type != g->type) return WASM_ERR_ARG;
-    g->v = to_slot(&v);
+    wasm_val_to_slots(&v, g->v);
     return 0;
 }

@@ -1,5 +1,5 @@
-/* wasm_validate.c - module and function validation (WebAssembly 2.0 minus
- * SIMD), following the algorithm of the spec's appendix: a stack of operand
+/* wasm_validate.c - module and function validation (WebAssembly 2.0),
+ * following the algorithm of the spec's appendix: a stack of operand
  * types (with "unknown" below unreachable code) and a stack of control
  * frames. Errors are WASM_ERR_INVALID with the byte offset. The compiler
  * relies on every body having passed through here. */
@@ -27,10 +27,6 @@ struct vstate {
 };
 
 #define INVALID(...) wasm_fail(v->r, WASM_ERR_INVALID, __VA_ARGS__)
-
-static const uint8_t one_type[256] = {
-    [0x7f] = 0x7f, [0x7e] = 0x7e, [0x7d] = 0x7d, [0x7c] = 0x7c, [0x70] = 0x70, [0x6f] = 0x6f,
-};
 
 static int push(struct vstate *v, uint8_t t)
 {
@@ -116,17 +112,8 @@ static int label(struct vstate *v, uint32_t l, const uint8_t **t, uint32_t *n)
 static int blocktype(struct vstate *v, int64_t bt, const uint8_t **pt, uint32_t *np,
                      const uint8_t **rt, uint32_t *nr)
 {
-    *pt = *rt = NULL;
-    *np = *nr = 0;
-    if (bt == -64) return 0;
-    if (bt < 0) {
-        *rt = &one_type[0x80 + bt];
-        *nr = 1;
-        return 0;
-    }
-    if ((uint64_t)bt >= v->m->ntypes) return INVALID("unknown type %lld", (long long)bt);
-    const struct wasm_functype *ft = &v->m->types[bt];
-    *pt = ft->t, *np = ft->np, *rt = ft->t + ft->np, *nr = ft->nr;
+    if (bt >= 0 && (uint64_t)bt >= v->m->ntypes) return INVALID("unknown type %lld", (long long)bt);
+    wasm_block_sig(v->m, bt, pt, np, rt, nr);
     return 0;
 }
 
@@ -190,6 +177,48 @@ static int need_table(struct vstate *v, uint32_t idx)
 {
     if (idx >= v->m->ntables) return INVALID("unknown table %u", idx);
     return 0;
+}
+
+/* A 0xfd instruction: immediates (alignment, lane indices), then operands
+ * and results by kind (SK_*). */
+static int validate_simd(struct vstate *v, const struct wasm_instr *in)
+{
+    const uint8_t V = WASM_V128, I = WASM_I32;
+    uint32_t sub = in->op - 0xfd00;
+    int kind = wasm_simd_kind(sub);
+    if (kind >= SK_LOAD && kind <= SK_STORE_LANE) {
+        TRY(need_mem(v, 0));
+        if (in->a > wasm_simd_align(sub))
+            return INVALID("alignment must not be larger than natural");
+    }
+    if (kind == SK_LOAD_LANE || kind == SK_STORE_LANE || kind == SK_EXTRACT || kind == SK_REPLACE)
+        if (in->lane >= wasm_simd_lanes(sub)) return INVALID("invalid lane index");
+    if (kind == SK_SHUFFLE)
+        for (int i = 0; i < 8; i++)
+            if (((in->bits >> 8 * i) & 0xff) >= 32 || ((in->hi >> 8 * i) & 0xff) >= 32)
+                return INVALID("invalid lane index");
+    switch (kind) {
+    case SK_LOAD: TRY(pop(v, I, NULL)); return push(v, V);
+    case SK_STORE: case SK_STORE_LANE: TRY(pop(v, V, NULL)); return pop(v, I, NULL);
+    case SK_LOAD_LANE: TRY(pop(v, V, NULL)); TRY(pop(v, I, NULL)); return push(v, V);
+    case SK_CONST: return push(v, V);
+    case SK_EXTRACT: TRY(pop(v, V, NULL)); return push(v, wasm_simd_scalar(sub));
+    case SK_REPLACE:
+        TRY(pop(v, wasm_simd_scalar(sub), NULL));
+        TRY(pop(v, V, NULL));
+        return push(v, V);
+    case SK_SPLAT: TRY(pop(v, wasm_simd_scalar(sub), NULL)); return push(v, V);
+    case SK_UNARY: TRY(pop(v, V, NULL)); return push(v, V);
+    case SK_SHUFFLE: case SK_BINARY: TRY(pop(v, V, NULL)); TRY(pop(v, V, NULL)); return push(v, V);
+    case SK_TERNARY:
+        TRY(pop(v, V, NULL));
+        TRY(pop(v, V, NULL));
+        TRY(pop(v, V, NULL));
+        return push(v, V);
+    case SK_TEST: TRY(pop(v, V, NULL)); return push(v, I);
+    case SK_SHIFT: TRY(pop(v, I, NULL)); TRY(pop(v, V, NULL)); return push(v, V);
+    default: return INVALID("illegal opcode");
+    }
 }
 
 static int validate_body(struct vstate *v, uint32_t fidx)
@@ -386,6 +415,10 @@ static int validate_body(struct vstate *v, uint32_t fidx)
                 if (b) TRY(pop(v, b, NULL));
                 TRY(pop(v, a, NULL));
                 TRY(push(v, o));
+                break;
+            }
+            if (op >= 0xfd00 && op <= 0xfdff) {
+                TRY(validate_simd(v, &in));
                 break;
             }
             if (op >= 0xfc00 && op <= 0xfc07) {

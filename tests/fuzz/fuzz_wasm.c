@@ -2,11 +2,12 @@
  *
  * The input is a module. It is decoded and validated; if valid it is
  * instantiated with stub imports (host functions returning zeros, a small
- * memory and table, zero globals) under small limits (16 pages, call depth
- * 200, 20000 units of fuel per call) and every exported function is called
- * with zero arguments. Beyond "no crash, no sanitizer report": a load error
- * always carries a message, a call returns OK or a trap/arg status, and the
- * instance keeps working after a trap (the first export is called again). */
+ * memory and table, zero globals of every value type, v128 included) under
+ * small limits (16 pages, call depth 200, 20000 units of fuel per call) and
+ * every exported function is called with zero arguments. Beyond "no crash,
+ * no sanitizer report": a load error always carries a message, a call
+ * returns OK or a trap/arg status, and the instance keeps working after a
+ * trap (the first export is called again). */
 #include "wasm/wasm.h"
 
 #include <stdio.h>
@@ -63,13 +64,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct wasm_memory *mem = wasm_memory_new(1, 16);
     struct wasm_table *tf = wasm_table_new(WASM_FUNCREF, 10, 20);
     struct wasm_table *te = wasm_table_new(WASM_EXTERNREF, 10, 20);
-    struct wasm_global *globals[8] = {0};
-    static const enum wasm_type gt[] = {WASM_I32, WASM_I64, WASM_F32, WASM_F64};
-    for (int i = 0; i < 8; i++) {
+    struct wasm_global *globals[10] = {0};
+    static const enum wasm_type gt[] = {WASM_I32, WASM_I64, WASM_F32, WASM_F64, WASM_V128};
+    for (int i = 0; i < 10; i++) {
         struct wasm_val v;
         memset(&v, 0, sizeof(v));
-        v.type = gt[i % 4];
-        globals[i] = wasm_global_new(v, i >= 4);
+        v.type = gt[i % 5];
+        globals[i] = wasm_global_new(v, i >= 5);
     }
     for (size_t i = 0; ex && funcs && i < ni; i++) {
         enum wasm_extern_kind kind;
@@ -78,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ex[i].of.func = NULL;
         if (kind == WASM_EXTERN_MEMORY) ex[i].of.memory = mem;
         if (kind == WASM_EXTERN_TABLE) ex[i].of.table = tf;
-        if (kind == WASM_EXTERN_GLOBAL) ex[i].of.global = globals[i % 8];
+        if (kind == WASM_EXTERN_GLOBAL) ex[i].of.global = globals[i % 10];
     }
     /* function imports: a stub of the import's own type */
     for (size_t i = 0; ex && funcs && i < ni; i++)
@@ -101,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     wasm_instance_free(inst);
     for (size_t i = 0; funcs && i < ni; i++) wasm_func_free(funcs[i]);
-    for (int i = 0; i < 8; i++) wasm_global_free(globals[i]);
+    for (int i = 0; i < 10; i++) wasm_global_free(globals[i]);
     wasm_memory_free(mem);
     wasm_table_free(tf);
     wasm_table_free(te);

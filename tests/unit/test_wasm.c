@@ -3,7 +3,9 @@
  * with their offsets, validation errors, traps (and the instance staying
  * usable after them), the three limits (memory pages, call depth, fuel),
  * host function imports (also re-entering wasm from a host call), imported
- * memories and globals, and bounds checks of the host's memory accessors. Prints "N passed, M failed". */
+ * memories and globals, bounds checks of the host's memory accessors, and
+ * the two-slot layout of v128 values (test_v128). Prints "N passed, M
+ * failed". */
 #include "wasm/wasm.h"
 
 #include <stdio.h>
@@ -668,6 +670,225 @@ static void test_immediates(void)
                 0x6c, 0x20, 0x01, 0x6a, 0x0b) == 0 && r == 92, "%d", r);
 }
 
+/* --- v128: two slots per value --- */
+
+/* The module of test_v128 (wat2wasm of the text below): every place a
+ * v128 crosses a slot boundary the compiler computes, next to scalars
+ * that shift the offsets.
+ *
+ * (module
+ *   (import "env" "swap" (func $swap (param i32 v128 i64) (result v128 i32)))
+ *   (import "env" "h" (global $h v128))
+ *   (global $g (export "g") (mut v128) (v128.const i32x4 1 2 3 4))
+ *   (global $k v128 (global.get $h))
+ *   ;; params and results around a v128 shift every slot offset
+ *   (func $mix (export "mix") (param $a i32) (param $v v128) (param $b i64) (param $w v128)
+ *     (result i64 v128 i32)
+ *     (local $t v128) (local $x i32)
+ *     (local.set $t (i32x4.add (local.get $v) (local.get $w)))
+ *     (local.set $x (i32.add (local.get $a) (i32x4.extract_lane 3 (local.get $t))))
+ *     (local.get $b) (local.get $t) (local.get $x))
+ *   ;; the same through a call from wasm
+ *   (func (export "call_mix") (param $a i32) (param $v v128) (result i32 v128 i64)
+ *     (local $r i64) (local $s v128)
+ *     (call $mix (local.get $a) (local.get $v) (i64.const 5) (v128.const i32x4 10 20 30 40))
+ *     (local.set $a) (local.set $s) (local.set $r)
+ *     (local.get $a) (local.get $s) (local.get $r))
+ *   ;; br_table, br_if and br carrying a v128 and an i32 over values below
+ *   ;; them (br_if taken when lane 0 of the doubled vector is not 0)
+ *   (func (export "br") (param $sel i32) (param $v v128) (result i64 v128 i32)
+ *     (local $x i32)
+ *     (i64.const 9)
+ *     (block $out (result v128 i32)
+ *       (block $b1 (result v128 i32)
+ *         (i32.const 7)
+ *         (i32x4.add (local.get $v) (i32x4.splat (i32.const 1)))
+ *         (local.get $sel)
+ *         (br_table $b1 $out (local.get $sel))
+ *         (drop) (drop) (drop))
+ *       (local.set $x)
+ *       (i32x4.mul (v128.const i32x4 2 2 2 2))
+ *       (local.set $v)
+ *       (i32.const 5)
+ *       (local.get $v)
+ *       (i32.add (local.get $x) (i32.const 1000))
+ *       (br_if $out (i32x4.extract_lane 0 (local.get $v)))
+ *       (br $out)))
+ *   ;; a loop whose parameter is a v128 accumulator, moved on every back edge
+ *   (func (export "loop") (param $n i32) (result v128)
+ *     (local $t v128)
+ *     (v128.const i32x4 0 0 0 0)
+ *     (loop $l (param v128) (result v128)
+ *       (local.set $t)
+ *       (i32.const 3)
+ *       (i32x4.add (local.get $t) (v128.const i32x4 1 2 3 4))
+ *       (local.tee $n (i32.sub (local.get $n) (i32.const 1)))
+ *       (br_if $l)
+ *       (local.set $t) (drop) (local.get $t)))
+ *   ;; select, untyped and typed; the results leave by br_if to the function
+ *   ;; or return, from above an i32
+ *   (func (export "sel") (param $c i32) (param $a v128) (param $b v128) (result v128 v128)
+ *     (i32.const 9)
+ *     (select (local.get $a) (local.get $b) (local.get $c))
+ *     (select (result v128) (local.get $b) (local.get $a) (local.get $c))
+ *     (br_if 0 (local.get $c))
+ *     (return))
+ *   ;; the mutable global += the immutable one (initialized from the import)
+ *   (func (export "bump") (result v128)
+ *     (global.set $g (i32x4.add (global.get $g) (global.get $k)))
+ *     (global.get $g))
+ *   ;; a host function with a v128 among scalars both ways
+ *   (func (export "host") (param $v v128) (result i32 v128 i32)
+ *     (i32.const 77)
+ *     (call $swap (i32.const 3) (local.get $v) (i64.const 4))))
+ */
+static const uint8_t v128_module[] = {
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x45, 0x0a, 0x60,
+    0x03, 0x7f, 0x7b, 0x7e, 0x02, 0x7b, 0x7f, 0x60, 0x04, 0x7f, 0x7b, 0x7e,
+    0x7b, 0x03, 0x7e, 0x7b, 0x7f, 0x60, 0x02, 0x7f, 0x7b, 0x03, 0x7f, 0x7b,
+    0x7e, 0x60, 0x02, 0x7f, 0x7b, 0x03, 0x7e, 0x7b, 0x7f, 0x60, 0x00, 0x02,
+    0x7b, 0x7f, 0x60, 0x01, 0x7f, 0x01, 0x7b, 0x60, 0x01, 0x7b, 0x01, 0x7b,
+    0x60, 0x03, 0x7f, 0x7b, 0x7b, 0x02, 0x7b, 0x7b, 0x60, 0x00, 0x01, 0x7b,
+    0x60, 0x01, 0x7b, 0x03, 0x7f, 0x7b, 0x7f, 0x02, 0x15, 0x02, 0x03, 0x65,
+    0x6e, 0x76, 0x04, 0x73, 0x77, 0x61, 0x70, 0x00, 0x00, 0x03, 0x65, 0x6e,
+    0x76, 0x01, 0x68, 0x03, 0x7b, 0x00, 0x03, 0x08, 0x07, 0x01, 0x02, 0x03,
+    0x05, 0x07, 0x08, 0x09, 0x06, 0x1b, 0x02, 0x7b, 0x01, 0xfd, 0x0c, 0x01,
+    0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x04,
+    0x00, 0x00, 0x00, 0x0b, 0x7b, 0x00, 0x23, 0x00, 0x0b, 0x07, 0x36, 0x08,
+    0x01, 0x67, 0x03, 0x01, 0x03, 0x6d, 0x69, 0x78, 0x00, 0x01, 0x08, 0x63,
+    0x61, 0x6c, 0x6c, 0x5f, 0x6d, 0x69, 0x78, 0x00, 0x02, 0x02, 0x62, 0x72,
+    0x00, 0x03, 0x04, 0x6c, 0x6f, 0x6f, 0x70, 0x00, 0x04, 0x03, 0x73, 0x65,
+    0x6c, 0x00, 0x05, 0x04, 0x62, 0x75, 0x6d, 0x70, 0x00, 0x06, 0x04, 0x68,
+    0x6f, 0x73, 0x74, 0x00, 0x07, 0x0a, 0x96, 0x02, 0x07, 0x1f, 0x02, 0x01,
+    0x7b, 0x01, 0x7f, 0x20, 0x01, 0x20, 0x03, 0xfd, 0xae, 0x01, 0x21, 0x04,
+    0x20, 0x00, 0x20, 0x04, 0xfd, 0x1b, 0x03, 0x6a, 0x21, 0x05, 0x20, 0x02,
+    0x20, 0x04, 0x20, 0x05, 0x0b, 0x2c, 0x02, 0x01, 0x7e, 0x01, 0x7b, 0x20,
+    0x00, 0x20, 0x01, 0x42, 0x05, 0xfd, 0x0c, 0x0a, 0x00, 0x00, 0x00, 0x14,
+    0x00, 0x00, 0x00, 0x1e, 0x00, 0x00, 0x00, 0x28, 0x00, 0x00, 0x00, 0x10,
+    0x01, 0x21, 0x00, 0x21, 0x03, 0x21, 0x02, 0x20, 0x00, 0x20, 0x03, 0x20,
+    0x02, 0x0b, 0x4e, 0x01, 0x01, 0x7f, 0x42, 0x09, 0x02, 0x04, 0x02, 0x04,
+    0x41, 0x07, 0x20, 0x01, 0x41, 0x01, 0xfd, 0x11, 0xfd, 0xae, 0x01, 0x20,
+    0x00, 0x20, 0x00, 0x0e, 0x01, 0x00, 0x01, 0x1a, 0x1a, 0x1a, 0x0b, 0x21,
+    0x02, 0xfd, 0x0c, 0x02, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x02,
+    0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0xfd, 0xb5, 0x01, 0x21, 0x01,
+    0x41, 0x05, 0x20, 0x01, 0x20, 0x02, 0x41, 0xe8, 0x07, 0x6a, 0x20, 0x01,
+    0xfd, 0x1b, 0x00, 0x0d, 0x00, 0x0c, 0x00, 0x0b, 0x0b, 0x42, 0x01, 0x01,
+    0x7b, 0xfd, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x06, 0x21, 0x01, 0x41,
+    0x03, 0x20, 0x01, 0xfd, 0x0c, 0x01, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00,
+    0x00, 0x03, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0xfd, 0xae, 0x01,
+    0x20, 0x00, 0x41, 0x01, 0x6b, 0x22, 0x00, 0x0d, 0x00, 0x21, 0x01, 0x1a,
+    0x20, 0x01, 0x0b, 0x0b, 0x19, 0x00, 0x41, 0x09, 0x20, 0x01, 0x20, 0x02,
+    0x20, 0x00, 0x1b, 0x20, 0x02, 0x20, 0x01, 0x20, 0x00, 0x1c, 0x01, 0x7b,
+    0x20, 0x00, 0x0d, 0x00, 0x0f, 0x0b, 0x0d, 0x00, 0x23, 0x01, 0x23, 0x02,
+    0xfd, 0xae, 0x01, 0x24, 0x01, 0x23, 0x01, 0x0b, 0x0d, 0x00, 0x41, 0xcd,
+    0x00, 0x41, 0x03, 0x20, 0x00, 0x42, 0x04, 0x10, 0x00, 0x0b
+};
+
+static struct wasm_val i32x4(uint32_t a, uint32_t b, uint32_t c, uint32_t d)
+{
+    struct wasm_val v = {.type = WASM_V128};
+    uint32_t l[4] = {a, b, c, d};
+    memcpy(v.of.v128, l, 16);
+    return v;
+}
+
+static int is_i32x4(const struct wasm_val *v, uint32_t a, uint32_t b, uint32_t c, uint32_t d)
+{
+    uint32_t l[4];
+    memcpy(l, v->of.v128, 16);
+    return v->type == WASM_V128 && l[0] == a && l[1] == b && l[2] == c && l[3] == d;
+}
+
+/* env.swap(a, v, b) = (v with its i32 lanes reversed, a + b) */
+static const char *host_swap(void *user, struct wasm_instance *caller, const struct wasm_val *args,
+                             struct wasm_val *results)
+{
+    (void)user, (void)caller;
+    uint32_t l[4], r[4];
+    if (args[0].type != WASM_I32 || args[1].type != WASM_V128 || args[2].type != WASM_I64)
+        return "bad argument types";
+    memcpy(l, args[1].of.v128, 16);
+    for (int i = 0; i < 4; i++) r[i] = l[3 - i];
+    memcpy(results[0].of.v128, r, 16);
+    results[1].of.i32 = args[0].of.i32 + (int32_t)args[2].of.i64;
+    return NULL;
+}
+
+static void test_v128(void)
+{
+    struct wasm_module *mod;
+    struct wasm_error err;
+    CHECK(wasm_module_load(v128_module, sizeof(v128_module), &mod, &err) == WASM_OK, "%s", err.msg);
+    if (!mod) return;
+    enum wasm_type p[3] = {WASM_I32, WASM_V128, WASM_I64}, r[2] = {WASM_V128, WASM_I32};
+    struct wasm_func *swap = wasm_func_new_host(p, 3, r, 2, host_swap, NULL);
+    struct wasm_global *h = wasm_global_new(i32x4(100, 200, 300, 400), 0);
+    struct wasm_extern ex[2] = {{WASM_EXTERN_FUNC, {.func = swap}}, {WASM_EXTERN_GLOBAL, {.global = h}}};
+    struct wasm_instance *inst = NULL;
+    CHECK(wasm_instantiate(mod, ex, 2, NULL, &inst, &err) == WASM_OK, "%s", err.msg);
+    if (!inst) goto out;
+    struct wasm_val a[4], res[3];
+    /* from the host: v128 arguments and results among scalars */
+    a[0] = i32v(5), a[1] = i32x4(1, 2, 3, 4), a[2].type = WASM_I64, a[2].of.u64 = 0x1122334455667788ull;
+    a[3] = i32x4(10, 20, 30, 40);
+    CHECK(wasm_call(inst, wasm_instance_func(inst, "mix"), a, 4, res, &err) == WASM_OK, "%s", err.msg);
+    CHECK(res[0].type == WASM_I64 && res[0].of.u64 == 0x1122334455667788ull);
+    CHECK(is_i32x4(&res[1], 11, 22, 33, 44) && res[2].type == WASM_I32 && res[2].of.i32 == 49);
+    /* the same function called from wasm */
+    a[0] = i32v(1);
+    CHECK(wasm_call(inst, wasm_instance_func(inst, "call_mix"), a, 2, res, &err) == WASM_OK, "%s", err.msg);
+    CHECK(res[0].of.i32 == 45 && is_i32x4(&res[1], 11, 22, 33, 44) && res[2].of.i64 == 5);
+    /* branches: br_table to either block, then br_if */
+    struct wasm_func *br = wasm_instance_func(inst, "br");
+    a[0] = i32v(0);
+    CHECK(wasm_call(inst, br, a, 2, res, &err) == WASM_OK, "%s", err.msg);
+    CHECK(res[0].of.i64 == 9 && is_i32x4(&res[1], 4, 6, 8, 10) && res[2].of.i32 == 1000);
+    a[1] = i32x4(UINT32_MAX, 2, 3, 4); /* br_if not taken: br */
+    CHECK(wasm_call(inst, br, a, 2, res, &err) == WASM_OK, "%s", err.msg);
+    CHECK(res[0].of.i64 == 9 && is_i32x4(&res[1], 0, 6, 8, 10) && res[2].of.i32 == 1000);
+    a[0] = i32v(1), a[1] = i32x4(1, 2, 3, 4);
+    CHECK(wasm_call(inst, br, a, 2, res, &err) == WASM_OK);
+    CHECK(res[0].of.i64 == 9 && is_i32x4(&res[1], 2, 3, 4, 5) && res[2].of.i32 == 1);
+    a[0] = i32v(7); /* the default */
+    CHECK(wasm_call(inst, br, a, 2, res, &err) == WASM_OK);
+    CHECK(res[0].of.i64 == 9 && is_i32x4(&res[1], 2, 3, 4, 5) && res[2].of.i32 == 7);
+    a[0] = i32v(3);
+    CHECK(wasm_call(inst, wasm_instance_func(inst, "loop"), a, 1, res, &err) == WASM_OK);
+    CHECK(is_i32x4(&res[0], 3, 6, 9, 12));
+    /* select */
+    struct wasm_func *sel = wasm_instance_func(inst, "sel");
+    a[0] = i32v(1), a[1] = i32x4(1, 2, 3, 4), a[2] = i32x4(5, 6, 7, 8);
+    CHECK(wasm_call(inst, sel, a, 3, res, &err) == WASM_OK);
+    CHECK(is_i32x4(&res[0], 1, 2, 3, 4) && is_i32x4(&res[1], 5, 6, 7, 8));
+    a[0] = i32v(0);
+    CHECK(wasm_call(inst, sel, a, 3, res, &err) == WASM_OK);
+    CHECK(is_i32x4(&res[0], 5, 6, 7, 8) && is_i32x4(&res[1], 1, 2, 3, 4));
+    /* globals: g += k (k initialized from the host's global) */
+    struct wasm_func *bump = wasm_instance_func(inst, "bump");
+    CHECK(wasm_call(inst, bump, NULL, 0, res, &err) == WASM_OK && is_i32x4(&res[0], 101, 202, 303, 404));
+    CHECK(wasm_call(inst, bump, NULL, 0, res, &err) == WASM_OK && is_i32x4(&res[0], 201, 402, 603, 804));
+    struct wasm_extern g;
+    CHECK(wasm_instance_export(inst, "g", 1, &g) == 0 && g.kind == WASM_EXTERN_GLOBAL);
+    struct wasm_val gv = wasm_global_get(g.of.global);
+    CHECK(is_i32x4(&gv, 201, 402, 603, 804));
+    CHECK(wasm_global_set(g.of.global, i32x4(0, 0, 0, 1)) == WASM_OK);
+    CHECK(wasm_call(inst, bump, NULL, 0, res, &err) == WASM_OK && is_i32x4(&res[0], 100, 200, 300, 401));
+    /* a host function taking and returning a v128 among scalars */
+    a[0] = i32x4(1, 2, 3, 4);
+    CHECK(wasm_call(inst, wasm_instance_func(inst, "host"), a, 1, res, &err) == WASM_OK, "%s", err.msg);
+    CHECK(res[0].of.i32 == 77 && is_i32x4(&res[1], 4, 3, 2, 1) && res[2].of.i32 == 7);
+    /* and that host function called directly from the host */
+    a[0] = i32v(3), a[1] = i32x4(1, 2, 3, 4), a[2].type = WASM_I64, a[2].of.i64 = 4;
+    CHECK(wasm_call(inst, swap, a, 3, res, &err) == WASM_OK && is_i32x4(&res[0], 4, 3, 2, 1) &&
+          res[1].of.i32 == 7);
+out:
+    wasm_instance_free(inst);
+    wasm_func_free(swap);
+    wasm_global_free(h);
+    wasm_module_free(mod);
+}
+
 int main(void)
 {
     test_decode_errors();
@@ -683,6 +904,7 @@ int main(void)
     test_fused_branches();
     test_fused_more();
     test_immediates();
+    test_v128();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -2,13 +2,12 @@
 """Runs the WebAssembly spec test suite through `strand wasm spectest`.
 
 Every .wast in the suite directory (WASM_TESTSUITE; else
-../shared/wasm-testsuite next to the repository, the whole suite with
-SIMD, when it is there; else tests/wasm/testsuite, the copy of its non-SIMD
-files kept in the repository) is converted by wast2json (Debian's wabt) into a temporary
+../shared/wasm-testsuite next to the repository, when it is there; else
+tests/wasm/testsuite, the copy kept in the repository) is converted by wast2json (Debian's wabt) into a temporary
 directory and run. Prints "file: N passed, M failed" per file and the
-totals; SIMD files (simd_*.wast) are reported separately and never fail the
-run (the runtime does not implement SIMD yet). Exits 1 if any assertion of
-a non-SIMD file fails, unless it is listed in KNOWN_FAILURES ("file:line").
+totals, the SIMD files (simd_*.wast) in a group and a total of their own.
+Exits 1 if any assertion fails, unless it is listed in KNOWN_FAILURES
+("file:line").
 
 Environment: STRAND_BIN (default build/strand), WASM_TESTSUITE, WAST2JSON.
 """
@@ -70,6 +69,31 @@ def run_file(strand, wast2json, wast, tmp):
     return int(m.group(1)), int(m.group(2)), skipped, fails, None
 
 
+def run_group(strand, wast2json, files, tmp, bad, seen_known):
+    """Runs files, printing a line per file and per failure; returns the
+    (passed, failed, skipped) totals. Unexpected failures go to bad."""
+    tot = [0, 0, 0]
+    for f in files:
+        p, fl, sk, fails, err = run_file(strand, wast2json, f, tmp)
+        name = os.path.basename(f)
+        if err:
+            print("%s: ERROR %s" % (name, err))
+            bad.append((name, err))
+            continue
+        print("%s: %d passed, %d failed%s" % (name, p, fl, ", %d skipped" % sk if sk else ""))
+        tot[0] += p
+        tot[1] += fl
+        tot[2] += sk
+        for where, what in fails:
+            if where in KNOWN_FAILURES:
+                seen_known.add(where)
+                print("  known failure %s: %s" % (where, what))
+            else:
+                print("  FAIL %s: %s" % (where, what))
+                bad.append((where, what))
+    return tot
+
+
 def main():
     strand = os.environ.get("STRAND_BIN", os.path.join(ROOT, "build", "strand"))
     wast2json = os.environ.get("WAST2JSON", "wast2json")
@@ -81,43 +105,13 @@ def main():
     simd = [f for f in files if os.path.basename(f).startswith("simd_")]
     bad = []
     seen_known = set()
-    tot = [0, 0, 0]
     with tempfile.TemporaryDirectory(prefix="strand-wasm-spec-") as tmp:
-        for f in core:
-            p, fl, sk, fails, err = run_file(strand, wast2json, f, tmp)
-            name = os.path.basename(f)
-            if err:
-                print("%s: ERROR %s" % (name, err))
-                bad.append((name, err))
+        for group, what in ((core, "core"), (simd, "simd")):
+            if not group:
                 continue
-            print("%s: %d passed, %d failed%s" % (name, p, fl, ", %d skipped" % sk if sk else ""))
-            tot[0] += p
-            tot[1] += fl
-            tot[2] += sk
-            for where, what in fails:
-                if where in KNOWN_FAILURES:
-                    seen_known.add(where)
-                    print("  known failure %s: %s" % (where, what))
-                else:
-                    print("  FAIL %s: %s" % (where, what))
-                    bad.append((where, what))
-        print("core total: %d passed, %d failed, %d skipped (text-form modules), %d files"
-              % (tot[0], tot[1], tot[2], len(core)))
-        st = [0, 0, 0]
-        unsupported = 0
-        for f in simd:
-            p, fl, sk, fails, err = run_file(strand, wast2json, f, tmp)
-            st[0] += p
-            st[1] += fl
-            st[2] += sk
-            name = os.path.basename(f)
-            if err or fl:
-                unsupported += 1
-                print("%s: not supported (%s)" % (name, err or "%d passed, %d failed, %d skipped" % (p, fl, sk)))
-            else:
-                print("%s: %d passed, 0 failed (simd)" % (name, p))
-        print("simd (not supported yet, not counted): %d files, %d passed, %d failed, "
-              "%d skipped; %d files with failures" % (len(simd), st[0], st[1], st[2], unsupported))
+            tot = run_group(strand, wast2json, group, tmp, bad, seen_known)
+            print("%s total: %d passed, %d failed, %d skipped (text-form modules), %d files"
+                  % (what, tot[0], tot[1], tot[2], len(group)))
     stale = KNOWN_FAILURES - seen_known
     for s in sorted(stale):
         print("known failure no longer fails (remove it from KNOWN_FAILURES): %s" % s)
