@@ -63,8 +63,6 @@ struct cstate {
     uint32_t call_acc;  /* the last instruction is a direct call: its first result's slot
                          * (the callee's return leaves that value in acc), else UINT32_MAX */
     int last_packed;    /* that instruction is in the packed one-word form */
-    int pair_acc;       /* it is an OP_PAIR whose first operation read an operand
-                         * from acc: 1 x, 2 y (the pair itself reads the slot) */
     int64_t last_at;    /* where the last instruction starts, -1 none */
     int64_t before_at;  /* where the one before it starts, -1 none */
     int64_t before2_at; /* and the one before that (a compare taken into a branch
@@ -111,7 +109,7 @@ static int emit(struct cstate *s, int has_dst, uint32_t n, uint64_t w0, uint64_t
     TRY(grow_words(s, n));
     s->last_dst = has_dst ? (int64_t)s->nw : -1;
     s->call_acc = UINT32_MAX;
-    s->last_packed = s->pair_acc = 0;
+    s->last_packed = 0;
     s->before2_at = s->before_at;
     s->before_at = s->last_at;
     s->last_at = s->nw;
@@ -562,21 +560,28 @@ static int fuse_pair(struct cstate *s, uint32_t op, uint32_t prev, uint32_t x, u
     if (b < 0 || prev == UINT32_MAX || (x != prev && y != prev) || !s->last_packed) return 0;
     uint64_t w0 = s->w[s->last_dst];
     uint32_t first = (uint16_t)w0, base;
-    int acc = first >= OP_ACC_X && first < OP_IMM ? (first >= OP_ACC_Y ? 2 : 1) : 0;
     if (first >= OP_IMM && first < OP_IMM_ACC + 0x100) {
         a = index_of(PAIR_FIRST_IMM, OP_PAIR_NIMM, first & 0xffu);
-        base = OP_PAIR_IMM;
+        base = first >= OP_IMM_ACC ? OP_PAIR_IMM_ACC : OP_PAIR_IMM;
     } else {
-        first = first >= OP_ACC_Y ? first - OP_ACC_Y : first >= OP_ACC_X ? first - OP_ACC_X : first;
-        a = first < 0x100 ? index_of(PAIR_FIRST_REG, OP_PAIR_NREG, first) : -1;
         base = OP_PAIR_REG;
+        if (first >= OP_ACC_Y && first < OP_IMM) {
+            first -= OP_ACC_Y;
+            if (first != 0x6b) { /* commutes (not sub): the acc operand to x */
+                w0 = (w0 & 0xffffffffu) | (w0 >> 48) << 32 | ((w0 >> 32) & 0xffffu) << 48;
+                base = OP_PAIR_REG_ACC;
+            }
+        } else if (first >= OP_ACC_X && first < OP_ACC_Y) {
+            first -= OP_ACC_X;
+            base = OP_PAIR_REG_ACC;
+        }
+        a = first < 0x100 ? index_of(PAIR_FIRST_REG, OP_PAIR_NREG, first) : -1;
     }
     if (a < 0) return 0;
     drop_last(s);
     TRY(emit(s, 0, 2, (w0 & ~(uint64_t)0xffffu) | (base + (uint32_t)a * 4 + (uint32_t)b),
              pair(x == prev ? y : x, HOME(s, s->h)), 0));
     s->last_dst = s->nw - 1;
-    s->pair_acc = acc;
     return 1;
 }
 
@@ -667,12 +672,15 @@ static int last_is_add(const struct cstate *s)
 }
 
 /* The last instruction is the pair i32.mul then i32.add of the product
- * (OP_PAIR_REG, multiply-accumulate). */
+ * (multiply-accumulate): 1 in the OP_PAIR_REG form, 2 in the one taking
+ * a factor from acc, else 0. */
 static int last_is_madd(const struct cstate *s)
 {
-    int mul = index_of(PAIR_FIRST_REG, OP_PAIR_NREG, 0x6c), add = index_of(PAIR_SECOND, 4, 0x6a);
-    return s->last_at >= 0 && s->last_dst == s->last_at + 1 &&
-           (uint16_t)s->w[s->last_at] == OP_PAIR_REG + (uint32_t)(mul * 4 + add);
+    uint32_t k = (uint32_t)(index_of(PAIR_FIRST_REG, OP_PAIR_NREG, 0x6c) * 4 +
+                            index_of(PAIR_SECOND, 4, 0x6a));
+    if (s->last_at < 0 || s->last_dst != s->last_at + 1) return 0;
+    uint32_t op = (uint16_t)s->w[s->last_at];
+    return op == OP_PAIR_REG + k ? 1 : op == OP_PAIR_REG_ACC + k ? 2 : 0;
 }
 
 /* A store right after the i32.add computing its address (as for loads;
@@ -690,12 +698,8 @@ static int fuse_add_store(struct cstate *s, uint32_t op, uint32_t a, uint32_t v,
     } else if (op == 0x36 && last_is_madd(s) && last_dst_slot(s) == v) {
         /* x * y + c stored: the pair's two words, then address | offset */
         uint64_t p0 = s->w[s->last_at], p1 = s->w[s->last_at + 1];
-        uint32_t fop = OP_STORE_VMADD;
-        if (s->pair_acc) { /* keep the factor in acc (just loaded, most often) out of memory */
-            fop = OP_STORE_VMADD_ACC;
-            if (s->pair_acc == 2) /* the product commutes: that factor to x */
-                p0 = (p0 & 0xffffffffu) | (p0 >> 48) << 32 | ((p0 >> 32) & 0xffffu) << 48;
-        }
+        /* a factor in acc (the element just loaded, most often) stays out of memory */
+        uint32_t fop = last_is_madd(s) == 2 ? OP_STORE_VMADD_ACC : OP_STORE_VMADD;
         drop_last(s);
         TRY(emit(s, 0, 3, (p0 & ~(uint64_t)0xffffu) | fop, p1, pair(a, off)));
         return 1;

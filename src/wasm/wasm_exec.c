@@ -555,6 +555,13 @@ int wasm_exec(struct wasm_instance *ctx, struct wasm_func *f)
         PAIR_ENTRIES(OP_PAIR_REG + 0, LPR_and), PAIR_ENTRIES(OP_PAIR_REG + 4, LPR_xor),
         PAIR_ENTRIES(OP_PAIR_REG + 8, LPR_add), PAIR_ENTRIES(OP_PAIR_REG + 12, LPR_or),
         PAIR_ENTRIES(OP_PAIR_REG + 16, LPR_sub), PAIR_ENTRIES(OP_PAIR_REG + 20, LPR_mul),
+        PAIR_ENTRIES(OP_PAIR_IMM_ACC + 0, LPI_rotl_a), PAIR_ENTRIES(OP_PAIR_IMM_ACC + 4, LPI_rotr_a),
+        PAIR_ENTRIES(OP_PAIR_IMM_ACC + 8, LPI_shl_a), PAIR_ENTRIES(OP_PAIR_IMM_ACC + 12, LPI_shr_u_a),
+        PAIR_ENTRIES(OP_PAIR_IMM_ACC + 16, LPI_shr_s_a), PAIR_ENTRIES(OP_PAIR_IMM_ACC + 20, LPI_and_a),
+        PAIR_ENTRIES(OP_PAIR_IMM_ACC + 24, LPI_xor_a), PAIR_ENTRIES(OP_PAIR_IMM_ACC + 28, LPI_add_a),
+        PAIR_ENTRIES(OP_PAIR_REG_ACC + 0, LPR_and_a), PAIR_ENTRIES(OP_PAIR_REG_ACC + 4, LPR_xor_a),
+        PAIR_ENTRIES(OP_PAIR_REG_ACC + 8, LPR_add_a), PAIR_ENTRIES(OP_PAIR_REG_ACC + 12, LPR_or_a),
+        PAIR_ENTRIES(OP_PAIR_REG_ACC + 16, LPR_sub_a), PAIR_ENTRIES(OP_PAIR_REG_ACC + 20, LPR_mul_a),
         /* loads and stores fused with the add computing their address or value */
         [OP_STORE_ADD + 0x00] = &&LX_0x36, [OP_STORE_ADDI + 0x00] = &&LXI_0x36,
         [OP_STORE_ADD + 0x01] = &&LX_0x37, [OP_STORE_ADDI + 0x01] = &&LXI_0x37,
@@ -1019,34 +1026,38 @@ UNOP(0xc3, I64, SX16_64(a), PUT64)
 UNOP(0xc4, I64, SX32_64(a), PUT64)
 /* pairs (OP_PAIR): t = a op b (word 0, b a slot or imm16) to slot d, then
  * t op2 c (c: word 1 lo's slot) to word 1 hi's slot */
-#define PAIR(b_, expr, expr2)                                                                \
+#define PAIR(a_, b_, expr, expr2)                                                            \
     {                                                                                        \
-        uint32_t a = (uint32_t)fp[PX], b = (uint32_t)(b_), t = (expr);                       \
+        uint32_t a = (uint32_t)(a_), b = (uint32_t)(b_), t = (expr);                         \
         fp[PD] = t;                                                                          \
         uint32_t c = (uint32_t)fp[X];                                                        \
         fp[Y] = acc = (uint32_t)(expr2);                                                     \
         pc++;                                                                                \
         NEXT();                                                                              \
     }
-#define PAIRS(pfx, b_, expr)                                                                 \
-    pfx##_xor: PAIR(b_, expr, t ^ c)                                                         \
-    pfx##_add: PAIR(b_, expr, t + c)                                                         \
-    pfx##_or: PAIR(b_, expr, t | c)                                                          \
-    pfx##_and: PAIR(b_, expr, t & c)
-PAIRS(LPI_rotl, IMM16, rotl32(a, b))
-PAIRS(LPI_rotr, IMM16, rotr32(a, b))
-PAIRS(LPI_shl, IMM16, a << (b & 31))
-PAIRS(LPI_shr_u, IMM16, a >> (b & 31))
-PAIRS(LPI_shr_s, IMM16, (uint32_t)((int32_t)a >> (b & 31)))
-PAIRS(LPI_and, IMM16, a & b)
-PAIRS(LPI_xor, IMM16, a ^ b)
-PAIRS(LPI_add, IMM16, a + b)
-PAIRS(LPR_and, fp[PY], a & b)
-PAIRS(LPR_xor, fp[PY], a ^ b)
-PAIRS(LPR_add, fp[PY], a + b)
-PAIRS(LPR_or, fp[PY], a | b)
-PAIRS(LPR_sub, fp[PY], a - b)
-PAIRS(LPR_mul, fp[PY], a * b)
+#define PAIRS(pfx, a_, b_, expr)                                                             \
+    pfx##_xor: PAIR(a_, b_, expr, t ^ c)                                                     \
+    pfx##_add: PAIR(a_, b_, expr, t + c)                                                     \
+    pfx##_or: PAIR(a_, b_, expr, t | c)                                                      \
+    pfx##_and: PAIR(a_, b_, expr, t & c)
+/* each pair twice: a from its slot, and (OP_PAIR_*_ACC) from acc, where
+ * the previous instruction left it: a chain of dependent operations then
+ * does not wait for each value to go through memory */
+#define PAIRS2(pfx, b_, expr) PAIRS(pfx, fp[PX], b_, expr) PAIRS(pfx##_a, acc, b_, expr)
+PAIRS2(LPI_rotl, IMM16, rotl32(a, b))
+PAIRS2(LPI_rotr, IMM16, rotr32(a, b))
+PAIRS2(LPI_shl, IMM16, a << (b & 31))
+PAIRS2(LPI_shr_u, IMM16, a >> (b & 31))
+PAIRS2(LPI_shr_s, IMM16, (uint32_t)((int32_t)a >> (b & 31)))
+PAIRS2(LPI_and, IMM16, a & b)
+PAIRS2(LPI_xor, IMM16, a ^ b)
+PAIRS2(LPI_add, IMM16, a + b)
+PAIRS2(LPR_and, fp[PY], a & b)
+PAIRS2(LPR_xor, fp[PY], a ^ b)
+PAIRS2(LPR_add, fp[PY], a + b)
+PAIRS2(LPR_or, fp[PY], a | b)
+PAIRS2(LPR_sub, fp[PY], a - b)
+PAIRS2(LPR_mul, fp[PY], a * b)
 /* references */
 UNOP(0xd1, I64, a == 0, PUT32)
 L_0xd2: fp[D] = acc = (uint64_t)(uintptr_t)inst->funcs[X]; pc++; NEXT();

@@ -406,7 +406,9 @@ enum {
     OP_PRE_CALL = 0x7cf,
     OP_PRE_RETURN = 0x7d1,
     OP_STORE_VMADD_ACC = 0x7d3, /* the same, x taken from acc */
-    OP_COUNT = 0x7d4,
+    OP_PAIR_IMM_ACC = 0x7e0, /* OP_PAIR_IMM and OP_PAIR_REG forms whose first operation */
+    OP_PAIR_REG_ACC = 0x800, /* takes its first operand from acc */
+    OP_COUNT = 0x818,
 };
 
 #endif
