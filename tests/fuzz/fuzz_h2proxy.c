@@ -676,7 +676,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     fprintf(stderr, "  stream %d: state %d up %d usid %d attempts %u "
                             "req_done %d head_done %d submitted %d resp_done %d respb %u "
                             "trailers_sent %d reset_down %d status %d\n", st->id, st->state,
-                            st->up, st->usid, st->attempts, st->req_done, st->resp_head_done,
+                            st->up, st->us.usid, st->attempts, st->req_done, st->resp_head_done,
                             st->resp_submitted, st->resp_done, buf_len(&st->respb),
                             st->trailers_sent, st->reset_down, st->resp_status);
                 }
