@@ -647,6 +647,8 @@ void req_route(struct hreq *r, const struct h1_request *req, uint32_t consume)
                                   : 0;
         r->replay = sc >= 0 && h1_chunked_done(&probe);
     }
+    if (r->replay)
+        r->body0 = r->body; /* each attempt sends the body from its start */
     r->timer.cb = req_timeout;
     uint64_t tmo = cr->timeout_ms ? cr->timeout_ms : gl->cfg->request_timeout_ms;
     r->deadline_ms = loop_now(hc_loop(hc)) + tmo;

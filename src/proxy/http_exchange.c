@@ -296,8 +296,13 @@ static void exchange_start(struct hreq *r)
     r->uc_readable = 0;
     r->head_sent = 0;
     r->wf_req_fwd = 0;
-    if (r->replay)
+    if (r->replay) {
+        /* The body goes again from its start: its framing state as at the
+         * head (the trailer section, if one was held, is taken again). */
+        free(r->body.trl);
+        r->body = r->body0;
         r->body_off = 0;
+    }
     r->resp_head_done = 0;
     free(r->resp.trl);
     memset(&r->resp, 0, sizeof(r->resp));

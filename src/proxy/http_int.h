@@ -113,6 +113,7 @@ struct hreq {
     struct buf head_buf;        /* a pooled block holding the head */
     uint32_t head_len, head_sent;
     struct hbody body;          /* request body */
+    struct hbody body0;         /* replay: the body's framing state at the head */
     int replay;                 /* the whole body sits in hc->in from offset 0 */
     uint32_t body_off;          /* replay: bytes of hc->in already sent */
     uint64_t body_bytes;        /* request body bytes sent (all attempts: last) */

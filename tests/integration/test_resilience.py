@@ -3,7 +3,8 @@ ejection, route timeouts, cluster connection limits and upstream resets.
 
 Backends: one nginx with three server blocks (200 / 503 / 500), closed ports
 for dead endpoints, and Python servers where nginx can't play the role:
-SlowServer (answers late, for timeouts and limits) and ResetServer (RST).
+SlowServer (answers late, for timeouts and limits), ResetServer (RST) and
+TrailerEcho (echoes a request's body and trailers, for retried bodies).
 """
 
 import collections
@@ -12,9 +13,9 @@ import sys
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Nginx, ResetServer, SlowServer, Suite, cluster_doc, curl,  # noqa: E402
-                     curl_collect, curl_multi, curl_start, free_port, listener_doc, make_tmpdir,
-                     proxy_doc, route_doc, start_strand, wait_for)
+from harness import (Nginx, ResetServer, SlowServer, Suite, TrailerEcho, cluster_doc,  # noqa: E402
+                     curl, curl_collect, curl_multi, curl_start, free_port, listener_doc,
+                     make_tmpdir, proxy_doc, raw_http, route_doc, start_strand, wait_for)
 
 NO_OUTLIER = {"consecutive5xx": 0, "consecutiveFailures": 0}
 
@@ -42,6 +43,7 @@ def main():
         slow_timeout = SlowServer(head_delay=3.0, body=b"too late\n", max_wait=5)
         slow_limit = SlowServer(head_delay=2.0, body=b"slow ok\n", max_wait=5)
         resetter = ResetServer()
+        echo = TrailerEcho()
         admin, web = free_port(), free_port()
         docs = [
             # One worker: cluster limits and outlier state are then exactly
@@ -52,6 +54,7 @@ def main():
             cluster_doc("halfdead", [dead1, ok_port], outlierDetection=NO_OUTLIER),
             cluster_doc("alldead", [dead1, dead2]),
             cluster_doc("retry5xx", [p503, ok_port], outlierDetection=NO_OUTLIER),
+            cluster_doc("retrybody", [p503, echo.port], outlierDetection=NO_OUTLIER),
             cluster_doc("outlier", [p500, ok_port], outlierDetection={
                 "consecutive5xx": 3, "baseEjectionTime": "30s", "maxEjectionPercent": 50}),
             cluster_doc("slow", [slow_timeout.port]),
@@ -65,6 +68,8 @@ def main():
                 rule("alldead", "/alldead", "alldead",
                      retries={"attempts": 1, "on": ["connect-failure"]}),
                 rule("retry5xx", "/retry5xx", "retry5xx", retries={"attempts": 2, "on": ["5xx"]}),
+                rule("retrybody", "/retrybody", "retrybody",
+                     retries={"attempts": 2, "on": ["5xx"]}),
                 rule("outlier", "/outlier", "outlier"),
                 rule("slow", "/slow", "slow", timeout="500ms"),
                 rule("limited", "/limited", "limited", timeout="10s"),
@@ -107,6 +112,32 @@ def main():
         t.check("upstream 503s counted as server_error",
                 m.get("strand_upstream_requests_total", cluster="retry5xx", outcome="server_error") >= 1,
                 m.describe("strand_upstream_requests_total"))
+
+    with t.section("retry on 5xx sends the request body again", s):
+        # Round robin over [503, echo]: about every other request is
+        # answered 503 first and retried on the echo server, which must get
+        # the whole body again (content-length and chunked with trailers).
+        before = s.metrics().get("strand_upstream_retries_total", cluster="retrybody")
+        bad = []
+        for i in range(6):
+            r = curl(base + "/retrybody/%d" % i, args=["-d", "payload-%d" % i], timeout=4)
+            if r.status != 200 or b"body=payload-%d\n" % i not in r.body:
+                bad.append((i, r.status, r.body[:80]))
+        t.check("6 POSTs with a content-length: all 200 with their body echoed", not bad, repr(bad))
+        bad = []
+        for i in range(4):
+            req = (b"POST /retrybody/c%d HTTP/1.1\r\nHost: strand.test\r\nConnection: close\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n5\r\nchunk\r\n2\r\n-%d\r\n0\r\n"
+                   b"x-sum: %d\r\n\r\n" % (i, i, i))
+            r = raw_http(web, req, timeout=4)
+            want = b"body=chunk-%d\ntrailers=x-sum: %d;" % (i, i)
+            if r.status != 200 or want not in r.data:
+                bad.append((i, r.status, r.data[-120:]))
+        t.check("4 chunked POSTs with trailers: all 200 with body and trailers echoed", not bad,
+                repr(bad))
+        after = s.metrics().get("strand_upstream_retries_total", cluster="retrybody")
+        t.check("some of them were retried (%r -> %r)" % (before, after), after >= before + 3,
+                "the 503 endpoint was not hit")
 
     with t.section("outlier ejection", s):
         first = curl_multi(base + "/outlier/[1-20]", timeout=4)
