@@ -810,7 +810,8 @@ static int compile_simd(struct cstate *s, const struct wasm_instr *in)
         y = pop_slot(s), x = pop_slot(s);
         break;
     }
-    uint64_t w0 = word(OP_SIMD | sub << 16, w ? HOME(s, s->h) : 0);
+    /* the kind rides along (bits 28-31) so execution need not work it out */
+    uint64_t w0 = word(OP_SIMD | sub << 16 | (uint32_t)kind << 28, w ? HOME(s, s->h) : 0);
     if (kind == SK_CONST || kind == SK_SHUFFLE) { /* the 16 bytes in words 2-3 */
         TRY(emit(s, 0, 3, w0, pair(x, y), in->bits));
         TRY(grow_words(s, 1));

@@ -396,7 +396,7 @@ enum {
     OP_PAIR_NIMM = 8,     /* fuse_pair); word 0 the first, packed, with an imm16 */
     OP_PAIR_REG = 0x7a0,  /* or with two slots; word 1: the second's other operand */
     OP_PAIR_NREG = 6,     /* slot | its result slot */
-    OP_SIMD = 0x7b8,      /* + sub << 16: a 0xfd instruction, run by wasm_simd_exec */
+    OP_SIMD = 0x7b8,      /* + sub << 16 + kind << 28: a 0xfd instruction, run by wasm_simd_exec */
     OP_MOV128 = 0x7b9,    /* packed: d, x: a v128's two slots */
     OP_STORE_VMADD = 0x7ba, /* i32.store of x * y + c: word 0 and 1 the (mul, add) pair, w2 address slot | offset */
     OP_PRE_ADDBR = 0x7bb, /* + 0..9 (+ 10: the ADDI_BRI forms): an i32.add of an imm16 (packed)

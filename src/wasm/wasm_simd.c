@@ -477,11 +477,62 @@ static int memory(uint32_t sub, int kind, const uint64_t *pc, uint64_t *fp, uint
     return 0;
 }
 
+/* r = a op b over whole vectors of one lane type: fixed loops the C
+ * compiler turns into vector instructions. The operands are copied first
+ * (the result may overwrite them). */
+#define WHOLE(T, N, expr)                                                                      \
+    do {                                                                                       \
+        memcpy(&a, fp + x, 16);                                                                \
+        memcpy(&b, fp + y, 16);                                                                \
+        for (int i = 0; i < (N); i++) r.T[i] = (expr);                                         \
+        memcpy(fp + d, &r, 16);                                                                \
+        return 3;                                                                              \
+    } while (0)
+
+/* The operations compiled vector code runs most (whole loads and stores,
+ * bitwise operations, integer add, sub and mul), done directly: the
+ * general paths below find an operation by its family first. 0 when sub
+ * is not one of them; else as wasm_simd_exec. */
+static int frequent(uint32_t sub, const uint64_t *pc, uint64_t *fp, uint8_t *mbase,
+                    uint64_t msize)
+{
+    uint32_t d = (uint32_t)(pc[0] >> 32), x = (uint32_t)pc[1], y = (uint32_t)(pc[1] >> 32);
+    v128 a, b, r;
+    switch (sub) {
+    case 0x00: case 0x0b: { /* v128.load, v128.store */
+        uint64_t ea = (uint64_t)(uint32_t)fp[x] + (uint32_t)pc[2];
+        if (ea + 16 > msize) return WASM_TRAP_MEMORY;
+        if (sub == 0x00) memcpy(fp + d, mbase + ea, 16);
+        else memcpy(mbase + ea, fp + y, 16);
+        return 3;
+    }
+    case 0x4e: WHOLE(u64, 2, a.u64[i] & b.u64[i]);
+    case 0x4f: WHOLE(u64, 2, a.u64[i] & ~b.u64[i]);
+    case 0x50: WHOLE(u64, 2, a.u64[i] | b.u64[i]);
+    case 0x51: WHOLE(u64, 2, a.u64[i] ^ b.u64[i]);
+    case 0x6e: WHOLE(u8, 16, (uint8_t)(a.u8[i] + b.u8[i]));
+    case 0x71: WHOLE(u8, 16, (uint8_t)(a.u8[i] - b.u8[i]));
+    case 0x8e: WHOLE(u16, 8, (uint16_t)(a.u16[i] + b.u16[i]));
+    case 0x91: WHOLE(u16, 8, (uint16_t)(a.u16[i] - b.u16[i]));
+    case 0x95: WHOLE(u16, 8, (uint16_t)((uint32_t)a.u16[i] * b.u16[i]));
+    case 0xae: WHOLE(u32, 4, a.u32[i] + b.u32[i]);
+    case 0xb1: WHOLE(u32, 4, a.u32[i] - b.u32[i]);
+    case 0xb5: WHOLE(u32, 4, a.u32[i] * b.u32[i]);
+    case 0xce: WHOLE(u64, 2, a.u64[i] + b.u64[i]);
+    case 0xd1: WHOLE(u64, 2, a.u64[i] - b.u64[i]);
+    case 0xd5: WHOLE(u64, 2, a.u64[i] * b.u64[i]);
+    }
+    return 0;
+}
+
 int wasm_simd_exec(const uint64_t *pc, uint64_t *fp, struct wasm_instance *inst, uint8_t *mbase,
                    uint64_t msize)
 {
-    uint32_t sub = (uint32_t)(pc[0] >> 16) & 0xffffu, d = (uint32_t)(pc[0] >> 32);
+    uint32_t sub = (uint32_t)(pc[0] >> 16) & 0xfffu, d = (uint32_t)(pc[0] >> 32);
     uint32_t x = (uint32_t)pc[1], y = (uint32_t)(pc[1] >> 32);
+    int kind = (int)(pc[0] >> 28) & 0xf; /* wasm_simd_kind(sub), from the compiler */
+    int n = frequent(sub, pc, fp, mbase, msize);
+    if (n) return n;
     v128 a, b, r;
     switch (sub) {
     case SIMD_GLOBAL_GET:
@@ -497,7 +548,6 @@ int wasm_simd_exec(const uint64_t *pc, uint64_t *fp, struct wasm_instance *inst,
         memcpy(fp + d, pc + 2, 16);
         return 4;
     }
-    int kind = wasm_simd_kind(sub);
     if (kind >= SK_LOAD && kind <= SK_STORE_LANE) {
         int rc = memory(sub, kind, pc, fp, mbase, msize);
         return rc ? rc : 3;
