@@ -738,14 +738,24 @@ static int fuse_addi_branch(struct cstate *s, struct cctl *t, uint32_t cmp, uint
     TRY(emit(s, 0, 2, (w0 & ~(uint64_t)0xffffu) | ((imm ? OP_ADDI_BRI : OP_ADDI_BR) + k),
              pair(y, t->start - (uint32_t)at), 0));
     /* a second induction variable stepped right before (p += 4; i += 1;
-     * if (i < n) continue): that add jumps straight into this one's
+     * if (i < n) continue), or a sum taking the value before it from acc
+     * (s += f(i) in a loop): that add jumps straight into this one's
      * handler instead of through the dispatch table. It keeps its packed
      * form and this instruction its own, so nothing else changes. */
     int64_t pre = s->before_at;
     if (pre >= 0 && pre + 1 == s->last_at && s->label_at <= pre) {
-        uint32_t pop = (uint16_t)s->w[pre];
-        if (pop == OP_IMM + 0x6a || pop == OP_IMM_ACC + 0x6a)
-            s->w[pre] = (s->w[pre] & ~(uint64_t)0xffffu) | (OP_PRE_ADDBR + (imm ? 10 : 0) + k);
+        uint64_t pw = s->w[pre];
+        uint32_t pop = (uint16_t)pw, form = UINT32_MAX;
+        if (pop == OP_IMM + 0x6a || pop == OP_IMM_ACC + 0x6a) {
+            form = OP_PRE_ADDBR;
+        } else if (pop == OP_ACC_X + 0x6a) { /* acc + y */
+            form = OP_PRE_ADDBR_ACC;
+        } else if (pop == OP_ACC_Y + 0x6a) { /* x + acc: x to y's field */
+            form = OP_PRE_ADDBR_ACC;
+            pw = (pw & ~((uint64_t)0xffffu << 48)) | ((pw >> 32) & 0xffffu) << 48;
+        }
+        if (form != UINT32_MAX)
+            s->w[pre] = (pw & ~(uint64_t)0xffffu) | (form + (imm ? 10 : 0) + k);
     }
     return 1;
 }

@@ -132,6 +132,15 @@ int64_t wasm_mem_grow(struct wasm_memory *mem, uint32_t n, uint32_t cap)
         lp_ += nl_;                                                                          \
         for (uint32_t i_ = 0; i_ < nk_; i_++) lp_[i_] = k_[i_];                              \
     } while (0)
+/* The table entries of an OP_PRE_ADDBR family: + 0..9 before OP_ADDI_BR,
+ * + 10..19 before OP_ADDI_BRI. */
+#define PRE_ENTRIES(at, p)                                                                   \
+    [(at) + 0] = &&p##0, [(at) + 1] = &&p##1, [(at) + 2] = &&p##2, [(at) + 3] = &&p##3,      \
+    [(at) + 4] = &&p##4, [(at) + 5] = &&p##5, [(at) + 6] = &&p##6, [(at) + 7] = &&p##7,      \
+    [(at) + 8] = &&p##8, [(at) + 9] = &&p##9, [(at) + 10] = &&p##i0, [(at) + 11] = &&p##i1,  \
+    [(at) + 12] = &&p##i2, [(at) + 13] = &&p##i3, [(at) + 14] = &&p##i4,                     \
+    [(at) + 15] = &&p##i5, [(at) + 16] = &&p##i6, [(at) + 17] = &&p##i7,                     \
+    [(at) + 18] = &&p##i8, [(at) + 19] = &&p##i9
 /* The table entries of the four pairs sharing a first operation. */
 #define PAIR_ENTRIES(at, pfx) [at] = &&pfx##_xor, [(at) + 1] = &&pfx##_add, [(at) + 2] = &&pfx##_or, \
                               [(at) + 3] = &&pfx##_and
@@ -584,16 +593,7 @@ int wasm_exec(struct wasm_instance *ctx, struct wasm_func *f)
         [OP_ADDI_BR + 7] = &&L_addbr7, [OP_ADDI_BRI + 7] = &&L_addbri7,
         [OP_ADDI_BR + 8] = &&L_addbr8, [OP_ADDI_BRI + 8] = &&L_addbri8,
         [OP_ADDI_BR + 9] = &&L_addbr9, [OP_ADDI_BRI + 9] = &&L_addbri9,
-        [OP_PRE_ADDBR + 0] = &&L_preaddbr0, [OP_PRE_ADDBR + 10] = &&L_preaddbri0,
-        [OP_PRE_ADDBR + 1] = &&L_preaddbr1, [OP_PRE_ADDBR + 11] = &&L_preaddbri1,
-        [OP_PRE_ADDBR + 2] = &&L_preaddbr2, [OP_PRE_ADDBR + 12] = &&L_preaddbri2,
-        [OP_PRE_ADDBR + 3] = &&L_preaddbr3, [OP_PRE_ADDBR + 13] = &&L_preaddbri3,
-        [OP_PRE_ADDBR + 4] = &&L_preaddbr4, [OP_PRE_ADDBR + 14] = &&L_preaddbri4,
-        [OP_PRE_ADDBR + 5] = &&L_preaddbr5, [OP_PRE_ADDBR + 15] = &&L_preaddbri5,
-        [OP_PRE_ADDBR + 6] = &&L_preaddbr6, [OP_PRE_ADDBR + 16] = &&L_preaddbri6,
-        [OP_PRE_ADDBR + 7] = &&L_preaddbr7, [OP_PRE_ADDBR + 17] = &&L_preaddbri7,
-        [OP_PRE_ADDBR + 8] = &&L_preaddbr8, [OP_PRE_ADDBR + 18] = &&L_preaddbri8,
-        [OP_PRE_ADDBR + 9] = &&L_preaddbr9, [OP_PRE_ADDBR + 19] = &&L_preaddbri9,
+        PRE_ENTRIES(OP_PRE_ADDBR, L_preaddbr), PRE_ENTRIES(OP_PRE_ADDBR_ACC, L_preaddbra),
         [OP_STORE_VMADD] = &&L_store_vmadd, [OP_STORE_VMADD_ACC] = &&L_store_vmadd_acc,
         [OP_PRE_CALL] = &&L_precall_i, [OP_PRE_CALL + 1] = &&L_precall_r,
         [OP_PRE_RETURN] = &&L_preret_i, [OP_PRE_RETURN + 1] = &&L_preret_r,
@@ -1198,33 +1198,27 @@ ADDBRS(L_addbr0, L_addbr1, L_addbr2, L_addbr3, L_addbr4, L_addbr5, L_addbr6, L_a
        L_addbr9, (uint32_t)fp[X])
 ADDBRS(L_addbri0, L_addbri1, L_addbri2, L_addbri3, L_addbri4, L_addbri5, L_addbri6, L_addbri7,
        L_addbri8, L_addbri9, X)
-/* OP_PRE_ADDBR: the add (read from its slot: acc holds the same value
- * when the form was OP_IMM_ACC), then the OP_ADDI_BR[I] after it, entered
- * directly (a jump the CPU always predicts, unlike a dispatch) */
-#define PREADDBR(to)                                                                         \
-    fp[PD] = (uint32_t)(fp[PX] + IMM16);                                                     \
+/* OP_PRE_ADDBR[_ACC]: the add (OP_PRE_ADDBR: slot + imm16, from the slot
+ * also when the form was OP_IMM_ACC; _ACC: acc + slot y), then the
+ * OP_ADDI_BR[I] after it, entered directly (a jump the CPU always
+ * predicts, unlike a dispatch) */
+#define PREADDBR(expr, to)                                                                   \
+    fp[PD] = (uint32_t)(expr);                                                               \
     pc++;                                                                                    \
     goto to;
-L_preaddbr0: PREADDBR(L_addbr0)
-L_preaddbr1: PREADDBR(L_addbr1)
-L_preaddbr2: PREADDBR(L_addbr2)
-L_preaddbr3: PREADDBR(L_addbr3)
-L_preaddbr4: PREADDBR(L_addbr4)
-L_preaddbr5: PREADDBR(L_addbr5)
-L_preaddbr6: PREADDBR(L_addbr6)
-L_preaddbr7: PREADDBR(L_addbr7)
-L_preaddbr8: PREADDBR(L_addbr8)
-L_preaddbr9: PREADDBR(L_addbr9)
-L_preaddbri0: PREADDBR(L_addbri0)
-L_preaddbri1: PREADDBR(L_addbri1)
-L_preaddbri2: PREADDBR(L_addbri2)
-L_preaddbri3: PREADDBR(L_addbri3)
-L_preaddbri4: PREADDBR(L_addbri4)
-L_preaddbri5: PREADDBR(L_addbri5)
-L_preaddbri6: PREADDBR(L_addbri6)
-L_preaddbri7: PREADDBR(L_addbri7)
-L_preaddbri8: PREADDBR(L_addbri8)
-L_preaddbri9: PREADDBR(L_addbri9)
+#define PREADDBRS(p, expr)                                                                   \
+    p##0: PREADDBR(expr, L_addbr0) p##1: PREADDBR(expr, L_addbr1)                            \
+    p##2: PREADDBR(expr, L_addbr2) p##3: PREADDBR(expr, L_addbr3)                            \
+    p##4: PREADDBR(expr, L_addbr4) p##5: PREADDBR(expr, L_addbr5)                            \
+    p##6: PREADDBR(expr, L_addbr6) p##7: PREADDBR(expr, L_addbr7)                            \
+    p##8: PREADDBR(expr, L_addbr8) p##9: PREADDBR(expr, L_addbr9)                            \
+    p##i0: PREADDBR(expr, L_addbri0) p##i1: PREADDBR(expr, L_addbri1)                        \
+    p##i2: PREADDBR(expr, L_addbri2) p##i3: PREADDBR(expr, L_addbri3)                        \
+    p##i4: PREADDBR(expr, L_addbri4) p##i5: PREADDBR(expr, L_addbri5)                        \
+    p##i6: PREADDBR(expr, L_addbri6) p##i7: PREADDBR(expr, L_addbri7)                        \
+    p##i8: PREADDBR(expr, L_addbri8) p##i9: PREADDBR(expr, L_addbri9)
+PREADDBRS(L_preaddbr, fp[PX] + IMM16)
+PREADDBRS(L_preaddbra, acc + fp[PY])
 
 /* OP_PRE_CALL, OP_PRE_RETURN: the i32.add, then the call or return after
  * it (acc set: a return of one value computed into slot 0 leaves it there) */

@@ -408,7 +408,8 @@ enum {
     OP_STORE_VMADD_ACC = 0x7d3, /* the same, x taken from acc */
     OP_PAIR_IMM_ACC = 0x7e0, /* OP_PAIR_IMM and OP_PAIR_REG forms whose first operation */
     OP_PAIR_REG_ACC = 0x800, /* takes its first operand from acc */
-    OP_COUNT = 0x818,
+    OP_PRE_ADDBR_ACC = 0x820, /* + 0..19: as OP_PRE_ADDBR for an i32.add of acc and slot y */
+    OP_COUNT = 0x834,
 };
 
 #endif
