@@ -143,6 +143,7 @@ void h2s_free(void *p)
     buf_free(&st->ubuf);
     h2_hlist_free(&st->up_head);
     h2_hlist_free(&st->req_trl);
+    h2_hlist_free(&st->h1resp_trl);
     free(st->path);
     free(st->authority);
     free(st->user_agent);

@@ -240,7 +240,11 @@ static void resp_finish(struct h2s *st)
     st->up = H2S_UP_NONE;
     buf_free(&st->ubuf);
     uconn_release(uc, reuse);
-    h2s_resp_end(st, NULL, 0);
+    /* st may be gone after its end: the trailers are handed over first */
+    struct h2_hlist trl = st->h1resp_trl;
+    memset(&st->h1resp_trl, 0, sizeof(st->h1resp_trl));
+    h2s_resp_end(st, trl.n ? trl.v : NULL, trl.n);
+    h2_hlist_free(&trl);
 }
 
 /* A response the stream cannot use: 502. Returns -1. */
@@ -294,6 +298,7 @@ static int resp_head(struct h2s *st)
     int end = resp.body == H1_BODY_NONE ||
               (resp.body == H1_BODY_LENGTH && resp.content_length == 0);
     memset(&st->h1resp, 0, sizeof(st->h1resp));
+    st->h1resp.ch.hold_trailers = 1; /* they become the HTTP/2 trailers */
     st->h1resp.kind = resp.body;
     st->h1resp.left = resp.content_length;
     st->h1resp.done = end;
@@ -309,6 +314,37 @@ static int resp_head(struct h2s *st)
     return 1;
 }
 
+/* The trailer section of a chunked response (the decoder stopped before
+ * it), parsed whole: what may go on (no hop-by-hop or framing fields,
+ * names lower-cased for HTTP/2) is kept for the stream's end. 1 when
+ * taken, 0 while more bytes are needed, -1 when malformed or too large. */
+static int resp_trailers(struct h2s *st)
+{
+    struct buf *in = &st->uc->in;
+    struct h1_header hv[HTTP_MAX_HEADERS_CAP];
+    struct h2_header hs[HTTP_MAX_HEADERS_CAP];
+    size_t n = 0, k = 0;
+    int t = h1_chunked_trailers(&st->h1resp.ch, buf_start(in), buf_len(in), hv,
+                                HTTP_MAX_HEADERS_CAP, &n);
+    if (t == H1_INCOMPLETE)
+        return buf_full(in) ? -1 : 0;
+    if (t < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!h1_trailer_forwardable(hv[i].name, hv[i].value))
+            continue;
+        char *name = buf_start(in) + (hv[i].name.p - buf_start(in));
+        for (size_t j = 0; j < hv[i].name.len; j++)
+            name[j] = (char)h1_lower[(uint8_t)name[j]];
+        hs[k++] = (struct h2_header){name, hv[i].name.len, hv[i].value.p, hv[i].value.len};
+    }
+    if (k > 0 && h2_hlist_copy(&st->h1resp_trl, hs, k) < 0)
+        return -1;
+    buf_consume(in, (uint32_t)t);
+    st->h1resp.done = 1;
+    return 1;
+}
+
 /* Moves decoded body bytes from uc->in to the stream, as many as respb
  * takes. 0, -1 on malformed chunked framing, -2 when the stream dropped
  * the upstream meanwhile. */
@@ -316,6 +352,12 @@ static int resp_body(struct h2s *st)
 {
     struct hbody *b = &st->h1resp;
     while (!b->done && buf_len(&st->uc->in) > 0) {
+        if (b->kind == H1_BODY_CHUNKED && h1_chunked_at_trailers(&b->ch)) {
+            int t = resp_trailers(st);
+            if (t <= 0)
+                return t;
+            continue;
+        }
         size_t room = buf_room(&st->respb);
         if (room == 0)
             return 0;
@@ -502,6 +544,7 @@ int h2h1_start(struct h2s *st)
     st->h1_head_sent = st->h1_chunked = st->h1_body_done = st->h1_last_chunk = 0;
     st->h1_readable = st->h1_reuse = st->h1_wfailed = 0;
     memset(&st->h1resp, 0, sizeof(st->h1resp));
+    h2_hlist_free(&st->h1resp_trl);
     st->uc = uconn_get(st->wc, st->ep, &h1_ops, st, &ready);
     if (!st->uc)
         return -1;

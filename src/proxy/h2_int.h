@@ -98,6 +98,7 @@ struct h2s {
     int h1_chunked;             /* H2S_UP_H1: the body is sent chunked */
     int h1_body_done;           /* H2S_UP_H1: the whole request body is written */
     struct hbody h1resp;        /* H2S_UP_H1: response framing */
+    struct h2_hlist h1resp_trl; /* H2S_UP_H1: the response's chunked trailers, for its end */
     int h1_readable;
     int h1_reuse;               /* H2S_UP_H1: the connection may be pooled after */
 

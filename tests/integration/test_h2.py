@@ -2,7 +2,8 @@
 
   * h2c with prior knowledge (curl, nghttp, h2load) to an HTTP/1.1 cluster
     (nginx): GET, POST echo, 1 MiB download and upload (sha256), concurrent
-    streams on one connection, 2000 requests on 4 connections; HTTP statuses
+    streams on one connection, 2000 requests on 4 connections; an HTTP/1.1
+    backend's chunked trailers as HTTP/2 trailers; HTTP statuses
     for non-gRPC refusals (403, 404, 503, 504); metrics and access log.
   * TLS with ALPN: curl --http2 negotiates h2 (and --http1.1 still works).
   * HTTP/2 upstreams (Cluster protocol: http2): nginx `listen ... http2`
@@ -40,7 +41,8 @@ import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (API, CURL, PROMTOOL, Nginx, SlowServer, Suite, cluster_doc, connect_refused,  # noqa: E402
+from harness import (API, CURL, PROMTOOL, Nginx, SlowServer, Suite, TrailerEcho, cluster_doc,  # noqa: E402
+                     connect_refused,
                      curl, curl_multi, file_sha256, free_port, kill_group, listener_doc,
                      make_tmpdir, parse_echo, proxy_doc, route_doc, sha256, spawn,
                      start_strand, wait_for, write_random_file)
@@ -241,6 +243,9 @@ def main():
             "client_body_in_file_only on; proxy_pass http://127.0.0.1:%d/sink;" % ng.ports[0])
         ng.start()
         slow = SlowServer(body=b"late\n", head_delay=2.0, body_delay=0, max_wait=5)
+        # An HTTP/1.1 backend answering chunked with trailers (nginx sends none)
+        trl_up = TrailerEcho(resp_trailers=b"X-Up-Trailer: yes\r\nKeep-Alive: timeout=5\r\n"
+                                           b"x-second: 2\r\n")
         pa_proc, pa = gp.start_peer("a", 0, spawn=spawn, stderr_path=os.path.join(tmp, "peer-a.log"))
         pb_proc, pb = gp.start_peer("b", 0, spawn=spawn, stderr_path=os.path.join(tmp, "peer-b.log"))
         dead = free_port()          # nobody listens there
@@ -257,6 +262,7 @@ def main():
             cluster_doc("nginx-h2c", [ng.ports[1]], **h2),
             cluster_doc("nginx-h2tls", [ng.ports[2]], tls={"caFile": cert, "sni": "localhost"}, **h2),
             cluster_doc("slow", [slow.port]),
+            cluster_doc("h1trailers", [trl_up.port]),
             cluster_doc("dead", [dead], connectTimeout="500ms"),
             cluster_doc("peer-a", [pa], **h2),
             cluster_doc("peer-b", [pb], **h2),
@@ -269,6 +275,8 @@ def main():
                  "backends": [{"cluster": "nginx-h2c"}]},
                 {"name": "h2tls", "match": [{"attribute": "path", "prefix": "/h2tls/"}],
                  "backends": [{"cluster": "nginx-h2tls"}]},
+                {"name": "h1trailers", "match": [{"attribute": "path", "prefix": "/h1trailers"}],
+                 "backends": [{"cluster": "h1trailers"}]},
                 {"name": "slow", "match": [{"attribute": "path", "prefix": "/slow"}],
                  "backends": [{"cluster": "slow"}], "timeout": "300ms"},
                 {"name": "dead", "match": [{"attribute": "path", "prefix": "/dead"}],
@@ -368,6 +376,18 @@ def main():
         bf = en.get("body_file") if en else None
         t.check("1 MiB upload arrived intact at nginx (sha256)",
                 bf and os.path.exists(bf) and file_sha256(bf) == want, "entry %r" % (en,))
+
+    with t.section("an HTTP/1.1 upstream's chunked trailers reach an HTTP/2 client", s):
+        r = nghttp(base + "/h1trailers/x")
+        sid = r.streams()[0] if r.streams() else None
+        t.check("200", r.statuses() == ["200"], r.tail())
+        t.check("the trailers came as a second HEADERS frame ending the stream",
+                len(r.recv("HEADERS", sid)) == 2 and r.recv("HEADERS", sid)[-1][3] & 0x1, r.tail())
+        t.check("x-up-trailer: yes (name lower-cased) and x-second: 2",
+                r.header(sid, "x-up-trailer") == ["yes"] and r.header(sid, "x-second") == ["2"],
+                r.tail())
+        t.check("the hop-by-hop keep-alive trailer was dropped", not r.header(sid, "keep-alive"),
+                r.tail())
 
     with t.section("nghttp: concurrent streams on one connection", s):
         r = nghttp(base + "/count/n", args=["-m", "10"])
