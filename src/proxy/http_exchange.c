@@ -298,10 +298,15 @@ static void exchange_start(struct hreq *r)
     r->wf_req_fwd = 0;
     if (r->replay) {
         /* The body goes again from its start: its framing state as at the
-         * head (the trailer section, if one was held, is taken again). */
-        free(r->body.trl);
+         * head. A trailer section the filters saw already is kept and sent
+         * again (req_send), not taken and filtered a second time. */
+        char *trl = r->body.trl;
+        uint32_t trl_len = r->body.trl_len;
         r->body = r->body0;
+        r->body.trl = trl;
+        r->body.trl_len = trl_len;
         r->body_off = 0;
+        r->trl_skipped = 0;
     }
     r->resp_head_done = 0;
     free(r->resp.trl);
@@ -549,22 +554,34 @@ static int req_send(struct hreq *r)
             bl = body_forwardable(&r->body, buf_start(&hc->in) + skip, avail);
             if (bl < 0)
                 return IO_ERROR;
-            if (bl > 0)
+            if (bl > 0) {
                 iov[n++] = (struct iovec){buf_start(&hc->in) + skip, (size_t)bl};
-            else if (r->body.kind == H1_BODY_CHUNKED && !r->body.trl &&
-                     h1_chunked_at_trailers(&r->body.ch) && r->head_sent == r->head_len) {
-                int t = trailers_take(r, &r->body, 0, buf_start(&hc->in) + skip, avail,
-                                      buf_full(&hc->in));
-                if (t == TRL_BAD)
-                    return IO_ERROR;
-                if (t == TRL_ENDED)
-                    return IO_LOCAL;
-                if (t > 0 && r->replay)
-                    r->body_off += (uint32_t)t;
-                else if (t > 0)
-                    buf_consume(&hc->in, (uint32_t)t);
+            } else if (r->body.kind == H1_BODY_CHUNKED && h1_chunked_at_trailers(&r->body.ch)) {
+                /* the body is out up to its trailer section: that goes
+                 * next, rewritten (held in r->body.trl) */
+                if (r->body.trl && r->replay && !r->trl_skipped) {
+                    /* a retry: the section held (and filtered) by the
+                     * first attempt goes again as it is; its bytes are
+                     * passed over */
+                    r->body_off += r->trl_raw;
+                    r->trl_skipped = 1;
+                } else if (!r->body.trl && r->head_sent == r->head_len) {
+                    int t = trailers_take(r, &r->body, 0, buf_start(&hc->in) + skip, avail,
+                                          buf_full(&hc->in));
+                    if (t == TRL_BAD)
+                        return IO_ERROR;
+                    if (t == TRL_ENDED)
+                        return IO_LOCAL;
+                    if (t > 0 && r->replay) {
+                        r->body_off += (uint32_t)t;
+                        r->trl_raw = (uint32_t)t;
+                        r->trl_skipped = 1;
+                    } else if (t > 0) {
+                        buf_consume(&hc->in, (uint32_t)t);
+                    }
+                }
+                trailers_iov(&r->body, iov, &n);
             }
-            trailers_iov(&r->body, iov, &n);
         }
         if (n == 0)
             return r->body.done ? IO_DONE : IO_IDLE;

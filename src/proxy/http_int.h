@@ -116,6 +116,8 @@ struct hreq {
     struct hbody body0;         /* replay: the body's framing state at the head */
     int replay;                 /* the whole body sits in hc->in from offset 0 */
     uint32_t body_off;          /* replay: bytes of hc->in already sent */
+    uint32_t trl_raw;           /* replay: bytes of the held trailer section in hc->in */
+    uint8_t trl_skipped;        /* replay: this attempt went past them (body_off) */
     uint64_t body_bytes;        /* request body bytes sent (all attempts: last) */
     int head_only;              /* HEAD request */
     int upgrade;                /* websocket upgrade asked for */
