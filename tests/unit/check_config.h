@@ -20,17 +20,23 @@ static inline struct config *load_yaml(const char *yaml, size_t len, char *err, 
     return cfg;
 }
 
-/* The 1-based line of the first "#<" in yaml, or 0 when there is none.
- * Borrows yaml. */
-static inline int marker_line(const char *yaml)
+/* The 1-based line of the first occurrence of needle in text, or 0.
+ * Borrows both. */
+static inline int line_of(const char *text, const char *needle)
 {
-    const char *m = strstr(yaml, "#<");
+    const char *m = strstr(text, needle);
     if (m == NULL)
         return 0;
     int line = 1;
-    for (const char *p = yaml; p < m; p++)
+    for (const char *p = text; p < m; p++)
         line += *p == '\n';
     return line;
+}
+
+/* The line of yaml's first "#<" marker, or 0 when there is none. */
+static inline int marker_line(const char *yaml)
+{
+    return line_of(yaml, "#<");
 }
 
 /* Counts one check of a load that must have failed: cfg NULL (a config is

@@ -895,18 +895,6 @@ static bool json_check(const char *text, const char *expr)
     return pclose(p) == 0;
 }
 
-/* The 1-based line of the first occurrence of needle in text, or 0. */
-static int line_of(const char *text, const char *needle)
-{
-    const char *m = strstr(text, needle);
-    if (m == NULL)
-        return 0;
-    int line = 1;
-    for (const char *p = text; p < m; p++)
-        line += *p == '\n';
-    return line;
-}
-
 static void test_json(void)
 {
     char err[512];
