@@ -995,18 +995,19 @@ static int compile_body(struct cstate *s, const uint8_t *b, const struct wasm_bo
             uint32_t idx = op == 0x11 ? pop_slot(s) : 0;
             TRY(materialize(s, UINT32_MAX));
             uint32_t base = HOME(s, s->h - ct->np);
-            if (op == 0x10 && in.a >= m->nfunc_imports) pre_form(s, OP_PRE_CALL);
-            if (op == 0x10 && in.a >= m->nfunc_imports) /* same instance, not a host function */
+            int direct = op == 0x10 && in.a >= m->nfunc_imports; /* same instance, not a host function */
+            if (direct) {
+                pre_form(s, OP_PRE_CALL);
                 TRY(emit(s, 0, 2, word(OP_CALL_DIRECT, base),
                          (uint64_t)(uintptr_t)&m->codes[in.a - m->nfunc_imports], 0));
-            else if (op == 0x10) TRY(emit(s, 0, 2, word(OP_CALL, in.a), base, 0));
+            } else if (op == 0x10) TRY(emit(s, 0, 2, word(OP_CALL, in.a), base, 0));
             else TRY(emit(s, 0, 3, word(OP_CALL_INDIRECT, in.a), pair(base, in.b), idx));
             s->h -= ct->np;
             for (uint32_t i = 0; i < ct->nr; i++) TRY(push_home(s, wasm_slots(ct->t[ct->np + i])));
             /* the callee's return leaves its first result in acc: the next
              * instruction may read it from there (not through the slot the
              * return just wrote: a store-to-load wait on every call) */
-            if (op == 0x10 && in.a >= m->nfunc_imports && ct->nr && ct->t[ct->np] != WASM_V128)
+            if (direct && ct->nr && ct->t[ct->np] != WASM_V128)
                 s->call_acc = base;
             /* the callee's frame starts at base: make room for its results */
             break;
