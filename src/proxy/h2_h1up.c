@@ -256,6 +256,17 @@ static int resp_bad(struct h2s *st, const char *msg)
     return -1;
 }
 
+/* A field of the upstream's bytes in `in` as HTTP/2 wants it: the name
+ * lower-cased in place (those bytes are ours and consumed right after
+ * they are handed on). Borrows in; the result points into it. */
+static struct h2_header h2_field(struct buf *in, h1_str name, h1_str value)
+{
+    char *p = buf_start(in) + (name.p - buf_start(in));
+    for (size_t j = 0; j < name.len; j++)
+        p[j] = (char)h1_lower[(uint8_t)p[j]];
+    return (struct h2_header){p, name.len, value.p, value.len};
+}
+
 /* Parses the response head in uc->in and submits it. 1 when the body
  * follows, 0 when more bytes are needed, -1 when st went elsewhere (retry,
  * local answer) or the response is over. */
@@ -283,17 +294,13 @@ static int resp_head(struct h2s *st)
             break;
         buf_consume(in, (uint32_t)rc); /* interim (100, 103): dropped */
     }
-    /* Lower-cased in place: the head is ours and consumed right after. */
     size_t n = 0;
     for (size_t i = 0; i < resp.nheaders; i++) {
         const struct h1_header *f = &hh[i];
         if (h1_header_should_strip(f->name, resp.connection) ||
             h2_header_is_connection_specific(f->name.p, f->name.len, f->value.p, f->value.len))
             continue;
-        char *name = buf_start(in) + (f->name.p - buf_start(in));
-        for (size_t j = 0; j < f->name.len; j++)
-            name[j] = (char)h1_lower[(uint8_t)name[j]];
-        hs[n++] = (struct h2_header){name, f->name.len, f->value.p, f->value.len};
+        hs[n++] = h2_field(in, f->name, f->value);
     }
     int end = resp.body == H1_BODY_NONE ||
               (resp.body == H1_BODY_LENGTH && resp.content_length == 0);
@@ -331,12 +338,8 @@ static int resp_trailers(struct h2s *st)
     if (t < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        if (!h1_trailer_forwardable(hv[i].name, hv[i].value))
-            continue;
-        char *name = buf_start(in) + (hv[i].name.p - buf_start(in));
-        for (size_t j = 0; j < hv[i].name.len; j++)
-            name[j] = (char)h1_lower[(uint8_t)name[j]];
-        hs[k++] = (struct h2_header){name, hv[i].name.len, hv[i].value.p, hv[i].value.len};
+        if (h1_trailer_forwardable(hv[i].name, hv[i].value))
+            hs[k++] = h2_field(in, hv[i].name, hv[i].value);
     }
     if (k > 0 && h2_hlist_copy(&st->h1resp_trl, hs, k) < 0)
         return -1;
